@@ -1,0 +1,170 @@
+"""The one entry point: ``tray-notifier`` / ``python -m app`` and its subcommands.
+
+Each subcommand's work lives in its own module, imported only when that subcommand runs, so
+``--version`` is instant and ``server`` never loads Qt.
+
+Exit codes: 0 done, 1 failure, 2 usage, 3 authentication, 4 protocol or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from app import APP_NAME, __version__
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_PROTOCOL = 4
+
+log = logging.getLogger("app")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tray-notifier",
+        description=f"{APP_NAME}: organisation announcements in the system tray.",
+        epilog="Exit codes: 0 done, 1 failure, 2 usage, 3 authentication, 4 protocol or config.",
+    )
+    p.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    p.add_argument("--self-test", action="store_true",
+                   help="run a headless check (embedded server, login, one announcement) and exit")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    # demo -------------------------------------------------------------------------------
+    d = sub.add_parser("demo", help="embedded server with demo users, and the tray as alice")
+    d.add_argument("--interval", type=_positive_float, default=20.0,
+                   help="seconds between sample announcements (default 20)")
+    d.add_argument("--exit-after", type=_positive_float, default=None, metavar="S",
+                   help="quit after S seconds (for scripted runs)")
+    d.add_argument("--headless", action="store_true",
+                   help="no tray: print announcements with the headless listener")
+
+    # server -----------------------------------------------------------------------------
+    s = sub.add_parser("server", help="run the companion announcement server")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    s.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 = free port)")
+    s.add_argument("--db", default=None, metavar="FILE", help="SQLite file (default: data folder)")
+    s.add_argument("--redis", default=None, metavar="URL",
+                   help="use Redis Streams for shared state, e.g. redis://127.0.0.1:6379/0")
+    s.add_argument("--data-dir", default=None, help="folder for the signing key and database")
+    s.add_argument("--demo-users", action="store_true",
+                   help="create alice (it), bob (hr) and publisher, password 'demo', and print them")
+    s.add_argument("--token-ttl", type=_positive_float, default=900.0, metavar="S",
+                   help="access token lifetime in seconds (default 900)")
+    s.add_argument("--ping-interval", type=_positive_float, default=15.0, metavar="S",
+                   help="seconds between keepalive comments (default 15)")
+    ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
+    au = ssub.add_parser("add-user", help="create or update a user")
+    au.add_argument("name")
+    au.add_argument("--password-stdin", action="store_true", required=True,
+                    help="read the password from standard input")
+    au.add_argument("--group", action="append", default=[], help="group (repeatable)")
+    au.add_argument("--publisher", action="store_true", help="may publish announcements")
+
+    # publish ----------------------------------------------------------------------------
+    pb = sub.add_parser("publish", help="publish an announcement (publisher account)")
+    pb.add_argument("--server", required=True, metavar="URL")
+    who = pb.add_mutually_exclusive_group(required=True)
+    who.add_argument("--all", action="store_true", help="everyone")
+    who.add_argument("--group", action="append", help="a group (repeatable)")
+    who.add_argument("--user", action="append", help="a user (repeatable)")
+    pb.add_argument("--title", required=True)
+    pb.add_argument("--body", required=True)
+    pb.add_argument("--priority", default="normal", choices=["low", "normal", "high", "urgent"])
+    pb.add_argument("--url", default=None, help="a link (http or https)")
+    pb.add_argument("--expires-at", default=None, help="ISO 8601 time after which it is hidden")
+    pb.add_argument("--login", default="publisher", metavar="NAME",
+                    help="publisher account to log in as (default 'publisher')")
+    pb.add_argument("--password-stdin", action="store_true",
+                    help="read the password from standard input (else the keyring, else a prompt)")
+    pb.add_argument("--ca-bundle", default=None, help="PEM file of a private certificate authority")
+
+    # listen -----------------------------------------------------------------------------
+    ls = sub.add_parser("listen", help="headless listener: one JSON line per event")
+    ls.add_argument("--url", help="full stream URL, e.g. https://host/sse/connect/alice")
+    ls.add_argument("--token", help="access token (sent only in the Authorization header)")
+    ls.add_argument("--server", help="server URL, with --user: use the stored login")
+    ls.add_argument("--user", help="user name of the stored login (with --server)")
+    ls.add_argument("--max-events", type=_positive_int, default=None, metavar="N")
+    ls.add_argument("--json", action="store_true", help="JSON lines (the default is text lines)")
+    ls.add_argument("--heartbeat-timeout", type=_positive_float, default=None, metavar="S",
+                    help="reconnect when no byte arrives for S seconds (default 45)")
+    ls.add_argument("--last-event-id", default=None, help="resume after this id")
+    ls.add_argument("--ca-bundle", default=None, help="PEM file of a private certificate authority")
+    ls.add_argument("--last-event-id-query", action="store_true",
+                    help="also send the resume id as the lastEventId query parameter")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from app import logs
+
+    logs.setup(args.log_level or "INFO")
+    try:
+        if args.self_test:
+            from app import selftest
+
+            return selftest.run(args)
+        if args.command == "demo":
+            from app import demo
+
+            return demo.run(args)
+        if args.command == "server":
+            from app.server import main as server_main
+
+            return server_main.run(args)
+        if args.command == "publish":
+            from app import publish
+
+            return publish.run(args)
+        if args.command == "listen":
+            from app import listen
+
+            return listen.run(args, parser=parser)
+        from app.ui import main as ui_main
+
+        return ui_main.run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The companion announcement server (aiohttp), with SQLite or Redis Streams state."""

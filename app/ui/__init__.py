@@ -1,0 +1,1 @@
+"""Qt user interface: tray, toasts, windows, and the one worker thread."""

@@ -1,0 +1,14 @@
+"""Test-wide settings. Fixtures live in tests/fixtures/ (one module per kind of peer)."""
+
+from __future__ import annotations
+
+import os
+
+# Qt aborts the interpreter when no display is found: default to offscreen (desktop tests
+# start their own X server and set QT_QPA_PLATFORM=xcb in their fixture).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# never read or write the developer's real profile, keyring or config
+os.environ.pop("TRAY_NOTIFIER_SERVER", None)
+os.environ.pop("SSE_HEARTBEAT_TIMEOUT", None)
+
+pytest_plugins: list[str] = []
