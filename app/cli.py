@@ -61,39 +61,75 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 done, 1 failure, 2 usage, 3 authentication, 4 protocol or config.",
     )
     p.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
-    p.add_argument("--self-test", action="store_true",
-                   help="run a headless check (embedded server, login, one announcement) and exit")
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="run a headless check (embedded server, login, one announcement) and exit",
+    )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     # demo -------------------------------------------------------------------------------
     d = sub.add_parser("demo", help="embedded server with demo users, and the tray as alice")
-    d.add_argument("--interval", type=_positive_float, default=20.0,
-                   help="seconds between sample announcements (default 20)")
-    d.add_argument("--exit-after", type=_positive_float, default=None, metavar="S",
-                   help="quit after S seconds (for scripted runs)")
-    d.add_argument("--headless", action="store_true",
-                   help="no tray: print announcements with the headless listener")
+    d.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=20.0,
+        help="seconds between sample announcements (default 20)",
+    )
+    d.add_argument(
+        "--exit-after",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="quit after S seconds (for scripted runs)",
+    )
+    d.add_argument(
+        "--headless",
+        action="store_true",
+        help="no tray: print announcements with the headless listener",
+    )
 
     # server -----------------------------------------------------------------------------
     s = sub.add_parser("server", help="run the companion announcement server")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     s.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 = free port)")
     s.add_argument("--db", default=None, metavar="FILE", help="SQLite file (default: data folder)")
-    s.add_argument("--redis", default=None, metavar="URL",
-                   help="use Redis Streams for shared state, e.g. redis://127.0.0.1:6379/0")
+    s.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="use Redis Streams for shared state, e.g. redis://127.0.0.1:6379/0",
+    )
     s.add_argument("--data-dir", default=None, help="folder for the signing key and database")
-    s.add_argument("--demo-users", action="store_true",
-                   help="create alice (it), bob (hr) and publisher, password 'demo', and print them")
-    s.add_argument("--token-ttl", type=_positive_float, default=900.0, metavar="S",
-                   help="access token lifetime in seconds (default 900)")
-    s.add_argument("--ping-interval", type=_positive_float, default=15.0, metavar="S",
-                   help="seconds between keepalive comments (default 15)")
+    s.add_argument(
+        "--demo-users",
+        action="store_true",
+        help="create alice (it), bob (hr) and publisher, password 'demo', and print them",
+    )
+    s.add_argument(
+        "--token-ttl",
+        type=_positive_float,
+        default=900.0,
+        metavar="S",
+        help="access token lifetime in seconds (default 900)",
+    )
+    s.add_argument(
+        "--ping-interval",
+        type=_positive_float,
+        default=15.0,
+        metavar="S",
+        help="seconds between keepalive comments (default 15)",
+    )
     ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
     au = ssub.add_parser("add-user", help="create or update a user")
     au.add_argument("name")
-    au.add_argument("--password-stdin", action="store_true", required=True,
-                    help="read the password from standard input")
+    au.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input",
+    )
     au.add_argument("--group", action="append", default=[], help="group (repeatable)")
     au.add_argument("--publisher", action="store_true", help="may publish announcements")
 
@@ -109,10 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--priority", default="normal", choices=["low", "normal", "high", "urgent"])
     pb.add_argument("--url", default=None, help="a link (http or https)")
     pb.add_argument("--expires-at", default=None, help="ISO 8601 time after which it is hidden")
-    pb.add_argument("--login", default="publisher", metavar="NAME",
-                    help="publisher account to log in as (default 'publisher')")
-    pb.add_argument("--password-stdin", action="store_true",
-                    help="read the password from standard input (else the keyring, else a prompt)")
+    pb.add_argument(
+        "--login",
+        default="publisher",
+        metavar="NAME",
+        help="publisher account to log in as (default 'publisher')",
+    )
+    pb.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else the keyring, else a prompt)",
+    )
     pb.add_argument("--ca-bundle", default=None, help="PEM file of a private certificate authority")
 
     # listen -----------------------------------------------------------------------------
@@ -123,12 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--user", help="user name of the stored login (with --server)")
     ls.add_argument("--max-events", type=_positive_int, default=None, metavar="N")
     ls.add_argument("--json", action="store_true", help="JSON lines (the default is text lines)")
-    ls.add_argument("--heartbeat-timeout", type=_positive_float, default=None, metavar="S",
-                    help="reconnect when no byte arrives for S seconds (default 45)")
+    ls.add_argument(
+        "--heartbeat-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="reconnect when no byte arrives for S seconds (default 45)",
+    )
     ls.add_argument("--last-event-id", default=None, help="resume after this id")
     ls.add_argument("--ca-bundle", default=None, help="PEM file of a private certificate authority")
-    ls.add_argument("--last-event-id-query", action="store_true",
-                    help="also send the resume id as the lastEventId query parameter")
+    ls.add_argument(
+        "--last-event-id-query",
+        action="store_true",
+        help="also send the resume id as the lastEventId query parameter",
+    )
     return p
 
 

@@ -217,8 +217,15 @@ def _parse_hhmm(name: str, value: Any) -> time:
 
 def from_dict(data: dict[str, Any]) -> Config:
     kwargs: dict[str, Any] = {}
-    simple = {"server_url", "username", "start_at_login", "do_not_disturb", "language",
-              "retention_days", "log_level"}
+    simple = {
+        "server_url",
+        "username",
+        "start_at_login",
+        "do_not_disturb",
+        "language",
+        "retention_days",
+        "log_level",
+    }
     types = {f.name: f.type for f in dataclasses.fields(Config)}
     for k, v in data.items():
         if k in simple:
@@ -231,9 +238,11 @@ def from_dict(data: dict[str, Any]) -> Config:
             if v in ({}, None, ""):
                 continue
             if not isinstance(v, dict) or "start" not in v or "end" not in v:
-                raise ConfigError("[quiet_hours] needs start and end, like start = \"22:00\"")
-            kwargs[k] = QuietHours(_parse_hhmm("quiet_hours.start", v["start"]),
-                                   _parse_hhmm("quiet_hours.end", v["end"]))
+                raise ConfigError('[quiet_hours] needs start and end, like start = "22:00"')
+            kwargs[k] = QuietHours(
+                _parse_hhmm("quiet_hours.start", v["start"]),
+                _parse_hhmm("quiet_hours.end", v["end"]),
+            )
         elif k == "toast_min_priority":
             try:
                 kwargs[k] = Priority.parse(v)
@@ -246,7 +255,8 @@ def from_dict(data: dict[str, Any]) -> Config:
         raise ConfigError("config value retention_days must be at least 1")
     if cfg.server_url and not cfg.server_url.startswith(("http://", "https://")):
         raise ConfigError(
-            f"server_url {cfg.server_url!r} must start with https:// (or http:// on loopback)")
+            f"server_url {cfg.server_url!r} must start with https:// (or http:// on loopback)"
+        )
     return cfg
 
 

@@ -61,20 +61,31 @@ def setup(level: str | int = "INFO", *, log_file: Path | None = None, stream: bo
         return
     _configured = True
     root.setLevel(level)
-    handlers: list[logging.Handler] = []
     if stream:
-        handlers.append(logging.StreamHandler())
+        _attach(logging.StreamHandler())
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
-            )
-        )
-    for h in handlers:
-        h.setFormatter(logging.Formatter(_FORMAT))
-        h.addFilter(RedactingFilter())
-        root.addHandler(h)
+        add_file(log_file)
     # httpx logs every request URL at INFO; keep it at WARNING
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def add_file(log_file: Path) -> None:
+    """Also log to a rotating file (1 MB x 5), after :func:`setup` (the tray's log folder)."""
+    root = logging.getLogger()
+    target = str(log_file.resolve())
+    for h in root.handlers:
+        if isinstance(h, logging.handlers.RotatingFileHandler) and h.baseFilename == target:
+            return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    _attach(
+        logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
+        )
+    )
+
+
+def _attach(handler: logging.Handler) -> None:
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.addFilter(RedactingFilter())
+    logging.getLogger().addHandler(handler)

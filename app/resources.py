@@ -19,7 +19,9 @@ def root() -> Path:
     for c in candidates:
         if c.is_dir():
             return c
-    raise FileNotFoundError(f"resources folder not found (looked in {', '.join(map(str, candidates))})")
+    raise FileNotFoundError(
+        f"resources folder not found (looked in {', '.join(map(str, candidates))})"
+    )
 
 
 def path(*parts: str) -> Path:

@@ -1,0 +1,475 @@
+"""The HTTP API of the companion server (DESIGN.md "Server API"), on aiohttp.
+
+It talks only to the :class:`~app.server.broker.Broker` interface and the token issuer, so a
+different backend slots in without a change here. Errors are JSON ``{"error": ..., "field": ...}``
+(400), ``{"error": ...}`` otherwise; no response or log line carries a token or a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from app import __version__
+from app.server import wire
+from app.server.auth import (
+    AccessClaims,
+    InvalidToken,
+    TokenIssuer,
+    hash_refresh_token,
+    new_refresh_token,
+    new_session_id,
+    verify_password,
+)
+from app.server.broker import Broker, Draft, InvalidCursor, Principal, Record, User
+from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Subscription
+from app.server.validation import BadInput, parse_draft, require_object, string_field
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+MAX_LIST = 1000
+_CLOSE_OK = {"code": 200, "msg": "ok", "data": None}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Tunables of the HTTP layer (defaults are the production values)."""
+
+    token_ttl: float = 900.0  # access token lifetime, seconds
+    refresh_ttl: float = 30 * 86400.0  # refresh token lifetime, seconds
+    ping_interval: float = 15.0  # a ": ping" comment after this long without a write
+    retry_ms: int = 3000  # the stream's "retry:" advice
+    queue_size: int = 256  # deliveries a stream may fall behind before it is dropped
+    replay_limit: int = 1000  # announcements replayed on connect, then "event: sync"
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Counters of this process, shown by ``/metrics``."""
+
+    connections: int = 0
+    connections_total: int = 0
+    published: int = 0
+    delivered: int = 0
+    replayed: int = 0
+    dropped: int = 0
+    revoked: int = 0
+    acks: int = 0
+    logins: int = 0
+    login_failures: int = 0
+
+    def prometheus(self, *, subscriptions: int) -> str:
+        rows = [
+            ("connections", "gauge", "open SSE streams", self.connections),
+            ("subscriptions", "gauge", "streams registered with the broker", subscriptions),
+            ("connections_total", "counter", "SSE streams opened", self.connections_total),
+            ("published_total", "counter", "announcements published", self.published),
+            ("delivered_total", "counter", "announcements written to streams", self.delivered),
+            ("replayed_total", "counter", "announcements written as replay", self.replayed),
+            ("dropped_total", "counter", "streams dropped for falling behind", self.dropped),
+            ("revoked_total", "counter", "announcements revoked", self.revoked),
+            ("acks_total", "counter", "read receipts recorded", self.acks),
+            ("logins_total", "counter", "successful logins", self.logins),
+            ("login_failures_total", "counter", "refused logins", self.login_failures),
+        ]
+        out: list[str] = []
+        for name, kind, help_text, value in rows:
+            metric = f"tray_notifier_{name}"
+            out += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}", f"{metric} {value}"]
+        return "\n".join(out) + "\n"
+
+
+class Api:
+    """Request handlers; one instance per application."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        issuer: TokenIssuer,
+        settings: ServerSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.broker = broker
+        self.issuer = issuer
+        self.settings = settings
+        self.metrics = Metrics()
+        self._clock = clock
+        self._started = clock()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/auth/login", self.login),
+            web.post("/auth/refresh", self.refresh),
+            web.post("/auth/logout", self.logout),
+            web.get("/sse/connect/{userId}", self.connect),
+            web.route("GET", "/sse/close/{userId}", self.close),
+            web.route("POST", "/sse/close/{userId}", self.close),
+            web.route("DELETE", "/sse/close/{userId}", self.close),
+            web.post("/announcements", self.publish),
+            web.get("/announcements", self.list),
+            web.post("/announcements/{id}/ack", self.ack),
+            web.get("/announcements/{id}/acks", self.acks),
+            web.delete("/announcements/{id}", self.revoke),
+            web.get("/healthz", self.healthz),
+            web.get("/metrics", self.prometheus),
+        ]
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    # auth -------------------------------------------------------------------------------
+    async def login(self, request: web.Request) -> web.Response:
+        obj = require_object(await _json_body(request))
+        username = string_field(obj, "username")
+        password = string_field(obj, "password")
+        assert username is not None and password is not None
+        user = await self.broker.get_user(username)
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(
+            None, verify_password, password, user.password_hash if user else None
+        )
+        if user is None or not ok:
+            self.metrics.login_failures += 1
+            log.info("refused login for %r", username)
+            raise _http_error(web.HTTPUnauthorized, "wrong user name or password")
+        self.metrics.logins += 1
+        return web.json_response(await self._grant(user, new_session_id()))
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        obj = require_object(await _json_body(request))
+        token = string_field(obj, "refresh_token")
+        assert token is not None
+        grant = await self.broker.use_refresh_token(hash_refresh_token(token), now=self._clock())
+        user = await self.broker.get_user(grant.user_id) if grant else None
+        if grant is None or user is None:
+            raise _http_error(
+                web.HTTPUnauthorized,
+                "the refresh token is not valid (used, expired or logged out): log in again",
+            )
+        return web.json_response(await self._grant(user, grant.session_id))
+
+    async def logout(self, request: web.Request) -> web.Response:
+        obj = require_object(await _json_body(request))
+        token = string_field(obj, "refresh_token")
+        assert token is not None
+        await self.broker.revoke_refresh_token(hash_refresh_token(token))
+        return web.Response(status=204)
+
+    async def _grant(self, user: User, session_id: str) -> dict[str, Any]:
+        access, ttl = self.issuer.issue(user, session_id=session_id)
+        refresh, refresh_hash = new_refresh_token()
+        await self.broker.add_refresh_token(
+            refresh_hash,
+            user_id=user.name,
+            session_id=session_id,
+            expires_at=self._clock() + self.settings.refresh_ttl,
+        )
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "user_id": user.name,
+        }
+
+    def _claims(self, request: web.Request) -> AccessClaims:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _http_error(web.HTTPUnauthorized, "a Bearer access token is required: log in")
+        try:
+            return self.issuer.verify(token.strip())
+        except InvalidToken as exc:
+            raise _http_error(web.HTTPUnauthorized, str(exc)) from None
+
+    def _caller(self, request: web.Request, *, publisher: bool = False) -> Principal:
+        principal = self._claims(request).principal
+        if publisher and not principal.publisher:
+            raise _http_error(web.HTTPForbidden, "this needs a publisher account")
+        return principal
+
+    def _same_user(self, request: web.Request) -> AccessClaims:
+        claims = self._claims(request)
+        if claims.principal.user_id != request.match_info["userId"]:
+            raise _http_error(web.HTTPForbidden, "the access token belongs to another user")
+        return claims
+
+    # streams ----------------------------------------------------------------------------
+    async def connect(self, request: web.Request) -> web.StreamResponse:
+        claims = self._same_user(request)
+        cursor = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or None
+        transport = request.transport
+
+        def overflow() -> None:
+            self.metrics.dropped += 1
+            log.info("stream of %r fell too far behind: dropped", claims.principal.user_id)
+            if transport is not None:
+                transport.abort()
+
+        sub = self.broker.subscribe(
+            claims.principal, queue_size=self.settings.queue_size, on_overflow=overflow
+        )
+        self.metrics.connections += 1
+        self.metrics.connections_total += 1
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        try:
+            await response.prepare(request)
+            await _Stream(self, response, sub, claims).run(cursor)
+        except ConnectionError:
+            log.debug("stream %s: client gone", sub.conn_id)
+        finally:
+            self.broker.unsubscribe(sub)
+            self.metrics.connections -= 1
+        return response
+
+    async def close(self, request: web.Request) -> web.Response:
+        claims = self._same_user(request)
+        everything = request.query.get("all", "").lower() in ("1", "true", "yes")
+        await self.broker.close_streams(
+            claims.principal.user_id,
+            session_id=None if everything else claims.principal.session_id,
+        )
+        return web.json_response(_CLOSE_OK)
+
+    # announcements ----------------------------------------------------------------------
+    async def publish(self, request: web.Request) -> web.Response:
+        author = self._caller(request, publisher=True)
+        draft = parse_draft(await _json_body(request), now=self._now())
+        record = await self.publish_draft(draft, author=author.user_id)
+        return web.json_response({"id": record.id}, status=201)
+
+    async def publish_draft(self, draft: Draft, *, author: str) -> Record:
+        """Store and fan out (also the in-process path of the embedded server)."""
+        record = await self.broker.publish(draft, author=author, now=self._now())
+        self.metrics.published += 1
+        log.info("announcement %s published by %r", record.id, author)
+        return record
+
+    async def list(self, request: web.Request) -> web.Response:
+        viewer = self._caller(request)
+        since = request.query.get("since") or None
+        limit = _int_query(request, "limit", default=100, low=1, high=MAX_LIST)
+        try:
+            records = await self.broker.list_visible(
+                viewer, after=since, limit=limit, now=self._now()
+            )
+        except InvalidCursor as exc:
+            raise BadInput(str(exc), "since") from None
+        return web.json_response([r.announcement.to_json() for r in records])
+
+    async def _visible(self, request: web.Request, viewer: Principal) -> Record:
+        """The announcement in the path, if it exists, is live and ``viewer`` may see it."""
+        record = await self.broker.get(request.match_info["id"])
+        if record is None or record.revoked or not record.audience.includes(viewer):
+            raise _http_error(web.HTTPNotFound, "no such announcement")
+        return record
+
+    async def ack(self, request: web.Request) -> web.Response:
+        viewer = self._caller(request)
+        record = await self._visible(request, viewer)
+        acked_at = await self.broker.ack(record.id, viewer.user_id, now=self._now())
+        self.metrics.acks += 1
+        return web.json_response({"id": record.id, "acked_at": _iso(acked_at)})
+
+    async def acks(self, request: web.Request) -> web.Response:
+        viewer = self._caller(request, publisher=True)
+        record = await self._visible(request, viewer)
+        return web.json_response(
+            [
+                {"user_id": a.user_id, "username": a.user_id, "acked_at": _iso(a.acked_at)}
+                for a in await self.broker.acks(record.id)
+            ]
+        )
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        author = self._caller(request, publisher=True)
+        ann_id = request.match_info["id"]
+        if not await self.revoke_id(ann_id, by=author.user_id):
+            raise _http_error(web.HTTPNotFound, "no such announcement")
+        return web.json_response({"id": ann_id, "revoked": True})
+
+    async def revoke_id(self, ann_id: str, *, by: str) -> bool:
+        """Revoke (once; again is a no-op); False when the id is unknown."""
+        record = await self.broker.get(ann_id)
+        if record is None:
+            return False
+        if not record.revoked:
+            await self.broker.revoke(record.id)
+            self.metrics.revoked += 1
+            log.info("announcement %s revoked by %r", record.id, by)
+        return True
+
+    # operations -------------------------------------------------------------------------
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "version": __version__,
+                "connections": self.metrics.connections,
+                "uptime_s": round(self._clock() - self._started, 3),
+            }
+        )
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        text = self.metrics.prometheus(subscriptions=self.broker.stats().subscriptions)
+        return web.Response(
+            text=text,
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        self.broker.close_local_streams(SHUTDOWN)
+
+
+API = web.AppKey("api", Api)
+
+
+class _Stream:
+    """Writes one SSE response: retry, connected, replay, sync, then live deliveries."""
+
+    def __init__(
+        self, api: Api, response: web.StreamResponse, sub: Subscription, claims: AccessClaims
+    ) -> None:
+        self._api = api
+        self._response = response
+        self._sub = sub
+        self._claims = claims
+        self._replayed: set[str] = set()
+        self._last_write = time.monotonic()
+
+    async def _write(self, chunk: bytes) -> None:
+        if chunk:
+            await self._response.write(chunk)
+            self._last_write = time.monotonic()
+
+    async def run(self, cursor: str | None) -> None:
+        connected = {"connection_id": self._sub.conn_id, "user_id": self._sub.viewer.user_id}
+        await self._write(
+            wire.retry(self._api.settings.retry_ms) + wire.json_event(connected, name="connected")
+        )
+        if cursor is not None:
+            await self._replay(cursor)
+        await self._live()
+
+    async def _replay(self, cursor: str) -> None:
+        broker, limit = self._api.broker, self._api.settings.replay_limit
+        now = self._api._now()
+        viewer = self._sub.viewer
+        try:
+            records = await broker.list_visible(viewer, after=cursor, limit=limit + 1, now=now)
+            more = len(records) > limit
+            records = records[:limit]
+        except InvalidCursor:
+            log.info("unknown resume id from %r: replaying the newest", viewer.user_id)
+            records = await broker.list_visible(viewer, after=None, limit=limit, now=now)
+            more = len(records) == limit
+        self._replayed = {r.id for r in records}
+        chunks = [self._encode_record(r) for r in records]
+        self._api.metrics.replayed += len(records)
+        last_id = records[-1].id if records else cursor
+        sync = {"replayed": len(records), "more": more, "last_id": last_id}
+        chunks.append(wire.json_event(sync, name="sync"))
+        for start in range(0, len(chunks), 64):
+            await self._write(b"".join(chunks[start : start + 64]))
+
+    async def _live(self) -> None:
+        sub, ping = self._sub, self._api.settings.ping_interval
+        while True:
+            until_expiry = self._claims.expires_at - self._api._clock()
+            until_ping = self._last_write + ping - time.monotonic()
+            await sub.wait(min(until_expiry, until_ping))
+            chunk = b"".join(self._encode(item) for item in sub.take())
+            reason = sub.closed_reason
+            if reason is None and self._claims.expires_at <= self._api._clock():
+                reason = TOKEN_EXPIRED
+            if reason == OVERFLOW:
+                return  # the socket is already aborted
+            if reason is not None:
+                await self._write(chunk + wire.json_event({"reason": reason}, name="close"))
+                return
+            if chunk:
+                await self._write(chunk)
+            elif time.monotonic() >= self._last_write + ping:
+                await self._write(wire.PING)
+
+    def _encode(self, item: Record | Any) -> bytes:
+        if isinstance(item, Record):
+            if item.id in self._replayed:
+                return b""  # published while the replay query ran: already sent
+            self._replayed.clear()  # later items are all newer than the replay
+            return self._encode_record(item)
+        return wire.json_event({"type": "revoke", "id": item.id})
+
+    def _encode_record(self, record: Record) -> bytes:
+        self._api.metrics.delivered += 1
+        return wire.json_event(record.announcement.to_json(), event_id=record.id)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadInput as exc:
+        return web.json_response(exc.to_json(), status=400)
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadInput(f"the request body is over {MAX_BODY // 1024} KiB") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("the request body is not valid JSON") from None
+
+
+def _int_query(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise BadInput(f"{name} must be a whole number from {low} to {high}", name)
+    return int(text)
+
+
+def _http_error(cls: type[web.HTTPError], message: str) -> web.HTTPError:
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if cls.status_code == 401 else {}
+    return cls(
+        text=json.dumps({"error": message}), content_type="application/json", headers=headers
+    )
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def create_app(broker: Broker, issuer: TokenIssuer, settings: ServerSettings) -> web.Application:
+    """The aiohttp application; its :class:`Api` is reachable as ``app[API]``."""
+    api = Api(broker, issuer, settings)
+    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+    app.add_routes(api.routes())
+    app.on_shutdown.append(api.on_shutdown)
+    app[API] = api
+    return app

@@ -1,0 +1,47 @@
+"""Server-Sent Events framing, as the WHATWG HTML standard reads it back.
+
+Every line ends with LF; a field's value has no CR or LF (multi-line data becomes several
+``data:`` lines, which the reader joins with LF again); an event ends with a blank line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+PING = b": ping\n\n"
+
+
+def retry(milliseconds: int) -> bytes:
+    return f"retry: {int(milliseconds)}\n\n".encode("ascii")
+
+
+def event(data: str, *, name: str | None = None, event_id: str | None = None) -> bytes:
+    """One event. ``name`` and ``event_id`` must be single-line; ``event_id`` has no NUL."""
+    lines: list[str] = []
+    if name is not None:
+        _check_field("event", name)
+        lines.append(f"event: {name}")
+    if event_id is not None:
+        _check_field("id", event_id)
+        if "\0" in event_id:
+            raise ValueError("an SSE id must not contain NUL")
+        lines.append(f"id: {event_id}")
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def json_event(obj: Any, *, name: str | None = None, event_id: str | None = None) -> bytes:
+    return event(_dumps(obj), name=name, event_id=event_id)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _check_field(field: str, value: str) -> None:
+    if _LINE_BREAK.search(value):
+        raise ValueError(f"an SSE {field} must be a single line")

@@ -1,0 +1,272 @@
+"""The SSE stream: framing, replay, targeting, close, expiry, keepalive, revoke, slow clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import httpx
+
+from app.server.embedded import EmbeddedServer
+from tests.server.conftest import (
+    Event,
+    Stream,
+    bearer,
+    login,
+    metric,
+    wait_until,
+)
+
+
+def _announcements(events: list[Event]) -> list[Event]:
+    return [e for e in events if e.event == "message"]
+
+
+def _connected(stream: Stream) -> None:
+    first = stream.next()
+    assert first.event == "connected" and first.id == ""
+
+
+def test_stream_bytes_follow_the_whatwg_rules_exactly(
+    http: httpx.Client, companion_server: EmbeddedServer, streams
+) -> None:
+    alice = login(http, "alice")
+    stream = streams(http, "alice", alice["access_token"])
+    assert stream.response.status_code == 200
+    assert stream.response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert stream.response.headers["cache-control"] == "no-store"
+    assert stream.response.headers["x-accel-buffering"] == "no"
+    _connected(stream)
+    ann_id = companion_server.publish("Two\u00a0lines", "first\nsecond\r\nthird \u4f60\u597d")
+    event = stream.next()
+    raw = bytes(stream.raw)
+    # retry first, then the connected control event (no id), then the announcement
+    assert raw.startswith(b"retry: 3000\n\nevent: connected\ndata: {")
+    text = raw.decode("utf-8")
+    assert "\r" not in text and not text.startswith("\ufeff")
+    connected_block, message_block = text.split("\n\n")[1:3]
+    assert "id:" not in connected_block
+    assert message_block.splitlines()[0] == f"id: {ann_id}"
+    assert all(line.startswith("data: ") for line in message_block.splitlines()[1:])
+    assert stream.parser.retry == 3000
+    assert event == Event("message", event.data, ann_id)
+    payload = json.loads(event.data)
+    assert payload == {
+        "type": "announcement",
+        "id": ann_id,
+        "title": "Two\u00a0lines",
+        "body": "first\nsecond\r\nthird \u4f60\u597d",
+        "priority": "normal",
+        "url": None,
+        "created_at": payload["created_at"],
+        "expires_at": None,
+    }
+    assert payload["created_at"].endswith("Z")
+
+
+def test_multiline_data_is_split_into_data_lines() -> None:
+    from app.server import wire
+
+    assert (
+        wire.event("a\nb\r\nc\rd", name="x") == b"event: x\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+    )
+
+
+def test_connect_and_receive_targeted(http: httpx.Client, companion_server, streams) -> None:
+    alice = streams(http, "alice", login(http, "alice")["access_token"])
+    bob = streams(http, "bob", login(http, "bob")["access_token"])
+    boss = streams(http, "publisher", login(http, "publisher")["access_token"])
+    for s in (alice, bob, boss):
+        _connected(s)
+    hr = companion_server.publish("HR only", "x", audience={"groups": ["hr"]})
+    to_alice = companion_server.publish("For alice", "x", audience={"users": ["alice"]})
+    everyone = companion_server.publish("All", "x")
+    assert [e.id for e in alice.until(lambda e: e.id == everyone)] == [to_alice, everyone]
+    assert [e.id for e in bob.until(lambda e: e.id == everyone)] == [hr, everyone]
+    assert [e.id for e in boss.until(lambda e: e.id == everyone)] == [hr, to_alice, everyone]
+
+
+def _publish_many(server: EmbeddedServer, n: int, **kw) -> list[str]:
+    return [server.publish(f"n{i}", "x", **kw) for i in range(n)]
+
+
+def test_replay_by_last_event_id_header(http: httpx.Client, companion_server, streams) -> None:
+    ids = _publish_many(companion_server, 4)
+    companion_server.publish("not for alice", "x", audience={"groups": ["hr"]})
+    token = login(http, "alice")["access_token"]
+    stream = streams(http, "alice", token, headers={"Last-Event-ID": ids[1]})
+    events = stream.until(lambda e: e.event == "sync")
+    assert [e.id for e in _announcements(events)] == ids[2:]
+    assert json.loads(events[-1].data) == {"replayed": 2, "more": False, "last_id": ids[3]}
+
+
+def test_replay_by_query_and_header_wins(http: httpx.Client, companion_server, streams) -> None:
+    ids = _publish_many(companion_server, 3)
+    token = login(http, "alice")["access_token"]
+    by_query = streams(http, "alice", token, params={"lastEventId": ids[0]})
+    assert [e.id for e in _announcements(by_query.until(lambda e: e.event == "sync"))] == ids[1:]
+    both = streams(
+        http, "alice", token, params={"lastEventId": ids[0]}, headers={"Last-Event-ID": ids[1]}
+    )
+    assert [e.id for e in _announcements(both.until(lambda e: e.event == "sync"))] == ids[2:]
+
+
+def test_replay_is_bounded_then_sync(http: httpx.Client, server_factory, streams) -> None:
+    server = server_factory(demo_users=True, replay_limit=5)
+    ids = _publish_many(server, 8)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        stream = streams(
+            client, "alice", login(client, "alice")["access_token"], headers={"Last-Event-ID": "0"}
+        )
+        events = stream.until(lambda e: e.event == "sync")
+        assert [e.id for e in _announcements(events)] == ids[:5]
+        assert json.loads(events[-1].data) == {"replayed": 5, "more": True, "last_id": ids[4]}
+        # the rest is there over REST
+        rest = client.get(
+            "/announcements", params={"since": ids[4]}, headers=bearer(login(client, "alice"))
+        )
+        assert [a["id"] for a in rest.json()] == ids[5:]
+
+
+def test_default_replay_limit_is_1000() -> None:
+    from app.server.http import ServerSettings
+
+    assert ServerSettings().replay_limit == 1000
+
+
+def test_no_loss_or_repeat_between_replay_and_live(
+    http: httpx.Client, companion_server, streams
+) -> None:
+    before = _publish_many(companion_server, 30)
+    during: list[str] = []
+    go = threading.Event()
+
+    def publisher() -> None:
+        go.wait(10)
+        during.extend(_publish_many(companion_server, 40))
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    try:
+        token = login(http, "alice")["access_token"]
+        go.set()
+        stream = streams(http, "alice", token, headers={"Last-Event-ID": before[0]})
+        thread.join(30)
+        received = [e.id for e in _announcements(stream.until(lambda e: e.id == during[-1]))]
+    finally:
+        go.set()
+        thread.join(30)
+    assert received == before[1:] + during
+
+
+def test_close_ends_only_the_callers_streams(http: httpx.Client, companion_server, streams) -> None:
+    first, second = login(http, "alice"), login(http, "alice")
+    a1 = streams(http, "alice", first["access_token"])
+    a1_again = streams(http, "alice", first["access_token"])
+    a2 = streams(http, "alice", second["access_token"])
+    for s in (a1, a1_again, a2):
+        _connected(s)
+    for method in ("POST", "GET", "DELETE"):
+        response = http.request(method, "/sse/close/alice", headers=bearer(first))
+        assert response.json() == {"code": 200, "msg": "ok", "data": None}
+    for s in (a1, a1_again):
+        rest = s.rest()
+        assert [(e.event, json.loads(e.data)) for e in rest] == [("close", {"reason": "closed"})]
+    ann = companion_server.publish("still here", "x")
+    assert a2.next().id == ann
+
+
+def test_close_all_sessions(http: httpx.Client, streams) -> None:
+    first, second = login(http, "alice"), login(http, "alice")
+    a1 = streams(http, "alice", first["access_token"])
+    a2 = streams(http, "alice", second["access_token"])
+    http.post("/sse/close/alice", params={"all": "true"}, headers=bearer(first))
+    for s in (a1, a2):
+        assert s.rest()[-1].event == "close"
+
+
+def test_token_expiry_ends_the_stream(server_factory, streams) -> None:
+    server = server_factory(demo_users=True, token_ttl=2.0, ping_interval=0.5)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        stream = streams(client, "alice", login(client, "alice")["access_token"])
+        events = stream.rest()
+    assert [e.event for e in events] == ["connected", "close"]
+    assert json.loads(events[-1].data) == {"reason": "token_expired"}
+    assert stream.ended
+
+
+def test_keepalive_comment_arrives(server_factory, streams) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.2)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        stream = streams(client, "alice", login(client, "alice")["access_token"])
+        _connected(stream)
+        while not stream.parser.comments:
+            stream.pump()
+        assert stream.parser.comments == ["ping"]
+        assert stream.raw.endswith(b"\n\n: ping\n\n")
+
+
+def test_revoke_reaches_the_audience(http: httpx.Client, companion_server, streams) -> None:
+    alice = streams(http, "alice", login(http, "alice")["access_token"])
+    bob = streams(http, "bob", login(http, "bob")["access_token"])
+    _connected(alice)
+    _connected(bob)
+    it = companion_server.publish("IT", "x", audience={"groups": ["it"]})
+    publisher = login(http, "publisher")
+    assert alice.next().id == it
+    response = http.delete(f"/announcements/{it}", headers=bearer(publisher))
+    assert response.status_code == 200 and response.json() == {"id": it, "revoked": True}
+    revoke = alice.next()
+    assert revoke.event == "message" and json.loads(revoke.data) == {"type": "revoke", "id": it}
+    # bob was not in the audience: the next thing he sees is the next announcement
+    marker = companion_server.publish("All", "x")
+    assert [e.id for e in bob.until(lambda e: e.id == marker)] == [marker]
+    assert http.delete("/announcements/999999", headers=bearer(publisher)).status_code == 404
+    # revoked: no longer listed nor replayed
+    listed = http.get("/announcements", headers=bearer(login(http, "alice"))).json()
+    assert it not in [a["id"] for a in listed]
+
+
+def test_shutdown_closes_streams(server_factory, streams) -> None:
+    server = server_factory(demo_users=True)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        stream = streams(client, "alice", login(client, "alice")["access_token"])
+        _connected(stream)
+        server.stop()
+        rest = stream.rest()
+    assert [(e.event, json.loads(e.data)) for e in rest] == [("close", {"reason": "shutdown"})]
+
+
+def test_slow_client_is_dropped_and_memory_stays_bounded(server_factory) -> None:
+    server = server_factory(demo_users=True, queue_size=8)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        token = login(client, "alice")["access_token"]
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", server.port))
+        try:
+            sock.sendall(
+                f"GET /sse/connect/alice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
+                "\r\n\r\n".encode()
+            )
+            wait_until(lambda: metric(client, "connections") == 1)
+            body = "x" * 60_000
+            for _ in range(2000):  # never read: the server must give up on this client
+                server.publish("big", body)
+                if metric(client, "dropped_total") == 1:
+                    break
+            assert metric(client, "dropped_total") == 1
+            wait_until(lambda: metric(client, "connections") == 0)
+            assert metric(client, "subscriptions") == 0
+            received = 0
+            try:
+                while chunk := sock.recv(65536):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass  # aborted: the end of the stream either way
+        finally:
+            sock.close()
+        # a well-behaved client is unaffected
+        assert client.get("/healthz").json()["status"] == "ok"
