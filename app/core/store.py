@@ -1,0 +1,397 @@
+"""The local history: every announcement received, its read state, and the last event id.
+
+One SQLite file per server and user (``HistoryStore.path_for``), in WAL mode. The worker thread
+writes and the GUI thread reads through ONE connection guarded by a lock, so every method is
+safe to call from any thread. ``record()`` stores an announcement and the stream's last event id
+in one transaction: after a crash or a restart the stream resumes exactly where the history
+stops, without loss and without repeats.
+
+The schema carries its version in ``PRAGMA user_version``; ``_MIGRATIONS[n]`` takes a file from
+version n to n + 1.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import re
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from app.core.model import Announcement, Priority
+
+Clock = Callable[[], datetime]
+_T = TypeVar("_T")
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the first schema
+    """
+    CREATE TABLE announcements (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT NOT NULL UNIQUE,
+        title       TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        priority    TEXT NOT NULL,
+        url         TEXT,
+        created_at  REAL,
+        expires_at  REAL,
+        legacy      INTEGER NOT NULL DEFAULT 0,
+        received_at REAL NOT NULL,
+        read        INTEGER NOT NULL DEFAULT 0,
+        acked       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX announcements_received ON announcements (received_at);
+    CREATE TABLE revoked (id TEXT PRIMARY KEY, revoked_at REAL NOT NULL);
+    CREATE TABLE pending_acks (id TEXT PRIMARY KEY, queued_at REAL NOT NULL);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# Whole statements as constants: no SQL is ever assembled from values.
+_SELECT = (
+    "SELECT id, title, body, priority, url, created_at, expires_at, legacy, received_at, read, "
+    "acked FROM announcements "
+)
+_SELECT_BY_ID = _SELECT + "WHERE id = ?"
+_LIST = (
+    _SELECT + "WHERE (expires_at IS NULL OR expires_at > ?) "
+    "ORDER BY COALESCE(created_at, received_at) DESC, seq DESC LIMIT ?"
+)
+_SEARCH = (
+    _SELECT + "WHERE (expires_at IS NULL OR expires_at > ?) "
+    "AND (casefold(title) LIKE ? ESCAPE '\\' OR casefold(body) LIKE ? ESCAPE '\\') "
+    "ORDER BY COALESCE(created_at, received_at) DESC, seq DESC LIMIT ?"
+)
+_UNREAD = (
+    "SELECT COUNT(*) FROM announcements WHERE read = 0 AND (expires_at IS NULL OR expires_at > ?)"
+)
+_INSERT = (
+    "INSERT OR IGNORE INTO announcements (id, title, body, priority, url, created_at, "
+    "expires_at, legacy, received_at, read, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
+)
+
+
+class HistoryStoreError(RuntimeError):
+    """The history file cannot be opened or used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnnouncement:
+    announcement: Announcement
+    received_at: datetime
+    read: bool
+    acked: bool
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(t: datetime | None) -> float | None:
+    return t.timestamp() if t is not None else None
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with LIKE's wildcards taken literally."""
+    escaped = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if value is not None else None
+
+
+class HistoryStore:
+    """The history of one server and user in one SQLite file; thread-safe.
+
+    ``clock`` (keyword) gives "now" as an aware datetime; tests inject one to check expiry and
+    retention.
+    """
+
+    def __init__(self, path: Path, *, clock: Clock = _now) -> None:
+        self._path = path
+        self._clock = clock
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryStoreError(
+                f"cannot open the history file {path}: {exc}. "
+                "Check that the folder exists and is writable."
+            ) from exc
+        try:
+            self._conn.create_function("casefold", 1, _casefold, deterministic=True)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise HistoryStoreError(
+                f"the history file {path} is damaged or not a history file ({exc}). "
+                "Move it aside and restart: a new history will be created."
+            ) from exc
+
+    # ------------------------------------------------------------------ set-up
+
+    @staticmethod
+    def path_for(data_dir: Path, server_url: str, username: str) -> Path:
+        """The history file of one user on one server: ``history/<host>-<user>-<hash>.sqlite3``.
+
+        The server address is normalised (scheme and host lower case, default port and trailing
+        slash dropped) so that spelling variants share one history.
+        """
+        parts = urlsplit(server_url.strip())
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        default_port = {"http": 80, "https": 443}.get(scheme)
+        port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+        key = f"{scheme}://{host}{port}{parts.path.rstrip('/')}\n{username}"
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        readable = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{host}-{username}")[:60]
+        return data_dir / "history" / f"{readable}-{digest}.sqlite3"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise HistoryStoreError(
+                    f"the history file {self._path} was written by a newer version of this "
+                    "program. Update the program, or move the file aside to start a new history."
+                )
+            for step in range(version, SCHEMA_VERSION):
+                self._conn.execute("BEGIN IMMEDIATE")
+                for statement in _split_sql(_MIGRATIONS[step]):
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {step + 1}")
+                self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the file; safe to call twice. Any later call raises HistoryStoreError."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.ProgrammingError as exc:  # closed
+                raise HistoryStoreError(f"the history {self._path} is closed") from exc
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.ProgrammingError as exc:
+                raise HistoryStoreError(f"the history {self._path} is closed") from exc
+            try:
+                result = work(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return result
+
+    def _now_ts(self) -> float:
+        return self._clock().timestamp()
+
+    def _insert(self, conn: sqlite3.Connection, ann: Announcement) -> bool:
+        if conn.execute("SELECT 1 FROM revoked WHERE id = ?", (ann.id,)).fetchone():
+            return False
+        cur = conn.execute(
+            _INSERT,
+            (
+                ann.id,
+                ann.title,
+                ann.body,
+                ann.priority.value,
+                ann.url,
+                _ts(ann.created_at),
+                _ts(ann.expires_at),
+                int(ann.legacy),
+                self._now_ts(),
+            ),
+        )
+        return cur.rowcount == 1
+
+    @staticmethod
+    def _row(row: tuple[object, ...]) -> StoredAnnouncement:
+        (ann_id, title, body, priority, url, created, expires, legacy, received, read, acked) = row
+        ann = Announcement(
+            id=str(ann_id),
+            title=str(title),
+            body=str(body),
+            priority=Priority.parse(priority, default=Priority.NORMAL),
+            url=str(url) if url else None,
+            created_at=_dt(created),  # type: ignore[arg-type]
+            expires_at=_dt(expires),  # type: ignore[arg-type]
+            legacy=bool(legacy),
+        )
+        received_at = _dt(received)  # type: ignore[arg-type]
+        assert received_at is not None
+        return StoredAnnouncement(ann, received_at, bool(read), bool(acked))
+
+    # ------------------------------------------------------------------ announcements
+
+    def record(self, ann: Announcement | None, last_event_id: str) -> bool:
+        """Store ``ann`` (when given) and the stream's last event id in one transaction.
+
+        True when ``ann`` is new; False for a known id or one revoked before (a replay never
+        brings a revoked announcement back).
+        """
+
+        def work(conn: sqlite3.Connection) -> bool:
+            new = self._insert(conn, ann) if ann is not None else False
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_event_id', ?)",
+                (last_event_id,),
+            )
+            return new
+
+        return self._transaction(work)
+
+    def add(self, ann: Announcement) -> bool:
+        """Store ``ann``; True when it is new (not known, not revoked)."""
+        return self._transaction(lambda conn: self._insert(conn, ann))
+
+    def remove(self, ann_id: str) -> bool:
+        """Revoke: delete it and remember the id so it is never added again. True if it was here."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM announcements WHERE id = ?", (ann_id,))
+            conn.execute("DELETE FROM pending_acks WHERE id = ?", (ann_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO revoked (id, revoked_at) VALUES (?, ?)",
+                (ann_id, self._now_ts()),
+            )
+            return cur.rowcount > 0
+
+        return self._transaction(work)
+
+    def get(self, ann_id: str) -> StoredAnnouncement | None:
+        rows = self._query(_SELECT_BY_ID, (ann_id,))
+        return self._row(rows[0]) if rows else None
+
+    def list(self, *, search: str = "", limit: int = 1000) -> list[StoredAnnouncement]:
+        """Announcements not yet expired, newest first; ``search`` matches title or body,
+        ignoring case, anywhere in the text (``%`` and ``_`` are taken literally)."""
+        now, text, limit = self._now_ts(), search.strip(), max(0, limit)
+        if not text:
+            rows = self._query(_LIST, (now, limit))
+        else:
+            pattern = _like_pattern(text)
+            rows = self._query(_SEARCH, (now, pattern, pattern, limit))
+        return [self._row(r) for r in rows]
+
+    # ------------------------------------------------------------------ read state
+
+    def mark_read(self, ann_id: str) -> None:
+        self._transaction(
+            lambda conn: (
+                conn.execute("UPDATE announcements SET read = 1 WHERE id = ?", (ann_id,)).rowcount
+                > 0
+            )
+        )
+
+    def mark_all_read(self) -> None:
+        self._transaction(
+            lambda conn: (
+                conn.execute("UPDATE announcements SET read = 1 WHERE read = 0").rowcount > 0
+            )
+        )
+
+    def unread_count(self) -> int:
+        rows = self._query(
+            _UNREAD,
+            (self._now_ts(),),
+        )
+        return int(rows[0][0])  # type: ignore[call-overload]
+
+    # ------------------------------------------------------------------ stream position
+
+    def last_event_id(self) -> str:
+        rows = self._query("SELECT value FROM meta WHERE key = 'last_event_id'")
+        return str(rows[0][0]) if rows else ""
+
+    def set_last_event_id(self, event_id: str) -> None:
+        self.record(None, event_id)
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    def queue_ack(self, ann_id: str) -> None:
+        """Acknowledge pressed: mark it acknowledged and keep the receipt until it is sent."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            conn.execute("UPDATE announcements SET acked = 1, read = 1 WHERE id = ?", (ann_id,))
+            conn.execute(
+                "INSERT OR IGNORE INTO pending_acks (id, queued_at) VALUES (?, ?)",
+                (ann_id, self._now_ts()),
+            )
+            return True
+
+        self._transaction(work)
+
+    def pending_acks(self) -> builtins.list[str]:
+        """Receipts not yet sent, oldest first."""
+        rows = self._query("SELECT id FROM pending_acks ORDER BY queued_at, rowid")
+        return [str(r[0]) for r in rows]
+
+    def ack_sent(self, ann_id: str) -> None:
+        self._transaction(
+            lambda conn: (
+                conn.execute("DELETE FROM pending_acks WHERE id = ?", (ann_id,)).rowcount > 0
+            )
+        )
+
+    # ------------------------------------------------------------------ retention
+
+    def purge(self, retention_days: int) -> int:
+        """Delete announcements received more than ``retention_days`` ago, and expired ones.
+
+        Revoked ids are forgotten after the same time (the server no longer replays them).
+        Returns how many announcements were deleted.
+        """
+        if retention_days < 1:
+            raise ValueError("retention_days must be at least 1")
+        now = self._clock()
+        cutoff = (now - timedelta(days=retention_days)).timestamp()
+
+        def work(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM announcements WHERE received_at < ? "
+                "OR (expires_at IS NOT NULL AND expires_at <= ?)",
+                (cutoff, now.timestamp()),
+            )
+            conn.execute("DELETE FROM revoked WHERE revoked_at < ?", (cutoff,))
+            return cur.rowcount
+
+        return self._transaction(work)
+
+
+def _split_sql(script: str) -> list[str]:
+    """The statements of a migration script (no statement holds a ``;`` inside a literal)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

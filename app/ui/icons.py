@@ -1,0 +1,123 @@
+"""Icons: the tray icon for each connection state, with an unread badge and a do-not-disturb
+mark drawn on top, and the application icon.
+
+The state pictures are the SVGs in ``resources/icons`` (``render.py`` there makes the PNG sizes
+for packagers); the badge and the mark are painted here, at every size, so they stay sharp.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QIcon, QImage, QPainter, QPen, QPixmap
+from PySide6.QtSvg import QSvgRenderer
+
+from app import resources
+from app.core.model import ConnState
+
+SIZES = (16, 22, 24, 32, 48, 64, 128, 256)
+BADGE_CAP = 99
+
+_STATE_FILES = {
+    ConnState.CONNECTED: "connected",
+    ConnState.CONNECTING: "connecting",
+    ConnState.OFFLINE: "offline",
+    ConnState.LOGIN_REQUIRED: "login-required",
+    ConnState.ERROR: "error",
+    ConnState.STOPPED: "offline",
+}
+_BADGE_RED = QColor("#e0245e")
+_DND_PURPLE = QColor("#6d28d9")
+
+
+def state_svg(state: ConnState) -> str:
+    """Path of the SVG showing ``state``."""
+    return str(resources.path("icons", f"{_STATE_FILES[state]}.svg"))
+
+
+def badge_text(unread: int) -> str:
+    """What the badge says: nothing for 0, the count, or "99+"."""
+    if unread <= 0:
+        return ""
+    return str(unread) if unread <= BADGE_CAP else f"{BADGE_CAP}+"
+
+
+def tray_icon(state: ConnState, unread: int = 0, *, dnd: bool = False) -> QIcon:
+    """The tray icon for ``state`` with an unread badge and, when ``dnd``, the DND mark."""
+    icon = QIcon()
+    for size in SIZES:
+        icon.addPixmap(QPixmap.fromImage(render_tray_image(state, unread, dnd=dnd, size=size)))
+    return icon
+
+
+def render_tray_image(state: ConnState, unread: int = 0, *, dnd: bool = False, size: int) -> QImage:
+    """One size of the tray icon, as an image (``tray_icon`` holds all sizes)."""
+    renderer = QSvgRenderer(state_svg(state))
+    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(image)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        renderer.render(painter, QRectF(0, 0, size, size))
+        if dnd:
+            _paint_dnd(painter, size)
+        text = badge_text(unread)
+        if text:
+            _paint_badge(painter, size, text)
+    finally:
+        painter.end()
+    return image
+
+
+def _outline_pen(size: int) -> QPen:
+    pen = QPen(QColor("white"))
+    pen.setWidthF(max(1.0, size / 32))
+    return pen
+
+
+def _paint_badge(painter: QPainter, size: int, text: str) -> None:
+    """A red pill in the top-right corner with the count in white."""
+    height = size * (0.56 if size <= 24 else 0.5)
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(max(6, round(height * 0.72)))
+    metrics = QFontMetricsF(font)
+    pad = height * 0.22
+    width = min(float(size), max(height, metrics.horizontalAdvance(text) + 2 * pad))
+    # a number wider than the icon shrinks to fit
+    while metrics.horizontalAdvance(text) + pad > width and font.pixelSize() > 5:
+        font.setPixelSize(font.pixelSize() - 1)
+        metrics = QFontMetricsF(font)
+    rect = QRectF(size - width, 0, width, height)
+    painter.setPen(_outline_pen(size))
+    painter.setBrush(_BADGE_RED)
+    painter.drawRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), height / 2, height / 2)
+    painter.setPen(QColor("white"))
+    painter.setFont(font)
+    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def _paint_dnd(painter: QPainter, size: int) -> None:
+    """A purple "no entry" disc in the bottom-left corner."""
+    diameter = size * 0.46
+    rect = QRectF(0.5, size - diameter - 0.5, diameter, diameter)
+    painter.setPen(_outline_pen(size))
+    painter.setBrush(_DND_PURPLE)
+    painter.drawEllipse(rect)
+    bar_w, bar_h = diameter * 0.56, max(1.5, diameter * 0.16)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor("white"))
+    center = rect.center()
+    painter.drawRect(QRectF(center.x() - bar_w / 2, center.y() - bar_h / 2, bar_w, bar_h))
+
+
+def app_icon() -> QIcon:
+    """The application icon (windows, dialogs, the autostart entry): PNG sizes plus the SVG."""
+    icon = QIcon()
+    for size in SIZES:
+        png = resources.path("icons", f"tray-notifier-{size}.png")
+        if png.is_file():
+            icon.addFile(str(png), QSize(size, size))
+    if icon.isNull():
+        icon = QIcon(str(resources.path("icons", "tray-notifier.svg")))
+    return icon

@@ -1,0 +1,194 @@
+"""The login dialog: server address, user name, password. It asks; the root does the login."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import APP_NAME
+from app.core.links import safe_link
+from app.ui import widgets
+from app.ui.icons import app_icon
+
+
+def check_server_url(text: str) -> tuple[str, str]:
+    """Validate a server address typed by a person: ``(normalised address, "")`` when usable,
+    else ``("", message saying what to do)``."""
+    url = text.strip().rstrip("/")
+    if not url:
+        return "", QCoreApplication.translate(
+            "ServerAddress",
+            "Enter the server address, for example https://announcements.example.org.",
+        )
+    if "://" not in url:
+        return "", QCoreApplication.translate(
+            "ServerAddress",
+            "The server address must start with https:// (or http:// for a test server).",
+        )
+    if safe_link(url) is None:
+        return "", QCoreApplication.translate(
+            "ServerAddress",
+            "This is not a valid server address. Use the form https://announcements.example.org.",
+        )
+    return url, ""
+
+
+class LoginDialog(QDialog):
+    """Asks for a server address, user name and password; validates them; shows progress and
+    the login's errors. Escape or Cancel rejects it; ``succeeded()`` accepts it.
+
+    Signals (emitted on the GUI thread):
+        loginRequested(str server_url, str username, str password): fields are valid and the
+            user pressed Log in (or Enter); the dialog is busy until ``set_busy(False)``,
+            ``show_error()`` or ``succeeded()``.
+    """
+
+    loginRequested = Signal(str, str, str)
+
+    def __init__(
+        self, server_url: str = "", username: str = "", parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("loginDialog")
+        self.setWindowTitle(self.tr("Log in — %1").replace("%1", APP_NAME))
+        self.setWindowIcon(app_icon())
+        self.setStyleSheet(widgets.stylesheet())
+        self.setMinimumWidth(440)
+        self._build()
+        self.server_edit.setText(server_url)
+        self.user_edit.setText(username)
+        self._focus_first_empty()
+
+    def _build(self) -> None:
+        logo = QLabel(self)
+        logo.setPixmap(app_icon().pixmap(48, 48))
+        heading = QLabel(self.tr("Log in"), self)
+        heading.setObjectName("dialogHeading")
+        intro = QLabel(self.tr("Log in to your organisation's announcement server."), self)
+        intro.setWordWrap(True)
+        intro_text = QVBoxLayout()
+        intro_text.setSpacing(2)
+        intro_text.addWidget(heading)
+        intro_text.addWidget(intro)
+        header = QHBoxLayout()
+        header.setSpacing(12)
+        header.addWidget(logo, 0, Qt.AlignmentFlag.AlignTop)
+        header.addLayout(intro_text, 1)
+        self.server_edit = QLineEdit(self)
+        self.server_edit.setPlaceholderText("https://announcements.example.org")
+        self.server_edit.setAccessibleName(self.tr("Server address"))
+        self.user_edit = QLineEdit(self)
+        self.user_edit.setAccessibleName(self.tr("User name"))
+        self.password_edit = QLineEdit(self)
+        self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password_edit.setAccessibleName(self.tr("Password"))
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        form.addRow(self.tr("&Server address:"), self.server_edit)
+        form.addRow(self.tr("&User name:"), self.user_edit)
+        form.addRow(self.tr("&Password:"), self.password_edit)
+
+        self.error_label = widgets.plain_label("", self)
+        self.error_label.setObjectName("errorLabel")
+        self.error_label.hide()
+
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 0)  # busy indicator
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(6)
+        self.progress.setAccessibleName(self.tr("Logging in"))
+        self.busy_label = QLabel(self.tr("Logging in…"), self)
+        busy_row = QHBoxLayout()
+        busy_row.addWidget(self.busy_label)
+        busy_row.addWidget(self.progress, 1)
+        self.busy_box = QWidget(self)
+        self.busy_box.setLayout(busy_row)
+        busy_row.setContentsMargins(0, 0, 0, 0)
+        self.busy_box.hide()
+
+        self.buttons = QDialogButtonBox(self)
+        self.login_button = self.buttons.addButton(
+            self.tr("&Log in"), QDialogButtonBox.ButtonRole.AcceptRole
+        )
+        self.cancel_button = self.buttons.addButton(
+            self.tr("Cancel"), QDialogButtonBox.ButtonRole.RejectRole
+        )
+        self.login_button.setDefault(True)
+        self.buttons.accepted.connect(self.submit)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 16, 18, 14)
+        layout.setSpacing(12)
+        layout.addLayout(header)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.busy_box)
+        layout.addWidget(self.buttons)
+
+    def _focus_first_empty(self) -> None:
+        for edit in (self.server_edit, self.user_edit, self.password_edit):
+            if not edit.text():
+                edit.setFocus(Qt.FocusReason.OtherFocusReason)
+                return
+        self.password_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # ------------------------------------------------------------------ public API
+
+    def submit(self) -> None:
+        """Validate the fields; when valid, go busy and emit ``loginRequested``."""
+        url, problem = check_server_url(self.server_edit.text())
+        if problem:
+            self._fail(problem, self.server_edit)
+            return
+        username = self.user_edit.text().strip()
+        if not username:
+            self._fail(self.tr("Enter your user name."), self.user_edit)
+            return
+        password = self.password_edit.text()
+        if not password:
+            self._fail(self.tr("Enter your password."), self.password_edit)
+            return
+        self.server_edit.setText(url)
+        self.error_label.hide()
+        self.set_busy(True)
+        self.loginRequested.emit(url, username, password)
+
+    def set_busy(self, busy: bool) -> None:
+        """While busy: fields and Log in disabled, a progress line shown. Cancel stays usable."""
+        for w in (self.server_edit, self.user_edit, self.password_edit, self.login_button):
+            w.setEnabled(not busy)
+        self.busy_box.setVisible(busy)
+        if not busy:
+            self._focus_first_empty()
+
+    def show_error(self, message: str) -> None:
+        """Show a login error in plain words (plain text), leave busy, select the password."""
+        self.set_busy(False)
+        self._fail(message, self.password_edit)
+
+    def succeeded(self) -> None:
+        """The login worked: close the dialog (accepted); the password is forgotten."""
+        self.set_busy(False)
+        self.accept()
+
+    def done(self, result: int) -> None:
+        """Closing for any reason forgets the typed password."""
+        self.password_edit.clear()
+        super().done(result)
+
+    def _fail(self, message: str, field: QLineEdit) -> None:
+        self.error_label.setText(message)
+        self.error_label.show()
+        field.setFocus(Qt.FocusReason.OtherFocusReason)
+        field.selectAll()

@@ -1,0 +1,149 @@
+"""Small pieces the windows share: priority names and chips, plain-text labels, times, the
+link confirmation, and the windows' stylesheet. Server text only ever reaches the screen
+through widgets made here or explicitly set to plain text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from PySide6.QtCore import QCoreApplication, QDateTime, QLocale, Qt, QUrl
+from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QPainter, QPixmap
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QWidget
+
+from app import resources
+from app.core.links import safe_link
+from app.core.model import Priority
+
+ConfirmLink = Callable[[QWidget, str], bool]
+"""Asks the user whether to open the address (shown in full); True to open it."""
+OpenUrl = Callable[[QUrl], bool]
+
+_HEADLESS_PLATFORMS = frozenset({"offscreen", "minimal"})  # they warn on raise()
+
+PRIORITY_COLORS = {
+    Priority.LOW: QColor("#6b7280"),
+    Priority.NORMAL: QColor("#2563eb"),
+    Priority.HIGH: QColor("#d97706"),
+    Priority.URGENT: QColor("#dc2626"),
+}
+
+
+def priority_name(priority: Priority) -> str:
+    """The translated name of a priority, for people."""
+    names = {
+        Priority.LOW: QCoreApplication.translate("Priority", "Low"),
+        Priority.NORMAL: QCoreApplication.translate("Priority", "Normal"),
+        Priority.HIGH: QCoreApplication.translate("Priority", "High"),
+        Priority.URGENT: QCoreApplication.translate("Priority", "Urgent"),
+    }
+    return names[priority]
+
+
+def priority_dot(priority: Priority, size: int = 12) -> QPixmap:
+    """A small disc in the priority's colour (list decorations)."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(PRIORITY_COLORS[priority])
+    painter.drawEllipse(1, 1, size - 2, size - 2)
+    painter.end()
+    return pixmap
+
+
+def plain_label(text: str = "", parent: QWidget | None = None, *, wrap: bool = True) -> QLabel:
+    """A label that never interprets markup (server text is plain text), selectable."""
+    label = QLabel(parent)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(wrap)
+    label.setTextInteractionFlags(
+        Qt.TextInteractionFlag.TextSelectableByMouse
+        | Qt.TextInteractionFlag.TextSelectableByKeyboard
+    )
+    label.setText(text)
+    return label
+
+
+class PriorityChip(QLabel):
+    """A coloured rounded tag naming a priority ("Urgent"); styled by ``windows.qss``."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("priorityChip")
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        self.set_priority(Priority.NORMAL)
+
+    def set_priority(self, priority: Priority) -> None:
+        self.setText(priority_name(priority).upper())
+        self.setProperty("priority", priority.value)
+        self.setAccessibleName(
+            QCoreApplication.translate("Priority", "Priority: %1").replace(
+                "%1", priority_name(priority)
+            )
+        )
+        # re-apply the stylesheet: the rule depends on the property
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+
+def format_time(when: datetime | None) -> str:
+    """A time in the user's locale and time zone (short format); "" for None."""
+    if when is None:
+        return ""
+    qt_time = QDateTime.fromSecsSinceEpoch(int(when.timestamp())).toLocalTime()
+    return QLocale().toString(qt_time, QLocale.FormatType.ShortFormat)
+
+
+def ask_to_open_link(parent: QWidget, url: str) -> bool:
+    """The default link confirmation: a dialog that shows the full address first."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle(QCoreApplication.translate("LinkConfirmation", "Open link?"))
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setText(
+        QCoreApplication.translate("LinkConfirmation", "Open this address in your web browser?")
+        + "\n\n"
+        + url
+    )
+    open_button = box.addButton(
+        QCoreApplication.translate("LinkConfirmation", "Open"),
+        QMessageBox.ButtonRole.AcceptRole,
+    )
+    box.addButton(
+        QCoreApplication.translate("LinkConfirmation", "Cancel"),
+        QMessageBox.ButtonRole.RejectRole,
+    )
+    box.setDefaultButton(open_button)
+    box.exec()
+    return box.clickedButton() is open_button
+
+
+def open_link(
+    parent: QWidget,
+    url: str | None,
+    *,
+    confirm: ConfirmLink = ask_to_open_link,
+    opener: OpenUrl = QDesktopServices.openUrl,
+) -> bool:
+    """Open ``url`` in the browser if it is a safe web address and the user confirms it."""
+    link = safe_link(url)
+    if link is None or not confirm(parent, link):
+        return False
+    return bool(opener(QUrl(link, QUrl.ParsingMode.StrictMode)))
+
+
+def bring_to_front(window: QWidget) -> None:
+    """Show, raise and activate a top-level window (platforms without windows only show it)."""
+    window.show()
+    if QGuiApplication.platformName() not in _HEADLESS_PLATFORMS:
+        window.raise_()
+        window.activateWindow()
+
+
+def stylesheet() -> str:
+    """The windows' stylesheet (``resources/styles/windows.qss``)."""
+    return resources.path("styles", "windows.qss").read_text(encoding="utf-8")

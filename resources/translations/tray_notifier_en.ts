@@ -1,0 +1,34 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="en" sourcelanguage="en">
+<context>
+    <name>Notifier</name>
+    <message numerus="yes">
+        <location filename="../../app/ui/notifier.py" line="+328"/>
+        <source>%n new announcements</source>
+        <translation>
+            <numerusform>%n new announcement</numerusform>
+            <numerusform>%n new announcements</numerusform>
+        </translation>
+    </message>
+</context>
+<context>
+    <name>Tray</name>
+    <message numerus="yes">
+        <location filename="../../app/ui/tray.py" line="+102"/>
+        <source>Offline: trying again in %n s</source>
+        <translation>
+            <numerusform>Offline: trying again in %n s</numerusform>
+            <numerusform>Offline: trying again in %n s</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <location line="+14"/>
+        <source>%n unread announcement(s)</source>
+        <translation>
+            <numerusform>%n unread announcement</numerusform>
+            <numerusform>%n unread announcements</numerusform>
+        </translation>
+    </message>
+</context>
+</TS>

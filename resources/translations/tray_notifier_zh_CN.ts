@@ -1,0 +1,684 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="zh_CN" sourcelanguage="en">
+<context>
+    <name>HistoryWindow</name>
+    <message>
+        <location filename="../../app/ui/history_window.py" line="+83"/>
+        <source>Announcements — %1</source>
+        <translation>公告 — %1</translation>
+    </message>
+    <message>
+        <location line="+12"/>
+        <source>Search announcements (Ctrl+F)</source>
+        <translation>搜索公告 (Ctrl+F)</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Search announcements</source>
+        <translation>搜索公告</translation>
+    </message>
+    <message>
+        <location line="+8"/>
+        <source>Title</source>
+        <translation>标题</translation>
+    </message>
+    <message>
+        <location line="+0"/>
+        <source>Priority</source>
+        <translation>优先级</translation>
+    </message>
+    <message>
+        <location line="+0"/>
+        <source>Date</source>
+        <translation>日期</translation>
+    </message>
+    <message>
+        <location line="+12"/>
+        <source>Announcements</source>
+        <translation>公告</translation>
+    </message>
+    <message>
+        <location line="+22"/>
+        <source>&amp;Mark read</source>
+        <translation>标为已读(&amp;M)</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Mark the selected announcements read</source>
+        <translation>将所选公告标为已读</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Mark &amp;all read</source>
+        <translation>全部标为已读(&amp;A)</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Mark all announcements read</source>
+        <translation>将所有公告标为已读</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>&amp;Close</source>
+        <translation>关闭(&amp;C)</translation>
+    </message>
+    <message>
+        <location line="+48"/>
+        <source>Announcement text</source>
+        <translation>公告内容</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Link:</source>
+        <translation>链接：</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Link address</source>
+        <translation>链接地址</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>&amp;Open link…</source>
+        <translation>打开链接(&amp;O)…</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Open the link in your web browser</source>
+        <translation>在网页浏览器中打开链接</translation>
+    </message>
+    <message>
+        <location line="+38"/>
+        <source>No announcements match “%1”.</source>
+        <translation>没有与“%1”匹配的公告。</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>No announcements yet. New ones will appear here.</source>
+        <translation>暂无公告。新公告将显示在这里。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Select an announcement to read it.</source>
+        <translation>选择一条公告以阅读。</translation>
+    </message>
+    <message>
+        <location line="+67"/>
+        <source>%1 (unread)</source>
+        <translation>%1（未读）</translation>
+    </message>
+    <message>
+        <location line="+72"/>
+        <source>Published %1</source>
+        <translation>发布于 %1</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Received %1</source>
+        <translation>收到于 %1</translation>
+    </message>
+    <message>
+        <location line="+17"/>
+        <source>This link cannot be opened: only web addresses (http, https) are allowed.</source>
+        <translation>无法打开此链接：只允许网页地址（http、https）。</translation>
+    </message>
+    <message>
+        <location line="+6"/>
+        <source>%1 unread</source>
+        <translation>%1 条未读</translation>
+    </message>
+</context>
+<context>
+    <name>LinkConfirmation</name>
+    <message>
+        <location filename="../../app/ui/widgets.py" line="+105"/>
+        <source>Open link?</source>
+        <translation>打开链接？</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Open this address in your web browser?</source>
+        <translation>要在网页浏览器中打开此地址吗？</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Open</source>
+        <translation>打开</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+</context>
+<context>
+    <name>LoginDialog</name>
+    <message>
+        <location filename="../../app/ui/login_dialog.py" line="+63"/>
+        <source>Log in — %1</source>
+        <translation>登录 — %1</translation>
+    </message>
+    <message>
+        <location line="+12"/>
+        <source>Log in</source>
+        <translation>登录</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Log in to your organisation&apos;s announcement server.</source>
+        <translation>登录到您所在机构的公告服务器。</translation>
+    </message>
+    <message>
+        <location line="+12"/>
+        <source>Server address</source>
+        <translation>服务器地址</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>User name</source>
+        <translation>用户名</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Password</source>
+        <translation>密码</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>&amp;Server address:</source>
+        <translation>服务器地址(&amp;S)：</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>&amp;User name:</source>
+        <translation>用户名(&amp;U)：</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>&amp;Password:</source>
+        <translation>密码(&amp;P)：</translation>
+    </message>
+    <message>
+        <location line="+10"/>
+        <source>Logging in</source>
+        <translation>正在登录</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Logging in…</source>
+        <translation>正在登录…</translation>
+    </message>
+    <message>
+        <location line="+11"/>
+        <source>&amp;Log in</source>
+        <translation>登录(&amp;L)</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location line="+32"/>
+        <source>Enter your user name.</source>
+        <translation>请输入用户名。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Enter your password.</source>
+        <translation>请输入密码。</translation>
+    </message>
+</context>
+<context>
+    <name>Notifier</name>
+    <message>
+        <location filename="../../app/ui/notifier.py" line="+162"/>
+        <source>Open</source>
+        <translation>打开</translation>
+    </message>
+    <message>
+        <location line="+164"/>
+        <source>1 new announcement</source>
+        <translation>1 条新公告</translation>
+    </message>
+    <message numerus="yes">
+        <location line="+2"/>
+        <source>%n new announcements</source>
+        <translation>
+            <numerusform>%n 条新公告</numerusform>
+        </translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Click to read them in Announcements.</source>
+        <translation>点击在“公告”窗口中阅读。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Not connected</source>
+        <translation>未连接</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>The announcement server has not been reachable for a few minutes. %1 keeps trying.</source>
+        <translation>公告服务器已有几分钟无法访问。%1 会继续尝试连接。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Connected again</source>
+        <translation>已重新连接</translation>
+    </message>
+    <message>
+        <location line="+0"/>
+        <source>Announcements are arriving again.</source>
+        <translation>公告已恢复接收。</translation>
+    </message>
+</context>
+<context>
+    <name>Priority</name>
+    <message>
+        <location filename="../../app/ui/widgets.py" line="-82"/>
+        <source>Low</source>
+        <translation>低</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Normal</source>
+        <translation>普通</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>High</source>
+        <translation>高</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Urgent</source>
+        <translation>紧急</translation>
+    </message>
+    <message>
+        <location line="+46"/>
+        <source>Priority: %1</source>
+        <translation>优先级：%1</translation>
+    </message>
+</context>
+<context>
+    <name>Root</name>
+    <message>
+        <location filename="../../app/ui/root.py" line="+220"/>
+        <source>Keyring not available</source>
+        <translation>密钥环不可用</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>You are logged in, but your login cannot be saved: the system keyring is not available or locked.
+
+Stay logged in for this run only? You will have to log in again next time.</source>
+        <translation>您已登录，但无法保存登录信息：系统密钥环不可用或已锁定。
+
+是否仅在本次运行期间保持登录？下次启动时需要重新登录。</translation>
+    </message>
+    <message>
+        <location line="+19"/>
+        <source>The user name or password is wrong. Check both and try again.</source>
+        <translation>用户名或密码错误。请检查后重试。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>The server cannot be reached. Check the server address and your network connection.</source>
+        <translation>无法访问服务器。请检查服务器地址和网络连接。</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>The server&apos;s certificate is not trusted. If your organisation uses its own certificate authority, ask IT to set the CA bundle setting.</source>
+        <translation>服务器的证书不受信任。如果您所在机构使用自己的证书颁发机构，请让 IT 部门设置 CA 证书包。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>This address is not an announcement server. Check the server address.</source>
+        <translation>此地址不是公告服务器。请检查服务器地址。</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Your login cannot be saved: the system keyring is not available.</source>
+        <translation>无法保存登录信息：系统密钥环不可用。</translation>
+    </message>
+    <message>
+        <location line="+80"/>
+        <source>Start at login</source>
+        <translation>登录时启动</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Start at login could not be changed: %1</source>
+        <translation>无法更改“登录时启动”：%1</translation>
+    </message>
+    <message>
+        <location line="+7"/>
+        <source>Language</source>
+        <translation>语言</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>The new language is used after Tray Notifier restarts.</source>
+        <translation>新语言将在 Tray Notifier 重新启动后生效。</translation>
+    </message>
+    <message>
+        <location line="+15"/>
+        <source>Settings</source>
+        <translation>设置</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>The settings could not be saved: %1</source>
+        <translation>无法保存设置：%1</translation>
+    </message>
+</context>
+<context>
+    <name>ServerAddress</name>
+    <message>
+        <location filename="../../app/ui/login_dialog.py" line="-131"/>
+        <source>Enter the server address, for example https://announcements.example.org.</source>
+        <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>The server address must start with https:// (or http:// for a test server).</source>
+        <translation>服务器地址必须以 https:// 开头（测试服务器可用 http://）。</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>This is not a valid server address. Use the form https://announcements.example.org.</source>
+        <translation>这不是有效的服务器地址。请使用 https://announcements.example.org 这样的格式。</translation>
+    </message>
+</context>
+<context>
+    <name>SettingsDialog</name>
+    <message>
+        <location filename="../../app/ui/settings_dialog.py" line="+41"/>
+        <source>All announcements</source>
+        <extracomment>languages offered: (config value, name shown). Language names are written in their own language so that anyone can find theirs; &quot;&quot; follows the system.</extracomment>
+        <translation>所有公告</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Normal, high and urgent</source>
+        <translation>普通、高和紧急</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>High and urgent</source>
+        <translation>高和紧急</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Urgent only</source>
+        <translation>仅紧急</translation>
+    </message>
+    <message>
+        <location line="+29"/>
+        <source>Settings — %1</source>
+        <translation>设置 — %1</translation>
+    </message>
+    <message>
+        <location line="+12"/>
+        <source>Server address</source>
+        <translation>服务器地址</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Start %1 when I log in</source>
+        <translation>登录系统时启动 %1</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Which announcements pop up</source>
+        <translation>哪些公告弹出通知</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>&amp;Quiet hours</source>
+        <translation>免打扰时段(&amp;Q)</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Quiet hours</source>
+        <translation>免打扰时段</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <location line="+4"/>
+        <source>From</source>
+        <translation>从</translation>
+    </message>
+    <message>
+        <location line="-4"/>
+        <source>To</source>
+        <translation>到</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Quiet hours: %1</source>
+        <translation>免打扰时段：%1</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>to</source>
+        <translation>到</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Only urgent announcements pop up during quiet hours.</source>
+        <translation>免打扰时段内只有紧急公告会弹出。</translation>
+    </message>
+    <message>
+        <location line="+9"/>
+        <source>System default</source>
+        <translation>跟随系统</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Language</source>
+        <translation>语言</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>A new language is used after a restart.</source>
+        <translation>新语言将在重新启动后生效。</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source> days</source>
+        <translation> 天</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Keep history for this many days</source>
+        <translation>历史记录保留天数</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Open &amp;log folder</source>
+        <translation>打开日志文件夹(&amp;L)</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Open the folder holding the log files</source>
+        <translation>打开存放日志文件的文件夹</translation>
+    </message>
+    <message>
+        <location line="+9"/>
+        <source>&amp;Server address:</source>
+        <translation>服务器地址(&amp;S)：</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>&amp;Pop up:</source>
+        <translation>弹出通知(&amp;P)：</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>&amp;Language:</source>
+        <translation>语言(&amp;L)：</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>&amp;Keep history:</source>
+        <translation>保留历史(&amp;K)：</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>&amp;Save</source>
+        <translation>保存(&amp;S)</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location line="+57"/>
+        <source>Quiet hours must start and end at different times.</source>
+        <translation>免打扰时段的开始和结束时间不能相同。</translation>
+    </message>
+</context>
+<context>
+    <name>ToastWindow</name>
+    <message>
+        <location filename="../../app/ui/toast_window.py" line="+54"/>
+        <source>Notification: %1</source>
+        <translation>通知：%1</translation>
+    </message>
+</context>
+<context>
+    <name>Tray</name>
+    <message>
+        <location filename="../../app/ui/tray.py" line="+48"/>
+        <source>Tray Notifier menu</source>
+        <translation>Tray Notifier 菜单</translation>
+    </message>
+    <message>
+        <location line="+48"/>
+        <source>Connected as %1</source>
+        <translation>已以 %1 的身份连接</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Connecting…</source>
+        <translation>正在连接…</translation>
+    </message>
+    <message numerus="yes">
+        <location line="+4"/>
+        <source>Offline: trying again in %n s</source>
+        <translation>
+            <numerusform>离线：%n 秒后重试</numerusform>
+        </translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Offline: trying again</source>
+        <translation>离线：正在重试</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Not logged in</source>
+        <translation>未登录</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>see the log</source>
+        <translation>请查看日志</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Not connected: %1</source>
+        <translation>未连接：%1</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Not connected</source>
+        <translation>未连接</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Tray Notifier</source>
+        <translation>Tray Notifier</translation>
+    </message>
+    <message numerus="yes">
+        <location line="+2"/>
+        <source>%n unread announcement(s)</source>
+        <translation>
+            <numerusform>%n 条未读公告</numerusform>
+        </translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Do not disturb is on</source>
+        <translation>勿扰模式已开启</translation>
+    </message>
+    <message>
+        <location line="+12"/>
+        <source>Announcements…</source>
+        <translation>公告…</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Log out (%1)</source>
+        <translation>退出登录 (%1)</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Log in…</source>
+        <translation>登录…</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Do not disturb</source>
+        <translation>勿扰模式</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Settings…</source>
+        <translation>设置…</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Quit</source>
+        <translation>退出</translation>
+    </message>
+</context>
+<context>
+    <name>UrgentWindow</name>
+    <message>
+        <location filename="../../app/ui/urgent_window.py" line="+50"/>
+        <source>Urgent announcement — %1</source>
+        <translation>紧急公告 — %1</translation>
+    </message>
+    <message>
+        <location line="+21"/>
+        <source>Announcement text</source>
+        <translation>公告内容</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>&amp;Acknowledge</source>
+        <translation>确认已读(&amp;A)</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Acknowledge this announcement</source>
+        <translation>确认已读此公告</translation>
+    </message>
+    <message>
+        <location line="+22"/>
+        <source>Link address</source>
+        <translation>链接地址</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Link:</source>
+        <translation>链接：</translation>
+    </message>
+</context>
+</TS>

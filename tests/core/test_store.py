@@ -1,0 +1,266 @@
+"""The history store on a real SQLite file in tmp_path."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.model import Announcement, Priority
+from app.core.store import SCHEMA_VERSION, HistoryStore, HistoryStoreError
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def ann(ann_id: str, title: str = "", body: str = "", **kw: Any) -> Announcement:
+    return Announcement(id=ann_id, title=title or f"title {ann_id}", body=body or "b", **kw)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock):
+    with HistoryStore(tmp_path / "h.sqlite3", clock=clock) as s:
+        yield s
+
+
+def test_record_dedupes_by_id_and_keeps_fields(store: HistoryStore) -> None:
+    a = Announcement(
+        id="7",
+        title="Fire drill",
+        body="At 3 pm\nUse the stairs",
+        priority=Priority.HIGH,
+        url="https://example.org/drill",
+        created_at=T0 - timedelta(hours=1),
+        expires_at=T0 + timedelta(days=1),
+    )
+    assert store.record(a, "7") is True
+    assert store.record(a, "7") is False
+    assert store.add(a) is False
+    got = store.get("7")
+    assert got is not None
+    assert got.announcement == a
+    assert got.received_at == T0
+    assert (got.read, got.acked) == (False, False)
+    assert len(store.list()) == 1
+
+
+def test_revoked_id_is_never_added_again(store: HistoryStore) -> None:
+    assert store.record(ann("1"), "1")
+    assert store.remove("1") is True
+    assert store.get("1") is None
+    assert store.record(ann("1"), "1") is False  # replay after reconnect
+    assert store.add(ann("1")) is False
+    assert store.list() == []
+    # revoking an id never seen also blocks it
+    assert store.remove("2") is False
+    assert store.record(ann("2"), "2") is False
+
+
+def test_last_event_id_persists_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with HistoryStore(path) as s:
+        assert s.last_event_id() == ""
+        s.record(ann("41"), "41")
+        s.set_last_event_id("42")
+    with HistoryStore(path) as s:
+        assert s.last_event_id() == "42"
+        assert s.get("41") is not None
+        assert s.record(ann("41"), "43") is False
+        assert s.last_event_id() == "43"
+
+
+def test_record_is_one_transaction(store: HistoryStore) -> None:
+    store.record(ann("1"), "1")
+    with pytest.raises(AttributeError):
+        store.record("not an announcement", "2")  # type: ignore[arg-type]
+    assert store.last_event_id() == "1"
+
+
+def test_list_newest_first_and_limit(store: HistoryStore, clock: FakeClock) -> None:
+    for i in range(5):
+        clock.now = T0 + timedelta(minutes=i)
+        store.add(ann(str(i)))
+    assert [s.announcement.id for s in store.list()] == ["4", "3", "2", "1", "0"]
+    assert [s.announcement.id for s in store.list(limit=2)] == ["4", "3"]
+    # created_at wins over arrival time: a late catch-up of an old announcement sorts below
+    store.add(ann("old", created_at=T0 - timedelta(days=1)))
+    assert store.list()[-1].announcement.id == "old"
+
+
+def test_search_title_and_body_case_insensitive_with_escaping(store: HistoryStore) -> None:
+    store.add(ann("1", title="Server MAINTENANCE tonight", body="expect 5 minutes"))
+    store.add(ann("2", title="Lunch", body="Pizza in the kitchen"))
+    store.add(ann("3", title="Discount 50% off", body="snake_case party"))
+    store.add(ann("4", title="Ünïcode Straße", body="x"))
+    ids = lambda q: sorted(s.announcement.id for s in store.list(search=q))  # noqa: E731
+    assert ids("maintenance") == ["1"]
+    assert ids("KITCHEN") == ["2"]
+    assert ids("%") == ["3"]
+    assert ids("_") == ["3"]
+    assert ids("50%") == ["3"]
+    assert ids("e_c") == ["3"]  # literal underscore, not "any character"
+    assert ids("ünï") == ["4"]
+    assert ids("STRASSE") == ["4"]  # casefold
+    assert ids("  ") == ["1", "2", "3", "4"]
+    assert ids("nothing like this") == []
+
+
+def test_expired_are_hidden_then_purged(store: HistoryStore, clock: FakeClock) -> None:
+    store.add(ann("soon", expires_at=T0 + timedelta(minutes=5)))
+    store.add(ann("later", expires_at=T0 + timedelta(days=5)))
+    assert store.unread_count() == 2
+    clock.now = T0 + timedelta(minutes=10)
+    assert [s.announcement.id for s in store.list()] == ["later"]
+    assert store.unread_count() == 1
+    assert store.purge(90) == 1
+    assert store.get("soon") is None
+
+
+def test_read_state(store: HistoryStore) -> None:
+    for i in "abc":
+        store.add(ann(i))
+    assert store.unread_count() == 3
+    store.mark_read("b")
+    assert store.get("b").read is True  # type: ignore[union-attr]
+    assert store.unread_count() == 2
+    store.mark_read("unknown")
+    store.mark_all_read()
+    assert store.unread_count() == 0
+    assert all(s.read for s in store.list())
+
+
+def test_ack_queue(store: HistoryStore, clock: FakeClock) -> None:
+    store.add(ann("u1", priority=Priority.URGENT))
+    store.add(ann("u2", priority=Priority.URGENT))
+    store.queue_ack("u2")
+    clock.now = T0 + timedelta(seconds=1)
+    store.queue_ack("u1")
+    store.queue_ack("u2")  # pressed twice: one receipt
+    assert store.pending_acks() == ["u2", "u1"]
+    got = store.get("u1")
+    assert got is not None and got.acked and got.read
+    store.ack_sent("u2")
+    assert store.pending_acks() == ["u1"]
+    store.remove("u1")  # revoked: no receipt to send any more
+    assert store.pending_acks() == []
+
+
+def test_pending_acks_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with HistoryStore(path) as s:
+        s.add(ann("u"))
+        s.queue_ack("u")
+    with HistoryStore(path) as s:
+        assert s.pending_acks() == ["u"]
+
+
+def test_purge_by_retention(store: HistoryStore, clock: FakeClock) -> None:
+    store.add(ann("old"))
+    store.remove("gone")
+    clock.now = T0 + timedelta(days=10)
+    store.add(ann("new"))
+    assert store.purge(30) == 0
+    clock.now = T0 + timedelta(days=31)
+    assert store.purge(30) == 1
+    assert [s.announcement.id for s in store.list()] == ["new"]
+    # the revoked id is forgotten after the retention time too
+    assert store.add(ann("gone")) is True
+    with pytest.raises(ValueError, match="at least 1"):
+        store.purge(0)
+
+
+def test_path_for_one_history_per_server_and_user(tmp_path: Path) -> None:
+    p = HistoryStore.path_for
+    a = p(tmp_path, "https://News.Example.org/", "alice")
+    assert a == p(tmp_path, "https://news.example.org", "alice")
+    assert a == p(tmp_path, "https://news.example.org:443", "alice")
+    assert a != p(tmp_path, "https://news.example.org", "bob")
+    assert a != p(tmp_path, "https://other.example.org", "alice")
+    assert a != p(tmp_path, "http://news.example.org", "alice")
+    assert a.parent == tmp_path / "history"
+    assert a.name.startswith("news.example.org-alice-")
+    weird = p(tmp_path, "https://x.org", "../../etc/passwd")
+    assert weird.parent == tmp_path / "history"
+
+
+def test_schema_version_and_wal(store: HistoryStore) -> None:
+    conn = sqlite3.connect(store.path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(HistoryStoreError, match="newer version"):
+        HistoryStore(path)
+
+
+def test_damaged_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(HistoryStoreError, match="Move it aside"):
+        HistoryStore(path)
+
+
+def test_closed_store_raises_clearly(tmp_path: Path) -> None:
+    s = HistoryStore(tmp_path / "h.sqlite3")
+    s.close()
+    s.close()
+    with pytest.raises(HistoryStoreError, match="closed"):
+        s.list()
+    with pytest.raises(HistoryStoreError, match="closed"):
+        s.add(ann("1"))
+
+
+def test_writer_thread_and_reader_thread(store: HistoryStore) -> None:
+    """The worker thread records while the GUI thread reads: no error, nothing lost."""
+    n = 300
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            for i in range(n):
+                store.record(ann(f"{i:04d}"), f"{i:04d}")
+                if i % 3 == 0:
+                    store.record(ann(f"{i:04d}"), f"{i:04d}")  # duplicate
+        except Exception as exc:  # noqa: BLE001 - the assertion below reports it
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    reads = 0
+    while not done.is_set() or reads == 0:
+        store.list(search="title")
+        store.unread_count()
+        store.mark_all_read()
+        reads += 1
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert errors == []
+    assert len(store.list()) == n
+    assert store.last_event_id() == f"{n - 1:04d}"

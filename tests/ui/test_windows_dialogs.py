@@ -1,0 +1,209 @@
+"""Login and Settings dialogs."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QTime, QUrl
+from PySide6.QtWidgets import QLineEdit
+
+from app.config import Config, QuietHours
+from app.core.model import Priority
+from app.ui.login_dialog import LoginDialog
+from app.ui.settings_dialog import SettingsDialog
+
+# the offscreen platform warns about this for every shown window with a layout
+
+# ------------------------------------------------------------------ login
+
+
+@pytest.fixture
+def login(qtbot) -> LoginDialog:
+    d = LoginDialog("https://news.example.org", "alice")
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.waitExposed(d)
+    return d
+
+
+def test_prefilled_and_password_hidden(login: LoginDialog) -> None:
+    assert login.server_edit.text() == "https://news.example.org"
+    assert login.user_edit.text() == "alice"
+    assert login.password_edit.echoMode() == QLineEdit.EchoMode.Password
+    assert login.password_edit.hasFocus()  # the first empty field
+    for w in (login.server_edit, login.user_edit, login.password_edit):
+        assert w.accessibleName()
+
+
+def test_enter_submits_valid_fields(qtbot, login: LoginDialog) -> None:
+    login.server_edit.setText("  https://news.example.org/  ")
+    qtbot.keyClicks(login.password_edit, "s3cret")
+    with qtbot.waitSignal(login.loginRequested, timeout=1000) as blocker:
+        qtbot.keyClick(login.password_edit, Qt.Key.Key_Return)
+    assert blocker.args == ["https://news.example.org", "alice", "s3cret"]
+    # busy: fields and Log in disabled, progress shown
+    assert not login.password_edit.isEnabled()
+    assert not login.login_button.isEnabled()
+    assert login.busy_box.isVisible()
+    assert login.cancel_button.isEnabled()
+    assert login.isVisible()  # stays open until the root says how it went
+
+
+@pytest.mark.parametrize(
+    ("server", "user", "password", "message", "field"),
+    [
+        ("", "alice", "pw", "Enter the server address", "server_edit"),
+        ("news.example.org", "alice", "pw", "must start with https://", "server_edit"),
+        ("ftp://news.example.org", "alice", "pw", "not a valid server address", "server_edit"),
+        ("javascript://x", "alice", "pw", "not a valid server address", "server_edit"),
+        ("https://news.example.org", "  ", "pw", "Enter your user name", "user_edit"),
+        ("https://news.example.org", "alice", "", "Enter your password", "password_edit"),
+    ],
+)
+def test_validation_in_plain_words(
+    qtbot, login: LoginDialog, server: str, user: str, password: str, message: str, field: str
+) -> None:
+    login.server_edit.setText(server)
+    login.user_edit.setText(user)
+    login.password_edit.setText(password)
+    with qtbot.assertNotEmitted(login.loginRequested):
+        login.submit()
+    assert login.error_label.isVisible()
+    assert message in login.error_label.text()
+    assert getattr(login, field).hasFocus()
+    assert login.login_button.isEnabled()
+
+
+def test_show_error_is_plain_text_and_ends_busy(qtbot, login: LoginDialog) -> None:
+    login.password_edit.setText("wrong")
+    login.submit()
+    login.show_error("<b>Wrong</b> user name or password.")
+    assert login.error_label.textFormat() == Qt.TextFormat.PlainText
+    assert login.error_label.text() == "<b>Wrong</b> user name or password."
+    assert login.password_edit.isEnabled() and login.login_button.isEnabled()
+    assert not login.busy_box.isVisible()
+    assert login.password_edit.hasFocus()
+
+
+def test_succeeded_accepts_and_forgets_password(qtbot, login: LoginDialog) -> None:
+    login.password_edit.setText("pw")
+    with qtbot.waitSignal(login.accepted, timeout=1000):
+        login.succeeded()
+    assert login.password_edit.text() == ""
+    assert not login.isVisible()
+
+
+def test_escape_cancels_and_forgets_password(qtbot, login: LoginDialog) -> None:
+    qtbot.keyClicks(login.password_edit, "half-typed")
+    with qtbot.waitSignal(login.rejected, timeout=1000):
+        qtbot.keyClick(login.password_edit, Qt.Key.Key_Escape)
+    assert not login.isVisible()
+    assert login.password_edit.text() == ""
+
+
+# ------------------------------------------------------------------ settings
+
+
+class Opener:
+    def __init__(self) -> None:
+        self.urls: list[QUrl] = []
+
+    def __call__(self, url: QUrl) -> bool:
+        self.urls.append(url)
+        return True
+
+
+@pytest.fixture
+def opener() -> Opener:
+    return Opener()
+
+
+def settings(qtbot, config: Config, tmp_path: Path, opener: Opener) -> SettingsDialog:
+    d = SettingsDialog(config, log_dir=tmp_path / "logs", open_url=opener)
+    qtbot.addWidget(d)
+    return d
+
+
+def test_settings_show_the_config(qtbot, tmp_path: Path, opener: Opener) -> None:
+    cfg = Config(
+        server_url="https://news.example.org",
+        start_at_login=True,
+        quiet_hours=QuietHours(time(22, 30), time(6, 45)),
+        toast_min_priority=Priority.HIGH,
+        language="zh_CN",
+        retention_days=30,
+    )
+    d = settings(qtbot, cfg, tmp_path, opener)
+    assert d.server_edit.text() == "https://news.example.org"
+    assert d.autostart_check.isChecked()
+    assert d.quiet_box.isChecked()
+    assert d.quiet_start.time() == QTime(22, 30) and d.quiet_end.time() == QTime(6, 45)
+    assert d.threshold_combo.currentData() == "high"
+    assert d.language_combo.currentText() == "简体中文"
+    assert d.retention_spin.value() == 30
+
+
+def test_settings_round_trip(qtbot, tmp_path: Path, opener: Opener) -> None:
+    base = Config(server_url="https://old.example.org", username="alice")
+    d = settings(qtbot, base, tmp_path, opener)
+    d.server_edit.setText("https://new.example.org/")
+    d.autostart_check.setChecked(True)
+    d.quiet_box.setChecked(True)
+    d.quiet_start.setTime(QTime(21, 0))
+    d.quiet_end.setTime(QTime(7, 30))
+    d.threshold_combo.setCurrentIndex(d.threshold_combo.findData("urgent"))
+    d.language_combo.setCurrentIndex(d.language_combo.findData("zh_CN"))
+    d.retention_spin.setValue(14)
+    with qtbot.waitSignal(d.saved, timeout=1000) as blocker:
+        qtbot.mouseClick(d.save_button, Qt.MouseButton.LeftButton)
+    new = blocker.args[0]
+    assert isinstance(new, Config)
+    assert new == base.with_changes(
+        server_url="https://new.example.org",
+        start_at_login=True,
+        quiet_hours=QuietHours(time(21, 0), time(7, 30)),
+        toast_min_priority=Priority.URGENT,
+        language="zh_CN",
+        retention_days=14,
+    )
+    # and back: a dialog on the new config shows the same values
+    again = settings(qtbot, new, tmp_path, opener)
+    assert again.result_config() == new
+
+
+def test_settings_quiet_hours_off_and_system_language(
+    qtbot, tmp_path: Path, opener: Opener
+) -> None:
+    base = Config(quiet_hours=QuietHours(time(22), time(7)), language="en")
+    d = settings(qtbot, base, tmp_path, opener)
+    d.quiet_box.setChecked(False)
+    d.language_combo.setCurrentIndex(0)
+    new = d.result_config()
+    assert new is not None
+    assert new.quiet_hours is None and new.language == ""
+
+
+def test_settings_refuse_bad_values(qtbot, tmp_path: Path, opener: Opener) -> None:
+    d = settings(qtbot, Config(), tmp_path, opener)
+    d.show()
+    d.server_edit.setText("news.example.org")
+    with qtbot.assertNotEmitted(d.saved):
+        d.save()
+    assert "https://" in d.error_label.text()
+    assert d.isVisible()
+    d.server_edit.setText("")
+    d.quiet_box.setChecked(True)
+    d.quiet_start.setTime(QTime(8, 0))
+    d.quiet_end.setTime(QTime(8, 0))
+    with qtbot.assertNotEmitted(d.saved):
+        d.save()
+    assert "different times" in d.error_label.text()
+
+
+def test_open_log_folder(qtbot, tmp_path: Path, opener: Opener) -> None:
+    d = settings(qtbot, Config(), tmp_path, opener)
+    qtbot.mouseClick(d.log_button, Qt.MouseButton.LeftButton)
+    assert (tmp_path / "logs").is_dir()
+    assert [u.toLocalFile() for u in opener.urls] == [str(tmp_path / "logs")]
