@@ -1,0 +1,76 @@
+"""When to reconnect: a pure object, with the clock and the random source passed in.
+
+- After a stream that worked ends: the server's ``retry:`` time, plus jitter of at most a
+  quarter of it (so many clients do not come back in the same millisecond).
+- After consecutive failures (refused, reset, 5xx): exponential from that time with full jitter,
+  ``uniform(0, min(cap, base * 2 ** (n - 1)))``, capped at 5 minutes.
+- ``Retry-After`` (seconds or an HTTP date) of a 429 or 503 is honoured: the wait is at least
+  that long (at most an hour, against a misconfigured server).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+
+DEFAULT_RETRY = 3.0
+DEFAULT_CAP = 300.0
+SUCCESS_JITTER = 0.25
+RETRY_AFTER_MAX = 3600.0
+
+
+class Backoff:
+    """Computes each wait before a reconnect; holds only the base and the failure count."""
+
+    def __init__(
+        self,
+        *,
+        base: float = DEFAULT_RETRY,
+        cap: float = DEFAULT_CAP,
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+        self._rng = rng
+        self._clock = clock
+
+    def set_retry_ms(self, milliseconds: int) -> None:
+        """The server's ``retry:`` field: the new base wait."""
+        self.base = min(milliseconds / 1000.0, self.cap)
+
+    def after_success(self) -> float:
+        """A stream that worked has ended: forget failures; wait the retry time plus jitter."""
+        self.failures = 0
+        return self.base * (1.0 + SUCCESS_JITTER * self._rng())
+
+    def after_failure(self, retry_after: str | None = None) -> float:
+        """One more consecutive failure; ``retry_after`` is the raw header value, if any."""
+        self.failures += 1
+        ceiling = min(self.cap, self.base * 2.0 ** (self.failures - 1))
+        delay = ceiling * self._rng()
+        server_wait = parse_retry_after(retry_after, now=self._clock()) if retry_after else None
+        if server_wait is not None:
+            delay = max(delay, min(server_wait, RETRY_AFTER_MAX))
+        return delay
+
+    def reset(self) -> None:
+        """Reconnect at once next time (network back, wake from sleep)."""
+        self.failures = 0
+
+
+def parse_retry_after(value: str, *, now: float) -> float | None:
+    """``Retry-After``: delay-seconds (ASCII digits) or an HTTP date; None when unusable."""
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        return None
+    return max(0.0, when.timestamp() - now)

@@ -1,0 +1,164 @@
+"""The one place that builds HTTP clients and follows redirects.
+
+Every client: timeouts on connect, read, write and pool; TLS verification always on, with an
+optional CA bundle of a private certificate authority added to the public roots; proxies from
+the standard environment variables (``HTTPS_PROXY``, ``NO_PROXY``...); redirects never followed
+by httpx, but by :func:`send`, which drops the ``Authorization`` header as soon as a redirect
+leaves the origin (scheme, host and port) it was meant for.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+import certifi
+import httpx
+
+from app import APP_ID, __version__
+from app.config import ConfigError, StreamSettings
+from app.core.errors import CertificateError, ProtocolError, ServerUnreachable, TrayNotifierError
+
+log = logging.getLogger(__name__)
+
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+REQUEST_TIMEOUT = 20.0  # read timeout of ordinary (non-stream) calls
+USER_AGENT = f"{APP_ID}/{__version__}"
+
+
+def make_client(
+    settings: StreamSettings,
+    *,
+    read_timeout: float | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An AsyncClient with our timeouts, TLS policy and proxy policy.
+
+    ``read_timeout`` defaults to the heartbeat timeout: the stream's "no byte for so long".
+    Raises ConfigError when the CA bundle cannot be read.
+    """
+    read = settings.heartbeat_timeout if read_timeout is None else read_timeout
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout, read=read, write=REQUEST_TIMEOUT, pool=REQUEST_TIMEOUT
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        verify=_verify(settings.ca_bundle),
+        trust_env=True,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        transport=transport,
+    )
+
+
+def _verify(ca_bundle: str) -> ssl.SSLContext | bool:
+    if not ca_bundle:
+        return True  # httpx's default roots (certifi, or SSL_CERT_FILE)
+    path = Path(ca_bundle).expanduser()
+    context = ssl.create_default_context(cafile=certifi.where())
+    try:
+        context.load_verify_locations(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use the CA bundle {path}: {exc}. Set ca_bundle to a PEM file of your "
+            "organisation's certificate authority, or leave it empty."
+        ) from exc
+    return context
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and effective port: what must match for a token to be carried along."""
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, port
+
+
+async def send(
+    client: httpx.AsyncClient, request: httpx.Request, *, stream: bool = False
+) -> httpx.Response:
+    """Send, following up to MAX_REDIRECTS redirects ourselves.
+
+    301/302/303 turn a non-GET request into a body-less GET (as browsers do); 307/308 repeat it
+    as it was. ``Authorization`` is dropped for good once a redirect leaves the first origin.
+    Network failures become ServerUnreachable or CertificateError; the caller closes the
+    returned (possibly streaming) response.
+    """
+    first = origin(request.url)
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await _send_once(client, request, stream=stream)
+        if response.status_code not in REDIRECT_CODES:
+            return response
+        location = response.headers.get("location")
+        await response.aclose()
+        if not location:
+            raise ProtocolError(
+                f"the server answered HTTP {response.status_code} without a Location: "
+                "check the server URL"
+            )
+        request = _redirected(request, response.status_code, response.url.join(location), first)
+    raise ProtocolError(f"more than {MAX_REDIRECTS} redirects: check the server URL")
+
+
+def _redirected(
+    request: httpx.Request, status: int, url: httpx.URL, first: tuple[str, str, int | None]
+) -> httpx.Request:
+    headers = httpx.Headers(request.headers)
+    headers.pop("host", None)
+    if origin(url) != first:
+        headers.pop("authorization", None)
+        log.info("redirected to another origin; the Authorization header is not sent there")
+    method, content = request.method, request.content
+    if status in (301, 302, 303) and method not in ("GET", "HEAD"):
+        method, content = "GET", b""
+        for name in ("content-type", "content-length", "transfer-encoding"):
+            headers.pop(name, None)
+    return httpx.Request(method, url, headers=headers, content=content or None)
+
+
+async def _send_once(
+    client: httpx.AsyncClient, request: httpx.Request, *, stream: bool
+) -> httpx.Response:
+    try:
+        return await client.send(request, stream=stream)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, request.url) from exc
+
+
+def transport_error(exc: httpx.TransportError, url: httpx.URL) -> TrayNotifierError:
+    """The user-facing error for a network failure (never showing the query or a token)."""
+    where = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+    if _is_certificate_failure(exc):
+        return CertificateError(
+            f"the TLS certificate of {where} could not be verified ({_root(exc)}). If your "
+            "organisation uses its own certificate authority, set the CA bundle setting "
+            "(--ca-bundle) to its PEM file; verification is never turned off."
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerUnreachable(
+            f"{where} did not answer in time: check the network connection and the server URL."
+        )
+    return ServerUnreachable(
+        f"cannot reach {where} ({_root(exc)}): check the network connection and the server URL."
+    )
+
+
+def _is_certificate_failure(exc: BaseException) -> bool:
+    chain: list[BaseException] = []
+    inner: BaseException | None = exc
+    while inner is not None and inner not in chain:
+        chain.append(inner)
+        inner = inner.__cause__ or inner.__context__
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or (
+        "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    )
+
+
+def _root(exc: BaseException) -> str:
+    """The innermost cause's text: "Connection refused" rather than httpx's wrapper."""
+    seen = {id(exc)}
+    inner = exc.__cause__ or exc.__context__
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc, inner = inner, inner.__cause__ or inner.__context__
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,120 @@
+"""Where tokens live: the OS keyring, behind a three-method interface.
+
+Nothing else in the program stores a token. The keyring service is ``tray-notifier`` and there
+is one entry per server and user (:func:`login_key`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import keyring
+import keyring.errors
+
+from app import APP_ID
+from app.core.errors import TrayNotifierError
+
+log = logging.getLogger(__name__)
+
+SERVICE = APP_ID
+
+_UNAVAILABLE_HINT = (
+    "Start or unlock your desktop's keyring (GNOME Keyring, KWallet, Windows Credential "
+    "Manager, macOS Keychain) and try again, or log in for this run only."
+)
+
+
+class SecretStoreUnavailable(TrayNotifierError):
+    """The OS keyring cannot be used (none installed, locked, or the unlock prompt dismissed)."""
+
+
+class SecretStore(Protocol):
+    """Get, set and delete secrets by key; implementations raise SecretStoreUnavailable."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+def login_key(server_url: str, username: str) -> str:
+    """The key of one login: the user and the server's origin and path, normalised."""
+    url = server_url.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        host, slash, path = rest.partition("/")
+        url = f"{scheme.lower()}://{host.lower()}{slash}{path}"
+    return f"{username}@{url}"
+
+
+class KeyringSecretStore:
+    """The OS keyring through ``keyring``; ``backend`` picks one explicitly (tests, settings)."""
+
+    def __init__(self, *, service: str = SERVICE, backend: Any = None) -> None:
+        self.service = service
+        self._backend = backend
+
+    def _keyring(self) -> Any:
+        return self._backend if self._backend is not None else keyring.get_keyring()
+
+    def get(self, key: str) -> str | None:
+        with _translated("read your login from"):
+            value: str | None = self._keyring().get_password(self.service, key)
+            return value
+
+    def set(self, key: str, value: str) -> None:
+        with _translated("save your login in"):
+            self._keyring().set_password(self.service, key, value)
+
+    def delete(self, key: str) -> None:
+        with _translated("remove your login from"):
+            try:
+                self._keyring().delete_password(self.service, key)
+            except keyring.errors.PasswordDeleteError:
+                log.debug("no stored secret to delete")
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Turn keyring's errors into SecretStoreUnavailable with a message saying what to do."""
+    try:
+        yield
+    except keyring.errors.NoKeyringError as exc:
+        raise _unavailable(action, "no system keyring is available") from exc
+    except keyring.errors.KeyringLocked as exc:
+        raise _unavailable(action, "the keyring is locked") from exc
+    except keyring.errors.InitError as exc:
+        raise _unavailable(action, f"the keyring could not be opened ({exc})") from exc
+    except keyring.errors.KeyringError as exc:
+        raise _unavailable(action, f"the keyring failed ({type(exc).__name__}: {exc})") from exc
+
+
+def _unavailable(action: str, reason: str) -> SecretStoreUnavailable:
+    return SecretStoreUnavailable(
+        f"Cannot {action} the system keyring: {reason}. {_UNAVAILABLE_HINT}"
+    )
+
+
+class MemorySecretStore:
+    """Secrets in memory only: for tests, and for "this run only" when no keyring works."""
+
+    def __init__(self, initial: dict[str, str] | None = None) -> None:
+        self._values = dict(initial or {})
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._values.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        with self._lock:
+            self._values[key] = value
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._values.pop(key, None)

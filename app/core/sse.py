@@ -1,0 +1,202 @@
+"""An incremental Server-Sent Events decoder that follows the WHATWG HTML rules to the letter.
+
+It works on raw bytes, chunk by chunk, however the network splits them, and keeps the last
+event id across responses (call :meth:`SSEDecoder.start_stream` for each new response).
+
+Why not httpx-sse's decoder (0.4.3): it restarts with each response, so the last event id is
+lost on reconnect; it dispatches blocks holding only ``event:``/``id:``/``retry:`` as empty
+events; it keeps a leading BOM and decodes with the response's ``charset``; its ``retry`` parser
+is ``int()``, which accepts `` 100``, ``+100``, ``1_00`` and full-width digits; and it holds a
+trailing CR back until the next chunk. Here:
+
+- the stream is UTF-8 whatever the headers say; invalid bytes become U+FFFD; one leading BOM of
+  each response is stripped;
+- CR, LF and CRLF each end a line, and a CR ends its line at once (a following LF is skipped,
+  even when it comes in the next chunk);
+- lines starting with ``:`` are comments; a line without a colon is a field with an empty value;
+  one leading space of the value is stripped;
+- ``data`` lines are joined with LF; an event is dispatched only on a blank line and only when it
+  has data; the ``id`` updates the last event id even for a block without data;
+- an ``id`` holding NUL is ignored; ``retry`` counts only when it is all ASCII digits;
+- the unterminated last event of a response is dropped;
+- an event over ``max_event_bytes`` is dropped with a warning, and while it is skipped the
+  decoder holds at most ``max_event_bytes`` of it in memory. Its ``id`` still counts, so a resume
+  does not ask for it again and again.
+
+Lines are split on bytes (CR and LF never occur inside a UTF-8 sequence), so a character split
+across chunks is decoded whole, and sizes are real byte counts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.core.model import RawEvent
+
+log = logging.getLogger(__name__)
+
+BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+_CR, _LF = 0x0D, 0x0A
+
+
+class SSEDecoder:
+    """Turns the bytes of one or more event-stream responses into :class:`RawEvent` objects.
+
+    Attributes read by the engine: ``last_event_id`` (the WHATWG "last event ID string", set at
+    each dispatch), ``retry`` (the last valid ``retry:`` value in milliseconds, or None) and
+    ``dropped`` (how many oversized events were dropped).
+    """
+
+    _data: list[bytes]
+    _event: bytes
+    _event_retry: int | None
+    _size: int
+    _oversized: bool
+
+    def __init__(
+        self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, last_event_id: str = ""
+    ) -> None:
+        if max_event_bytes < 1:
+            raise ValueError("max_event_bytes must be at least 1")
+        self.max_event_bytes = max_event_bytes
+        self.last_event_id = last_event_id
+        self.retry: int | None = None
+        self.dropped = 0
+        self.start_stream()
+
+    # ------------------------------------------------------------------ public
+
+    def start_stream(self, last_event_id: str | None = None) -> None:
+        """Begin a new response: forget any partial line and event, keep the last event id.
+
+        ``last_event_id`` overrides the remembered one (the engine passes what it delivered).
+        """
+        if last_event_id is not None:
+            self.last_event_id = last_event_id
+        self._head = bytearray()  # the first bytes of the response, until the BOM is decided
+        self._at_start = True
+        self._skip_lf = False  # the previous chunk ended with CR: a leading LF belongs to it
+        self._line = bytearray()  # an incomplete line
+        self._line_overflow = False  # discarding the rest of an over-long line
+        self._reset_event()
+        self._id_buffer = self.last_event_id
+
+    def feed(self, chunk: bytes) -> list[RawEvent]:
+        """Decode one chunk of bytes; return the events it completes, in order."""
+        if self._at_start:
+            chunk = self._strip_bom(chunk)
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[0] == _LF:
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
+        lines = chunk.splitlines()  # bytes split on CR, LF and CRLF only
+        end = chunk[-1]
+        tail = b""
+        if end == _CR:
+            self._skip_lf = True
+        elif end != _LF:
+            tail = lines.pop()  # an incomplete line
+        if lines and (self._line or self._line_overflow):
+            if self._line_overflow:  # the end of an over-long line: skip it
+                self._line_overflow = False
+                del lines[0]
+            else:
+                self._line += lines[0]
+                lines[0] = bytes(self._line)
+                self._line = bytearray()
+        events = self._process(lines) if lines else []
+        if tail:
+            self._buffer_partial(tail)
+        return events
+
+    # ------------------------------------------------------------------ lines
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        self._head += chunk
+        if len(self._head) < len(BOM) and BOM.startswith(self._head):
+            return b""  # could still be a BOM: wait for more
+        self._at_start = False
+        head = bytes(self._head)
+        self._head = bytearray()
+        return head[len(BOM) :] if head.startswith(BOM) else head
+
+    def _buffer_partial(self, tail: bytes) -> None:
+        if self._line_overflow:
+            return
+        if self._size + len(self._line) + len(tail) > self.max_event_bytes:
+            self._line = bytearray()
+            self._line_overflow = True
+            self._mark_oversized()
+            return
+        self._line += tail
+
+    # ------------------------------------------------------------------ fields
+
+    def _process(self, lines: list[bytes]) -> list[RawEvent]:
+        """Interpret complete lines (the hot loop: kept flat on purpose)."""
+        events: list[RawEvent] = []
+        for line in lines:
+            if not line:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+                continue
+            if line[0] == 0x3A:  # ":" a comment
+                continue
+            name, colon, value = line.partition(b":")
+            if colon and value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                if not self._oversized:  # (inlined: the hottest line of the decoder)
+                    self._size += len(value) + 1
+                    if self._size > self.max_event_bytes:
+                        self._mark_oversized()
+                    else:
+                        self._data.append(value)
+            elif name == b"event":
+                self._event = value
+            elif name == b"id":
+                if b"\0" not in value:
+                    self._id_buffer = value.decode("utf-8", "replace")
+            elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII digits, not empty
+                self.retry = int(value)
+                self._event_retry = self.retry
+        return events
+
+    def _mark_oversized(self) -> None:
+        self._oversized = True
+        self._data = []
+
+    def _dispatch(self) -> RawEvent | None:
+        self.last_event_id = self._id_buffer
+        oversized, data, event, retry = self._oversized, self._data, self._event, self._event_retry
+        self._reset_event()
+        if oversized:
+            self.dropped += 1
+            log.warning(
+                "dropped an event larger than %d bytes (last event id %r)",
+                self.max_event_bytes,
+                self.last_event_id,
+            )
+            return None
+        if not data:
+            return None
+        joined = data[0] if len(data) == 1 else b"\n".join(data)
+        return RawEvent(
+            event=event.decode("utf-8", "replace") if event else "message",
+            data=joined.decode("utf-8", "replace"),
+            id=self.last_event_id,
+            retry=retry,
+        )
+
+    def _reset_event(self) -> None:
+        self._data = []
+        self._event = b""
+        self._event_retry = None
+        self._size = 0
+        self._oversized = False

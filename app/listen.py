@@ -1,0 +1,182 @@
+"""``python -m app listen``: the headless listener on the core engine.
+
+One line per event on stdout (``--json``: ``{"id": last event id, "event": type, "data": data}``,
+flushed at once), logs on stderr. Exit codes: 0 after ``--max-events`` events, on HTTP 204 or on
+SIGINT/SIGTERM; 2 usage; 3 authentication (401 with no refresh possible, no stored login, no
+keyring); 4 protocol or configuration (wrong Content-Type, 403, 404, a TLS or config error).
+Anything else (drops, 5xx, refused connections) is retried for ever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from app import config as app_config
+from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
+from app.core.auth import AuthSession
+from app.core.errors import TrayNotifierError
+from app.core.model import Announcement, ControlEvent, RawEvent, Status, StreamEvent
+from app.core.secrets import KeyringSecretStore, SecretStoreUnavailable
+from app.core.stream import OutcomeKind, StaticToken, StreamEngine, TokenSource
+
+log = logging.getLogger(__name__)
+
+_EXIT_CODES = {
+    OutcomeKind.STOPPED: EXIT_OK,
+    OutcomeKind.NO_CONTENT: EXIT_OK,
+    OutcomeKind.LOGIN_REQUIRED: EXIT_AUTH,
+    OutcomeKind.FATAL: EXIT_PROTOCOL,
+}
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the listener; returns the exit code (usage errors exit 2 through ``parser``)."""
+    _check_usage(args, parser)
+    try:
+        cfg = app_config.load()
+    except app_config.ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_PROTOCOL
+    settings = dataclasses.replace(
+        cfg.stream,
+        heartbeat_timeout=args.heartbeat_timeout or cfg.stream.heartbeat_timeout,
+        ca_bundle=args.ca_bundle or cfg.stream.ca_bundle,
+        send_last_event_id_query=args.last_event_id_query or cfg.stream.send_last_event_id_query,
+    )
+    return asyncio.run(_listen(args, cfg.with_changes(stream=settings)))
+
+
+def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    direct = args.url is not None or args.token is not None
+    stored = args.server is not None or args.user is not None
+    if direct and stored:
+        parser.error("listen: use either --url and --token, or --server and --user, not both")
+    if direct and not (args.url and args.token):
+        parser.error("listen: --url and --token go together")
+    if stored and not (args.server and args.user):
+        parser.error("listen: --server and --user go together")
+    if not direct and not stored:
+        parser.error("listen: give --url URL --token TOKEN, or --server URL --user NAME")
+    if args.last_event_id and any(c in args.last_event_id for c in "\r\n\0"):
+        parser.error("listen: --last-event-id cannot hold line breaks or NUL")
+
+
+async def _listen(args: argparse.Namespace, cfg: app_config.Config) -> int:
+    session: AuthSession | None = None
+    source: TokenSource
+    try:
+        if args.url:
+            url, source = args.url, StaticToken(args.token)
+        else:
+            session = AuthSession(
+                server_url=args.server,
+                username=args.user,
+                endpoints=cfg.endpoints,
+                secrets=KeyringSecretStore(),
+                settings=cfg.stream,
+            )
+            if not session.has_stored_login():
+                log.error(
+                    "no stored login for %s on %s: log in from the tray first, or use --token",
+                    args.user,
+                    args.server,
+                )
+                return EXIT_AUTH
+            url, source = session.stream_url(), session
+        return await _run_engine(args, cfg, url, source)
+    except SecretStoreUnavailable as exc:
+        log.error("%s", exc)
+        return EXIT_AUTH
+    except app_config.ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_PROTOCOL
+    finally:
+        if session is not None:
+            await session.aclose()
+
+
+async def _run_engine(
+    args: argparse.Namespace, cfg: app_config.Config, url: str, source: TokenSource
+) -> int:
+    printer = _Printer(sys.stdout, as_json=args.json, max_events=args.max_events)
+    engine = StreamEngine(
+        url=url,
+        settings=cfg.stream,
+        token_source=source,
+        on_event=printer.on_event,
+        on_status=_log_status,
+        last_event_id=args.last_event_id or "",
+    )
+    printer.on_done = engine.stop
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, engine.stop)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C still ends asyncio.run
+            log.debug("no asyncio signal handler for %s on this platform", sig)
+    outcome = await engine.run()
+    if isinstance(outcome.error, TrayNotifierError | app_config.ConfigError):
+        log.error("%s", outcome.error)
+    return printer.exit_code if printer.failed else _EXIT_CODES[outcome.kind]
+
+
+def _log_status(status: Status) -> None:
+    text = status.state.value
+    if status.retry_in is not None:
+        text += f" (next attempt in {status.retry_in:.1f} s)"
+    log.info("%s", text + (f": {status.detail}" if status.detail else ""))
+
+
+class _Printer:
+    """Writes one line per event; calls ``on_done`` after ``max_events`` or a broken stdout."""
+
+    def __init__(self, out: TextIO, *, as_json: bool, max_events: int | None) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.max_events = max_events
+        self.count = 0
+        self.failed = False
+        self.exit_code = EXIT_OK
+        self.on_done: Callable[[], None] | None = None
+
+    def on_event(self, raw: RawEvent, typed: StreamEvent) -> None:
+        if self.failed:
+            return
+        line = _json_line(raw) if self.as_json else _text_line(raw, typed)
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except OSError as exc:  # e.g. `listen | head`: the reader went away
+            log.warning("cannot write to standard output (%s): stopping", exc)
+            self.failed, self.exit_code = True, EXIT_FAILURE
+            self._done()
+            return
+        self.count += 1
+        if self.max_events is not None and self.count >= self.max_events:
+            self._done()
+
+    def _done(self) -> None:
+        if self.on_done is not None:
+            self.on_done()
+
+
+def _json_line(raw: RawEvent) -> str:
+    return json.dumps({"id": raw.id, "event": raw.event, "data": raw.data}, ensure_ascii=False)
+
+
+def _text_line(raw: RawEvent, typed: StreamEvent) -> str:
+    if isinstance(typed, Announcement):
+        head = f"[{typed.priority.value}] {typed.title}".rstrip()
+        text = f"{head}: {typed.body}" if typed.title else f"{head} {typed.body}"
+        return f"{raw.id or '-'} {text}".replace("\n", " / ")
+    if isinstance(typed, ControlEvent):
+        return f"({typed.name}) {typed.data}".rstrip().replace("\n", " / ")
+    return f"revoked {typed.id}"

@@ -1,0 +1,151 @@
+"""Events per second: our stream engine against a bare httpx-sse loop, on the same stream.
+
+A server process (raw asyncio, so the server costs as little as possible and does not share
+the client's interpreter) streams N small announcement events on every connection. The client
+reads them all, timing each contender:
+
+- ``engine``: :class:`app.core.stream.StreamEngine` — our WHATWG decoder on raw bytes, plus
+  typing each event (JSON parse into an Announcement) and the on_event call;
+- ``decoder``: our decoder alone on ``response.aiter_bytes()`` (no typing);
+- ``httpx-sse``: ``aconnect_sse`` + ``aiter_sse`` (its decoder only, no typing).
+
+    .venv/bin/python bench/engine_throughput.py [--events 100000] [--rounds 3]
+
+Prints the median of the rounds for each, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from app.config import StreamSettings
+from app.core.model import RawEvent, Status, StreamEvent
+from app.core.sse import SSEDecoder
+from app.core.stream import StreamEngine
+
+HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+    b"Connection: close\r\n\r\n"
+)
+
+
+def payload(events: int) -> bytes:
+    parts = [b"retry: 3000\n\n"]
+    for i in range(1, events + 1):
+        parts.append(
+            b'id: %d\ndata: {"type":"announcement","id":"%d","title":"T%d","body":"hello"}\n\n'
+            % (i, i, i)
+        )
+    return b"".join(parts)
+
+
+def serve(events: int, port_out: multiprocessing.connection.Connection) -> None:
+    body = payload(events)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(HEAD)
+        for i in range(0, len(body), 64 * 1024):
+            writer.write(body[i : i + 64 * 1024])
+            await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port_out.send(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+async def run_engine(url: str, events: int) -> int:
+    count = 0
+    engine: StreamEngine
+
+    def on_event(raw: RawEvent, typed: StreamEvent) -> None:
+        nonlocal count
+        count += 1
+        if count == events:
+            engine.stop()
+
+    def on_status(status: Status) -> None:
+        pass
+
+    engine = StreamEngine(
+        url=url,
+        settings=StreamSettings(),
+        token_source=None,
+        on_event=on_event,
+        on_status=on_status,
+    )
+    await engine.run()
+    return count
+
+
+async def run_decoder(url: str, events: int) -> int:
+    count = 0
+    decoder = SSEDecoder()
+    async with httpx.AsyncClient(timeout=30) as client, client.stream("GET", url) as response:
+        async for chunk in response.aiter_bytes():
+            count += len(decoder.feed(chunk))
+    return count
+
+
+async def run_httpx_sse(url: str, events: int) -> int:
+    count = 0
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        aconnect_sse(client, "GET", url) as source,
+    ):
+        async for _ in source.aiter_sse():
+            count += 1
+    return count - 1  # the retry-only block is dispatched as an (empty) event by httpx-sse
+
+
+def measure(fn: Callable[[str, int], Coroutine[Any, Any, int]], url: str, events: int) -> float:
+    started = time.perf_counter()
+    got = asyncio.run(fn(url, events))
+    elapsed = time.perf_counter() - started
+    if got != events:
+        raise SystemExit(f"{fn.__name__} received {got} events, expected {events}")
+    return events / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=serve, args=(args.events, send), daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{receive.recv()}/stream"
+        contenders = {"engine": run_engine, "decoder": run_decoder, "httpx-sse": run_httpx_sse}
+        rates: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.rounds):
+            for name, fn in contenders.items():
+                rates[name].append(measure(fn, url, args.events))
+    finally:
+        server.terminate()
+        server.join(10)
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    print(f"{args.events:,} events, median of {args.rounds} rounds (events/s)")
+    for name, rate in median.items():
+        print(f"  {name:<10} {rate:>12,.0f}")
+    print(f"  engine / httpx-sse   {median['engine'] / median['httpx-sse']:.2f}")
+    print(f"  decoder / httpx-sse  {median['decoder'] / median['httpx-sse']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

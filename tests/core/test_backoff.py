@@ -1,0 +1,69 @@
+"""The reconnect timing, with an injected clock and random source."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+
+from app.core.backoff import Backoff, parse_retry_after
+
+
+def test_after_success_waits_retry_time_plus_at_most_a_quarter() -> None:
+    assert Backoff(base=3.0, rng=lambda: 0.0).after_success() == 3.0
+    assert Backoff(base=3.0, rng=lambda: 1.0).after_success() == pytest.approx(3.75)
+
+
+def test_server_retry_sets_the_base() -> None:
+    backoff = Backoff(rng=lambda: 0.0)
+    backoff.set_retry_ms(1500)
+    assert backoff.after_success() == 1.5
+
+
+def test_failures_grow_exponentially_with_full_jitter_up_to_the_cap() -> None:
+    backoff = Backoff(base=3.0, cap=300.0, rng=lambda: 1.0)
+    ceilings = [backoff.after_failure() for _ in range(9)]
+    assert ceilings == [3, 6, 12, 24, 48, 96, 192, 300, 300]
+    half = Backoff(base=3.0, rng=lambda: 0.5)
+    assert [half.after_failure() for _ in range(3)] == [1.5, 3.0, 6.0]
+
+
+def test_success_resets_the_failure_count() -> None:
+    backoff = Backoff(base=2.0, rng=lambda: 1.0)
+    for _ in range(5):
+        backoff.after_failure()
+    backoff.after_success()
+    assert backoff.after_failure() == 2.0
+
+
+def test_reset_for_reconnect_now() -> None:
+    backoff = Backoff(base=2.0, rng=lambda: 1.0)
+    backoff.after_failure()
+    backoff.after_failure()
+    backoff.reset()
+    assert backoff.after_failure() == 2.0
+
+
+def test_retry_after_seconds_is_a_minimum() -> None:
+    backoff = Backoff(base=3.0, rng=lambda: 0.1)
+    assert backoff.after_failure("120") == 120.0
+    assert backoff.after_failure("junk") == pytest.approx(0.6)  # ignored: jitter alone
+
+
+def test_retry_after_http_date_uses_the_clock() -> None:
+    now = 1_700_000_000.0
+    backoff = Backoff(base=3.0, rng=lambda: 0.0, clock=lambda: now)
+    assert backoff.after_failure(formatdate(now + 90, usegmt=True)) == pytest.approx(90.0)
+
+
+def test_retry_after_is_bounded_to_an_hour() -> None:
+    assert Backoff(rng=lambda: 0.0).after_failure("999999") == 3600.0
+
+
+@pytest.mark.parametrize("value", ["", "-5", "+5", "1.5", " 12 x", "Sun, 99 Foo 2024"])
+def test_unusable_retry_after(value: str) -> None:
+    assert parse_retry_after(value, now=0.0) is None
+
+
+def test_retry_after_date_in_the_past_is_zero() -> None:
+    assert parse_retry_after(formatdate(100.0, usegmt=True), now=1000.0) == 0.0

@@ -1,0 +1,166 @@
+"""The client factory: TLS always verified (a private CA can be added), proxies from the
+environment, origins for the redirect rule."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.config import ConfigError, StreamSettings
+from app.core import http
+from app.core.errors import CertificateError
+from app.core.model import RawEvent, Status, StreamEvent
+from app.core.stream import Outcome, OutcomeKind, StaticToken, StreamEngine
+from tests.fixtures.scripted import ScriptedServer, sse
+
+Scripted = Callable[..., ScriptedServer]
+
+
+def _private_ca(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A private CA (PEM file) and a server context for 127.0.0.1 signed by it."""
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name,
+        signer: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Private CA")])
+    ca_cert = cert("Test Private CA", ca_key, ca_name, ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = cert("127.0.0.1", key, ca_name, ca_key, ca=False)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    chain, key_file = tmp_path / "server.pem", tmp_path / "server.key"
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key_file)
+    return ca_file, context
+
+
+async def _run(url: str, settings: StreamSettings) -> tuple[Outcome, list[str]]:
+    data: list[str] = []
+    engine: StreamEngine
+
+    def on_event(raw: RawEvent, typed: StreamEvent) -> None:
+        data.append(raw.data)
+        engine.stop()
+
+    def on_status(status: Status) -> None:
+        pass
+
+    engine = StreamEngine(
+        url=url,
+        settings=settings,
+        token_source=StaticToken("t"),
+        on_event=on_event,
+        on_status=on_status,
+    )
+    return await asyncio.wait_for(engine.run(), 30), data
+
+
+async def test_untrusted_certificate_stops_with_a_clear_error(
+    scripted: Scripted, tmp_path: Path
+) -> None:
+    _, tls = _private_ca(tmp_path)
+    server = scripted(sse("data: secret\n\n"), tls=tls)
+    outcome, data = await _run(server.url, StreamSettings())
+    assert outcome.kind is OutcomeKind.FATAL
+    assert isinstance(outcome.error, CertificateError)
+    assert "CA bundle" in str(outcome.error)
+    assert data == []
+    assert server.requests == []  # nothing (no token) was sent over the untrusted connection
+
+
+async def test_ca_bundle_trusts_a_private_authority(scripted: Scripted, tmp_path: Path) -> None:
+    ca_file, tls = _private_ca(tmp_path)
+    server = scripted(sse("data: over tls\n\n"), tls=tls)
+    outcome, data = await _run(server.url, StreamSettings(ca_bundle=str(ca_file)))
+    assert outcome.kind is OutcomeKind.STOPPED
+    assert data == ["over tls"]
+
+
+def test_unreadable_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="CA bundle"):
+        http.make_client(StreamSettings(ca_bundle=str(bad)))
+
+
+async def test_proxy_from_the_environment_is_used(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = scripted(sse("data: via proxy\n\n"))
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    outcome, data = await _run("http://announcements.example/sse/connect/a", StreamSettings())
+    assert outcome.kind is OutcomeKind.STOPPED
+    assert data == ["via proxy"]
+    assert proxy.requests[0].target == "http://announcements.example/sse/connect/a"
+
+
+def test_client_timeouts_follow_the_settings() -> None:
+    settings = StreamSettings(heartbeat_timeout=12.0, connect_timeout=3.0)
+
+    async def build() -> httpx.Timeout:
+        async with http.make_client(settings) as client:
+            return client.timeout
+
+    timeout = asyncio.run(build())
+    assert (timeout.connect, timeout.read) == (3.0, 12.0)
+    assert timeout.write and timeout.pool
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("http://h/x", "http://h:80/y", True),
+        ("https://h/x", "https://h:443/y", True),
+        ("https://h/x", "http://h/x", False),
+        ("http://h:8080/x", "http://h:8081/x", False),
+        ("http://h/x", "http://evil.h/x", False),
+    ],
+)
+def test_origin(a: str, b: str, same: bool) -> None:
+    assert (http.origin(httpx.URL(a)) == http.origin(httpx.URL(b))) is same

@@ -1,0 +1,296 @@
+"""``python -m app listen`` as a subprocess: output, exit codes, signals, and the end-to-end run
+across two restarts of the companion server."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.server.embedded import EmbeddedServer
+from tests.core.test_secrets import HAVE_GNOME_KEYRING
+from tests.fixtures.scripted import ScriptedServer, sse, status
+from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+Scripted = Callable[..., ScriptedServer]
+TOKEN = "tok-3c1f-secret"
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "TRAY_NOTIFIER_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # no real keyring here
+    env.pop("SSE_HEARTBEAT_TIMEOUT", None)
+    return env
+
+
+def listen(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", "listen", *args],
+        cwd=ROOT,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=40,
+        check=False,
+    )
+
+
+def listen_bg(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "listen", *args],
+        cwd=ROOT,
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_json_lines_and_max_events(scripted: Scripted, tmp_path: Path) -> None:
+    body = 'retry: 10\nid: 1\ndata: {"type":"announcement","id":"1","title":"Hi","body":"x"}\n\n'
+    body += "event: sync\ndata: done\n\nid: 2\ndata: line1\ndata: line2\n\n"
+    server = scripted(sse(body, then="stall"))
+    result = listen(tmp_path, "--url", server.url, "--token", TOKEN, "--json", "--max-events", "3")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [
+        {
+            "id": "1",
+            "event": "message",
+            "data": '{"type":"announcement","id":"1","title":"Hi","body":"x"}',
+        },
+        {"id": "1", "event": "sync", "data": "done"},
+        {"id": "2", "event": "message", "data": "line1\nline2"},
+    ]
+    assert server.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in result.stderr and TOKEN not in result.stdout
+
+
+def test_text_lines(scripted: Scripted, tmp_path: Path) -> None:
+    body = (
+        'id: 7\ndata: {"type":"announcement","id":"7","title":"Drill","body":"3 pm",'
+        '"priority":"high"}\n\nevent: connected\ndata: {}\n\ndata: {"type":"revoke","id":"7"}\n\n'
+    )
+    server = scripted(sse(body, then="stall"))
+    result = listen(tmp_path, "--url", server.url, "--token", TOKEN, "--max-events", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["7 [high] Drill: 3 pm", "(connected) {}", "revoked 7"]
+
+
+def test_204_exits_0(scripted: Scripted, tmp_path: Path) -> None:
+    server = scripted(sse("retry: 10\ndata: last\n\n"), status(204))
+    result = listen(tmp_path, "--url", server.url, "--token", TOKEN, "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert len(server.requests) == 2
+
+
+def test_401_exits_3_without_showing_the_token(scripted: Scripted, tmp_path: Path) -> None:
+    server = scripted(status(401))
+    result = listen(tmp_path, "--url", server.url, "--token", TOKEN)
+    assert result.returncode == 3
+    assert "get a new token" in result.stderr
+    assert TOKEN not in result.stderr
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        (sse("<html>login</html>", content_type="text/html"), "not an event stream"),
+        (status(403), "HTTP 403"),
+        (status(404), "HTTP 404"),
+    ],
+)
+def test_protocol_errors_exit_4_at_once(
+    scripted: Scripted, tmp_path: Path, script: object, words: str
+) -> None:
+    server = scripted(script)
+    result = listen(tmp_path, "--url", server.url, "--token", TOKEN)
+    assert result.returncode == 4
+    assert words in result.stderr
+    assert len(server.requests) == 1
+
+
+def test_unreadable_ca_bundle_exits_4(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    result = listen(
+        tmp_path, "--url", "https://127.0.0.1:9/x", "--token", TOKEN, "--ca-bundle", str(missing)
+    )
+    assert result.returncode == 4
+    assert "CA bundle" in result.stderr
+
+
+def test_broken_config_exits_4(tmp_path: Path) -> None:
+    config = tmp_path / "home" / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[stream\n")
+    result = listen(tmp_path, "--url", "http://127.0.0.1:9/x", "--token", TOKEN)
+    assert result.returncode == 4
+    assert "config file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--url", "http://127.0.0.1:9/x"],
+        ["--token", TOKEN],
+        ["--server", "http://127.0.0.1:9"],
+        ["--url", "http://127.0.0.1:9/x", "--token", TOKEN, "--user", "alice"],
+        [],
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
+    result = listen(tmp_path, *args)
+    assert result.returncode == 2
+    assert "listen:" in result.stderr
+    assert TOKEN not in result.stderr
+
+
+def test_stored_login_without_a_keyring_exits_3(tmp_path: Path) -> None:
+    result = listen(tmp_path, "--server", "http://127.0.0.1:9", "--user", "alice")
+    assert result.returncode == 3
+    assert "no system keyring is available" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_a_stalled_listener_cleanly(
+    scripted: Scripted, tmp_path: Path, sig: signal.Signals
+) -> None:
+    server = scripted(sse(": quiet\n", then="stall"))
+    proc = listen_bg(tmp_path, "--url", server.url, "--token", TOKEN)
+    try:
+        assert server.wait_requests(1, timeout=30)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert server.client_gone.wait(5)
+
+
+# ------------------------------------------------------------------ end to end
+
+
+def _read_lines(stream: object, out: queue.Queue[str | None]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        out.put(line)
+    out.put(None)
+
+
+def _login(server: EmbeddedServer) -> str:
+    answer = httpx.post(
+        server.url + "/auth/login",
+        json={"username": "alice", "password": DEMO_PASSWORD},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])
+
+
+def test_each_announcement_once_in_order_across_two_server_restarts(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    options = {"demo_users": True, "retry_ms": 100, "ping_interval": 1.0}
+    server = server_factory(**options)
+    token = _login(server)
+    proc = listen_bg(
+        tmp_path, "--url", server.url + "/sse/connect/alice", "--token", token, "--json"
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+    reader.start()
+    published: list[str] = []
+    received: list[dict[str, str]] = []
+
+    def wait_until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            line = lines.get(timeout=30)
+            assert line is not None, "listen ended early"
+            received.append(json.loads(line))
+
+    def announcements() -> list[str]:
+        return [e["id"] for e in received if e["event"] == "message"]
+
+    try:
+        wait_until(lambda: any(e["event"] == "connected" for e in received))
+        for batch in range(3):
+            for i in range(batch * 70, min(200, batch * 70 + 70)):
+                published.append(server.publish(f"n{i}", f"announcement {i}"))
+            if batch < 2:  # restart on the same data folder and port while it streams
+                port, data_dir = server.port, server.data_dir
+                server.stop()
+                server = server_factory(data_dir=data_dir, port=port, **options)
+        wait_until(lambda: len(announcements()) >= 200)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=15)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.stderr.close()
+        reader.join(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == 0, err
+    assert announcements() == published  # each exactly once, in order
+    titles = [json.loads(e["data"])["title"] for e in received if e["event"] == "message"]
+    assert titles == [f"n{i}" for i in range(200)]
+    assert sum(e["event"] == "connected" for e in received) >= 3  # it did reconnect twice
+
+
+@pytest.mark.skipif(not HAVE_GNOME_KEYRING, reason="needs dbus-run-session and gnome-keyring")
+def test_stored_login_on_a_real_keyring(companion_server: EmbeddedServer, tmp_path: Path) -> None:
+    """Log in through AuthSession into gnome-keyring, then ``listen --server --user`` uses it."""
+    script = tmp_path / "login_then_listen.sh"
+    login = (
+        "import asyncio, sys\n"
+        "from app.config import Endpoints, StreamSettings\n"
+        "from app.core.auth import AuthSession\n"
+        "from app.core.secrets import KeyringSecretStore\n"
+        "async def main():\n"
+        "    s = AuthSession(server_url=sys.argv[1], username='alice', endpoints=Endpoints(),\n"
+        "                    secrets=KeyringSecretStore(), settings=StreamSettings())\n"
+        "    await s.login('demo')\n"
+        "    await s.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    (tmp_path / "login.py").write_text(login)
+    script.write_text(
+        "set -e\n"
+        "printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n"
+        f'"{sys.executable}" login.py "$1"\n'
+        f'exec "{sys.executable}" -m app listen --server "$1" --user alice --json --max-events 1\n'
+    )
+    env = env_for(tmp_path)
+    for name in ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS"):
+        env.pop(name, None)
+    env.update(
+        HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_RUNTIME_DIR=str(tmp_path)
+    )
+    result = subprocess.run(
+        ["dbus-run-session", "--", "sh", str(script), companion_server.url],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["event"] == "connected"

@@ -1,0 +1,203 @@
+"""The WHATWG event-stream decoder, alone: every parsing rule and every httpx-sse gap."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from app.core.model import RawEvent
+from app.core.sse import BOM, SSEDecoder
+
+
+def decode(*chunks: bytes, decoder: SSEDecoder | None = None) -> list[RawEvent]:
+    decoder = decoder or SSEDecoder()
+    events: list[RawEvent] = []
+    for chunk in chunks:
+        events += decoder.feed(chunk)
+    return events
+
+
+def test_basic_event_with_id_and_name() -> None:
+    assert decode(b"event: news\nid: 7\ndata: hello\n\n") == [
+        RawEvent(event="news", data="hello", id="7")
+    ]
+
+
+def test_data_lines_joined_with_lf_and_last_lf_removed() -> None:
+    assert decode(b"data: a\ndata:\ndata: b\n\n")[0].data == "a\n\nb"
+
+
+def test_one_leading_space_stripped_only() -> None:
+    assert decode(b"data:  two spaces\n\ndata:none\n\n") == [
+        RawEvent(data=" two spaces"),
+        RawEvent(data="none"),
+    ]
+
+
+def test_comments_and_unknown_fields_ignored() -> None:
+    assert decode(b": ping\nfoo: bar\ndata: x\n: more\n\n") == [RawEvent(data="x")]
+
+
+def test_field_without_colon_has_empty_value() -> None:
+    # "data" alone adds an empty line; two of them give one LF
+    assert decode(b"data\ndata\n\n") == [RawEvent(data="\n")]
+
+
+def test_cr_lf_and_crlf_all_end_lines() -> None:
+    assert decode(b"data: a\rdata: b\r\ndata: c\n\r\n") == [RawEvent(data="a\nb\nc")]
+
+
+def test_blocks_without_data_are_not_dispatched_but_id_still_counts() -> None:
+    # httpx-sse issue 35: it dispatches these as empty events
+    decoder = SSEDecoder()
+    assert decode(b"event: x\n\nid: 5\n\nretry: 100\n\n", decoder=decoder) == []
+    assert decoder.last_event_id == "5"
+    assert decoder.retry == 100
+    assert decode(b"data: y\n\n", decoder=decoder) == [RawEvent(data="y", id="5")]
+
+
+def test_empty_id_resets_last_event_id() -> None:
+    decoder = SSEDecoder(last_event_id="9")
+    assert decode(b"id\ndata: x\n\n", decoder=decoder) == [RawEvent(data="x", id="")]
+
+
+def test_id_with_nul_is_ignored() -> None:
+    decoder = SSEDecoder()
+    assert decode(b"id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n", decoder=decoder)[1].id == "1"
+
+
+@pytest.mark.parametrize(
+    "value", [b" 100", b"+100", b"1_00", "１００".encode(), b"10.5", b"", b"-1", b"1e3"]
+)
+def test_retry_only_when_all_ascii_digits(value: bytes) -> None:
+    decoder = SSEDecoder()
+    decode(b"retry: " + value + b"\n\n", decoder=decoder)  # one space is stripped
+    assert decoder.retry is None
+
+
+def test_retry_ascii_digits_accepted() -> None:
+    decoder = SSEDecoder()
+    events = decode(b"retry: 2500\ndata: x\n\n", decoder=decoder)
+    assert decoder.retry == 2500
+    assert events[0].retry == 2500
+
+
+def test_leading_bom_stripped_once_per_stream() -> None:
+    decoder = SSEDecoder()
+    events = decode(BOM + BOM + b"data: x\n\n", decoder=decoder)
+    # the second BOM makes the first line's field name "\ufeffdata": an unknown field
+    assert events == []
+    decoder.start_stream()
+    assert decode(BOM + b"data: y\n\n", decoder=decoder) == [RawEvent(data="y")]
+
+
+def test_bom_split_across_chunks() -> None:
+    assert decode(BOM[:1], BOM[1:2], BOM[2:] + b"data: x\n\n") == [RawEvent(data="x")]
+
+
+def test_bom_is_not_stripped_mid_stream() -> None:
+    assert decode(b"data: a\n\n", BOM + b"data: b\n\n") == [RawEvent(data="a")]
+
+
+def test_always_utf8_and_invalid_bytes_become_replacement_char() -> None:
+    # a charset parameter would say latin-1; the stream is UTF-8 whatever the headers say
+    assert decode("data: é\n\n".encode(), b"data: \xff\xfe ok\n\n") == [
+        RawEvent(data="é"),
+        RawEvent(data="\ufffd\ufffd ok"),
+    ]
+
+
+def test_unterminated_last_event_dropped_at_end_of_stream() -> None:
+    decoder = SSEDecoder()
+    assert decode(b"id: 1\ndata: a\n\nid: 2\ndata: partial\n", decoder=decoder) == [
+        RawEvent(data="a", id="1")
+    ]
+    decoder.start_stream()  # a new response: the partial event is gone, id 2 never committed
+    assert decoder.last_event_id == "1"
+    assert decode(b"\ndata: b\n\n", decoder=decoder) == [RawEvent(data="b", id="1")]
+
+
+def test_last_event_id_kept_across_streams() -> None:
+    # httpx-sse restarts its decoder with each response and loses it
+    decoder = SSEDecoder()
+    decode(b"id: 42\ndata: a\n\n", decoder=decoder)
+    decoder.start_stream()
+    assert decode(b"data: b\n\n", decoder=decoder) == [RawEvent(data="b", id="42")]
+
+
+def test_trailing_cr_ends_the_line_at_once() -> None:
+    # httpx-sse holds a trailing CR back until the next chunk arrives
+    decoder = SSEDecoder()
+    assert decode(b"data: x\r\r", decoder=decoder) == [RawEvent(data="x")]
+    # and the LF of a CRLF split over two chunks is not a second line ending
+    assert decode(b"data: y\r", b"\ndata: z\r", b"\n\r", b"\n", decoder=decoder) == [
+        RawEvent(data="y\nz")
+    ]
+
+
+EVENTS = (
+    "\ufeffretry: 1000\r\n: comment\r\nid: 1\r\nevent: news\r\ndata: première ligne\r\n"
+    "data: 第二行 🚀\r\n\r\nid: 2\ndata:x\n\nid: 3\rdata: y\r\r"
+).encode()
+EXPECTED = [
+    RawEvent(event="news", data="première ligne\n第二行 🚀", id="1"),
+    RawEvent(data="x", id="2"),
+    RawEvent(data="y", id="3"),
+]
+
+
+def test_every_byte_split_gives_the_same_events() -> None:
+    for cut in range(len(EVENTS) + 1):
+        decoder = SSEDecoder()
+        events = decode(EVENTS[:cut], EVENTS[cut:], decoder=decoder)
+        assert [(e.event, e.data, e.id) for e in events] == [
+            (e.event, e.data, e.id) for e in EXPECTED
+        ], f"split at byte {cut}"
+        assert decoder.retry == 1000
+
+
+def test_one_byte_at_a_time() -> None:
+    events = decode(*(EVENTS[i : i + 1] for i in range(len(EVENTS))))
+    assert [e.data for e in events] == [e.data for e in EXPECTED]
+
+
+def test_split_inside_a_utf8_character_and_inside_crlf() -> None:
+    rocket = "🚀".encode()
+    assert decode(b"data: " + rocket[:2], rocket[2:] + b"\r", b"\n\r", b"\n") == [
+        RawEvent(data="🚀")
+    ]
+
+
+def test_oversized_event_dropped_with_warning_and_memory_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    decoder = SSEDecoder(max_event_bytes=100)
+    caplog.set_level(logging.WARNING)
+    events = decode(b"id: 1\ndata: ok\n\nid: 2\ndata: ", decoder=decoder)
+    for _ in range(1000):  # 64 KiB of one line, chunk by chunk
+        events += decoder.feed(b"z" * 64)
+        assert len(decoder._line) <= 100
+    events += decode(b"\n\nid: 3\ndata: after\n\n", decoder=decoder)
+    assert events == [RawEvent(data="ok", id="1"), RawEvent(data="after", id="3")]
+    assert decoder.dropped == 1
+    assert "dropped an event larger than 100 bytes" in caplog.text
+
+
+def test_oversized_event_made_of_many_lines_is_dropped() -> None:
+    decoder = SSEDecoder(max_event_bytes=50)
+    events = decode(b"id: 9\n" + b"data: 0123456789\n" * 10 + b"\ndata: small\n\n", decoder=decoder)
+    assert events == [RawEvent(data="small", id="9")]
+    assert decoder.last_event_id == "9"  # its id counts, so a resume skips it
+    assert decoder.dropped == 1
+
+
+def test_event_exactly_at_the_limit_is_kept() -> None:
+    decoder = SSEDecoder(max_event_bytes=10)
+    assert decode(b"data: 123456789\n\n", decoder=decoder) == [RawEvent(data="123456789")]
+
+
+def test_only_cr_and_lf_end_lines() -> None:
+    # str.splitlines() would also split on these; the stream format does not
+    text = "data: a\x0bb\x0cc\x1cd\x85e\u2028f\u2029g\n\n"
+    assert decode(text.encode()) == [RawEvent(data="a\x0bb\x0cc\x1cd\x85e\u2028f\u2029g")]
