@@ -1,0 +1,121 @@
+"""``tray-notifier``: the tray application's start-up (Qt application, logs, language, single
+instance, composition root) and its event loop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app import APP_ID, APP_NAME, logs
+from app import config as config_mod
+from app.cli import EXIT_OK, EXIT_PROTOCOL
+from app.config import Config, ConfigError, Paths
+from app.core import autostart
+from app.core.secrets import KeyringSecretStore, SecretStore
+from app.ui import i18n, icons
+from app.ui.notifier import FreedesktopNotifications
+from app.ui.root import Root
+from app.ui.single_instance import SingleInstance, default_key
+
+log = logging.getLogger(__name__)
+
+LOG_FILE_NAME = f"{APP_ID}.log"
+
+
+def use_offscreen_without_display(environ: dict[str, str] | None = None) -> bool:
+    """On Linux with no display and no QT_QPA_PLATFORM, choose the offscreen platform (Qt would
+    abort otherwise). Returns True when it did (and logs a clear warning)."""
+    env = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return False
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return False
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    log.warning(
+        "no display (DISPLAY and WAYLAND_DISPLAY are unset): running offscreen. There is no "
+        "tray icon; toasts go to our own (invisible) toast window and to this log."
+    )
+    return True
+
+
+def application() -> QApplication:
+    """The QApplication, set up for a tray program (quitting only from the menu)."""
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setDesktopFileName(APP_ID)
+    app.setQuitOnLastWindowClosed(False)
+    app.setWindowIcon(icons.app_icon())
+    return app
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the tray application; returns the exit code."""
+    use_offscreen_without_display()
+    paths = Paths.default()
+    logs.add_file(paths.log_dir / LOG_FILE_NAME)
+    try:
+        config = config_mod.load(paths)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        application()
+        QMessageBox.critical(None, APP_NAME, str(exc))
+        return EXIT_PROTOCOL
+    return run_tray(config=config, paths=paths, secrets=KeyringSecretStore())
+
+
+def run_tray(
+    *,
+    config: Config,
+    paths: Paths,
+    secrets: SecretStore,
+    exit_after: float | None = None,
+    single_instance: bool = True,
+    password: str | None = None,
+) -> int:
+    """Build the application around ``config`` and run it until Quit (or ``exit_after`` s).
+    ``password`` logs in as ``config.username`` at once (the demo)."""
+    app = application()
+    language = i18n.install(app, config.language)
+    log.info("%s starting (language %s, log folder %s)", APP_NAME, language, paths.log_dir)
+    instance = SingleInstance(default_key(str(paths.data_dir))) if single_instance else None
+    if instance is not None:
+        if instance.notify_running():
+            log.info("%s is already running: asked it to show its window", APP_NAME)
+            return EXIT_OK
+        instance.listen()
+    bus = FreedesktopNotifications.open()
+    root = Root(
+        config=config, paths=paths, secrets=secrets, autostart=autostart.for_platform(), bus=bus
+    )
+    if instance is not None:
+        instance.activated.connect(root.show_history)
+    _quit_on_signals(root)
+    root.start(password=password)
+    if exit_after is not None:
+        QTimer.singleShot(int(exit_after * 1000), root.quit)
+    try:
+        code = app.exec()
+    finally:
+        root.shutdown()
+        if instance is not None:
+            instance.close()
+        if bus is not None:
+            bus.close()
+    log.info("%s stopped", APP_NAME)
+    return int(code)
+
+
+def _quit_on_signals(root: Root) -> None:
+    """SIGINT / SIGTERM quit cleanly; a timer lets Python run its handlers during exec()."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: QTimer.singleShot(0, root.quit))
+    timer = QTimer(root, interval=250)
+    timer.timeout.connect(lambda: None)
+    timer.start()

@@ -1,0 +1,344 @@
+"""Toast delivery: the desktop's native notifications where they work, else our own window.
+
+Order of preference (see QT-HEADLESS.md for why ``showMessage()`` alone is not enough):
+1. ``QSystemTrayIcon.showMessage`` when the tray is available and native: Windows, macOS, and
+   on Linux when a StatusNotifierItem host (Qt's D-Bus tray) and a notification service exist
+   (Qt then sends ``org.freedesktop.Notifications.Notify``).
+2. On Linux with a notification service but no D-Bus tray: the ``Notify`` call ourselves
+   (jeepney), with a default action so a click opens the announcement.
+3. Our own :class:`~app.ui.toast_window.ToastWindow`.
+Every toast is also logged. A failed ``Notify`` call falls back to our own window: a toast is
+never silently lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import html
+import logging
+import os
+import sys
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QSocketNotifier, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from app.core.model import Announcement, ConnState
+from app.core.toast_policy import Toast, ToastKind, ToastPolicy
+from app.ui.toast_window import ToastWindow
+
+log = logging.getLogger(__name__)
+
+_NOTIFICATIONS = "org.freedesktop.Notifications"
+_WATCHER = "org.kde.StatusNotifierWatcher"
+_DBUS_TIMEOUT = 2.0  # seconds for one call on the session bus
+
+
+class DeliveryMethod(enum.StrEnum):
+    TRAY = "tray"  # QSystemTrayIcon.showMessage
+    DBUS = "dbus"  # our own org.freedesktop.Notifications.Notify call
+    WINDOW = "window"  # our own toast window
+
+
+@dataclass(frozen=True, slots=True)
+class ToastRecord:
+    """A toast as delivered: what was shown, how, and which announcement a click opens."""
+
+    title: str
+    body: str
+    method: DeliveryMethod
+    announcement_id: str | None = None  # None: a summary or status toast (opens the history)
+    urgent: bool = False
+
+
+class NotifyError(RuntimeError):
+    """The notification service refused or did not answer the Notify call."""
+
+
+class FreedesktopNotifications(QObject):
+    """The freedesktop notification service on the session bus, through jeepney.
+
+    Signals (GUI thread):
+        actionInvoked(int notification_id, str action_key): a notification was clicked.
+    """
+
+    actionInvoked = Signal(int, str)
+
+    def __init__(self, connection: Any, parent: QObject | None = None) -> None:
+        from jeepney import MatchRule
+
+        super().__init__(parent)
+        self._conn = connection
+        self._markup = False
+        rule = MatchRule(
+            type="signal",
+            interface=_NOTIFICATIONS,
+            member="ActionInvoked",
+            path="/org/freedesktop/Notifications",
+        )
+        self._actions: deque[Any] = deque(maxlen=64)
+        self._filter = connection.filter(rule, queue=self._actions)
+        from jeepney.bus_messages import message_bus
+
+        self._call(message_bus.AddMatch(rule))
+        self._reader = QSocketNotifier(connection.sock.fileno(), QSocketNotifier.Type.Read, self)
+        self._reader.activated.connect(self._read)
+
+    @classmethod
+    def open(cls, parent: QObject | None = None) -> FreedesktopNotifications | None:
+        """Connect to the session bus; None when there is none (logged)."""
+        if sys.platform != "linux" or not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+            return None
+        try:
+            from jeepney.io.blocking import open_dbus_connection
+
+            conn = open_dbus_connection(bus="SESSION")
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            log.info("no session bus for notifications (%s)", exc)
+            return None
+        try:
+            return cls(conn, parent)
+        except (OSError, TimeoutError, NotifyError) as exc:
+            log.info("session bus unusable for notifications (%s)", exc)
+            conn.close()
+            return None
+
+    def _call(self, msg: Any) -> Any:
+        from jeepney.wrappers import DBusErrorResponse, unwrap_msg
+
+        try:
+            return unwrap_msg(self._conn.send_and_get_reply(msg, timeout=_DBUS_TIMEOUT))
+        except (DBusErrorResponse, TimeoutError, OSError) as exc:
+            raise NotifyError(f"D-Bus call {msg.header.fields} failed: {exc}") from exc
+
+    def has_owner(self, name: str) -> bool:
+        from jeepney.bus_messages import message_bus
+
+        try:
+            return bool(self._call(message_bus.NameHasOwner(name))[0])
+        except NotifyError:
+            log.warning("cannot ask the session bus about %s", name, exc_info=True)
+            return False
+
+    def has_service(self) -> bool:
+        """A notification daemon owns org.freedesktop.Notifications."""
+        if not self.has_owner(_NOTIFICATIONS):
+            return False
+        self._markup = "body-markup" in self._capabilities()
+        return True
+
+    def has_tray_host(self) -> bool:
+        """A StatusNotifierItem host is there: Qt's tray then talks D-Bus."""
+        return self.has_owner(_WATCHER)
+
+    def _capabilities(self) -> list[str]:
+        from jeepney import DBusAddress, new_method_call
+
+        addr = DBusAddress("/org/freedesktop/Notifications", _NOTIFICATIONS, _NOTIFICATIONS)
+        try:
+            return list(self._call(new_method_call(addr, "GetCapabilities"))[0])
+        except NotifyError:
+            return []
+
+    def notify(self, title: str, body: str, *, urgent: bool, timeout_ms: int) -> int:
+        """Send one notification (plain text); returns its id. Raises NotifyError."""
+        from jeepney import DBusAddress, new_method_call
+
+        addr = DBusAddress("/org/freedesktop/Notifications", _NOTIFICATIONS, _NOTIFICATIONS)
+        text = html.escape(body, quote=False) if self._markup else body
+        hints = {"urgency": ("y", 2 if urgent else 1)}
+        msg = new_method_call(
+            addr,
+            "Notify",
+            "susssasa{sv}i",
+            (
+                QApplication.applicationName(),
+                0,
+                "",
+                title,
+                text,
+                ["default", QApplication.translate("Notifier", "Open")],
+                hints,
+                0 if urgent else timeout_ms,
+            ),
+        )
+        return int(self._call(msg)[0])
+
+    def close(self) -> None:
+        self._reader.setEnabled(False)
+        self._filter.close()
+        self._conn.close()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                self._conn.recv_messages(timeout=0)
+            except TimeoutError:
+                break
+            except OSError:
+                log.warning("session bus connection lost", exc_info=True)
+                self._reader.setEnabled(False)
+                break
+        while self._actions:
+            msg = self._actions.popleft()
+            nid, key = msg.body
+            self.actionInvoked.emit(int(nid), str(key))
+
+
+class Notifier(QObject):
+    """Shows toasts the policy lets through, by the best available method.
+
+    Signals (GUI thread):
+        delivered(ToastRecord): a toast was shown (title, body, method).
+        clicked(str announcement_id): a toast was clicked; "" for a summary or status toast.
+    """
+
+    delivered = Signal(object)
+    clicked = Signal(str)
+
+    def __init__(
+        self,
+        tray: QSystemTrayIcon | None,
+        *,
+        policy: ToastPolicy,
+        bus: FreedesktopNotifications | None = None,
+        timeout_ms: int = 8000,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.policy = policy
+        self._tray = tray
+        self._bus = bus
+        self._timeout_ms = timeout_ms
+        self._tray_click_id = ""  # what the last showMessage() toast opens
+        self._bus_ids: dict[int, str] = {}
+        self._windows: list[ToastWindow] = []
+        self._timer = QTimer(self, singleShot=True)
+        self._timer.timeout.connect(self._tick)
+        if tray is not None:
+            tray.messageClicked.connect(lambda: self.clicked.emit(self._tray_click_id))
+        if bus is not None:
+            bus.actionInvoked.connect(self._bus_clicked)
+
+    # ------------------------------------------------------------------ inputs
+
+    def announcement(self, ann: Announcement) -> None:
+        """A new announcement arrived."""
+        self._show_all(self.policy.announcement(ann))
+
+    def connection(self, state: ConnState) -> None:
+        """The connection state changed."""
+        self._show_all(self.policy.connection(state))
+
+    def settings_changed(self) -> None:
+        """The policy's settings changed (DND toggled, quiet hours): release held toasts."""
+        self._show_all(self.policy.due())
+
+    def method(self) -> DeliveryMethod:
+        """The method a toast would use now."""
+        tray = self._tray
+        tray_ok = (
+            tray is not None
+            and tray.isVisible()
+            and QSystemTrayIcon.isSystemTrayAvailable()
+            and QSystemTrayIcon.supportsMessages()
+        )
+        if sys.platform != "linux":
+            return DeliveryMethod.TRAY if tray_ok else DeliveryMethod.WINDOW
+        if self._bus is None or not self._bus.has_service():
+            return DeliveryMethod.WINDOW
+        if tray_ok and self._bus.has_tray_host():
+            return DeliveryMethod.TRAY
+        return DeliveryMethod.DBUS
+
+    @property
+    def windows(self) -> tuple[ToastWindow, ...]:
+        """Our toast windows on screen, oldest first."""
+        return tuple(self._windows)
+
+    def close(self) -> None:
+        """Stop timers and close our toast windows (on quit)."""
+        self._timer.stop()
+        for w in list(self._windows):
+            w.close()
+
+    # ------------------------------------------------------------------ delivery
+
+    def _tick(self) -> None:
+        self._show_all(self.policy.due())
+
+    def _show_all(self, toasts: list[Toast]) -> None:
+        for toast in toasts:
+            self._show(toast)
+        deadline = self.policy.next_deadline()
+        if deadline is None:
+            self._timer.stop()
+        else:
+            delay = max(0.0, deadline - self.policy.clock())
+            self._timer.start(int(delay * 1000) + 1)
+
+    def _show(self, toast: Toast) -> None:
+        title, body = self._words(toast)
+        ann_id = toast.announcement.id if toast.announcement is not None else None
+        method = self.method()
+        if method is DeliveryMethod.TRAY:
+            assert self._tray is not None
+            self._tray_click_id = ann_id or ""
+            text = html.escape(body, quote=False) if sys.platform == "linux" else body
+            icon = (
+                QSystemTrayIcon.MessageIcon.Warning
+                if toast.urgent
+                else QSystemTrayIcon.MessageIcon.Information
+            )
+            self._tray.showMessage(title, text, icon, self._timeout_ms)
+        elif method is DeliveryMethod.DBUS:
+            assert self._bus is not None
+            try:
+                nid = self._bus.notify(
+                    title, body, urgent=toast.urgent, timeout_ms=self._timeout_ms
+                )
+                self._bus_ids[nid] = ann_id or ""
+            except NotifyError:
+                log.warning("Notify call failed; showing our own toast", exc_info=True)
+                method = DeliveryMethod.WINDOW
+        if method is DeliveryMethod.WINDOW:
+            self._window(title, body, ann_id or "", urgent=toast.urgent)
+        log.info("toast (%s): %s: %s", method.value, title, body)
+        self.delivered.emit(ToastRecord(title, body, method, ann_id, toast.urgent))
+
+    def _window(self, title: str, body: str, ann_id: str, *, urgent: bool) -> None:
+        above = self._windows[-1].geometry() if self._windows else None
+        w = ToastWindow(title, body, timeout_ms=self._timeout_ms, urgent=urgent)
+        w.clicked.connect(lambda: self.clicked.emit(ann_id))
+        w.closed.connect(lambda: self._windows.remove(w) if w in self._windows else None)
+        self._windows.append(w)
+        w.pop_up(above)
+
+    def _bus_clicked(self, nid: int, key: str) -> None:
+        if nid in self._bus_ids and key == "default":
+            self.clicked.emit(self._bus_ids.pop(nid))
+
+    def _words(self, toast: Toast) -> tuple[str, str]:
+        app_name = QApplication.applicationName()
+        if toast.kind is ToastKind.ANNOUNCEMENT:
+            ann = toast.announcement
+            assert ann is not None
+            return (ann.title or app_name), ann.body
+        if toast.kind is ToastKind.SUMMARY:
+            title = (
+                self.tr("1 new announcement")
+                if toast.count == 1
+                else self.tr("%n new announcements", "", toast.count)
+            )
+            return title, self.tr("Click to read them in Announcements.")
+        if toast.kind is ToastKind.OFFLINE:
+            return (
+                self.tr("Not connected"),
+                self.tr(
+                    "The announcement server has not been reachable for a few minutes. "
+                    "%1 keeps trying."
+                ).replace("%1", app_name),
+            )
+        return self.tr("Connected again"), self.tr("Announcements are arriving again.")

@@ -1,0 +1,403 @@
+"""The composition root: builds config, stores, secret store, worker, tray, notifier and windows,
+and connects every signal in ONE place (:meth:`Root._connect`). It holds no policy: the toast
+policy, the stream rules and the history rules live in their own objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app import config as config_mod
+from app.config import Config, ConfigError, Paths
+from app.core.autostart import Autostart, AutostartError
+from app.core.login_failure import FailureKind, LoginFailure
+from app.core.model import Announcement, ConnState, Priority, Status
+from app.core.secrets import SecretStore
+from app.core.store import HistoryStore
+from app.core.toast_policy import ToastPolicy, ToastSettings
+from app.ui.history_window import HistoryWindow
+from app.ui.login_dialog import LoginDialog
+from app.ui.notifier import FreedesktopNotifications, Notifier
+from app.ui.settings_dialog import SettingsDialog
+from app.ui.tray import Tray
+from app.ui.urgent_window import UrgentWindow
+from app.ui.wake import WakeMonitor
+from app.ui.worker import StreamWorker
+
+log = logging.getLogger(__name__)
+
+AskYesNo = Callable[[str, str], bool]  # (title, question) -> yes?
+Inform = Callable[[str, str], None]  # (title, message)
+
+
+def _ask_yes_no(title: str, question: str) -> bool:
+    answer = QMessageBox.question(None, title, question)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def _inform(title: str, message: str) -> None:
+    QMessageBox.information(None, title, message)
+
+
+def toast_settings(config: Config) -> ToastSettings:
+    return ToastSettings(config.do_not_disturb, config.quiet_hours, config.toast_min_priority)
+
+
+class Root(QObject):
+    """Owns every long-lived object of the tray application and wires them together.
+
+    Emits no signals. Everything here runs on the GUI thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        paths: Paths,
+        secrets: SecretStore,
+        autostart: Autostart | None = None,
+        bus: FreedesktopNotifications | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        ask_yes_no: AskYesNo = _ask_yes_no,
+        inform: Inform = _inform,
+        toast_timeout_ms: int = 8000,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.config = config
+        self.paths = paths
+        self._autostart = autostart
+        self._ask_yes_no = ask_yes_no
+        self._inform = inform
+        self.worker = StreamWorker(config=config, secrets=secrets, transport=transport)
+        self.tray = Tray(self)
+        self.notifier = Notifier(
+            self.tray.icon,
+            policy=ToastPolicy(toast_settings(config)),
+            bus=bus,
+            timeout_ms=toast_timeout_ms,
+            parent=self,
+        )
+        self.wake = WakeMonitor(parent=self)
+        self.store: HistoryStore | None = None
+        self.history: HistoryWindow | None = None
+        self.login_dialog: LoginDialog | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.urgent: dict[str, UrgentWindow] = {}
+        self._stores: dict[Path, HistoryStore] = {}
+        self._retry: tuple[str, str, str] | None = None  # for "this run only"
+        self._shut_down = False
+        self._connect()
+
+    # ------------------------------------------------------------------ wiring
+
+    def _connect(self) -> None:
+        w, t = self.worker, self.tray
+        w.statusChanged.connect(self._on_status)
+        w.announcementReceived.connect(self._on_announcement)
+        w.revoked.connect(self._on_revoked)
+        w.loggedIn.connect(self._on_logged_in)
+        w.loginFailed.connect(self._on_login_failed)
+        w.loggedOut.connect(self._on_logged_out)
+        t.historyRequested.connect(self.show_history)
+        t.loginRequested.connect(self.show_login)
+        # the worker's methods are thread-safe: call them directly on the GUI thread (its own
+        # thread runs the asyncio loop, not a Qt event loop, so queued calls would never run)
+        direct = Qt.ConnectionType.DirectConnection
+        t.logoutRequested.connect(w.logout, direct)
+        t.dndToggled.connect(self._set_dnd)
+        t.settingsRequested.connect(self.show_settings)
+        t.quitRequested.connect(self.quit)
+        self.notifier.clicked.connect(self._toast_clicked)
+        self.wake.wokeUp.connect(w.reconnect_now, direct)
+
+    def start(self, *, password: str | None = None) -> None:
+        """Show the tray, start the worker, and connect with the stored login (or ask).
+        ``password`` (the demo) logs in as the configured user instead."""
+        self.worker.start()
+        self.tray.set_dnd(self.config.do_not_disturb)
+        self.tray.show()
+        self.wake.start()
+        cfg = self.config
+        if cfg.server_url and cfg.username and password is not None:
+            self.login(cfg.server_url, cfg.username, password)
+        elif cfg.server_url and cfg.username:
+            store = self._use_store(cfg.server_url, cfg.username)
+            self.worker.connect_stored(cfg.server_url, cfg.username, store)
+        else:
+            self.show_login()
+
+    # ------------------------------------------------------------------ history store
+
+    def _use_store(self, server_url: str, username: str) -> HistoryStore:
+        """Open (once) the history of this server and user, and show it in the history window."""
+        path = HistoryStore.path_for(self.paths.data_dir, server_url, username)
+        store = self._stores.get(path)
+        if store is None:
+            store = HistoryStore(path)
+            removed = store.purge(self.config.retention_days)
+            if removed:
+                log.info(
+                    "removed %d announcements older than %d days",
+                    removed,
+                    self.config.retention_days,
+                )
+            self._stores[path] = store
+        if store is not self.store:
+            self.store = store
+            if self.history is not None:
+                self.history.close()
+                self.history.deleteLater()
+                self.history = None
+        self._update_unread()
+        return store
+
+    def _require_store(self) -> HistoryStore:
+        assert self.store is not None
+        return self.store
+
+    def _history(self) -> HistoryWindow | None:
+        if self.history is None and self.store is not None:
+            self.history = HistoryWindow(self.store)
+            self.history.readChanged.connect(self._update_unread)
+        return self.history
+
+    def _update_unread(self) -> None:
+        self.tray.set_unread(self.store.unread_count() if self.store is not None else 0)
+
+    # ------------------------------------------------------------------ worker events
+
+    def _on_status(self, status: Status) -> None:
+        self.tray.set_status(status)
+        self.notifier.connection(status.state)
+        if status.state is ConnState.LOGIN_REQUIRED:
+            self.tray.set_user("")
+            self.show_login()
+
+    def _on_announcement(self, ann: Announcement) -> None:
+        if self.history is not None:
+            self.history.reload()
+        self._update_unread()
+        self.notifier.announcement(ann)
+        if ann.priority is Priority.URGENT and ann.id not in self.urgent:
+            window = UrgentWindow(ann)
+            window.acknowledged.connect(self._acknowledged)
+            self.urgent[ann.id] = window
+            window.show()
+
+    def _acknowledged(self, ann_id: str) -> None:
+        window = self.urgent.pop(ann_id, None)
+        if window is not None:
+            window.deleteLater()
+        self.worker.acknowledge(ann_id)
+
+    def _on_revoked(self, ann_id: str) -> None:
+        if self.history is not None:
+            self.history.reload()
+        self._update_unread()
+        window = self.urgent.pop(ann_id, None)
+        if window is not None:
+            window.dismiss()
+            window.deleteLater()
+
+    def _on_logged_in(self, username: str) -> None:
+        self._retry = None
+        self.tray.set_user(username)
+        if self.login_dialog is not None:
+            self.login_dialog.succeeded()
+            self.login_dialog = None
+
+    def _on_login_failed(self, failure: LoginFailure) -> None:
+        log.info("login failed (%s): %s", failure.kind.value, failure.message)
+        retry, self._retry = self._retry, None
+        if (
+            failure.kind is FailureKind.KEYRING
+            and retry is not None
+            and self._ask_yes_no(
+                self.tr("Keyring not available"),
+                self.tr(
+                    "You are logged in, but your login cannot be saved: the system keyring is "
+                    "not available or locked.\n\nStay logged in for this run only? You will "
+                    "have to log in again next time."
+                ),
+            )
+        ):
+            server_url, username, password = retry
+            self.worker.login(
+                server_url, username, password, self._require_store(), this_run_only=True
+            )
+            return
+        if self.login_dialog is not None:
+            self.login_dialog.show_error(self.failure_text(failure))
+            self.login_dialog.set_busy(False)
+
+    def failure_text(self, failure: LoginFailure) -> str:
+        """A failed login in plain words."""
+        kind = failure.kind
+        if kind is FailureKind.WRONG_CREDENTIALS:
+            return self.tr("The user name or password is wrong. Check both and try again.")
+        if kind is FailureKind.UNREACHABLE:
+            return self.tr(
+                "The server cannot be reached. Check the server address and your network "
+                "connection."
+            )
+        if kind is FailureKind.CERTIFICATE:
+            return self.tr(
+                "The server's certificate is not trusted. If your organisation uses its own "
+                "certificate authority, ask IT to set the CA bundle setting."
+            )
+        if kind is FailureKind.NOT_SERVER:
+            return self.tr("This address is not an announcement server. Check the server address.")
+        if kind is FailureKind.KEYRING:
+            return self.tr("Your login cannot be saved: the system keyring is not available.")
+        return failure.message
+
+    def _on_logged_out(self) -> None:
+        self.tray.set_user("")
+        self.tray.set_status(Status(ConnState.STOPPED))
+
+    # ------------------------------------------------------------------ windows
+
+    def show_history(self) -> None:
+        history = self._history()
+        if history is None:
+            self.show_login()
+            return
+        history.reload()
+        history.show()
+        history.raise_()
+        history.activateWindow()
+
+    def _toast_clicked(self, ann_id: str) -> None:
+        history = self._history()
+        if history is None:
+            return
+        if ann_id:
+            history.show_announcement(ann_id)
+        else:
+            self.show_history()
+
+    def show_login(self) -> None:
+        if self.login_dialog is not None:
+            self.login_dialog.raise_()
+            self.login_dialog.activateWindow()
+            return
+        dialog = LoginDialog(self.config.server_url, self.config.username)
+        dialog.loginRequested.connect(self.login)
+        dialog.finished.connect(lambda _result: self._login_closed(dialog))
+        self.login_dialog = dialog
+        dialog.show()
+
+    def _login_closed(self, dialog: LoginDialog) -> None:
+        if self.login_dialog is dialog:
+            self.login_dialog = None
+        dialog.deleteLater()
+
+    def login(self, server_url: str, username: str, password: str) -> None:
+        """Log in (from the dialog, or the demo): open that history and ask the worker."""
+        if self.login_dialog is not None:
+            self.login_dialog.set_busy(True)
+        self._retry = (server_url, username, password)
+        store = self._use_store(server_url, username)
+        if (server_url, username) != (self.config.server_url, self.config.username):
+            self._save(self.config.with_changes(server_url=server_url, username=username))
+        self.worker.login(server_url, username, password, store)
+
+    def show_settings(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.raise_()
+            return
+        dialog = SettingsDialog(self.config, log_dir=self.paths.log_dir)
+        dialog.saved.connect(self.apply_settings)
+        dialog.finished.connect(lambda _result: self._settings_closed(dialog))
+        self.settings_dialog = dialog
+        dialog.show()
+
+    def _settings_closed(self, dialog: SettingsDialog) -> None:
+        if self.settings_dialog is dialog:
+            self.settings_dialog = None
+        dialog.deleteLater()
+
+    # ------------------------------------------------------------------ settings
+
+    def apply_settings(self, new: Config) -> None:
+        old = self.config
+        if not self._save(new):
+            return
+        if new.start_at_login != old.start_at_login and self._autostart is not None:
+            try:
+                self._autostart.set_enabled(new.start_at_login)
+            except AutostartError as exc:
+                self._inform(
+                    self.tr("Start at login"),
+                    self.tr("Start at login could not be changed: %1").replace("%1", str(exc)),
+                )
+        self.tray.set_dnd(new.do_not_disturb)
+        self.notifier.policy.settings = toast_settings(new)
+        self.notifier.settings_changed()
+        if new.language != old.language:
+            self._inform(
+                self.tr("Language"),
+                self.tr("The new language is used after Tray Notifier restarts."),
+            )
+
+    def _set_dnd(self, on: bool) -> None:
+        self._save(self.config.with_changes(do_not_disturb=on))
+        self.tray.set_dnd(on)
+        self.notifier.policy.settings = toast_settings(self.config)
+        self.notifier.settings_changed()
+
+    def _save(self, new: Config) -> bool:
+        try:
+            config_mod.save_user(new, self.paths)
+        except (OSError, ConfigError) as exc:
+            log.error("cannot save settings: %s", exc)
+            self._inform(
+                self.tr("Settings"),
+                self.tr("The settings could not be saved: %1").replace("%1", str(exc)),
+            )
+            return False
+        self.config = new
+        return True
+
+    # ------------------------------------------------------------------ quit
+
+    def quit(self) -> None:
+        """End the stream, stop the worker thread, close windows and stores, then quit."""
+        self.shutdown()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
+
+    def shutdown(self, timeout_ms: int = 3000) -> bool:
+        """Everything :meth:`quit` does but ending the event loop; True if the thread ended.
+        Idempotent."""
+        if self._shut_down:
+            return True
+        self._shut_down = True
+        self.wake.stop()
+        finished = self.worker.shutdown(timeout_ms)
+        if not finished:
+            log.error("the worker thread did not finish within %d ms", timeout_ms)
+        self.notifier.close()
+        for window in self.urgent.values():
+            window.dismiss()
+            window.deleteLater()
+        self.urgent.clear()
+        for widget in (self.history, self.login_dialog, self.settings_dialog):
+            if widget is not None:
+                widget.close()
+                widget.deleteLater()
+        self.history = self.login_dialog = self.settings_dialog = None
+        self.tray.close()
+        if finished:  # the worker no longer writes: the stores may close
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()
+        return finished

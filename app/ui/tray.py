@@ -1,0 +1,154 @@
+"""The tray icon and its menu, both drawn from one small piece of state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from app.core.model import ConnState, Status
+from app.ui import icons
+
+
+@dataclass(frozen=True, slots=True)
+class TrayState:
+    status: Status = field(default_factory=lambda: Status(ConnState.STOPPED))
+    username: str = ""  # "" while logged out
+    unread: int = 0
+    dnd: bool = False
+
+
+class Tray(QObject):
+    """The system tray icon: icon and tooltip show the state; the menu is rebuilt from it
+    each time it opens (and whenever the state changes, for D-Bus trays that cache menus).
+
+    Signals (GUI thread):
+        historyRequested(): Announcements… chosen, or the icon clicked.
+        loginRequested(): Log in… chosen.
+        logoutRequested(): Log out chosen.
+        dndToggled(bool): Do not disturb switched.
+        settingsRequested(): Settings… chosen.
+        quitRequested(): Quit chosen.
+    """
+
+    historyRequested = Signal()
+    loginRequested = Signal()
+    logoutRequested = Signal()
+    dndToggled = Signal(bool)
+    settingsRequested = Signal()
+    quitRequested = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = TrayState()
+        self.icon = QSystemTrayIcon(self)
+        self.menu = QMenu()
+        self.menu.setAccessibleName(self.tr("Tray Notifier menu"))
+        self.menu.aboutToShow.connect(self.rebuild_menu)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._activated)
+        self._refresh()
+
+    # ------------------------------------------------------------------ state
+
+    def set_status(self, status: Status) -> None:
+        self._update(status=status)
+
+    def set_user(self, username: str) -> None:
+        self._update(username=username)
+
+    def set_unread(self, unread: int) -> None:
+        self._update(unread=unread)
+
+    def set_dnd(self, dnd: bool) -> None:
+        self._update(dnd=dnd)
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        self.icon.hide()
+
+    def _update(self, **changes: object) -> None:
+        new = replace(self.state, **changes)  # type: ignore[arg-type]
+        if new != self.state:
+            self.state = new
+            self._refresh()
+
+    def _refresh(self) -> None:
+        s = self.state
+        shown = s.status.state
+        if not s.username and shown is not ConnState.CONNECTING:
+            shown = ConnState.LOGIN_REQUIRED
+        self.icon.setIcon(icons.tray_icon(shown, s.unread, dnd=s.dnd))
+        self.icon.setToolTip(self.tooltip())
+        self.rebuild_menu()
+
+    # ------------------------------------------------------------------ words
+
+    def status_text(self) -> str:
+        """The connection state in words."""
+        s = self.state
+        state = s.status.state
+        if state is ConnState.CONNECTED:
+            return self.tr("Connected as %1").replace("%1", s.username)
+        if state is ConnState.CONNECTING:
+            return self.tr("Connecting…")
+        if state is ConnState.OFFLINE:
+            if s.status.retry_in is not None:
+                return self.tr(
+                    "Offline: trying again in %n s", "", max(1, round(s.status.retry_in))
+                )
+            return self.tr("Offline: trying again")
+        if state is ConnState.LOGIN_REQUIRED or not s.username:
+            return self.tr("Not logged in")
+        if state is ConnState.ERROR:
+            detail = s.status.detail or self.tr("see the log")
+            return self.tr("Not connected: %1").replace("%1", detail)
+        return self.tr("Not connected")
+
+    def tooltip(self) -> str:
+        s = self.state
+        lines = [self.tr("Tray Notifier"), self.status_text()]
+        if s.unread:
+            lines.append(self.tr("%n unread announcement(s)", "", s.unread))
+        if s.dnd:
+            lines.append(self.tr("Do not disturb is on"))
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ menu
+
+    def rebuild_menu(self) -> None:
+        """Refill the menu from the current state."""
+        m = self.menu
+        m.clear()
+        status = m.addAction(self.status_text())
+        status.setEnabled(False)
+        m.addSeparator()
+        m.addAction(self.tr("Announcements…")).triggered.connect(self.historyRequested)
+        if self.state.username:
+            text = self.tr("Log out (%1)").replace("%1", self.state.username)
+            m.addAction(text).triggered.connect(self.logoutRequested)
+        else:
+            m.addAction(self.tr("Log in…")).triggered.connect(self.loginRequested)
+        dnd = QAction(self.tr("Do not disturb"), m)
+        dnd.setCheckable(True)
+        dnd.setChecked(self.state.dnd)
+        dnd.toggled.connect(self.dndToggled)
+        m.addAction(dnd)
+        m.addAction(self.tr("Settings…")).triggered.connect(self.settingsRequested)
+        m.addSeparator()
+        m.addAction(self.tr("Quit")).triggered.connect(self.quitRequested)
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (
+            QSystemTrayIcon.ActivationReason.Trigger,
+            QSystemTrayIcon.ActivationReason.DoubleClick,
+        ):
+            self.historyRequested.emit()
+
+    def close(self) -> None:
+        self.icon.hide()
+        self.menu.deleteLater()

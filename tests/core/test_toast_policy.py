@@ -1,0 +1,165 @@
+"""The toast policy, with injected clocks: DND, quiet hours, threshold, bursts, offline toasts."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from app.config import QuietHours
+from app.core.model import Announcement, ConnState, Priority
+from app.core.toast_policy import Toast, ToastKind, ToastPolicy, ToastSettings
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.local = time(12, 0)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ann(n: int, priority: Priority = Priority.NORMAL) -> Announcement:
+    return Announcement(id=str(n), title=f"Title {n}", body=f"Body {n}", priority=priority)
+
+
+def make(clock: FakeClock, **settings: object) -> ToastPolicy:
+    return ToastPolicy(
+        ToastSettings(**settings),  # type: ignore[arg-type]
+        clock=clock,
+        local_time=lambda: clock.local,
+    )
+
+
+def settle(policy: ToastPolicy, clock: FakeClock) -> list[Toast]:
+    deadline = policy.next_deadline()
+    assert deadline is not None
+    clock.now = deadline
+    return policy.due()
+
+
+def test_single_announcement_pops_up_after_settling() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    assert policy.announcement(ann(1)) == []
+    assert settle(policy, clock) == [Toast(ToastKind.ANNOUNCEMENT, ann(1))]
+    assert policy.next_deadline() is None
+
+
+def test_burst_of_twelve_gives_one_summary() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    out: list[Toast] = []
+    for n in range(12):
+        out += policy.announcement(ann(n))
+        clock.now += 0.01
+    out += settle(policy, clock)
+    assert out == [Toast(ToastKind.SUMMARY, count=12)]
+
+
+def test_three_within_the_window_are_shown_singly() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    for n in range(3):
+        policy.announcement(ann(n))
+    assert [t.announcement for t in settle(policy, clock)] == [ann(0), ann(1), ann(2)]
+
+
+def test_more_than_three_within_two_seconds_are_summed_up() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    shown: list[Toast] = []
+    for n in range(7):  # one every 0.35 s: each would settle alone, but 7 within 2.1 s
+        shown += policy.announcement(ann(n))
+        for _ in range(7):
+            clock.now += 0.05
+            shown += policy.due()
+    shown += settle(policy, clock)
+    assert [t.kind for t in shown] == [ToastKind.ANNOUNCEMENT] * 3 + [ToastKind.SUMMARY]
+    assert shown[-1].count == 4
+    assert policy.next_deadline() is None
+
+
+def test_a_single_late_one_after_a_burst_is_shown_as_itself() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    for n in range(3):
+        policy.announcement(ann(n))
+    assert len(settle(policy, clock)) == 3
+    clock.now += 0.5
+    assert policy.announcement(ann(9)) == []
+    assert settle(policy, clock) == [Toast(ToastKind.ANNOUNCEMENT, ann(9))]
+
+
+def test_urgent_is_immediate_even_in_do_not_disturb() -> None:
+    clock = FakeClock()
+    policy = make(clock, do_not_disturb=True)
+    urgent = ann(1, Priority.URGENT)
+    assert policy.announcement(urgent) == [Toast(ToastKind.ANNOUNCEMENT, urgent)]
+    assert policy.announcement(ann(2)) == []
+    assert policy.due() == []
+
+
+def test_do_not_disturb_holds_back_then_sums_up() -> None:
+    clock = FakeClock()
+    policy = make(clock, do_not_disturb=True)
+    for n in range(5):
+        assert policy.announcement(ann(n)) == []
+    assert policy.due() == []
+    policy.settings = ToastSettings(do_not_disturb=False)
+    assert policy.due() == [Toast(ToastKind.SUMMARY, count=5)]
+    assert policy.due() == []
+
+
+def test_quiet_hours_spanning_midnight() -> None:
+    clock = FakeClock()
+    policy = make(clock, quiet_hours=QuietHours(time(22, 0), time(7, 0)))
+    clock.local = time(23, 30)
+    assert policy.quiet()
+    assert policy.announcement(ann(1, Priority.HIGH)) == []
+    assert policy.due() == []
+    clock.local = time(7, 0)
+    assert not policy.quiet()
+    assert policy.due() == [Toast(ToastKind.SUMMARY, count=1)]
+
+
+def test_min_priority_threshold() -> None:
+    clock = FakeClock()
+    policy = make(clock, min_priority=Priority.HIGH)
+    assert policy.announcement(ann(1, Priority.NORMAL)) == []
+    assert policy.next_deadline() is None
+    policy.announcement(ann(2, Priority.HIGH))
+    assert settle(policy, clock) == [Toast(ToastKind.ANNOUNCEMENT, ann(2, Priority.HIGH))]
+
+
+def test_offline_for_three_minutes_gives_one_toast_and_one_when_back() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    assert policy.connection(ConnState.CONNECTED) == []
+    assert policy.connection(ConnState.OFFLINE) == []
+    clock.now += 60
+    assert policy.connection(ConnState.CONNECTING) == []
+    assert policy.due() == []
+    clock.now += 120
+    assert policy.due() == [Toast(ToastKind.OFFLINE)]
+    clock.now += 600
+    assert policy.due() == []
+    assert policy.connection(ConnState.CONNECTED) == [Toast(ToastKind.BACK_ONLINE)]
+
+
+def test_short_drop_gives_no_toast() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    policy.connection(ConnState.OFFLINE)
+    clock.now += 30
+    assert policy.connection(ConnState.CONNECTED) == []
+    clock.now += 600
+    assert policy.due() == []
+
+
+def test_logout_resets_the_offline_timer() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    policy.connection(ConnState.OFFLINE)
+    assert policy.connection(ConnState.STOPPED) == []
+    clock.now += 600
+    assert policy.due() == []

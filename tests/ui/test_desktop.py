@@ -1,0 +1,122 @@
+"""On a real (private) desktop: ``python -m app demo`` registers its tray icon with the
+StatusNotifierItem watcher, and a published announcement becomes an
+``org.freedesktop.Notifications.Notify`` call carrying its title."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pytestqt.qtbot import QtBot
+
+from app.core.model import Announcement
+from app.core.toast_policy import ToastPolicy
+from app.ui.notifier import DeliveryMethod, FreedesktopNotifications, Notifier
+from tests.fixtures.desktop import Desktop, LineReader
+from tests.fixtures.qt import Spy
+from tests.fixtures.server import DEMO_PASSWORD
+
+pytestmark = [pytest.mark.desktop, pytest.mark.usefixtures("desktop")]
+
+WAIT = 30.0  # seconds: a Qt start on a busy 2-core machine
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def demo(desktop: Desktop, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], LineReader]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "demo", "--interval", "600", "--exit-after", "120"],
+        cwd=ROOT,
+        env=desktop.env(TRAY_NOTIFIER_HOME=str(tmp_path / "home")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    yield proc, LineReader(proc.stdout)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    proc.stdout.close()
+
+
+def publish(server_url: str, title: str) -> None:
+    with httpx.Client(base_url=server_url, timeout=10) as client:
+        login = client.post(
+            "/auth/login", json={"username": "publisher", "password": DEMO_PASSWORD}
+        )
+        token = login.json()["access_token"]
+        answer = client.post(
+            "/announcements",
+            json={
+                "title": title,
+                "body": "Sent by the desktop test.",
+                "priority": "normal",
+                "audience": {"all": True},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 201, answer.text
+
+
+def test_demo_shows_the_tray_icon_and_a_native_notification(
+    desktop: Desktop, demo: tuple[subprocess.Popen[str], LineReader]
+) -> None:
+    calls = desktop.monitor(
+        "type='method_call',interface='org.kde.StatusNotifierWatcher',"
+        "member='RegisterStatusNotifierItem'",
+        "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
+    )
+    proc, output = demo
+    url = output.wait_for("demo server: http://127.0.0.1:", WAIT).rsplit(" ", 1)[-1]
+    # the tray icon: a StatusNotifierItem registered with the watcher
+    calls.wait_for("member=RegisterStatusNotifierItem", WAIT)
+    output.wait_for("connecting as alice", WAIT)
+    title = f"Desktop test {uuid.uuid4().hex[:8]}"
+    publish(url, title)
+    calls.wait_for(f'string "{title}"', WAIT)
+    # and it quits cleanly on SIGTERM
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support")
+def test_without_a_tray_our_own_notify_call_is_plain_text_and_clickable(
+    desktop: Desktop, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offscreen Qt has no tray: the notifier sends Notify itself over the private bus (the
+    body escaped, as dunst renders markup), and a click in dunst opens the announcement."""
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desktop.bus_address)
+    calls = desktop.monitor(
+        "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
+    )
+    # earlier tests' notifications may still be on screen: ours must be the only one
+    subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+    bus = FreedesktopNotifications.open()
+    assert bus is not None
+    notifier = Notifier(None, policy=ToastPolicy(settle=0.01), bus=bus)
+    try:
+        assert notifier.method() is DeliveryMethod.DBUS
+        delivered = Spy(notifier.delivered)
+        title = f"Plain {uuid.uuid4().hex[:6]}"
+        notifier.announcement(Announcement(id="42", title=title, body="<b>bold?</b> & more"))
+        qtbot.waitUntil(lambda: len(delivered.calls) == 1, timeout=10_000)
+        assert delivered.values[0].method is DeliveryMethod.DBUS
+        calls.wait_for(f'string "{title}"', WAIT)
+        calls.wait_for('string "&lt;b&gt;bold?&lt;/b&gt; &amp; more"', WAIT)
+        clicked = Spy(notifier.clicked)
+        subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
+        qtbot.waitUntil(lambda: clicked.values == ["42"], timeout=10_000)
+    finally:
+        notifier.close()
+        bus.close()

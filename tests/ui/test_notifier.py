@@ -1,0 +1,148 @@
+"""Toast delivery without a system tray (offscreen): our own toast window, plain text, clicks,
+bursts, do not disturb and quiet hours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import time
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+from pytestqt.qtbot import QtBot
+
+from app.config import QuietHours
+from app.core.model import Announcement, ConnState, Priority
+from app.core.toast_policy import ToastPolicy, ToastSettings
+from app.ui.notifier import DeliveryMethod, Notifier, ToastRecord
+from tests.fixtures.qt import Spy
+
+# offscreen cannot raise windows or pass size hints: platform noise, not our fault
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support")
+
+HOSTILE = "<img src=http://x/a.png><b>hi</b>"
+
+
+def ann(n: int, priority: Priority = Priority.NORMAL, title: str = "") -> Announcement:
+    return Announcement(id=str(n), title=title or f"Title {n}", body=f"Body {n}", priority=priority)
+
+
+@pytest.fixture
+def make_notifier(qapp: QApplication) -> Iterator[object]:
+    made: list[Notifier] = []
+
+    def make(settings: ToastSettings | None = None, **policy: object) -> Notifier:
+        policy.setdefault("settle", 0.05)
+        n = Notifier(None, policy=ToastPolicy(settings, **policy))  # type: ignore[arg-type]
+        made.append(n)
+        return n
+
+    yield make
+    for n in made:
+        n.close()
+
+
+def test_offscreen_has_no_tray_so_our_own_window_shows_the_toast(
+    qtbot: QtBot, make_notifier: object
+) -> None:
+    assert not QSystemTrayIcon.isSystemTrayAvailable()
+    notifier: Notifier = make_notifier()  # type: ignore[operator]
+    assert notifier.method() is DeliveryMethod.WINDOW
+    with qtbot.waitSignal(notifier.delivered, timeout=5000) as blocker:
+        notifier.announcement(ann(1, title=HOSTILE))
+    record: ToastRecord = blocker.args[0]
+    assert record == ToastRecord(HOSTILE, "Body 1", DeliveryMethod.WINDOW, "1")
+    window = notifier.windows[-1]
+    assert window.isVisible()
+    # the hostile title is shown literally: plain text, never markup
+    assert window.title_label.textFormat() == Qt.TextFormat.PlainText
+    assert window.title_label.text() == HOSTILE
+    assert window.body_label.text() == "Body 1"
+    # bottom-right corner of the screen
+    area = window.screen().availableGeometry()
+    assert window.geometry().right() <= area.right()
+    assert window.geometry().bottom() <= area.bottom()
+    assert window.geometry().left() > area.center().x()
+
+
+def test_clicking_our_toast_opens_the_announcement(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier()  # type: ignore[operator]
+    with qtbot.waitSignal(notifier.delivered, timeout=5000):
+        notifier.announcement(ann(7))
+    window = notifier.windows[-1]
+    with qtbot.waitSignal(notifier.clicked, timeout=1000) as blocker:
+        qtbot.mouseClick(window, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+    assert blocker.args == ["7"]
+    qtbot.waitUntil(lambda: notifier.windows == ())
+
+
+def test_toasts_stack_instead_of_replacing(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier(settle=0.01)  # type: ignore[operator]
+    delivered = Spy(notifier.delivered)
+    notifier.announcement(ann(1))
+    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
+    notifier.announcement(ann(2))
+    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
+    first, second = notifier.windows
+    assert second.geometry().bottom() < first.geometry().top()
+
+
+def test_burst_gives_one_summary(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier(settle=0.2)  # type: ignore[operator]
+    delivered = Spy(notifier.delivered)
+    for n in range(12):
+        notifier.announcement(ann(n))
+    qtbot.waitUntil(lambda: len(delivered.calls) >= 1, timeout=5000)
+    qtbot.wait(300)  # nothing else follows the summary
+    assert [r.title for r in delivered.values] == ["12 new announcements"]
+    assert delivered.values[0].announcement_id is None
+
+
+def test_summary_click_opens_the_history(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier(settle=0.05)  # type: ignore[operator]
+    for n in range(5):
+        notifier.announcement(ann(n))
+    qtbot.waitUntil(lambda: len(notifier.windows) == 1, timeout=5000)
+    window = notifier.windows[0]
+    assert window.title_label.text() == "5 new announcements"
+    with qtbot.waitSignal(notifier.clicked, timeout=1000) as blocker:
+        qtbot.mouseClick(window, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+    assert blocker.args == [""]
+
+
+def test_do_not_disturb_holds_back_all_but_urgent(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier(ToastSettings(do_not_disturb=True))  # type: ignore[operator]
+    delivered = Spy(notifier.delivered)
+    notifier.announcement(ann(1))
+    notifier.announcement(ann(2, Priority.HIGH))
+    notifier.announcement(ann(3, Priority.URGENT))
+    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
+    assert delivered.values[0].announcement_id == "3"
+    assert delivered.values[0].urgent
+    notifier.policy.settings = ToastSettings(do_not_disturb=False)
+    notifier.settings_changed()
+    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
+    assert delivered.values[1].title == "2 new announcements"
+
+
+def test_quiet_hours_hold_back_all_but_urgent(qtbot: QtBot, make_notifier: object) -> None:
+    quiet = QuietHours(time(22, 0), time(7, 0))
+    notifier: Notifier = make_notifier(  # type: ignore[operator]
+        ToastSettings(quiet_hours=quiet), local_time=lambda: time(23, 15)
+    )
+    delivered = Spy(notifier.delivered)
+    notifier.announcement(ann(1, Priority.HIGH))
+    notifier.announcement(ann(2, Priority.URGENT))
+    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
+    assert delivered.values[0].announcement_id == "2"
+
+
+def test_offline_and_back_toasts(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier(offline_after=0.1)  # type: ignore[operator]
+    delivered = Spy(notifier.delivered)
+    notifier.connection(ConnState.OFFLINE)
+    qtbot.waitUntil(lambda: len(delivered.calls) == 1, timeout=5000)
+    assert delivered.values[0].title == "Not connected"
+    notifier.connection(ConnState.CONNECTED)
+    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
+    assert delivered.values[1].title == "Connected again"

@@ -1,0 +1,109 @@
+"""The tray: menu rebuilt from state in every state, tooltip in words, signals of the actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from app.core.model import ConnState, Status
+from app.ui.tray import Tray
+
+pytestmark = pytest.mark.qt_log_ignore(".*systemTrayWindowChanged")
+
+
+def texts(tray: Tray) -> list[str]:
+    tray.menu.aboutToShow.emit()
+    return [a.text() for a in tray.menu.actions() if not a.isSeparator()]
+
+
+@pytest.fixture
+def tray(qapp: object) -> Iterator[Tray]:
+    t = Tray()
+    yield t
+    t.close()
+    t.deleteLater()
+
+
+def test_logged_out_menu(tray: Tray) -> None:
+    assert texts(tray) == [
+        "Not logged in",
+        "Announcements…",
+        "Log in…",
+        "Do not disturb",
+        "Settings…",
+        "Quit",
+    ]
+    status = tray.menu.actions()[0]
+    assert not status.isEnabled()
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (Status(ConnState.CONNECTED), "Connected as alice"),
+        (Status(ConnState.CONNECTING), "Connecting…"),
+        (Status(ConnState.OFFLINE, retry_in=12.4), "Offline: trying again in 12 s"),
+        (Status(ConnState.OFFLINE), "Offline: trying again"),
+        (Status(ConnState.ERROR, detail="HTTP 403"), "Not connected: HTTP 403"),
+        (Status(ConnState.STOPPED), "Not connected"),
+    ],
+)
+def test_menu_in_every_connected_state(tray: Tray, status: Status, line: str) -> None:
+    tray.set_user("alice")
+    tray.set_status(status)
+    assert texts(tray) == [
+        line,
+        "Announcements…",
+        "Log out (alice)",
+        "Do not disturb",
+        "Settings…",
+        "Quit",
+    ]
+    assert line in tray.icon.toolTip()
+
+
+def test_login_required_offers_log_in(tray: Tray) -> None:
+    tray.set_status(Status(ConnState.LOGIN_REQUIRED))
+    assert texts(tray)[:3] == ["Not logged in", "Announcements…", "Log in…"]
+
+
+def test_tooltip_in_words(tray: Tray) -> None:
+    tray.set_user("alice")
+    tray.set_status(Status(ConnState.CONNECTED))
+    tray.set_unread(3)
+    tray.set_dnd(True)
+    assert tray.icon.toolTip().splitlines() == [
+        "Tray Notifier",
+        "Connected as alice",
+        "3 unread announcement(s)",
+        "Do not disturb is on",
+    ]
+    assert not tray.icon.icon().isNull()
+
+
+def test_actions_emit_their_signals(tray: Tray, qtbot: QtBot) -> None:
+    tray.set_user("alice")
+    tray.menu.aboutToShow.emit()
+    by_text = {a.text(): a for a in tray.menu.actions()}
+    for text, signal in [
+        ("Announcements…", tray.historyRequested),
+        ("Log out (alice)", tray.logoutRequested),
+        ("Settings…", tray.settingsRequested),
+        ("Quit", tray.quitRequested),
+    ]:
+        with qtbot.waitSignal(signal, timeout=1000):
+            by_text[text].trigger()
+    with qtbot.waitSignal(tray.dndToggled, timeout=1000) as blocker:
+        by_text["Do not disturb"].trigger()
+    assert blocker.args == [True]
+    tray.set_dnd(True)
+    tray.menu.aboutToShow.emit()
+    dnd = next(a for a in tray.menu.actions() if a.text() == "Do not disturb")
+    assert dnd.isCheckable() and dnd.isChecked()
+    tray.set_user("")
+    tray.menu.aboutToShow.emit()
+    login = next(a for a in tray.menu.actions() if a.text() == "Log in…")
+    with qtbot.waitSignal(tray.loginRequested, timeout=1000):
+        login.trigger()

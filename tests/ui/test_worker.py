@@ -1,0 +1,248 @@
+"""The stream worker against the companion server: store before emit, no repeats, token expiry,
+acknowledgements, logout and quit within a second."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pytestqt.qtbot import QtBot
+
+from app.core.login_failure import FailureKind, LoginFailure
+from app.core.model import Announcement, ConnState, Priority
+from app.core.secrets import MemorySecretStore, login_key
+from app.core.store import HistoryStore
+from app.server.embedded import EmbeddedServer
+from app.ui.worker import StreamWorker
+from tests.fixtures.qt import RecordingTransport, Spy
+from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
+
+WAIT = 15_000  # ms: generous bound for a shared 2-core machine
+
+
+def open_store(tmp_path: Path, server: EmbeddedServer) -> HistoryStore:
+    return HistoryStore(HistoryStore.path_for(tmp_path / "data", server.url, "alice"))
+
+
+def login(qtbot: QtBot, worker: StreamWorker, server: EmbeddedServer, store: HistoryStore) -> None:
+    statuses = Spy(worker.statusChanged)
+    worker.login(server.url, "alice", DEMO_PASSWORD, store)
+    qtbot.waitUntil(lambda: connected(statuses), timeout=WAIT)
+
+
+def connected(statuses: Spy) -> bool:
+    return any(s.state is ConnState.CONNECTED for s in statuses.values)
+
+
+def test_announcement_is_stored_before_it_is_emitted(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    worker = make_worker()
+    store = open_store(tmp_path, companion_server)
+    login(qtbot, worker, companion_server, store)
+    seen: list[tuple[Announcement, bool, str]] = []
+    # a direct connection runs on the worker thread at the moment of emission
+    worker.announcementReceived.connect(
+        lambda a: seen.append((a, store.get(a.id) is not None, store.last_event_id()))
+    )
+    ann_id = companion_server.publish("Fire drill", "At 3 pm today.", priority="high")
+    qtbot.waitUntil(lambda: len(seen) == 1, timeout=WAIT)
+    ann = seen[0][0]
+    assert (ann.id, ann.title, ann.body, ann.priority) == (
+        ann_id,
+        "Fire drill",
+        "At 3 pm today.",
+        Priority.HIGH,
+    )
+    assert seen == [(ann, True, ann_id)]
+
+
+def test_restart_resumes_from_the_stored_id_without_repeats(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    secrets = MemorySecretStore()
+    store = open_store(tmp_path, companion_server)
+    first = make_worker(secrets=secrets)
+    login(qtbot, first, companion_server, store)
+    got = Spy(first.announcementReceived)
+    first_id = companion_server.publish("One", "first")
+    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
+    assert first.shutdown(5000)
+    missed = companion_server.publish("Two", "published while the tray was closed")
+
+    second = make_worker(secrets=secrets)  # the stored login: no password
+    received = Spy(second.announcementReceived)
+    logged_in = Spy(second.loggedIn)
+    second.connect_stored(companion_server.url, "alice", store)
+    qtbot.waitUntil(lambda: [a.id for a in received.values] == [missed], timeout=WAIT)
+    assert logged_in.values == ["alice"]
+    third = companion_server.publish("Three", "live")
+    qtbot.waitUntil(lambda: [a.id for a in received.values] == [missed, third], timeout=WAIT)
+    assert store.last_event_id() == third
+    assert [s.announcement.id for s in store.list()] == [third, missed, first_id]
+
+
+def test_server_restart_loses_and_repeats_nothing(
+    qtbot: QtBot,
+    server_factory: ServerFactory,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
+    store = open_store(tmp_path, server)
+    worker = make_worker()
+    spy = Spy(worker.announcementReceived)
+    login(qtbot, worker, server, store)
+    published = [server.publish(f"Before {n}", "x") for n in range(3)]
+    qtbot.waitUntil(lambda: [a.id for a in spy.values] == published, timeout=WAIT)
+    server.stop()
+    server = server_factory(
+        data_dir=server.data_dir, port=server.port, retry_ms=100, ping_interval=0.5
+    )
+    published += [server.publish(f"After {n}", "y") for n in range(3)]
+    qtbot.waitUntil(lambda: [a.id for a in spy.values] == published, timeout=WAIT)
+    assert store.last_event_id() == published[-1]
+    assert len(store.list()) == 6
+
+
+def test_two_second_tokens_expire_and_the_stream_continues(
+    qtbot: QtBot,
+    server_factory: ServerFactory,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+    recording_transport: RecordingTransport,
+) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.5, token_ttl=2.0, retry_ms=100)
+    store = open_store(tmp_path, server)
+    worker = make_worker()
+    login(qtbot, worker, server, store)
+    started = time.monotonic()
+    # wait until the first token has expired and been refreshed, with no user action
+    qtbot.waitUntil(
+        lambda: (
+            recording_transport.paths("POST").count("/auth/refresh") >= 1
+            and time.monotonic() - started > 2.5
+        ),
+        timeout=WAIT,
+    )
+    spy = Spy(worker.announcementReceived)
+    server.publish("After expiry", "still here")
+    qtbot.waitUntil(lambda: [a.title for a in spy.values] == ["After expiry"], timeout=WAIT)
+
+
+def test_wrong_password_is_a_typed_failure(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    worker = make_worker()
+    failed = Spy(worker.loginFailed)
+    worker.login(companion_server.url, "alice", "nope", open_store(tmp_path, companion_server))
+    qtbot.waitUntil(lambda: len(failed.calls) == 1, timeout=WAIT)
+    failure: LoginFailure = failed.values[0]
+    assert failure.kind is FailureKind.WRONG_CREDENTIALS
+
+
+def test_unreachable_server_is_a_typed_failure(
+    qtbot: QtBot,
+    server_factory: ServerFactory,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    server = server_factory()
+    url = server.url
+    server.stop()  # nothing listens on that port now
+    worker = make_worker()
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    failed = Spy(worker.loginFailed)
+    worker.login(url, "alice", "demo", store)
+    qtbot.waitUntil(lambda: len(failed.calls) == 1, timeout=WAIT)
+    assert failed.values[0].kind is FailureKind.UNREACHABLE
+
+
+def test_acknowledgement_is_posted_and_leaves_the_queue(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    worker = make_worker()
+    store = open_store(tmp_path, companion_server)
+    login(qtbot, worker, companion_server, store)
+    got, sent = Spy(worker.announcementReceived), Spy(worker.ackSent)
+    ann_id = companion_server.publish("Evacuate", "Now", priority="urgent")
+    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
+    worker.acknowledge(ann_id)
+    qtbot.waitUntil(lambda: sent.values == [ann_id], timeout=WAIT)
+    assert store.pending_acks() == []
+    # the publisher sees alice's receipt
+    with httpx.Client(base_url=companion_server.url, timeout=10) as client:
+        token = client.post(
+            "/auth/login", json={"username": "publisher", "password": DEMO_PASSWORD}
+        ).json()["access_token"]
+        acks = client.get(
+            f"/announcements/{ann_id}/acks", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+    assert [a["username"] for a in acks] == ["alice"]
+
+
+def test_logout_ends_the_stream_within_a_second_and_calls_close(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+    recording_transport: RecordingTransport,
+) -> None:
+    secrets = MemorySecretStore()
+    worker = make_worker(secrets=secrets)
+    store = open_store(tmp_path, companion_server)
+    login(qtbot, worker, companion_server, store)
+    assert secrets.get(login_key(companion_server.url, "alice")) is not None
+    stopped = threading.Event()
+    worker.statusChanged.connect(lambda s: stopped.set() if s.state is ConnState.STOPPED else None)
+    logged_out = Spy(worker.loggedOut)
+    worker.logout()
+    # the stream was idle, blocked in a read: it ends within a second
+    assert stopped.wait(1.0)
+    qtbot.waitUntil(lambda: len(logged_out.calls) == 1, timeout=WAIT)
+    assert "/sse/close/alice" in recording_transport.paths("POST")
+    assert "/auth/logout" in recording_transport.paths("POST")
+    assert secrets.get(login_key(companion_server.url, "alice")) is None
+    thread = worker.thread_handle
+    assert worker.shutdown(1000)  # quit: the thread has finished within a second
+    assert thread is not None and thread.isFinished()
+
+
+def test_acknowledgement_made_offline_is_sent_when_back_online(
+    qtbot: QtBot,
+    server_factory: ServerFactory,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
+    worker = make_worker(ack_retry=0.2)
+    store = open_store(tmp_path, server)
+    login(qtbot, worker, server, store)
+    got, sent = Spy(worker.announcementReceived), Spy(worker.ackSent)
+    ann_id = server.publish("Evacuate", "Now", priority="urgent")
+    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
+    server.stop()
+    worker.acknowledge(ann_id)
+    qtbot.waitUntil(lambda: store.pending_acks() == [ann_id], timeout=WAIT)
+    assert sent.calls == []
+    server = server_factory(
+        data_dir=server.data_dir, port=server.port, retry_ms=100, ping_interval=0.5
+    )
+    qtbot.waitUntil(lambda: sent.values == [ann_id], timeout=WAIT)
+    assert store.pending_acks() == []
