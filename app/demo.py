@@ -196,7 +196,7 @@ def _run_headless(server: EmbeddedServer, exit_after: float | None) -> int:
                     exit_after, signal.raise_signal, signal.SIGTERM
                 )
             listen_args = argparse.Namespace(json=False, max_events=None, last_event_id="")
-            return await listen._run_engine(listen_args, config, session.stream_url(), session)
+            return await listen.run_engine(listen_args, config, session.stream_url(), session)
         finally:
             await session.aclose()
 

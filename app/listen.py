@@ -91,7 +91,7 @@ async def _listen(args: argparse.Namespace, cfg: app_config.Config) -> int:
                 )
                 return EXIT_AUTH
             url, source = session.stream_url(), session
-        return await _run_engine(args, cfg, url, source)
+        return await run_engine(args, cfg, url, source)
     except SecretStoreUnavailable as exc:
         log.error("%s", exc)
         return EXIT_AUTH
@@ -103,7 +103,7 @@ async def _listen(args: argparse.Namespace, cfg: app_config.Config) -> int:
             await session.aclose()
 
 
-async def _run_engine(
+async def run_engine(
     args: argparse.Namespace, cfg: app_config.Config, url: str, source: TokenSource
 ) -> int:
     printer = _Printer(sys.stdout, as_json=args.json, max_events=args.max_events)

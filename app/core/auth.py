@@ -193,6 +193,33 @@ class AuthSession:
             await self._best_effort("POST", self.endpoints.logout, auth, body)
         self._forget()
 
+    async def request(self, method: str, template: str, **values: str) -> httpx.Response:
+        """An authorized call (acknowledge, close...) to ``template`` filled with ``values``.
+
+        A 401 refreshes the token once and repeats the call; LoginRequired when refresh fails.
+        The response body is read; the caller looks at the status.
+        """
+        path = self._path(template, **values)
+        token = await self.access_token()
+        response = await self._authorized(method, path, token)
+        if response.status_code == 401:
+            response = await self._authorized(method, path, await self.refresh())
+        return response
+
+    async def close_streams(self) -> None:
+        """Call the close endpoint: the server ends this login's streams (quit, not logout)."""
+        if self.has_stored_login():
+            response = await self.request(
+                self.endpoints.close_method, self.endpoints.close, user_id=self.user_id
+            )
+            log.info("close endpoint answered HTTP %d", response.status_code)
+
+    async def _authorized(self, method: str, path: str, token: str) -> httpx.Response:
+        request = self._client.build_request(
+            method.upper(), self.server_url + path, headers={"Authorization": f"Bearer {token}"}
+        )
+        return await http.send(self._client, request)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

@@ -13,13 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote
 
 import httpx
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.config import Config
-from app.core import http
 from app.core.auth import AuthSession
 from app.core.errors import LoginRequired, TrayNotifierError
 from app.core.login_failure import classify
@@ -80,7 +78,6 @@ class StreamWorker(QObject):
         self._store: HistoryStore | None = None
         self._engine: StreamEngine | None = None
         self._stream: asyncio.Task[object] | None = None
-        self._api: httpx.AsyncClient | None = None
         self._ack_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ thread
@@ -123,17 +120,11 @@ class StreamWorker(QObject):
     async def _main(self) -> None:
         self._quit = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._api = http.make_client(
-            self._config.stream, read_timeout=http.REQUEST_TIMEOUT, transport=self._transport
-        )
-        try:
-            await self._quit.wait()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._end_session(logout=False)
-        finally:
-            await self._api.aclose()
+        await self._quit.wait()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end_session(logout=False)
 
     def _post(self, fn: Callable[[], object]) -> None:
         if self._loop.is_closed():
@@ -285,7 +276,7 @@ class StreamWorker(QObject):
             if logout:
                 await session.logout()
             else:
-                await asyncio.wait_for(self._close_streams(session), CLOSE_TIMEOUT)
+                await asyncio.wait_for(session.close_streams(), CLOSE_TIMEOUT)
         except SecretStoreUnavailable as exc:
             log.warning("logout: %s", exc)
         except (TimeoutError, TrayNotifierError) as exc:
@@ -297,33 +288,6 @@ class StreamWorker(QObject):
     async def _logout(self) -> None:
         await self._end_session(logout=True)
         self.loggedOut.emit()
-
-    async def _close_streams(self, session: AuthSession) -> None:
-        """The close endpoint: the server ends this login's streams (on quit)."""
-        if not session.has_stored_login():
-            return
-        response = await self._authorized(
-            session,
-            session.endpoints.close_method,
-            session.endpoints.close,
-            user_id=session.user_id,
-        )
-        log.info("close endpoint answered HTTP %d", response.status_code)
-
-    async def _authorized(
-        self, session: AuthSession, method: str, template: str, **values: str
-    ) -> httpx.Response:
-        assert self._api is not None
-        path = template.format(**{k: quote(v, safe="") for k, v in values.items()})
-        token = await session.access_token()
-        request = self._api.build_request(
-            method.upper(),
-            session.server_url + path,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        response = await http.send(self._api, request)
-        await response.aclose()
-        return response
 
     # ------------------------------------------------------------------ engine callbacks
 
@@ -367,7 +331,7 @@ class StreamWorker(QObject):
             return
         for ann_id in store.pending_acks():
             try:
-                response = await self._authorized(session, "POST", session.endpoints.ack, id=ann_id)
+                response = await session.request("POST", session.endpoints.ack, id=ann_id)
             except LoginRequired:
                 return
             except TrayNotifierError as exc:

@@ -313,3 +313,42 @@ async def test_cancelled_refresh_still_stores_the_rotated_tokens(scripted: Scrip
     finally:
         release.set()
         await session.aclose()
+
+
+async def test_authorized_request_refreshes_once_on_401(server_factory: ServerFactory) -> None:
+    server = server_factory(demo_users=True, token_ttl=1.0)
+    # the session's clock stands still, so only the server's 401 can make it refresh
+    session = session_for(server, MemorySecretStore(), clock=lambda: 0.0)
+    try:
+        await session.login(DEMO_PASSWORD)
+        first = await session.access_token()
+        ann_id = await asyncio.to_thread(server.publish, "Read me", "and acknowledge")
+
+        async def expired() -> None:
+            async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+                headers = {"Authorization": f"Bearer {first}"}
+                while (await client.get("/announcements", headers=headers)).status_code != 401:
+                    await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(expired(), 10)
+        response = await session.request("POST", "/announcements/{id}/ack", id=ann_id)
+        assert response.status_code == 200
+        assert response.json()["id"] == ann_id
+        assert await session.access_token() != first  # refreshed once, then retried
+    finally:
+        await session.aclose()
+
+
+async def test_authorized_request_without_a_valid_refresh_is_login_required(
+    companion_server: EmbeddedServer, alice: AuthSession
+) -> None:
+    tokens = alice._current()
+    assert tokens is not None
+    async with httpx.AsyncClient(base_url=companion_server.url, timeout=5) as client:
+        # another client used (rotated) the refresh token: ours is now refused
+        used = await client.post("/auth/refresh", json={"refresh_token": tokens.refresh_token})
+        assert used.status_code == 200
+    alice._tokens = Tokens("not-a-token", tokens.refresh_token, tokens.expires_at, "alice")
+    with pytest.raises(LoginRequired):
+        await alice.request("POST", "/announcements/{id}/ack", id="1")
+    assert not alice.has_stored_login()
