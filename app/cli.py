@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument(
         "--password-stdin",
         action="store_true",
-        help="read the password from standard input (else the keyring, else a prompt)",
+        help="read the password from standard input (else you are asked in a terminal)",
     )
     pb.add_argument("--ca-bundle", default=None, help="PEM file of a private certificate authority")
 

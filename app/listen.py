@@ -106,6 +106,7 @@ async def _listen(args: argparse.Namespace, cfg: app_config.Config) -> int:
 async def run_engine(
     args: argparse.Namespace, cfg: app_config.Config, url: str, source: TokenSource
 ) -> int:
+    """Run the engine on ``url`` printing each event (listen, demo --headless); the exit code."""
     printer = _Printer(sys.stdout, as_json=args.json, max_events=args.max_events)
     engine = StreamEngine(
         url=url,
