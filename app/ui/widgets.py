@@ -20,6 +20,7 @@ ConfirmLink = Callable[[QWidget, str], bool]
 OpenUrl = Callable[[QUrl], bool]
 
 _HEADLESS_PLATFORMS = frozenset({"offscreen", "minimal"})  # they warn on raise()
+_C_LOCALE_FORMAT = "d MMM yyyy, HH:mm"  # unambiguous English for the C locale
 
 PRIORITY_COLORS = {
     Priority.LOW: QColor("#6b7280"),
@@ -91,11 +92,19 @@ class PriorityChip(QLabel):
 
 
 def format_time(when: datetime | None) -> str:
-    """A time in the user's locale and time zone (short format); "" for None."""
+    """A time in the user's locale and time zone, in its short format; "" for None.
+
+    "11/24/26 9:59 AM" in en_US, "2026/11/24 09:59" in zh_CN. The C/POSIX locale (no
+    language set, as on many servers and containers) has no real format of its own: its
+    "24 11 2026 09:59" reads like a mistake, so it gets "24 Nov 2026, 09:59" instead.
+    """
     if when is None:
         return ""
-    qt_time = QDateTime.fromSecsSinceEpoch(int(when.timestamp())).toLocalTime()
-    return QLocale().toString(qt_time, QLocale.FormatType.ShortFormat)
+    locale = QLocale()
+    local = QDateTime.fromMSecsSinceEpoch(round(when.timestamp() * 1000)).toLocalTime()
+    if locale.language() == QLocale.Language.C:
+        return locale.toString(local, _C_LOCALE_FORMAT)
+    return locale.toString(local, QLocale.FormatType.ShortFormat)
 
 
 def ask_to_open_link(parent: QWidget, url: str) -> bool:

@@ -238,7 +238,7 @@
         <translation>打开</translation>
     </message>
     <message>
-        <location line="+164"/>
+        <location line="+169"/>
         <source>1 new announcement</source>
         <translation>1 条新公告</translation>
     </message>
@@ -306,7 +306,7 @@
 <context>
     <name>Root</name>
     <message>
-        <location filename="../../app/ui/root.py" line="+220"/>
+        <location filename="../../app/ui/root.py" line="+223"/>
         <source>Keyring not available</source>
         <translation>密钥环不可用</translation>
     </message>

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QLocale
@@ -10,7 +12,7 @@ from PySide6.QtCore import QCoreApplication, QLocale
 from app import resources
 from app.core.model import Priority
 from app.ui import i18n
-from app.ui.widgets import priority_name
+from app.ui.widgets import format_time, priority_name
 
 
 @pytest.fixture
@@ -73,3 +75,29 @@ def test_every_message_is_translated() -> None:
             unfinished.append(message.findtext("source"))
     assert unfinished == []
     assert resources.path("translations", "tray_notifier_zh_CN.qm").is_file()
+
+
+@pytest.fixture
+def default_locale():
+    """Gives ``QLocale.setDefault``; the default locale is restored afterwards."""
+    saved = QLocale()
+    yield QLocale.setDefault
+    QLocale.setDefault(saved)
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en_US", r"11/24/26,? 9:59\sAM"),  # month first, 12-hour clock
+        ("en_GB", r"24/11/2026,? 09:59"),  # day first
+        ("zh_CN", r"2026/11/24 09:59"),  # year first
+        ("C", r"24 Nov 2026, 09:59"),  # not the C locale's own "24 11 2026 09:59"
+    ],
+)
+def test_dates_follow_the_locale(default_locale, locale: str, expected: str) -> None:
+    default_locale(QLocale(locale))
+    local_time = datetime(2026, 11, 24, 9, 59).astimezone()  # shown in the local time zone
+    text = format_time(local_time)
+    assert re.fullmatch(expected, text), text
+    assert format_time(local_time.astimezone(UTC)) == text  # the same moment, from UTC
+    assert format_time(None) == ""
