@@ -153,9 +153,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_tray(server: EmbeddedServer, paths: Paths, exit_after: float | None) -> int:
-    from app.ui.main import run_tray, use_offscreen_without_display
+    from app.ui.main import route_qt_messages, run_tray, use_offscreen_without_display
 
     use_offscreen_without_display()
+    route_qt_messages()
     secrets = demo_secrets()
     config = Config(server_url=server.url, username=DEMO_USER)
     try:

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import APP_ID, APP_NAME, logs
@@ -44,6 +44,31 @@ def use_offscreen_without_display(environ: dict[str, str] | None = None) -> bool
     return True
 
 
+_QT_LEVELS = {
+    QtMsgType.QtDebugMsg: logging.DEBUG,
+    QtMsgType.QtInfoMsg: logging.INFO,
+    QtMsgType.QtWarningMsg: logging.WARNING,
+    QtMsgType.QtCriticalMsg: logging.ERROR,
+    QtMsgType.QtFatalMsg: logging.CRITICAL,
+}
+# what platforms without a window manager say about calls they ignore: nothing is wrong
+_QT_CHATTER = ("This plugin does not support", "QPlatformNativeInterface::systemTrayWindowChanged")
+_qt_log = logging.getLogger("qt")
+
+
+def _qt_message(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    level = _QT_LEVELS.get(mode, logging.WARNING)
+    if any(chatter in message for chatter in _QT_CHATTER):
+        level = logging.DEBUG
+    _qt_log.log(level, "%s", message)
+
+
+def route_qt_messages() -> object:
+    """Send Qt's own messages to our log (redacted, in the log file) instead of bare stderr.
+    Returns the handler it replaced."""
+    return qInstallMessageHandler(_qt_message)
+
+
 def application() -> QApplication:
     """The QApplication, set up for a tray program (quitting only from the menu)."""
     existing = QApplication.instance()
@@ -57,15 +82,17 @@ def application() -> QApplication:
 
 def run(args: argparse.Namespace) -> int:
     """Start the tray application; returns the exit code."""
-    use_offscreen_without_display()
+    offscreen = use_offscreen_without_display()
+    route_qt_messages()
     paths = Paths.default()
     logs.add_file(paths.log_dir / LOG_FILE_NAME)
     try:
         config = config_mod.load(paths)
     except ConfigError as exc:
         log.error("%s", exc)
-        application()
-        QMessageBox.critical(None, APP_NAME, str(exc))
+        if not offscreen:  # nobody could close a dialog without a display
+            application()
+            QMessageBox.critical(None, APP_NAME, str(exc))
         return EXIT_PROTOCOL
     return run_tray(config=config, paths=paths, secrets=KeyringSecretStore())
 
