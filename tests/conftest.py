@@ -11,4 +11,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.pop("TRAY_NOTIFIER_SERVER", None)
 os.environ.pop("SSE_HEARTBEAT_TIMEOUT", None)
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.server",
+    "tests.fixtures.redis",
+    "tests.fixtures.scripted",
+    "tests.fixtures.qt",
+    "tests.fixtures.desktop",
+]

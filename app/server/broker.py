@@ -4,8 +4,9 @@ The HTTP layer (``app/server/http.py``) talks to nothing else. A backend impleme
 abstract method below; two are planned:
 
 - :class:`app.server.sqlite_broker.SqliteBroker`: one process, SQLite (WAL) file, in-memory fan-out.
-- a Redis Streams backend (scale-out): users, refresh tokens, acks and announcements in Redis; one
-  ``XREAD BLOCK`` loop per process feeding the same in-memory :class:`app.server.hub.Hub`.
+- :class:`app.server.redis_broker.RedisBroker` (scale-out): users, refresh tokens, acks and
+  announcements in Redis; one ``XREAD BLOCK`` loop per process feeding the same in-memory
+  :class:`app.server.hub.Hub`.
 
 Rules every backend keeps (the contract test suite in ``tests/server`` checks them):
 
@@ -30,7 +31,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.model import Announcement
 
@@ -42,6 +43,11 @@ PUBLISHER_ROLE = "publisher"
 
 class InvalidCursor(ValueError):
     """An announcement id that this backend never issued in this form (bad ``since``/resume id)."""
+
+
+class BrokerUnavailable(Exception):
+    """The backend's store cannot be reached right now (HTTP 503); nothing was changed. The
+    message says what is unreachable and to try again; it never holds a credential."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,15 @@ class Audience:
             or self.everyone
             or viewer.user_id in self.users
             or not self.groups.isdisjoint(viewer.groups)
+        )
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Audience:
+        """The inverse of :meth:`to_json`."""
+        return cls(
+            everyone=bool(obj.get("all", False)),
+            groups=frozenset(obj.get("groups", ())),
+            users=frozenset(obj.get("users", ())),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -147,7 +162,9 @@ class BrokerStats:
     """Backend figures for ``/metrics`` (the HTTP layer counts the rest itself)."""
 
     subscriptions: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)  # more gauges: name -> value
+    healthy: bool = True  # False while the store cannot be reached (/healthz says "degraded")
+    problem: str | None = None  # what is wrong, for /healthz, when not healthy
 
 
 class Broker(abc.ABC):
@@ -234,6 +251,9 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> BrokerStats: ...
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Connect before serving (the server awaits it once, on its loop); default: nothing."""
 
     @abc.abstractmethod
     async def close(self) -> None:

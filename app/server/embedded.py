@@ -50,6 +50,7 @@ class EmbeddedServer:
         ping_interval: float = 15.0,
         demo_users: bool = False,
         db_path: Path | None = None,
+        redis_url: str | None = None,
         queue_size: int = 256,
         replay_limit: int = 1000,
         retry_ms: int = 3000,
@@ -59,6 +60,7 @@ class EmbeddedServer:
             host=host,
             port=port,
             db_path=db_path,
+            redis_url=redis_url,
             settings=ServerSettings(
                 token_ttl=token_ttl,
                 ping_interval=ping_interval,

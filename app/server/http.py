@@ -29,7 +29,15 @@ from app.server.auth import (
     new_session_id,
     verify_password,
 )
-from app.server.broker import Broker, Draft, InvalidCursor, Principal, Record, User
+from app.server.broker import (
+    Broker,
+    BrokerUnavailable,
+    Draft,
+    InvalidCursor,
+    Principal,
+    Record,
+    User,
+)
 from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Subscription
 from app.server.validation import BadInput, parse_draft, require_object, string_field
 
@@ -68,8 +76,8 @@ class Metrics:
     logins: int = 0
     login_failures: int = 0
 
-    def prometheus(self, *, subscriptions: int) -> str:
-        rows = [
+    def prometheus(self, *, subscriptions: int, extra: dict[str, float] | None = None) -> str:
+        rows: list[tuple[str, str, str, float]] = [
             ("connections", "gauge", "open SSE streams", self.connections),
             ("subscriptions", "gauge", "streams registered with the broker", subscriptions),
             ("connections_total", "counter", "SSE streams opened", self.connections_total),
@@ -82,6 +90,7 @@ class Metrics:
             ("logins_total", "counter", "successful logins", self.logins),
             ("login_failures_total", "counter", "refused logins", self.login_failures),
         ]
+        rows += [(name, "gauge", "backend figure", value) for name, value in (extra or {}).items()]
         out: list[str] = []
         for name, kind, help_text, value in rows:
             metric = f"tray_notifier_{name}"
@@ -233,6 +242,8 @@ class Api:
             await _Stream(self, response, sub, claims).run(cursor)
         except ConnectionError:
             log.debug("stream %s: client gone", sub.conn_id)
+        except BrokerUnavailable as exc:  # the replay could not be read: end, the client resumes
+            log.warning("stream %s ended: %s", sub.conn_id, exc)
         finally:
             self.broker.unsubscribe(sub)
             self.metrics.connections -= 1
@@ -317,17 +328,20 @@ class Api:
 
     # operations -------------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
+        stats = self.broker.stats()
         return web.json_response(
             {
-                "status": "ok",
+                "status": "ok" if stats.healthy else "degraded",
                 "version": __version__,
                 "connections": self.metrics.connections,
                 "uptime_s": round(self._clock() - self._started, 3),
+                **({} if stats.healthy else {"problem": stats.problem}),
             }
         )
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        text = self.metrics.prometheus(subscriptions=self.broker.stats().subscriptions)
+        stats = self.broker.stats()
+        text = self.metrics.prometheus(subscriptions=stats.subscriptions, extra=stats.extra)
         return web.Response(
             text=text,
             content_type="text/plain",
@@ -432,6 +446,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except BadInput as exc:
         return web.json_response(exc.to_json(), status=400)
+    except BrokerUnavailable as exc:
+        log.warning("%s %s refused: %s", request.method, request.path, exc)
+        return web.json_response({"error": str(exc)}, status=503, headers={"Retry-After": "5"})
 
 
 async def _json_body(request: web.Request) -> Any:

@@ -9,8 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
-from app.cli import EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
+from app.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from app.server.broker import BrokerUnavailable
 from app.server.http import ServerSettings
+from app.server.redis_broker import RedisSettings
 from app.server.runtime import (
     DEMO_PASSWORD,
     DEMO_USERS,
@@ -26,19 +28,20 @@ log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.redis:
-        _say(
-            "error: the Redis Streams backend is not available yet; run without --redis (SQLite)",
-            err=True,
-        )
-        return EXIT_PROTOCOL
     options = _options(args)
+    if args.redis:
+        try:
+            RedisSettings.from_url(args.redis)
+        except ValueError as exc:
+            _say(f"error: --redis: {exc}", err=True)
+            return EXIT_USAGE
     try:
         if args.server_command == "add-user":
             return _add_user(args, options)
         return asyncio.run(_serve(options, demo_users=args.demo_users))
-    except OSError as exc:
-        _say(f"error: {exc}", err=True)
+    except (OSError, BrokerUnavailable) as exc:
+        hint = "; is redis-server running there?" if isinstance(exc, BrokerUnavailable) else ""
+        _say(f"error: {exc}{hint}", err=True)
         return EXIT_FAILURE
 
 
@@ -48,6 +51,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         host=args.host,
         port=args.port,
         db_path=Path(args.db) if args.db else None,
+        redis_url=args.redis,
         settings=ServerSettings(token_ttl=args.token_ttl, ping_interval=args.ping_interval),
         access_log=True,
     )
@@ -76,7 +80,8 @@ def _add_user(args: argparse.Namespace, options: ServerOptions) -> int:
     asyncio.run(add())
     groups = ", ".join(args.group) or "none"
     role = "publisher" if args.publisher else "staff"
-    _say(f"saved user {args.name} (groups: {groups}; role: {role}) in {options.database}")
+    where = "Redis" if options.redis_url else options.database
+    _say(f"saved user {args.name} (groups: {groups}; role: {role}) in {where}")
     return EXIT_OK
 
 

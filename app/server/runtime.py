@@ -15,6 +15,7 @@ from app.config import Paths
 from app.server.auth import TokenIssuer, hash_password, load_signing_key
 from app.server.broker import Broker, User
 from app.server.http import API, Api, ServerSettings, create_app
+from app.server.redis_broker import RedisBroker, RedisSettings
 from app.server.sqlite_broker import SqliteBroker
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 0
     db_path: Path | None = None  # default: data_dir / "server.db"
+    redis_url: str | None = None  # set: the Redis Streams backend instead of SQLite
     settings: ServerSettings = field(default_factory=ServerSettings)
     access_log: bool = False
 
@@ -47,7 +49,9 @@ class ServerOptions:
 
 
 def open_broker(options: ServerOptions) -> Broker:
-    """The backend the options ask for (today: SQLite)."""
+    """The backend the options ask for: Redis Streams with ``redis_url``, else SQLite."""
+    if options.redis_url is not None:
+        return RedisBroker(RedisSettings.from_url(options.redis_url))
     return SqliteBroker(options.database)
 
 
@@ -99,6 +103,7 @@ class Runtime:
         key = load_signing_key(options.data_dir)
         broker = open_broker(options)
         try:
+            await broker.start()
             app = create_app(
                 broker, TokenIssuer(key, ttl=options.settings.token_ttl), options.settings
             )

@@ -136,6 +136,12 @@ class Stream:
         self._cm.__exit__(None, None, None)
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def server_backend(request: pytest.FixtureRequest) -> str:
+    """Every server test here runs once per backend: one contract suite, run twice."""
+    return str(request.param)
+
+
 @pytest.fixture
 def http(companion_server: EmbeddedServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=companion_server.url, timeout=TIMEOUT) as client:

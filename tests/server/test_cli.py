@@ -142,9 +142,13 @@ def test_add_user_then_login(tmp_path: Path) -> None:
     assert empty.returncode == EXIT_USAGE and "password" in empty.stderr
 
 
-def test_redis_backend_is_not_available_yet(tmp_path: Path) -> None:
-    done = _app("server", "--redis", "redis://127.0.0.1:1/0", tmp_path=tmp_path)
-    assert done.returncode == EXIT_PROTOCOL and "not available yet" in done.stderr
+def test_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
+    done = _app("server", "--redis", "redis://:hunter2@127.0.0.1:1/0", tmp_path=tmp_path)
+    assert done.returncode == EXIT_FAILURE
+    assert "Redis at 127.0.0.1:1" in done.stderr and "cannot be reached" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    bad = _app("server", "--redis", "http://127.0.0.1:1/0", tmp_path=tmp_path)
+    assert bad.returncode == EXIT_USAGE and "redis://" in bad.stderr
 
 
 def _publish(url: str, *extra: str, tmp_path: Path, password: str = DEMO_PASSWORD + "\n"):

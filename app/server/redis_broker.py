@@ -1,0 +1,575 @@
+"""The scale-out backend: all shared state in Redis, one ``XREAD BLOCK`` loop per process.
+
+Several server processes share one Redis and serve the same users with no sticky sessions. Keys,
+all under a prefix (default ``tray-notifier:``):
+
+=====================  ===========  ==========================================================
+key                    type         holds
+=====================  ===========  ==========================================================
+``announcements``      stream       one entry per announcement; the entry id IS the announcement
+                                    id (and the SSE ``id:``), field ``data`` is its JSON
+``control``            stream       ``revoke`` and ``close`` commands for every process
+``revoked``            hash         announcement id -> revoked_at
+``acks:{id}``          hash         user id -> acked_at (first ack wins)
+``users``              hash         user name -> JSON (password hash, groups, publisher)
+``refresh:{hash}``     hash         one refresh token (user, session, expiry, used); expires
+``session:{sid}``      set          the token hashes of one login session; expires
+=====================  ===========  ==========================================================
+
+Fan-out: each process runs ONE loop, ``XREAD BLOCK`` on both streams from the last ids it has
+seen, and hands each entry to its in-memory :class:`~app.server.hub.Hub`, which indexes the
+streams of this process by user, group and "sees everything". There is never one Redis read per
+connection.
+
+The control channel is a second stream, not pub/sub: the same blocking read serves it (no second
+connection, no second loop), and a stream keeps what was sent while a process was cut off from
+Redis, so a logout or a revocation still reaches that process's streams when Redis comes back;
+pub/sub would drop it silently. It is trimmed to about :data:`_CONTROL_MAXLEN` entries.
+
+Losing Redis: open streams stay connected (they need nothing from Redis until the next
+delivery), the loop retries with backoff and reports the outage in :meth:`RedisBroker.stats`
+(``/healthz``, ``/metrics``), then resumes from the last ids it saw, so the streams catch up on
+what other processes published meanwhile. A call that needs Redis while it is down raises
+:class:`~app.server.broker.BrokerUnavailable` (HTTP 503): a publish is refused, never dropped.
+Every command is bounded by :attr:`RedisSettings.timeout`; commands are never retried blindly
+(a retried ``XADD`` could publish twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
+
+from app.core.model import Announcement, Priority, parse_time
+from app.server.broker import (
+    Ack,
+    Audience,
+    Broker,
+    BrokerStats,
+    BrokerUnavailable,
+    Draft,
+    InvalidCursor,
+    Principal,
+    Record,
+    RefreshGrant,
+    Revocation,
+    User,
+)
+from app.server.hub import Hub, Subscription
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "Redis cannot be reached right now" (refused, reset, timed out, still loading).
+_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
+_CONTROL_MAXLEN = 10_000
+_BACKOFF_MIN, _BACKOFF_MAX = 0.05, 2.0
+_PAGE_MIN, _PAGE_MAX = 64, 1000
+
+# Consume a refresh token: single use; a used one presented again revokes its whole session.
+# KEYS[1] token key; ARGV: token key prefix, session key prefix, now (epoch seconds).
+_USE_REFRESH = """
+local f = redis.call('HMGET', KEYS[1], 'user_id', 'session_id', 'expires_at', 'used')
+if not f[1] then return false end
+local session = ARGV[2] .. f[2]
+if f[4] == '1' then
+  for _, h in ipairs(redis.call('SMEMBERS', session)) do redis.call('DEL', ARGV[1] .. h) end
+  redis.call('DEL', session, KEYS[1])
+  return {'reused'}
+end
+redis.call('HSET', KEYS[1], 'used', '1')
+if tonumber(f[3]) <= tonumber(ARGV[3]) then return {'expired'} end
+return {'ok', f[1], f[2]}
+"""
+
+# Logout: delete the token and every other token of its session. KEYS[1] token key.
+_REVOKE_SESSION = """
+local sid = redis.call('HGET', KEYS[1], 'session_id')
+if not sid then return 0 end
+local session = ARGV[2] .. sid
+for _, h in ipairs(redis.call('SMEMBERS', session)) do redis.call('DEL', ARGV[1] .. h) end
+redis.call('DEL', session, KEYS[1])
+return 1
+"""
+
+# Revoke once: mark, and only the first time queue the revoke for every process.
+# KEYS: revoked hash, control stream; ARGV: id, revoked_at, audience JSON, control maxlen.
+_REVOKE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
+           'kind', 'revoke', 'id', ARGV[1], 'audience', ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where Redis is and how the backend uses it.
+
+    Retention keeps about ``maxlen`` announcements, or with ``max_age`` (seconds) those younger
+    than that; a client that was away longer than the retention replays what is left.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "tray-notifier:"
+    maxlen: int = 100_000
+    max_age: float | None = None
+    timeout: float = 5.0  # every command, and connecting
+    pool_timeout: float = 30.0  # waiting for a free pooled connection (queueing in a storm)
+    block_ms: int = 1000  # one XREAD BLOCK; must be well under ``timeout``
+    batch: int = 500  # entries per XREAD
+    max_connections: int = 64
+
+    def __post_init__(self) -> None:
+        if self.block_ms / 1000 >= self.timeout:
+            raise ValueError("block_ms must be shorter than the command timeout")
+        if self.maxlen < 1 or (self.max_age is not None and self.max_age <= 0):
+            raise ValueError("the retention (maxlen, max_age) must be positive")
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisSettings:
+        """Settings from ``redis://HOST:PORT/DB?maxlen=N&max_age=S&prefix=P`` (the three
+        query options are this backend's; any other is passed on to redis-py)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("the Redis URL must start with redis://, rediss:// or unix://")
+        ours = {"maxlen", "max_age", "prefix"}
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        options = dict(q for q in query if q[0] in ours)
+        rest = urlencode([q for q in query if q[0] not in ours])
+        chosen: dict[str, Any] = {}
+        try:
+            if "prefix" in options:
+                chosen["prefix"] = options["prefix"]
+            if "maxlen" in options:
+                chosen["maxlen"] = int(options["maxlen"])
+            if "max_age" in options:
+                chosen["max_age"] = float(options["max_age"])
+            return cls(url=urlunsplit(parts._replace(query=rest)), **chosen)
+        except ValueError as exc:
+            raise ValueError(f"bad Redis URL option: {exc}") from None
+
+    @property
+    def where(self) -> str:
+        """``host:port`` for messages: never the whole URL, which may hold a password."""
+        parts = urlsplit(self.url)
+        return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+
+
+class RedisBroker(Broker):
+    """:class:`Broker` on Redis Streams; create it on the event loop that will use it, then
+    ``await start()`` before serving (it pins where the fan-out loop begins)."""
+
+    def __init__(self, settings: RedisSettings) -> None:
+        self._settings = settings
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.url,
+            max_connections=settings.max_connections,
+            timeout=settings.pool_timeout,
+            socket_timeout=settings.timeout,
+            socket_connect_timeout=settings.timeout,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self._use_refresh = self._redis.register_script(_USE_REFRESH)
+        self._revoke_session = self._redis.register_script(_REVOKE_SESSION)
+        self._revoke_once = self._redis.register_script(_REVOKE)
+        prefix = settings.prefix
+        self._k_ann = prefix + "announcements"
+        self._k_ctl = prefix + "control"
+        self._k_revoked = prefix + "revoked"
+        self._k_users = prefix + "users"
+        self._k_refresh = prefix + "refresh:"  # + token hash
+        self._k_session = prefix + "session:"  # + session id
+        self._hub = Hub()
+        self._last_ann = self._last_ctl = "0-0"
+        self._delivered = asyncio.Condition()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._up = False
+        self._outages = 0
+        self._closing = False
+
+    # lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Check Redis is there and start the fan-out loop from the streams' current ends."""
+        with self._unavailable():
+            self._last_ann = await self._last_id(self._k_ann)
+            self._last_ctl = await self._last_id(self._k_ctl)
+        self._up = True
+        log.info("Redis Streams backend on %s", self._settings.where)
+        self._loop_task = asyncio.get_running_loop().create_task(self._fan_out(), name="xread")
+        self._loop_task.add_done_callback(self._fan_out_ended)
+
+    async def close(self) -> None:
+        self._closing = True  # redis-py may turn the cancellation into a ConnectionError
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            done, _ = await asyncio.wait([self._loop_task], timeout=self._settings.timeout)
+            if not done:
+                log.error(
+                    "the Redis fan-out loop did not stop within %.0f s", self._settings.timeout
+                )
+        await self._redis.aclose(close_connection_pool=True)
+
+    async def _last_id(self, key: str) -> str:
+        last = await self._redis.xrevrange(key, count=1)
+        return str(last[0][0]) if last else "0-0"
+
+    # users ------------------------------------------------------------------------------
+    async def save_user(self, user: User) -> None:
+        row = {
+            "password_hash": user.password_hash,
+            "groups": sorted(user.groups),
+            "publisher": user.publisher,
+        }
+        with self._unavailable():
+            await self._redis.hset(self._k_users, user.name, json.dumps(row))
+
+    async def get_user(self, name: str) -> User | None:
+        with self._unavailable():
+            raw = await self._redis.hget(self._k_users, name)
+        if raw is None:
+            return None
+        row = json.loads(raw)
+        return User(name, row["password_hash"], frozenset(row["groups"]), bool(row["publisher"]))
+
+    # refresh tokens ---------------------------------------------------------------------
+    async def add_refresh_token(
+        self, token_hash: str, *, user_id: str, session_id: str, expires_at: float
+    ) -> None:
+        key, session = self._k_refresh + token_hash, self._k_session + session_id
+        expire_ms = int(expires_at * 1000)
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                fields: dict[FieldT, EncodableT] = {
+                    "user_id": user_id,
+                    "session_id": session_id,
+                    "expires_at": repr(expires_at),
+                    "used": "0",
+                }
+                pipe.hset(key, mapping=fields)
+                pipe.pexpireat(key, expire_ms)
+                pipe.sadd(session, token_hash)
+                pipe.pexpireat(session, expire_ms)
+                await pipe.execute()
+
+    async def use_refresh_token(self, token_hash: str, *, now: float) -> RefreshGrant | None:
+        with self._unavailable():
+            reply = await self._use_refresh(
+                keys=[self._k_refresh + token_hash],
+                args=[self._k_refresh, self._k_session, repr(now)],
+            )
+        if not reply:
+            return None
+        if reply[0] == "reused":
+            log.warning("a used refresh token was presented again: session revoked")
+        if reply[0] != "ok":
+            return None
+        return RefreshGrant(user_id=reply[1], session_id=reply[2])
+
+    async def revoke_refresh_token(self, token_hash: str) -> None:
+        with self._unavailable():
+            await self._revoke_session(
+                keys=[self._k_refresh + token_hash], args=[self._k_refresh, self._k_session]
+            )
+
+    # announcements ----------------------------------------------------------------------
+    async def publish(self, draft: Draft, *, author: str, now: datetime) -> Record:
+        """XADD (trimmed to the retention), then wait briefly until this process's loop has
+        fanned it out, so a local subscriber has it queued when ``publish`` returns."""
+        created = now.astimezone(UTC)
+        expires = draft.expires_at.astimezone(UTC) if draft.expires_at else None
+        announcement = Announcement(
+            id="",
+            title=draft.title,
+            body=draft.body,
+            priority=Priority(draft.priority),
+            url=draft.url,
+            created_at=created,
+            expires_at=expires,
+        )
+        data = {**announcement.to_json(), "audience": draft.audience.to_json(), "author": author}
+        del data["id"], data["type"]
+        entry: dict[FieldT, EncodableT] = {"data": json.dumps(data)}
+        with self._unavailable():
+            ann_id = str(await self._redis.xadd(self._k_ann, entry, **self._trim()))
+        await self._wait_delivered(ann_id)
+        return Record(dataclasses.replace(announcement, id=ann_id), draft.audience, author)
+
+    def _trim(self) -> dict[str, Any]:
+        if self._settings.max_age is None:
+            return {"maxlen": self._settings.maxlen, "approximate": True}
+        oldest_ms = int((time.time() - self._settings.max_age) * 1000)
+        return {"minid": f"{max(oldest_ms, 0)}-0", "approximate": True}
+
+    async def _wait_delivered(self, ann_id: str) -> None:
+        async with self._delivered:
+            try:
+                await asyncio.wait_for(
+                    self._delivered.wait_for(lambda: _key(self._last_ann) >= _key(ann_id)),
+                    timeout=self._settings.timeout,
+                )
+            except TimeoutError:
+                log.warning("announcement %s is stored; local fan-out is late", ann_id)
+
+    async def get(self, ann_id: str) -> Record | None:
+        if not _ID.fullmatch(ann_id):
+            return None
+        with self._unavailable():
+            entries = await self._redis.xrange(self._k_ann, min=ann_id, max=ann_id, count=1)
+            revoked = await self._redis.hexists(self._k_revoked, ann_id) if entries else False
+        if not entries:
+            return None
+        entry_id, fields = entries[0]
+        if fields is None:  # only for an entry deleted under a consumer group: never here
+            return None
+        return _record(str(entry_id), fields, revoked=bool(revoked))
+
+    async def list_visible(
+        self, viewer: Principal, *, after: str | None, limit: int, now: datetime
+    ) -> list[Record]:
+        if after is None:
+            newest = await self._scan(viewer, limit, now, forward=False, bound="+")
+            return newest[::-1]
+        cursor = "0-0" if after == "0" else after
+        if not _ID.fullmatch(cursor):
+            raise InvalidCursor(f"{after!r} is not an announcement id of this server")
+        return await self._scan(viewer, limit, now, forward=True, bound=cursor)
+
+    async def _scan(
+        self, viewer: Principal, limit: int, now: datetime, *, forward: bool, bound: str
+    ) -> list[Record]:
+        """Up to ``limit`` visible records, paging from ``bound`` (exclusive, unless ``+``)."""
+        page = min(max(limit, _PAGE_MIN), _PAGE_MAX)
+        found: list[Record] = []
+        with self._unavailable():
+            while len(found) < limit:
+                start = bound if bound == "+" else "(" + bound
+                if forward:
+                    entries = await self._redis.xrange(self._k_ann, min=start, count=page)
+                else:
+                    entries = await self._redis.xrevrange(self._k_ann, max=start, count=page)
+                if not entries:
+                    break
+                found += await self._visible(entries, viewer, now)
+                if len(entries) < page:
+                    break
+                bound = str(entries[-1][0])
+        return found[:limit]
+
+    async def _visible(
+        self, entries: Sequence[Any], viewer: Principal, now: datetime
+    ) -> list[Record]:
+        revoked = await self._redis.hmget(self._k_revoked, [e[0] for e in entries])
+        records = [_record(i, f) for (i, f), gone in zip(entries, revoked, strict=True) if not gone]
+        return [r for r in records if r.audience.includes(viewer) and _live(r, now)]
+
+    async def revoke(self, ann_id: str) -> Record | None:
+        record = await self.get(ann_id)
+        if record is None:
+            return None
+        with self._unavailable():
+            await self._revoke_once(
+                keys=[self._k_revoked, self._k_ctl],
+                args=[
+                    ann_id,
+                    datetime.now(UTC).isoformat(),
+                    json.dumps(record.audience.to_json()),
+                    _CONTROL_MAXLEN,
+                ],
+            )
+        return Record(record.announcement, record.audience, record.author, revoked=True)
+
+    async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
+        key = f"{self._settings.prefix}acks:{ann_id}"
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hsetnx(key, user_id, now.astimezone(UTC).isoformat())
+                pipe.hget(key, user_id)
+                _, acked_at = await pipe.execute()
+        return _time(acked_at)
+
+    async def acks(self, ann_id: str) -> list[Ack]:
+        with self._unavailable():
+            rows = await self._redis.hgetall(f"{self._settings.prefix}acks:{ann_id}")
+        acks = [Ack(str(user), _time(str(when))) for user, when in rows.items()]
+        return sorted(acks, key=lambda a: (a.acked_at, a.user_id))
+
+    # streams ----------------------------------------------------------------------------
+    def subscribe(
+        self, viewer: Principal, *, queue_size: int, on_overflow: Callable[[], None]
+    ) -> Subscription:
+        return self._hub.subscribe(viewer, queue_size=queue_size, on_overflow=on_overflow)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._hub.unsubscribe(sub)
+
+    async def close_streams(self, user_id: str, *, session_id: str | None) -> None:
+        """Close here at once (works without Redis), then tell every process (503 if Redis is
+        down: the streams on other processes stay open until their tokens expire)."""
+        self._hub.close_user(user_id, session_id=session_id)
+        fields: dict[FieldT, EncodableT] = {
+            "kind": "close",
+            "user": user_id,
+            "session": session_id or "",
+        }
+        with self._unavailable():
+            await self._redis.xadd(self._k_ctl, fields, maxlen=_CONTROL_MAXLEN, approximate=True)
+
+    def close_local_streams(self, reason: str) -> None:
+        self._hub.close_all(reason)
+
+    def stats(self) -> BrokerStats:
+        return BrokerStats(
+            subscriptions=len(self._hub),
+            healthy=self._up,
+            problem=None if self._up else f"Redis at {self._settings.where} is unreachable",
+            extra={"redis_up": float(self._up), "redis_outages": float(self._outages)},
+        )
+
+    # the fan-out loop -------------------------------------------------------------------
+    async def _fan_out(self) -> None:
+        """XREAD BLOCK both streams until closed; on an outage, back off and resume where it
+        was."""
+        backoff = _BACKOFF_MIN
+        while not self._closing:
+            try:
+                reply = await self._redis.xread(
+                    {self._k_ann: self._last_ann, self._k_ctl: self._last_ctl},
+                    count=self._settings.batch,
+                    block=self._settings.block_ms,
+                )
+            except (*_DOWN, RedisError) as exc:
+                if self._closing:
+                    return
+                self._went_down(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            if not self._up:
+                log.warning("Redis at %s is back: catching up", self._settings.where)
+                # idle pooled connections still point at the old server: drop them first
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
+                self._up = True
+            backoff = _BACKOFF_MIN
+            await self._dispatch(_by_stream(reply))
+
+    def _fan_out_ended(self, task: asyncio.Task[None]) -> None:
+        """The loop only ends through :meth:`close`; an exception is a bug: say so loudly and
+        report unhealthy, since no stream of this process would get anything any more."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._up = False
+            log.critical("the Redis fan-out loop died: restart this server", exc_info=exc)
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self._up:
+            self._outages += 1
+            log.error(
+                "lost Redis at %s (%s: %s): streams stay open; publishing is refused until"
+                " it is back",
+                self._settings.where,
+                type(exc).__name__,
+                exc,
+            )
+        self._up = False
+
+    async def _dispatch(self, streams: Mapping[str, Sequence[Any]]) -> None:
+        # announcements first: a revoke is always written after its announcement
+        for entry_id, fields in streams.get(self._k_ann, ()):
+            with self._skip_bad_entry(entry_id):
+                self._hub.deliver(_record(entry_id, fields))
+            self._last_ann = str(entry_id)
+        for entry_id, fields in streams.get(self._k_ctl, ()):
+            with self._skip_bad_entry(entry_id):
+                self._control(fields)
+            self._last_ctl = str(entry_id)
+        async with self._delivered:
+            self._delivered.notify_all()
+
+    def _control(self, fields: Mapping[str, str]) -> None:
+        if fields["kind"] == "revoke":
+            audience = Audience.from_json(json.loads(fields["audience"]))
+            self._hub.deliver(Revocation(fields["id"], audience))
+        elif fields["kind"] == "close":
+            self._hub.close_user(fields["user"], session_id=fields["session"] or None)
+
+    @contextlib.contextmanager
+    def _skip_bad_entry(self, entry_id: str) -> Iterator[None]:
+        try:
+            yield
+        except (ValueError, KeyError, TypeError):
+            log.exception("skipped a malformed stream entry %s", entry_id)
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """Turn "Redis cannot be reached" into :class:`BrokerUnavailable` (HTTP 503)."""
+        try:
+            yield
+        except _DOWN as exc:
+            raise BrokerUnavailable(
+                f"the announcement store (Redis at {self._settings.where}) cannot be reached:"
+                " nothing was changed; try again in a few seconds"
+            ) from exc
+
+
+def _by_stream(reply: Any) -> dict[str, Sequence[Any]]:
+    """XREAD's reply as {stream: entries}, whether RESP2 (a list) or RESP3 (a dict)."""
+    if not reply:
+        return {}
+    if isinstance(reply, dict):
+        return {str(k): v[0] if v and isinstance(v[0], list) else v for k, v in reply.items()}
+    return {str(name): entries for name, entries in reply}
+
+
+def _key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _record(entry_id: str, fields: Mapping[Any, Any], *, revoked: bool = False) -> Record:
+    obj = json.loads(fields["data"])
+    return Record(
+        announcement=Announcement(
+            id=str(entry_id),
+            title=obj["title"],
+            body=obj["body"],
+            priority=Priority(obj["priority"]),
+            url=obj.get("url"),
+            created_at=parse_time(obj.get("created_at")),
+            expires_at=parse_time(obj.get("expires_at")),
+        ),
+        audience=Audience.from_json(obj["audience"]),
+        author=obj.get("author", ""),
+        revoked=revoked,
+    )
+
+
+def _live(record: Record, now: datetime) -> bool:
+    expires = record.announcement.expires_at
+    return expires is None or expires > now
+
+
+def _time(text: str | None) -> datetime:
+    when = parse_time(text)
+    if when is None:
+        raise ValueError(f"a stored time is malformed: {text!r}")
+    return when

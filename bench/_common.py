@@ -1,0 +1,311 @@
+"""Shared parts of the load benchmarks: server subprocesses, Redis, and SSE client workers.
+
+The clients live in separate worker processes (``ClientPool``), each an asyncio loop holding
+many raw connections, so the load generator's CPU and memory are not the server's. Arrival
+times are ``time.monotonic()`` (one system-wide clock on Linux), so a worker's timestamp can be
+compared with the parent's publish time without any IPC delay in the figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.server_connections import _raise_nofile as raise_nofile
+from bench.server_connections import _rss_kib as rss_kib
+
+__all__ = ["ClientPool", "ServerProc", "cpu_seconds", "login", "raise_nofile", "rss_kib"]
+
+_URL = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class ServerProc:
+    """``python -m app server`` as a subprocess (its memory and CPU are its own)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        redis_url: str | None = None,
+        port: int = 0,
+        demo_users: bool = True,
+        ping_interval: float = 15.0,
+    ) -> None:
+        args = [sys.executable, "-m", "app", "--log-level", "WARNING", "server"]
+        args += ["--port", str(port), "--data-dir", str(data_dir)]
+        args += ["--ping-interval", str(ping_interval)]
+        args += ["--demo-users"] if demo_users else []
+        args += ["--redis", redis_url] if redis_url else []
+        env = {**os.environ, "TRAY_NOTIFIER_HOME": str(data_dir / "home")}
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+        self.port = self._wait_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _wait_port(self) -> int:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if match := _URL.search(line):
+                return int(match.group(1))
+        self.proc.wait(timeout=30)
+        raise SystemExit(f"the server did not start (exit {self.proc.returncode})")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@contextlib.contextmanager
+def redis_server(data_dir: Path) -> Iterator[str]:
+    """A throwaway ``redis-server`` (the test fixture's), yielding its URL."""
+    from tests.fixtures.redis import RedisServer
+
+    binary = "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(binary, data_dir)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def login(url: str, user: str) -> str:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        response = client.post("/auth/login", json={"username": user, "password": "demo"})
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+def publish(url: str, token: str, title: str) -> str:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        response = client.post(
+            "/announcements",
+            json={"title": title, "body": "x", "audience": {"all": True}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+
+# ---------------------------------------------------------------- client workers
+
+
+class _Conn(asyncio.Protocol):
+    """One SSE client: keeps its last id and every id it saw; reconnects like the engine
+    (``retry:`` plus up to a quarter of jitter; refused: exponential backoff, full jitter)."""
+
+    def __init__(self, worker: _Worker, port: int) -> None:
+        self.worker, self.port = worker, port
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.last_id = ""
+        self.ids: set[str] = set()
+        self.retry_s = 3.0
+        self.failures = 0
+        self.connects = 0
+        self.seen_round = -1
+        self.connected = asyncio.Event()
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.worker.closing:
+            try:
+                await loop.create_connection(lambda: self, "127.0.0.1", self.port)
+                return
+            except OSError:
+                self.failures += 1
+                await asyncio.sleep(random.uniform(0, min(5.0, 0.25 * 2**self.failures)))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport, self.buffer, self.failures = transport, b"", 0
+        self.connects += 1
+        resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id else ""
+        transport.write(
+            f"GET /sse/connect/{self.worker.user} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {self.worker.token}\r\n{resume}"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            if line.startswith(b"id: "):
+                self.last_id = line[4:].decode()
+                self.ids.add(self.last_id)
+            elif line.startswith(b"retry: "):
+                self.retry_s = int(line[7:]) / 1000
+            elif line.startswith(b"event: connected"):
+                self.connected.set()
+            elif line.startswith(b"event: close") or line == b"0\r":  # the end of the stream
+                assert self.transport is not None
+                self.transport.abort()  # then reconnect, as after EOF
+                return
+            elif self.worker.marker and self.worker.marker in line:
+                self.worker.saw_marker(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.connected.clear()
+        if not self.worker.closing:
+            delay = self.retry_s * random.uniform(1.0, 1.25)
+            asyncio.get_running_loop().call_later(delay, lambda: self.worker.spawn(self.connect()))
+
+
+class _Worker:
+    """One worker process's loop: opens connections and answers the parent's commands."""
+
+    def __init__(self, pipe: multiprocessing.connection.Connection) -> None:
+        self.pipe = pipe
+        self.conns: list[_Conn] = []
+        self.user = self.token = ""
+        self.marker = b""
+        self.round = 0
+        self.pending = 0
+        self.last_arrival = 0.0
+        self.closing = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def saw_marker(self, conn: _Conn) -> None:
+        if conn.seen_round != self.round:
+            conn.seen_round = self.round
+            self.pending -= 1
+            if self.pending == 0:
+                self.last_arrival = time.monotonic()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            cmd, arg = await loop.run_in_executor(None, self.pipe.recv)
+            if cmd == "close":
+                self.closing = True
+                for conn in self.conns:
+                    if conn.transport is not None:
+                        conn.transport.abort()
+                self.pipe.send(("closed", None))
+                return
+            reply = await getattr(self, f"_cmd_{cmd}")(arg)
+            self.pipe.send(reply)
+
+    async def _cmd_open(self, arg: dict[str, Any]) -> tuple[str, Any]:
+        self.user, self.token = arg["user"], arg["token"]
+        new = [_Conn(self, port) for port in arg["ports"]]
+        self.conns += new
+        for start in range(0, len(new), arg["batch"]):
+            batch = new[start : start + arg["batch"]]
+            await asyncio.gather(*(c.connect() for c in batch))
+            await asyncio.gather(*(c.connected.wait() for c in batch))
+        return ("opened", len(self.conns))
+
+    async def _cmd_expect(self, marker: str) -> tuple[str, Any]:
+        self.round += 1
+        self.marker, self.pending, self.last_arrival = marker.encode(), len(self.conns), 0.0
+        return ("armed", None)
+
+    async def _cmd_wait_marker(self, timeout: float) -> tuple[str, Any]:
+        deadline = time.monotonic() + timeout
+        while self.pending > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        return ("seen", self.last_arrival if self.pending == 0 else None)
+
+    async def _cmd_wait_ids(self, arg: dict[str, Any]) -> tuple[str, Any]:
+        """Wait until every connection holds every expected id (or the deadline)."""
+        expected, deadline = set(arg["ids"]), time.monotonic() + arg["timeout"]
+        while time.monotonic() < deadline:
+            if all(expected <= c.ids for c in self.conns):
+                break
+            await asyncio.sleep(0.02)
+        done_at = time.monotonic()
+        lacking = [c for c in self.conns if not expected <= c.ids]
+        return (
+            "ids",
+            {
+                "missing": sum(len(expected - c.ids) for c in lacking),
+                "clients_lacking": len(lacking),
+                "clients_connected": sum(c.connected.is_set() for c in self.conns),
+                "done_at": done_at,
+                "connects": sum(c.connects for c in self.conns),
+            },
+        )
+
+
+def _worker_main(pipe: multiprocessing.connection.Connection, nofile: int) -> None:
+    raise_nofile(nofile)
+    asyncio.run(_Worker(pipe).run())
+
+
+@dataclass
+class ClientPool:
+    """``workers`` processes sharing the connections; every call returns each worker's reply."""
+
+    workers: int
+
+    def __post_init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._pipes: list[multiprocessing.connection.Connection] = []
+        self._procs: list[Any] = []
+        for _ in range(self.workers):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child, 20_000), daemon=True)
+            proc.start()
+            child.close()  # a dead worker then reads as EOFError here, not a hang
+            self._pipes.append(parent)
+            self._procs.append(proc)
+
+    def call(self, cmd: str, args: list[Any]) -> list[Any]:
+        for pipe, arg in zip(self._pipes, args, strict=True):
+            pipe.send((cmd, arg))
+        return [pipe.recv()[1] for pipe in self._pipes]
+
+    def call_all(self, cmd: str, arg: Any) -> list[Any]:
+        return self.call(cmd, [arg] * self.workers)
+
+    def open(self, user: str, token: str, ports: list[int], *, batch: int = 200) -> int:
+        """Spread ``ports`` (one entry per connection) over the workers; returns the total."""
+        shares = [ports[i :: self.workers] for i in range(self.workers)]
+        args = [{"user": user, "token": token, "ports": s, "batch": batch} for s in shares]
+        return sum(self.call("open", args))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self.call_all("close", None)
+        for proc in self._procs:
+            proc.join(timeout=30)
