@@ -8,15 +8,16 @@ different backend slots in without a change here. Errors are JSON ``{"error": ..
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from app import __version__
 from app.server import wire
@@ -38,13 +39,17 @@ from app.server.broker import (
     Record,
     User,
 )
-from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Subscription
+from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Delivery, Sink, Subscription
 from app.server.validation import BadInput, parse_draft, require_object, string_field
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 MAX_LIST = 1000
+# a live stream's socket buffer below this takes deliveries straight from the hub (asyncio's
+# default high-water mark); above it they queue, and the stream's task waits for the client
+DIRECT_WRITE_LIMIT = 64 * 1024
+PING_BATCH = 500  # streams pinged between two yields to the event loop
 _CLOSE_OK = {"code": 200, "msg": "ok", "data": None}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -115,6 +120,7 @@ class Api:
         self.metrics = Metrics()
         self._clock = clock
         self._started = clock()
+        self._direct: set[_Stream] = set()  # live streams the hub writes to: pinged from here
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -239,7 +245,7 @@ class Api:
         )
         try:
             await response.prepare(request)
-            await _Stream(self, response, sub, claims).run(cursor)
+            await _Stream(self, response, transport, sub, claims).run(cursor)
         except ConnectionError:
             log.debug("stream %s: client gone", sub.conn_id)
         except BrokerUnavailable as exc:  # the replay could not be read: end, the client resumes
@@ -352,21 +358,52 @@ class Api:
     async def on_shutdown(self, app: web.Application) -> None:
         self.broker.close_local_streams(SHUTDOWN)
 
+    async def keepalive(self, app: web.Application) -> AsyncIterator[None]:
+        """Runs :meth:`_ping_loop` while the application runs (an aiohttp cleanup context)."""
+        task = asyncio.create_task(self._ping_loop(), name="sse keepalive")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _ping_loop(self) -> None:
+        """Pings the idle streams that the hub writes to, from one task: their own tasks then
+        sleep until something is queued or the token expires, and a broadcast never lands in a
+        burst of thousands of per-stream ping wake-ups."""
+        interval = self.settings.ping_interval
+        while True:
+            await asyncio.sleep(interval / 4)
+            due = time.monotonic() - interval
+            for count, stream in enumerate(list(self._direct), start=1):
+                stream.ping_if_idle(since=due)
+                if count % PING_BATCH == 0:
+                    await asyncio.sleep(0)
+
 
 API = web.AppKey("api", Api)
 
 
 class _Stream:
-    """Writes one SSE response: retry, connected, replay, sync, then live deliveries."""
+    """Writes one SSE response: retry, connected, replay, sync, then live deliveries.
+
+    Live deliveries are written by the hub through :meth:`_send_now` while the socket keeps up
+    (no wake-up of this task per announcement); this task writes what was queued instead, the
+    pings and the final ``event: close``.
+    """
 
     def __init__(
-        self, api: Api, response: web.StreamResponse, sub: Subscription, claims: AccessClaims
+        self,
+        api: Api,
+        response: web.StreamResponse,
+        transport: asyncio.Transport | None,
+        sub: Subscription,
+        claims: AccessClaims,
     ) -> None:
         self._api = api
         self._response = response
+        self._transport = transport
         self._sub = sub
         self._claims = claims
-        self._replayed: set[str] = set()
         self._last_write = time.monotonic()
 
     async def _write(self, chunk: bytes) -> None:
@@ -379,11 +416,20 @@ class _Stream:
         await self._write(
             wire.retry(self._api.settings.retry_ms) + wire.json_event(connected, name="connected")
         )
-        if cursor is not None:
-            await self._replay(cursor)
-        await self._live()
+        replayed = await self._replay(cursor) if cursor is not None else set()
+        sink = self._sink()
+        self._sub.go_live(sink, replayed)
+        if sink is None:
+            await self._live(pinged_here=True)
+            return
+        self._api._direct.add(self)
+        try:
+            await self._live(pinged_here=False)
+        finally:
+            self._api._direct.discard(self)
 
-    async def _replay(self, cursor: str) -> None:
+    async def _replay(self, cursor: str) -> set[str]:
+        """Writes what was published after ``cursor``, then ``event: sync``; returns the ids."""
         broker, limit = self._api.broker, self._api.settings.replay_limit
         now = self._api._now()
         viewer = self._sub.viewer
@@ -395,21 +441,58 @@ class _Stream:
             log.info("unknown resume id from %r: replaying the newest", viewer.user_id)
             records = await broker.list_visible(viewer, after=None, limit=limit, now=now)
             more = len(records) == limit
-        self._replayed = {r.id for r in records}
-        chunks = [self._encode_record(r) for r in records]
+        chunks = [wire.record(r) for r in records]
         self._api.metrics.replayed += len(records)
+        self._api.metrics.delivered += len(records)
         last_id = records[-1].id if records else cursor
         sync = {"replayed": len(records), "more": more, "last_id": last_id}
         chunks.append(wire.json_event(sync, name="sync"))
         for start in range(0, len(chunks), 64):
             await self._write(b"".join(chunks[start : start + 64]))
+        return {r.id for r in records}
 
-    async def _live(self) -> None:
+    def _sink(self) -> Sink | None:
+        """:meth:`_send_now` when this response's framing is known: chunked, uncompressed (any
+        HTTP/1.1 GET); anything else (HTTP/1.0, HEAD) keeps every write on aiohttp's writer."""
+        chunked = self._response.headers.get(hdrs.TRANSFER_ENCODING, "").lower() == "chunked"
+        if self._transport is None or not chunked or self._response.compression:
+            return None
+        return self._send_now
+
+    def _send_now(self, item: Delivery, data: bytes) -> bool:
+        """The hub's sink: :meth:`_write_now`, counting announcements."""
+        if not self._write_now(data):
+            return False
+        if isinstance(item, Record):
+            self._api.metrics.delivered += 1
+        return True
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write straight to the socket, framed as aiohttp frames a ``write``; False when the
+        socket's buffer is full or the socket is closing (this task writes it instead)."""
+        transport = self._transport
+        assert transport is not None
+        if transport.is_closing() or transport.get_write_buffer_size() >= DIRECT_WRITE_LIMIT:
+            return False
+        transport.write(wire.chunk(data))
+        self._last_write = time.monotonic()
+        return True
+
+    def ping_if_idle(self, *, since: float) -> None:
+        """Ping when nothing was written after ``since``; if that cannot be done now, wake this
+        stream's task to ping through aiohttp (it waits for the client, or finds it gone)."""
+        if self._last_write > since:
+            return
+        if self._sub.pending or not self._write_now(wire.PING):
+            self._sub.wake()
+
+    async def _live(self, *, pinged_here: bool) -> None:
         sub, ping = self._sub, self._api.settings.ping_interval
         while True:
-            until_expiry = self._claims.expires_at - self._api._clock()
-            until_ping = self._last_write + ping - time.monotonic()
-            await sub.wait(min(until_expiry, until_ping))
+            timeout = self._claims.expires_at - self._api._clock()
+            if pinged_here:
+                timeout = min(timeout, self._last_write + ping - time.monotonic())
+            await sub.wait(timeout)
             chunk = b"".join(self._encode(item) for item in sub.take())
             reason = sub.closed_reason
             if reason is None and self._claims.expires_at <= self._api._clock():
@@ -424,17 +507,10 @@ class _Stream:
             elif time.monotonic() >= self._last_write + ping:
                 await self._write(wire.PING)
 
-    def _encode(self, item: Record | Any) -> bytes:
+    def _encode(self, item: Delivery) -> bytes:
         if isinstance(item, Record):
-            if item.id in self._replayed:
-                return b""  # published while the replay query ran: already sent
-            self._replayed.clear()  # later items are all newer than the replay
-            return self._encode_record(item)
-        return wire.json_event({"type": "revoke", "id": item.id})
-
-    def _encode_record(self, record: Record) -> bytes:
-        self._api.metrics.delivered += 1
-        return wire.json_event(record.announcement.to_json(), event_id=record.id)
+            self._api.metrics.delivered += 1
+        return wire.delivery(item)
 
 
 # ---------------------------------------------------------------- helpers
@@ -488,5 +564,6 @@ def create_app(broker: Broker, issuer: TokenIssuer, settings: ServerSettings) ->
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
     app.add_routes(api.routes())
     app.on_shutdown.append(api.on_shutdown)
+    app.cleanup_ctx.append(api.keepalive)
     app[API] = api
     return app

@@ -5,9 +5,14 @@ commit; a Redis Streams backend calls it from its single ``XREAD BLOCK`` loop. S
 indexed by user, by group and "sees everything" (publishers), so a delivery touches only the
 streams it is addressed to, never one read per connection.
 
-Each stream has a bounded queue: a stream that falls ``queue_size`` items behind is closed with
-reason ``overflow`` and its ``on_overflow`` callback runs (the HTTP layer aborts the socket), so
-a client that cannot keep up never makes the server's memory grow. It resumes by id.
+A delivery is encoded once (:func:`app.server.wire.delivery`), not once per stream. A live
+stream attaches a *sink* (:meth:`Subscription.go_live`) that writes those bytes straight to its
+socket while the socket's buffer has room, so a broadcast wakes no task per stream. Otherwise
+(no sink yet, a full socket buffer, or older items still queued) the delivery goes to the
+stream's bounded queue and its task writes it: a stream that falls ``queue_size`` items behind
+is closed with reason ``overflow`` and its ``on_overflow`` callback runs (the HTTP layer aborts
+the socket), so a client that cannot keep up never makes the server's memory grow. It resumes
+by id.
 
 Everything here runs on the server's event loop; nothing is thread-safe.
 """
@@ -19,13 +24,18 @@ import contextlib
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
+from app.server import wire
+from app.server.broker import Record
+
 if TYPE_CHECKING:
-    from app.server.broker import Audience, Principal, Record, Revocation
+    from app.server.broker import Audience, Principal, Revocation
 
 Delivery: TypeAlias = "Record | Revocation"
+# writes one encoded delivery to the stream's socket now; False when it cannot (queue it)
+Sink: TypeAlias = Callable[[Delivery, bytes], bool]
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +47,20 @@ TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason, not a secret
 
 
 class Subscription:
-    """One open stream: a bounded queue of deliveries and a close reason.
+    """One open stream: an optional sink, a bounded queue of deliveries and a close reason.
 
     The stream's task waits with :meth:`wait`, then takes everything queued with :meth:`take`;
-    once :attr:`closed_reason` is set, the stream writes ``event: close`` and ends.
+    once :attr:`closed_reason` is set, the stream writes ``event: close`` and ends. After its
+    replay, the task calls :meth:`go_live`: from then on a delivery goes straight to the sink
+    when nothing is queued and the sink accepts it, and records already replayed are skipped.
     """
 
     __slots__ = (
         "_on_overflow",
         "_queue",
         "_queue_size",
+        "_replayed",
+        "_sink",
         "_wakeup",
         "closed_reason",
         "conn_id",
@@ -63,10 +77,23 @@ class Subscription:
         self._queue_size = queue_size
         self._on_overflow = on_overflow
         self._wakeup = asyncio.Event()
+        self._sink: Sink | None = None
+        self._replayed: set[str] = set()
 
-    def offer(self, item: Delivery) -> None:
-        """Queue a delivery; a full queue closes the stream (``overflow``) instead."""
-        if self.closed_reason is not None:
+    def go_live(self, sink: Sink | None, replayed: Collection[str]) -> None:
+        """Start live delivery: skip the records in ``replayed`` (already sent, also those
+        queued now) and, with a ``sink``, write deliveries through it when possible."""
+        self._replayed = set(replayed)
+        self._queue = [item for item in self._queue if self._fresh(item)]
+        self._sink = sink
+
+    def offer(self, item: Delivery, data: bytes) -> None:
+        """Hand over a delivery (``data`` is its encoded event): written through the sink when
+        nothing is queued and the sink takes it, else queued; a full queue closes the stream
+        (``overflow``) instead."""
+        if self.closed_reason is not None or not self._fresh(item):
+            return
+        if not self._queue and self._sink is not None and self._sink(item, data):
             return
         if len(self._queue) >= self._queue_size:
             self._queue.clear()
@@ -76,9 +103,23 @@ class Subscription:
         self._queue.append(item)
         self._wakeup.set()
 
+    def _fresh(self, item: Delivery) -> bool:
+        """False for a record already replayed. Deliveries come in publication order, so the
+        first record that was not replayed means no later one was: forget the replay then."""
+        if not self._replayed or not isinstance(item, Record):
+            return True
+        if item.id in self._replayed:
+            return False
+        self._replayed.clear()
+        return True
+
     def close(self, reason: str) -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
+        self._wakeup.set()
+
+    def wake(self) -> None:
+        """Make :meth:`wait` return now (the stream has something to do besides deliveries)."""
         self._wakeup.set()
 
     async def wait(self, timeout: float) -> None:
@@ -86,7 +127,8 @@ class Subscription:
         if self._queue or self.closed_reason is not None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=max(timeout, 0.0))
+            async with asyncio.timeout(max(timeout, 0.0)):  # no task per wait, unlike wait_for
+                await self._wakeup.wait()
 
     def take(self) -> list[Delivery]:
         """Everything queued, oldest first (empty once closed for overflow)."""
@@ -132,10 +174,13 @@ class Hub:
         self._see_all.discard(sub.conn_id)
 
     def deliver(self, item: Delivery) -> int:
-        """Queue ``item`` on every stream its audience includes; returns how many."""
+        """Offer ``item``, encoded once, to every stream its audience includes; returns how
+        many. A sink never unsubscribes synchronously, so the index is stable meanwhile."""
         targets = self._targets(item.audience)
-        for conn_id in targets:
-            self._subs[conn_id].offer(item)
+        if targets:
+            data = wire.delivery(item)
+            for sub in targets:
+                sub.offer(item, data)
         return len(targets)
 
     def close_user(self, user_id: str, *, session_id: str | None, reason: str = CLOSED) -> int:
@@ -152,13 +197,13 @@ class Hub:
         for sub in self._subs.values():
             sub.close(reason)
 
-    def _targets(self, audience: Audience) -> set[str]:
+    def _targets(self, audience: Audience) -> list[Subscription]:
         if audience.everyone:
-            return set(self._subs)
-        targets = set(self._see_all)
-        targets.update(*_lookup(self._by_user, audience.users))
-        targets.update(*_lookup(self._by_group, audience.groups))
-        return targets
+            return list(self._subs.values())
+        conn_ids = set(self._see_all)
+        conn_ids.update(*_lookup(self._by_user, audience.users))
+        conn_ids.update(*_lookup(self._by_group, audience.groups))
+        return [self._subs[conn_id] for conn_id in conn_ids]
 
 
 def _lookup(index: dict[str, set[str]], keys: Iterable[str]) -> list[set[str]]:

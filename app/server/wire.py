@@ -10,6 +10,8 @@ import json
 import re
 from typing import Any
 
+from app.server.broker import Record, Revocation
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 PING = b": ping\n\n"
@@ -36,6 +38,25 @@ def event(data: str, *, name: str | None = None, event_id: str | None = None) ->
 
 def json_event(obj: Any, *, name: str | None = None, event_id: str | None = None) -> bytes:
     return event(_dumps(obj), name=name, event_id=event_id)
+
+
+def record(item: Record) -> bytes:
+    """An announcement, with its id as the SSE ``id:`` (the client resumes from it)."""
+    return json_event(item.announcement.to_json(), event_id=item.id)
+
+
+def delivery(item: Record | Revocation) -> bytes:
+    """What a live stream is sent for a delivery: the announcement, or a revoke control event."""
+    if isinstance(item, Record):
+        return record(item)
+    return json_event({"type": "revoke", "id": item.id})
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk (RFC 9112 7.1), byte for byte what aiohttp writes for a
+    chunked response, for writing straight to its transport. ``data`` is never empty here (an
+    empty chunk would end the response)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def _dumps(obj: Any) -> str:
