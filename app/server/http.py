@@ -127,7 +127,8 @@ class Api:
             web.post("/auth/login", self.login),
             web.post("/auth/refresh", self.refresh),
             web.post("/auth/logout", self.logout),
-            web.get("/sse/connect/{userId}", self.connect),
+            # no HEAD: a stream has no end, and a HEAD answer must carry no body
+            web.get("/sse/connect/{userId}", self.connect, allow_head=False),
             web.route("GET", "/sse/close/{userId}", self.close),
             web.route("POST", "/sse/close/{userId}", self.close),
             web.route("DELETE", "/sse/close/{userId}", self.close),
