@@ -3,21 +3,9 @@ hook-PySide6.QtGui.py (here: the GLib and ConnMan network-information backends).
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 from pathlib import Path
 
-from PyInstaller.utils.hooks.qt import add_qt6_dependencies
-
-
-def _plugin_filter():
-    spec = importlib.util.spec_from_file_location(
-        "tn_qt_plugins", Path(__file__).with_name("qt_plugins.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.plugin_kept
-
-
-_kept = _plugin_filter()
-hiddenimports, _binaries, datas = add_qt6_dependencies(__file__)
-binaries = [(src, dest) for src, dest in _binaries if _kept(dest, src)]
+# the hooks folder is not a package: load the shared filter by path
+_qt_plugins = runpy.run_path(str(Path(__file__).with_name("qt_plugins.py")))
+hiddenimports, binaries, datas = _qt_plugins["collect"](__file__)

@@ -67,3 +67,13 @@ def plugin_kept(dest_dir: str, source: str) -> bool:
         return False
     stem = PurePath(source).stem
     return stem.removeprefix("lib") not in DROP_PLUGINS
+
+
+def collect(hook_file: str) -> tuple[list, list, list]:
+    """What a PySide6 hook collects (``hiddenimports, binaries, datas``), less the plugins
+    :func:`plugin_kept` drops. Imported only inside PyInstaller's hooks."""
+    from PyInstaller.utils.hooks.qt import add_qt6_dependencies
+
+    hiddenimports, binaries, datas = add_qt6_dependencies(hook_file)
+    kept = [(src, dest) for src, dest in binaries if plugin_kept(dest, src)]
+    return hiddenimports, kept, datas
