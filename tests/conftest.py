@@ -15,6 +15,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.server",
     "tests.fixtures.redis",
     "tests.fixtures.scripted",
+    "tests.fixtures.keyring",
     "tests.fixtures.qt",
     "tests.fixtures.desktop",
 ]

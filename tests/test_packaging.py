@@ -49,12 +49,17 @@ def _png(size: int) -> bytes:
 # ------------------------------------------------------------------ spec and hooks
 
 
-@pytest.mark.parametrize(
-    "path", ["build.spec", "packaging/entry.py", "packaging/hooks/hook-PySide6.QtGui.py"]
-)
+BUILD_FILES = [
+    "build.spec",
+    *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("packaging/**/*.py")),
+]
+
+
+@pytest.mark.parametrize("path", BUILD_FILES)
 def test_build_files_are_valid_python(path: str) -> None:
     source = (ROOT / path).read_text(encoding="utf-8")
-    compile(source, path, "exec")
+    code = compile(source, path, "exec")  # raises SyntaxError on a broken file
+    assert code.co_filename == path and source.strip()
 
 
 def test_spec_uses_project_hooks_and_bundles_resources() -> None:

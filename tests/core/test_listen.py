@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.server.embedded import EmbeddedServer
-from tests.core.test_secrets import HAVE_GNOME_KEYRING
+from tests.fixtures.keyring import KeyringRunner
 from tests.fixtures.scripted import ScriptedServer, sse, status
 from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
 
@@ -254,11 +254,11 @@ def test_each_announcement_once_in_order_across_two_server_restarts(
     assert sum(e["event"] == "connected" for e in received) >= 3  # it did reconnect twice
 
 
-@pytest.mark.skipif(not HAVE_GNOME_KEYRING, reason="needs dbus-run-session and gnome-keyring")
-def test_stored_login_on_a_real_keyring(companion_server: EmbeddedServer, tmp_path: Path) -> None:
+def test_stored_login_on_a_real_keyring(
+    companion_server: EmbeddedServer, gnome_keyring: KeyringRunner, tmp_path: Path
+) -> None:
     """Log in through AuthSession into gnome-keyring, then ``listen --server --user`` uses it."""
-    script = tmp_path / "login_then_listen.sh"
-    login = (
+    (tmp_path / "login.py").write_text(
         "import asyncio, sys\n"
         "from app.config import Endpoints, StreamSettings\n"
         "from app.core.auth import AuthSession\n"
@@ -270,27 +270,10 @@ def test_stored_login_on_a_real_keyring(companion_server: EmbeddedServer, tmp_pa
         "    await s.aclose()\n"
         "asyncio.run(main())\n"
     )
-    (tmp_path / "login.py").write_text(login)
-    script.write_text(
-        "set -e\n"
-        "printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n"
-        f'"{sys.executable}" login.py "$1"\n'
-        f'exec "{sys.executable}" -m app listen --server "$1" --user alice --json --max-events 1\n'
-    )
-    env = env_for(tmp_path)
-    for name in ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS"):
-        env.pop(name, None)
-    env.update(
-        HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_RUNTIME_DIR=str(tmp_path)
-    )
-    result = subprocess.run(
-        ["dbus-run-session", "--", "sh", str(script), companion_server.url],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
+    py = sys.executable
+    then_listen = f'"{py}" login.py "$0" && exec "{py}" -m app listen --server "$0" --user alice'
+    result = gnome_keyring(
+        ["sh", "-c", f"{then_listen} --json --max-events 1", companion_server.url]
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["event"] == "connected"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -18,9 +15,7 @@ from app.core.secrets import (
     SecretStoreUnavailable,
     login_key,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-HAVE_GNOME_KEYRING = bool(shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon"))
+from tests.fixtures.keyring import KeyringRunner
 
 
 def test_memory_store_get_set_delete() -> None:
@@ -52,38 +47,19 @@ def test_no_keyring_gives_a_clear_message(action: str) -> None:
     assert "unlock" in message and "this run only" in message
 
 
-def _in_session_bus(
-    script: str, *, unlock: bool, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` with a private session bus and a fresh gnome-keyring (a real backend)."""
-    start = (
-        "printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null"
-        if unlock
-        else "gnome-keyring-daemon --daemonize --components=secrets >/dev/null"
-    )
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_RUNTIME_DIR": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+def _python(gnome_keyring: KeyringRunner, script: str, *, unlock: bool, tmp_path: Path) -> str:
+    """Run ``script`` against a fresh gnome-keyring (a real backend); its standard output."""
     (tmp_path / "script.py").write_text(textwrap.dedent(script))
-    return subprocess.run(
-        ["dbus-run-session", "--", "sh", "-c", f'{start}; exec "$0" script.py', sys.executable],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    result = gnome_keyring([sys.executable, "script.py"], unlock=unlock)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
-@pytest.mark.skipif(not HAVE_GNOME_KEYRING, reason="needs dbus-run-session and gnome-keyring")
-def test_keyring_store_round_trip_on_gnome_keyring(tmp_path: Path) -> None:
-    result = _in_session_bus(
+def test_keyring_store_round_trip_on_gnome_keyring(
+    gnome_keyring: KeyringRunner, tmp_path: Path
+) -> None:
+    out = _python(
+        gnome_keyring,
         """
         from app.core.secrets import KeyringSecretStore
         store = KeyringSecretStore()
@@ -95,13 +71,14 @@ def test_keyring_store_round_trip_on_gnome_keyring(tmp_path: Path) -> None:
         unlock=True,
         tmp_path=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["tokens", "None"]
+    assert out.split() == ["tokens", "None"]
 
 
-@pytest.mark.skipif(not HAVE_GNOME_KEYRING, reason="needs dbus-run-session and gnome-keyring")
-def test_locked_gnome_keyring_gives_a_clear_message(tmp_path: Path) -> None:
-    result = _in_session_bus(
+def test_locked_gnome_keyring_gives_a_clear_message(
+    gnome_keyring: KeyringRunner, tmp_path: Path
+) -> None:
+    out = _python(
+        gnome_keyring,
         """
         from app.core.secrets import KeyringSecretStore, SecretStoreUnavailable
         try:
@@ -112,6 +89,5 @@ def test_locked_gnome_keyring_gives_a_clear_message(tmp_path: Path) -> None:
         unlock=False,
         tmp_path=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    assert "Cannot save your login in the system keyring" in result.stdout
-    assert "unlock" in result.stdout
+    assert "Cannot save your login in the system keyring" in out
+    assert "unlock" in out
