@@ -1,15 +1,25 @@
 """All configuration in one typed module.
 
-Sources, later ones winning:
-1. built-in defaults (the dataclasses below);
-2. the system-wide file IT pre-sets: ``config.toml`` next to the frozen binary, then the OS's
-   site config folder (Linux ``/etc/xdg/tray-notifier/config.toml``);
-3. the user's file, written by the Settings window (``user_config_dir/config.toml``);
-4. environment variables (``TRAY_NOTIFIER_SERVER``, ``SSE_HEARTBEAT_TIMEOUT``).
+Layers, later ones winning:
 
-``TRAY_NOTIFIER_HOME`` moves every folder (config, data, logs) under one directory: tests and the
-self-test use it so they never touch the real profile. Tokens never live here: only the keyring
-holds them.
+1. built-in defaults (the dataclasses below);
+2. the system layers IT writes: ``config.toml`` next to the frozen binary, then the OS's site
+   config folder (Linux ``/etc/xdg/tray-notifier/config.toml``). ``TRAY_NOTIFIER_SYSTEM_CONFIG``
+   names other files instead (separated by ``os.pathsep``; empty: none), so that tests never
+   read the real ``/etc``;
+3. the user's file (``user_config_dir/config.toml``), written by the Settings window. It holds
+   only what the user changed, the values that differ from layers 1 and 2, so that a later
+   change by IT reaches everyone who did not change that setting themselves;
+4. environment variables (``TRAY_NOTIFIER_SERVER``, ``SSE_HEARTBEAT_TIMEOUT``): for this run
+   only, never written to the user's file.
+
+A system layer may lock settings: ``locked = ["server_url", "stream.ca_bundle"]`` (a section
+name such as ``"endpoints"`` locks the whole section). The user's value of a locked setting is
+ignored with a warning, is never saved, and the Settings window shows it read-only. The
+environment still applies to a locked setting: whoever launches the program sets it.
+
+``TRAY_NOTIFIER_HOME`` moves the user's folders (config, data, logs) under one directory; the
+system layers still apply. Tokens never live here: only the keyring holds them.
 """
 
 from __future__ import annotations
@@ -17,19 +27,37 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
+import ssl
 import sys
 import tomllib
+import typing
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from app import APP_ID
+from app.core.files import write_private
 from app.core.model import Priority
 
 log = logging.getLogger(__name__)
+
+#: the environment variables that set one setting each, for this run only (never saved)
+ENVIRONMENT: Mapping[str, str] = {
+    "TRAY_NOTIFIER_SERVER": "server_url",
+    "SSE_HEARTBEAT_TIMEOUT": "stream.heartbeat_timeout",
+}
+#: moves the user's folders (config, data, logs) under one directory
+HOME_VARIABLE = "TRAY_NOTIFIER_HOME"
+#: names the system layers instead of the real ones (``os.pathsep`` between files; empty: none)
+SYSTEM_CONFIG_VARIABLE = "TRAY_NOTIFIER_SYSTEM_CONFIG"
+#: the key of the lock list in a system layer
+LOCKED_KEY = "locked"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -54,7 +82,7 @@ class Endpoints:
 class StreamSettings:
     heartbeat_timeout: float = 45.0  # no byte for this long: drop and reconnect
     connect_timeout: float = 10.0
-    max_event_bytes: int = 1024 * 1024
+    max_event_bytes: int = 8 * 1024 * 1024  # data bytes of one event; larger ones are dropped
     send_last_event_id_query: bool = False  # also send lastEventId=... (event-source-polyfill)
     ca_bundle: str = ""  # PEM file of a private certificate authority; verification stays on
 
@@ -72,6 +100,9 @@ class QuietHours:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The settings. Each field is a setting, except those marked ``origin`` in their metadata:
+    they say where values came from and are never written to a file."""
+
     server_url: str = ""
     username: str = ""
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -83,10 +114,25 @@ class Config:
     toast_min_priority: Priority = Priority.LOW  # priorities below this do not pop up
     language: str = ""  # "" follows the system; "en" or "zh_CN"
     retention_days: int = 90
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR or CRITICAL
+    # where values came from
+    locked: frozenset[str] = field(default=frozenset(), metadata={"origin": True})
+    """Settings IT locked in a system layer: dotted keys (``stream.ca_bundle``) or sections."""
+    environment: frozenset[str] = field(default=frozenset(), metadata={"origin": True})
+    """Settings an environment variable set for this run (dotted keys)."""
 
     def with_changes(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+    def is_locked(self, key: str) -> bool:
+        """True when IT locked the setting ``key`` (like ``stream.ca_bundle``) or its section."""
+        return _lock_for(self.locked, key) is not None
+
+    def set_by_environment(self, key: str) -> str | None:
+        """The environment variable that set ``key`` for this run, or None."""
+        if key not in self.environment:
+            return None
+        return next((var for var, k in ENVIRONMENT.items() if k == key), None)
 
 
 # ---------------------------------------------------------------- folders
@@ -94,59 +140,294 @@ class Config:
 
 @dataclass(frozen=True, slots=True)
 class Paths:
+    """Where the tray keeps its files. Tests build one directly under ``tmp_path`` (an empty
+    ``system_config_files`` reads no system layer), or set ``TRAY_NOTIFIER_HOME`` and
+    ``TRAY_NOTIFIER_SYSTEM_CONFIG`` before :meth:`default`."""
+
     config_dir: Path
     data_dir: Path
     log_dir: Path
-    system_config_files: tuple[Path, ...]
+    system_config_files: tuple[Path, ...]  # the system layers, lowest first
 
     @property
     def user_config_file(self) -> Path:
         return self.config_dir / "config.toml"
 
     @classmethod
-    def default(cls) -> Paths:
-        home = os.environ.get("TRAY_NOTIFIER_HOME")
+    def default(cls, environ: Mapping[str, str] | None = None) -> Paths:
+        env = os.environ if environ is None else environ
+        home = env.get(HOME_VARIABLE)
         if home:
             root = Path(home)
-            return cls(root / "config", root / "data", root / "logs", (root / "system.toml",))
-        dirs = platformdirs.PlatformDirs(APP_ID, appauthor=False)
-        system: list[Path] = []
-        if getattr(sys, "frozen", False):
-            system.append(Path(sys.executable).resolve().parent / "config.toml")
-        system.append(Path(dirs.site_config_dir) / "config.toml")
-        return cls(
-            Path(dirs.user_config_dir),
-            Path(dirs.user_data_dir),
-            Path(dirs.user_log_dir),
-            tuple(system),
-        )
+            config_dir, data_dir, log_dir = root / "config", root / "data", root / "logs"
+        else:
+            dirs = platformdirs.PlatformDirs(APP_ID, appauthor=False)
+            config_dir = Path(dirs.user_config_dir)
+            data_dir = Path(dirs.user_data_dir)
+            log_dir = Path(dirs.user_log_dir)
+        return cls(config_dir, data_dir, log_dir, system_config_files(env))
 
 
-# ---------------------------------------------------------------- loading and saving
-
-
-def load(paths: Paths | None = None, *, environ: dict[str, str] | None = None) -> Config:
-    paths = paths or Paths.default()
+def system_config_files(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The system layers, lowest first: ``config.toml`` next to the frozen binary, then the
+    site config folder; or the files ``TRAY_NOTIFIER_SYSTEM_CONFIG`` names when it is set."""
     env = os.environ if environ is None else environ
-    merged: dict[str, Any] = {}
-    for f in (*paths.system_config_files, paths.user_config_file):
-        _deep_update(merged, _read_toml(f))
-    if env.get("TRAY_NOTIFIER_SERVER"):
-        merged["server_url"] = env["TRAY_NOTIFIER_SERVER"]
-    if env.get("SSE_HEARTBEAT_TIMEOUT"):
-        merged.setdefault("stream", {})["heartbeat_timeout"] = env["SSE_HEARTBEAT_TIMEOUT"]
-    return from_dict(merged)
+    named = env.get(SYSTEM_CONFIG_VARIABLE)
+    if named is not None:
+        return tuple(Path(p) for p in named.split(os.pathsep) if p.strip())
+    system: list[Path] = []
+    if getattr(sys, "frozen", False):
+        system.append(Path(sys.executable).resolve().parent / "config.toml")
+    system.append(Path(platformdirs.site_config_dir(APP_ID, appauthor=False)) / "config.toml")
+    return tuple(system)
 
 
-def save_user(config: Config, paths: Paths | None = None) -> Path:
-    """Write the user's settings (atomically). Returns the file written."""
-    paths = paths or Paths.default()
-    target = paths.user_config_file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(dumps(to_dict(config)), encoding="utf-8")
-    tmp.replace(target)
-    return target
+# ---------------------------------------------------------------- the settings, by dotted key
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    key: str  # "server_url", "stream.ca_bundle"
+    parse: Callable[[Any], Any]  # a file's or variable's value -> typed; ValueError says why
+    dump: Callable[[Any], Any]  # typed -> a TOML value
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+def _parse_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    text = str(v).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _parse_positive_float(v: Any) -> float:
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        number = float(v)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number above 0") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError("must be a number above 0")
+    return number
+
+
+def _parse_int(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, str) and re.fullmatch(r"\s*[+-]?\d+\s*", v):
+        return int(v)
+    raise ValueError("must be a whole number")
+
+
+def _parse_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError('must be text in quotes, like "value"')
+    return v
+
+
+def _parse_priority(v: Any) -> Priority:
+    try:
+        return Priority.parse(v)
+    except ValueError:
+        names = ", ".join(p.value for p in Priority)
+        raise ValueError(f"is not a priority: use one of {names}") from None
+
+
+def _parse_time(name: str, v: Any) -> time:
+    try:
+        return time.fromisoformat(str(v))
+    except ValueError:
+        raise ValueError(f"{name} = {v!r} must be a time like 22:00") from None
+
+
+def _parse_quiet(v: Any) -> QuietHours | None:
+    if v in ({}, None, ""):
+        return None  # off (a user who turned off the quiet hours IT set)
+    if not isinstance(v, dict) or "start" not in v or "end" not in v:
+        raise ValueError('needs start and end, like start = "22:00" and end = "07:00"')
+    return QuietHours(
+        _parse_time("quiet_hours.start", v["start"]), _parse_time("quiet_hours.end", v["end"])
+    )
+
+
+def _dump_quiet(v: QuietHours | None) -> dict[str, str]:
+    if v is None:
+        return {}
+    return {"start": v.start.strftime("%H:%M"), "end": v.end.strftime("%H:%M")}
+
+
+def _check_server_url(v: str) -> str:
+    if v and not v.startswith(("http://", "https://")):
+        raise ValueError("must start with https:// (or http:// on loopback)")
+    return v
+
+
+def _check_retention(v: int) -> int:
+    if v < 1:
+        raise ValueError("must be at least 1 (days)")
+    return v
+
+
+def _check_log_level(v: str) -> str:
+    level = v.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"is not a log level: use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+#: checks on one setting after its type's parser
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "server_url": _check_server_url,
+    "retention_days": _check_retention,
+    "log_level": _check_log_level,
+}
+
+
+def _kind(key: str, typ: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    if typ is bool:
+        return _parse_bool, _same
+    if typ is float:
+        return _parse_positive_float, _same
+    if typ is int:
+        return _parse_int, _same
+    if typ is str:
+        return _parse_str, _same
+    if typ is Priority:
+        return _parse_priority, lambda p: p.value
+    if typ == QuietHours | None:
+        return _parse_quiet, _dump_quiet
+    # a new field of a type nobody taught us: fail at import, never drop the setting silently
+    raise TypeError(f"config setting {key}: no parser for {typ!r}; add one in app/config.py")
+
+
+def _with_check(key: str, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    check = _CHECKS.get(key)
+    if check is None:
+        return parse
+    return lambda v: check(parse(v))
+
+
+def _derive() -> tuple[dict[str, _Setting], dict[str, type[Any]]]:
+    """Every setting, derived from the dataclasses: a field whose type is a dataclass with a
+    default is a ``[section]``, every other field one setting."""
+    settings: dict[str, _Setting] = {}
+    sections: dict[str, type[Any]] = {}
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        if f.metadata.get("origin"):
+            continue
+        typ = hints[f.name]
+        if isinstance(typ, type) and dataclasses.is_dataclass(typ):
+            sections[f.name] = typ
+            section_hints = typing.get_type_hints(typ)
+            for sf in dataclasses.fields(typ):
+                key = f"{f.name}.{sf.name}"
+                parse, dump = _kind(key, section_hints[sf.name])
+                settings[key] = _Setting(key, _with_check(key, parse), dump)
+        else:
+            parse, dump = _kind(f.name, typ)
+            settings[f.name] = _Setting(f.name, _with_check(f.name, parse), dump)
+    return settings, sections
+
+
+_SETTINGS, _SECTIONS = _derive()
+
+
+def setting_keys() -> tuple[str, ...]:
+    """Every setting's dotted key (``server_url``, ``stream.ca_bundle``), in file order."""
+    return tuple(_SETTINGS)
+
+
+def _lock_for(locked: frozenset[str], key: str) -> str | None:
+    """The lock entry covering ``key`` (the key itself or its section), or None."""
+    if key in locked:
+        return key
+    section = key.partition(".")[0]
+    return section if section in locked else None
+
+
+# ---------------------------------------------------------------- one layer
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    where: str  # "/etc/xdg/tray-notifier/config.toml", "environment variable X"
+    fix: str  # what to do about a bad value
+
+
+def _file_origin(path: Path) -> _Origin:
+    return _Origin(str(path), f"Fix the value in {path}, or remove the line to use the default.")
+
+
+def _env_origin(variable: str) -> _Origin:
+    return _Origin(f"environment variable {variable}", f"Fix or unset {variable}.")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse_value(key: str, value: Any, origin: _Origin) -> Any:
+    try:
+        return _SETTINGS[key].parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{origin.where}: {key} = {_show(value)} {exc}. {origin.fix}") from None
+
+
+def _walk(raw: Mapping[str, Any], origin: _Origin, *, warn: bool) -> Iterator[tuple[str, Any]]:
+    """The known settings of one layer as (dotted key, value as written); warns about unknown
+    keys (naming the file), skips the lock list (the caller reads it)."""
+    for k, v in raw.items():
+        if k == LOCKED_KEY:
+            continue
+        if k in _SECTIONS:
+            if not isinstance(v, dict):
+                raise ConfigError(
+                    f"{origin.where}: {k} must be a table: write [{k}] on a line of its own, "
+                    f"with its settings below it. {origin.fix}"
+                )
+            items = [(f"{k}.{sk}", sv) for sk, sv in v.items()]
+        else:
+            items = [(k, v)]
+        for key, value in items:
+            if key not in _SETTINGS:
+                if warn:
+                    log.warning(
+                        "%s: unknown setting %s ignored (misspelt? The README lists them)",
+                        origin.where,
+                        key,
+                    )
+                continue
+            if key == "quiet_hours" and isinstance(value, dict) and warn:
+                for extra in value.keys() - {"start", "end"}:
+                    log.warning("%s: unknown setting quiet_hours.%s ignored", origin.where, extra)
+            yield key, value
+
+
+def _parse_locks(value: Any, origin: _Origin, *, warn: bool) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"{origin.where}: {LOCKED_KEY} must be a list of setting names, like "
+            f'{LOCKED_KEY} = ["server_url", "stream.ca_bundle"]. {origin.fix}'
+        )
+    known = set()
+    for name in value:
+        if name in _SETTINGS or name in _SECTIONS:
+            known.add(name)
+        elif warn:
+            log.warning(
+                "%s: %s names an unknown setting %s; ignored", origin.where, LOCKED_KEY, name
+            )
+    return frozenset(known)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -159,120 +440,231 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read the config file {path}: {exc}. Fix or remove it.") from exc
 
 
-def _deep_update(into: dict[str, Any], new: dict[str, Any]) -> None:
-    for k, v in new.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _deep_update(into[k], v)
-        else:
-            into[k] = v
+@dataclass(slots=True)
+class _Stack:
+    """Typed values by dotted key, with the origin of each and the locks met so far."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, _Origin] = field(default_factory=dict)
+    locked: frozenset[str] = frozenset()
+    lock_files: dict[str, Path] = field(default_factory=dict)
+
+    def put(self, key: str, value: Any, origin: _Origin) -> None:
+        self.values[key] = value
+        self.origins[key] = origin
 
 
-def _coerce(name: str, typ: Any, value: Any) -> Any:
-    try:
-        if typ is bool or typ == "bool":
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(value).lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if typ is float or typ == "float":
-            v = float(value)
-            if not v > 0:
-                raise ValueError(value)
-            return v
-        if typ is int or typ == "int":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if typ is str or typ == "str":
-            if not isinstance(value, str):
-                raise ValueError(value)
-            return value
-    except (TypeError, ValueError):
-        raise ConfigError(f"config value {name} = {value!r} is not a valid {typ}") from None
-    raise ConfigError(f"config value {name}: unsupported type {typ}")
+def _system_stack(paths: Paths, *, warn: bool) -> _Stack:
+    stack = _Stack()
+    for path in paths.system_config_files:
+        raw = _read_toml(path)
+        origin = _file_origin(path)
+        for key, value in _walk(raw, origin, warn=warn):
+            stack.put(key, _parse_value(key, value, origin), origin)
+        if LOCKED_KEY in raw:
+            locks = _parse_locks(raw[LOCKED_KEY], origin, warn=warn)
+            stack.locked |= locks
+            for name in locks:
+                stack.lock_files.setdefault(name, path)
+    return stack
 
 
-def _section(cls: Any, name: str, data: Any) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section [{name}] must be a table")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in data.items():
-        if k not in known:
-            log.warning("unknown config key %s.%s ignored", name, k)
-            continue
-        kwargs[k] = _coerce(f"{name}.{k}", known[k].type, v)
-    return cls(**kwargs)
-
-
-def _parse_hhmm(name: str, value: Any) -> time:
-    try:
-        return time.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(f"config value {name} = {value!r} must be a time like 22:00") from None
-
-
-def from_dict(data: dict[str, Any]) -> Config:
-    kwargs: dict[str, Any] = {}
-    simple = {
-        "server_url",
-        "username",
-        "start_at_login",
-        "do_not_disturb",
-        "language",
-        "retention_days",
-        "log_level",
-    }
-    types = {f.name: f.type for f in dataclasses.fields(Config)}
-    for k, v in data.items():
-        if k in simple:
-            kwargs[k] = _coerce(k, types[k], v)
-        elif k == "endpoints":
-            kwargs[k] = _section(Endpoints, k, v)
-        elif k == "stream":
-            kwargs[k] = _section(StreamSettings, k, v)
-        elif k == "quiet_hours":
-            if v in ({}, None, ""):
-                continue
-            if not isinstance(v, dict) or "start" not in v or "end" not in v:
-                raise ConfigError('[quiet_hours] needs start and end, like start = "22:00"')
-            kwargs[k] = QuietHours(
-                _parse_hhmm("quiet_hours.start", v["start"]),
-                _parse_hhmm("quiet_hours.end", v["end"]),
-            )
-        elif k == "toast_min_priority":
-            try:
-                kwargs[k] = Priority.parse(v)
-            except ValueError as exc:
-                raise ConfigError(f"config value toast_min_priority: {exc}") from None
-        else:
-            log.warning("unknown config key %s ignored", k)
-    cfg = Config(**kwargs)
-    if cfg.retention_days < 1:
-        raise ConfigError("config value retention_days must be at least 1")
-    if cfg.server_url and not cfg.server_url.startswith(("http://", "https://")):
+def _check_ca_bundle(stack: _Stack) -> None:
+    """A private CA bundle must be a readable PEM file now, not a traceback at connect time."""
+    value = stack.values.get("stream.ca_bundle")
+    if not value:
+        return
+    origin = stack.origins["stream.ca_bundle"]
+    path = Path(value).expanduser()
+    problem = ""
+    if not path.exists():
+        problem = "does not exist"
+    elif not path.is_file():
+        problem = "is not a file"
+    else:
+        try:
+            with path.open("rb") as fh:
+                fh.read(1)
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+        except ssl.SSLError:  # an OSError too: first
+            problem = "holds no PEM certificate"
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror or exc})"
+    if problem:
         raise ConfigError(
-            f"server_url {cfg.server_url!r} must start with https:// (or http:// on loopback)"
+            f"{origin.where}: stream.ca_bundle = {_show(value)} {problem}. Set it to the PEM "
+            "file of your organisation's certificate authority (readable by this user), or "
+            "remove the line to trust the standard authorities."
         )
-    return cfg
+
+
+def _build(
+    values: Mapping[str, Any],
+    *,
+    locked: frozenset[str] = frozenset(),
+    environment: frozenset[str] = frozenset(),
+) -> Config:
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        if name:
+            sections[section][name] = value
+        else:
+            top[key] = value
+    for name, cls in _SECTIONS.items():
+        top[name] = cls(**sections[name])
+    return Config(**top, locked=locked, environment=environment)
+
+
+def _flatten(config: Config) -> dict[str, Any]:
+    """Every setting's typed value by dotted key."""
+    out: dict[str, Any] = {}
+    for key in _SETTINGS:
+        section, _, name = key.partition(".")
+        value = getattr(config, section)
+        out[key] = getattr(value, name) if name else value
+    return out
+
+
+# ---------------------------------------------------------------- loading and saving
+
+
+def load(paths: Paths | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """The settings: defaults, system layers, the user's file, then the environment.
+
+    Raises ConfigError, naming the file (or variable) and the setting, for a value we cannot
+    use; warns, naming the file, about unknown keys and about user values of locked settings.
+    """
+    paths = paths or Paths.default()
+    env = os.environ if environ is None else environ
+    stack = _system_stack(paths, warn=True)
+    user_file = paths.user_config_file
+    raw = _read_toml(user_file)
+    origin = _file_origin(user_file)
+    if LOCKED_KEY in raw:
+        log.warning(
+            "%s: %s only counts in a system-wide config file; ignored here", user_file, LOCKED_KEY
+        )
+    for key, value in _walk(raw, origin, warn=True):
+        lock = _lock_for(stack.locked, key)
+        if lock is not None:
+            log.warning(
+                "%s: %s is locked by IT (in %s); the value here is ignored",
+                user_file,
+                key,
+                stack.lock_files[lock],
+            )
+            continue
+        stack.put(key, _parse_value(key, value, origin), origin)
+    environment = set()
+    for variable, key in ENVIRONMENT.items():
+        text = env.get(variable)
+        if text:  # the environment wins even over a lock: whoever launches us set it
+            env_origin = _env_origin(variable)
+            stack.put(key, _parse_value(key, text, env_origin), env_origin)
+            environment.add(key)
+    _check_ca_bundle(stack)
+    return _build(stack.values, locked=stack.locked, environment=frozenset(environment))
+
+
+def save_user(config: Config, paths: Paths | None = None) -> Path:
+    """Write the user's file (atomically, mode 0600 in a 0700 folder); returns it.
+
+    The file holds only the settings of ``config`` that differ from the layers below it
+    (defaults and system layers, read again now): never a locked setting, never a value the
+    environment set for this run (the file keeps its own value for that setting). Keys we do
+    not know are kept as they are.
+    """
+    paths = paths or Paths.default()
+    below_stack = _system_stack(paths, warn=False)
+    below = _flatten(_build(below_stack.values))
+    locked = below_stack.locked | config.locked
+    target = paths.user_config_file
+    existing = _read_toml(target)
+    mine = _flatten(config)
+    out: dict[str, Any] = {}
+    for key in _SETTINGS:
+        if _lock_for(locked, key) is not None:
+            continue
+        if key in config.environment:  # keep the file's own value, if it still differs
+            raw = _raw_get(existing, key)
+            if raw is not None and _differs(key, raw, below[key]):
+                _raw_set(out, key, raw)
+        elif mine[key] != below[key]:
+            _raw_set(out, key, _SETTINGS[key].dump(mine[key]))
+    for k, v in existing.items():  # keys we do not know (a newer version's, a typo) stay
+        if k == LOCKED_KEY:
+            continue
+        if k in _SECTIONS and isinstance(v, dict):
+            for sk, sv in v.items():
+                if f"{k}.{sk}" not in _SETTINGS:
+                    out.setdefault(k, {})[sk] = sv
+        elif k not in _SETTINGS and k not in _SECTIONS:
+            out[k] = v
+    return write_private(target, dumps(out))
+
+
+def _raw_get(raw: Mapping[str, Any], key: str) -> Any:
+    section, _, name = key.partition(".")
+    if not name:
+        return raw.get(key)
+    table = raw.get(section)
+    return table.get(name) if isinstance(table, dict) else None
+
+
+def _raw_set(out: dict[str, Any], key: str, value: Any) -> None:
+    section, _, name = key.partition(".")
+    if name:
+        out.setdefault(section, {})[name] = value
+    else:
+        out[key] = value
+
+
+def _differs(key: str, raw: Any, below: Any) -> bool:
+    try:
+        return bool(_SETTINGS[key].parse(raw) != below)
+    except ValueError:
+        return True
+
+
+def from_dict(data: Mapping[str, Any], *, source: str = "the settings") -> Config:
+    """One layer of settings (as read from a TOML file) over the defaults; ``source`` names it
+    in errors and warnings."""
+    origin = _Origin(source, f"Fix the value in {source}.")
+    values = {key: _parse_value(key, v, origin) for key, v in _walk(data, origin, warn=True)}
+    return _build(values)
 
 
 def to_dict(config: Config) -> dict[str, Any]:
+    """Every setting as TOML values (sections as tables; no quiet hours: left out)."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(config):
-        v = getattr(config, f.name)
-        if isinstance(v, Endpoints | StreamSettings):
-            out[f.name] = dataclasses.asdict(v)
-        elif isinstance(v, QuietHours):
-            out[f.name] = {"start": v.start.strftime("%H:%M"), "end": v.end.strftime("%H:%M")}
-        elif isinstance(v, Priority):
-            out[f.name] = v.value
-        elif v is not None:
-            out[f.name] = v
+    for key, value in _flatten(config).items():
+        if value is not None:
+            _raw_set(out, key, _SETTINGS[key].dump(value))
     return out
+
+
+# ---------------------------------------------------------------- a small TOML writer
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.fullmatch(k) else _toml_string(k)
+
+
+def _toml_string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _toml_value(v: Any) -> str:
@@ -280,18 +672,27 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
-    s = str(v)
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, datetime | date | time):
+        return v.isoformat()
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return _toml_string(str(v))
 
 
-def dumps(data: dict[str, Any]) -> str:
-    """A small TOML writer for our flat settings (scalars and one level of tables)."""
-    lines = ["# Tray Notifier user settings (written by the Settings window)"]
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    for k, v in data.items():
-        if not isinstance(v, dict):
-            lines.append(f"{k} = {_toml_value(v)}")
+_HEADER = (
+    "# Tray Notifier: your own settings, written by the Settings window.\n"
+    "# Only what you changed is kept here; everything else follows IT's settings and the defaults."
+)
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    """A small TOML writer: scalars and empty tables first, then one ``[table]`` per section."""
+    lines = [_HEADER]
+    tables = {k: v for k, v in data.items() if isinstance(v, dict) and v}
+    lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if k not in tables)
     for name, table in tables.items():
-        lines.append(f"\n[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+        lines.append(f"\n[{_toml_key(name)}]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
     return "\n".join(lines) + "\n"

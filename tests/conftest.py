@@ -10,6 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # never read or write the developer's real profile, keyring or config
 os.environ.pop("TRAY_NOTIFIER_SERVER", None)
 os.environ.pop("SSE_HEARTBEAT_TIMEOUT", None)
+# no system-wide layer (/etc/xdg/...) in tests, nor in the programs they start: tests that want
+# one name their own file here
+os.environ["TRAY_NOTIFIER_SYSTEM_CONFIG"] = ""
 
 pytest_plugins: list[str] = [
     "tests.fixtures.server",
@@ -18,4 +21,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.keyring",
     "tests.fixtures.qt",
     "tests.fixtures.desktop",
+    "tests.fixtures.tray_process",
 ]

@@ -1,10 +1,19 @@
-"""The typed config: defaults, layering (system < user < environment), validation, round trip."""
+"""The typed config: defaults, layering (system < user < environment), locks, validation, the
+user's file holding only what the user changed, private file modes, round trip."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
+import shutil
+import stat
+import tomllib
 from datetime import time
 from pathlib import Path
+from typing import Any, TypeVar
 
+import certifi
 import pytest
 
 from app import config
@@ -21,29 +30,57 @@ def paths(tmp_path: Path) -> config.Paths:
     )
 
 
+@pytest.fixture
+def ca_file(tmp_path: Path) -> Path:
+    target = tmp_path / "corp-ca.pem"
+    shutil.copyfile(certifi.where(), target)
+    return target
+
+
+def etc(paths: config.Paths) -> Path:
+    return paths.system_config_files[1]
+
+
+def write_user(paths: config.Paths, text: str) -> Path:
+    paths.config_dir.mkdir(exist_ok=True)
+    paths.user_config_file.write_text(text, encoding="utf-8")
+    return paths.user_config_file
+
+
+def user_file(paths: config.Paths) -> dict[str, object]:
+    return tomllib.loads(paths.user_config_file.read_text(encoding="utf-8"))
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def test_defaults_when_no_file(paths: config.Paths) -> None:
     cfg = config.load(paths, environ={})
     assert cfg == config.Config()
     assert cfg.stream.heartbeat_timeout == 45.0
     assert cfg.endpoints.connect == "/sse/connect/{user_id}"
+    assert cfg.locked == frozenset() and cfg.environment == frozenset()
 
 
-def test_layers_system_then_user_then_environment(paths: config.Paths) -> None:
-    paths.system_config_files[1].write_text(
-        'server_url = "https://news.example.org"\n[stream]\nca_bundle = "/etc/ca.pem"\n'
+def test_layers_system_then_user_then_environment(paths: config.Paths, ca_file: Path) -> None:
+    etc(paths).write_text(
+        f'server_url = "https://news.example.org"\n[stream]\nca_bundle = "{ca_file}"\n'
     )
-    paths.config_dir.mkdir()
-    paths.user_config_file.write_text('username = "alice"\n[stream]\nheartbeat_timeout = 30\n')
+    write_user(paths, 'username = "alice"\n[stream]\nheartbeat_timeout = 30\n')
     cfg = config.load(paths, environ={})
     assert cfg.server_url == "https://news.example.org"
     assert cfg.username == "alice"
-    assert cfg.stream.ca_bundle == "/etc/ca.pem"
+    assert cfg.stream.ca_bundle == str(ca_file)
     assert cfg.stream.heartbeat_timeout == 30.0
 
     env = {"TRAY_NOTIFIER_SERVER": "https://other.example.org", "SSE_HEARTBEAT_TIMEOUT": "12.5"}
     cfg = config.load(paths, environ=env)
     assert cfg.server_url == "https://other.example.org"
     assert cfg.stream.heartbeat_timeout == 12.5
+    assert cfg.environment == {"server_url", "stream.heartbeat_timeout"}
+    assert cfg.set_by_environment("server_url") == "TRAY_NOTIFIER_SERVER"
+    assert cfg.set_by_environment("username") is None
 
 
 def test_the_file_next_to_the_binary_wins_over_nothing_but_loses_to_etc(
@@ -58,15 +95,220 @@ def test_the_file_next_to_the_binary_wins_over_nothing_but_loses_to_etc(
 def test_save_user_round_trip(paths: config.Paths) -> None:
     cfg = config.Config(
         server_url="https://news.example.org",
-        username='quote"back\\slash',
+        username='quote"back\\slash\nnew line\x07',
         quiet_hours=config.QuietHours(time(22, 0), time(7, 30)),
         toast_min_priority=Priority.HIGH,
         do_not_disturb=True,
         retention_days=30,
+        endpoints=config.Endpoints(connect="/stream/{user_id}", close_method="GET"),
     )
     written = config.save_user(cfg, paths)
     assert written == paths.user_config_file
     assert config.load(paths, environ={}) == cfg
+
+
+S = TypeVar("S")
+
+
+def changed(section: type[S], ca_file: Path) -> S:
+    """A section with every setting changed from its default."""
+    by_type: dict[type, Any] = {bool: True, float: 7.5, int: 12345, str: "changed"}
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(section):  # type: ignore[arg-type]
+        value = by_type[type(getattr(section(), f.name))]
+        values[f.name] = str(ca_file) if f.name == "ca_bundle" else value
+    return section(**values)
+
+
+def test_every_setting_round_trips_through_a_file(paths: config.Paths, ca_file: Path) -> None:
+    """A new field with a non-default value survives save and load: none is dropped."""
+    cfg = config.Config(
+        server_url="https://x.example",
+        username="u",
+        endpoints=changed(config.Endpoints, ca_file),
+        stream=changed(config.StreamSettings, ca_file),
+        start_at_login=True,
+        do_not_disturb=True,
+        quiet_hours=config.QuietHours(time(1, 0), time(2, 0)),
+        toast_min_priority=Priority.URGENT,
+        language="zh_CN",
+        retention_days=5,
+        log_level="DEBUG",
+    )
+    settings = [f for f in dataclasses.fields(config.Config) if not f.metadata.get("origin")]
+    for f in settings:  # this test sets every top-level setting: extend it with a new field
+        assert getattr(cfg, f.name) != getattr(config.Config(), f.name), f.name
+    config.save_user(cfg, paths)
+    assert config.load(paths, environ={}) == cfg
+    assert config.from_dict(config.to_dict(cfg)) == cfg
+    assert set(config.setting_keys()) >= {"server_url", "stream.ca_bundle", "endpoints.connect"}
+
+
+def test_a_field_of_an_unknown_type_fails_loudly() -> None:
+    with pytest.raises(TypeError, match="no parser"):
+        config._kind("new_setting", list[str])
+
+
+# ---------------------------------------------------------------- the user's file: only changes
+
+
+def test_the_users_file_holds_only_what_the_user_changed(paths: config.Paths) -> None:
+    etc(paths).write_text('server_url = "https://old.example.org"\nretention_days = 60\n')
+    cfg = config.load(paths, environ={})
+    # the first login saves the whole merged config with the user name
+    config.save_user(cfg.with_changes(username="alice", do_not_disturb=True), paths)
+    assert user_file(paths) == {"username": "alice", "do_not_disturb": True}
+    # IT moves the server later: the user follows
+    etc(paths).write_text('server_url = "https://new.example.org"\nretention_days = 60\n')
+    cfg = config.load(paths, environ={})
+    assert (cfg.server_url, cfg.username, cfg.retention_days) == (
+        "https://new.example.org",
+        "alice",
+        60,
+    )
+
+
+def test_a_value_set_back_to_its_layer_below_leaves_the_file(paths: config.Paths) -> None:
+    etc(paths).write_text("retention_days = 60\n")
+    write_user(paths, 'retention_days = 30\nlanguage = "en"\n')
+    cfg = config.load(paths, environ={})
+    config.save_user(cfg.with_changes(retention_days=60), paths)
+    assert user_file(paths) == {"language": "en"}  # kept: still differs
+    etc(paths).write_text("retention_days = 45\n")
+    assert config.load(paths, environ={}).retention_days == 45
+
+
+def test_unknown_keys_in_the_users_file_are_kept(paths: config.Paths) -> None:
+    write_user(paths, 'future_option = [1, 2]\n[stream]\nnew_knob = "x"\n')
+    cfg = config.load(paths, environ={})
+    config.save_user(cfg.with_changes(language="en"), paths)
+    assert user_file(paths) == {
+        "language": "en",
+        "future_option": [1, 2],
+        "stream": {"new_knob": "x"},
+    }
+
+
+def test_turning_off_quiet_hours_it_set_is_saved(paths: config.Paths) -> None:
+    etc(paths).write_text('[quiet_hours]\nstart = "22:00"\nend = "07:00"\n')
+    cfg = config.load(paths, environ={})
+    assert cfg.quiet_hours == config.QuietHours(time(22), time(7))
+    config.save_user(cfg.with_changes(quiet_hours=None), paths)
+    assert user_file(paths) == {"quiet_hours": {}}
+    assert config.load(paths, environ={}).quiet_hours is None
+
+
+def test_environment_overrides_are_never_saved(paths: config.Paths) -> None:
+    env = {"TRAY_NOTIFIER_SERVER": "https://env.example.org", "SSE_HEARTBEAT_TIMEOUT": "5"}
+    cfg = config.load(paths, environ=env)
+    config.save_user(cfg.with_changes(username="alice"), paths)
+    assert user_file(paths) == {"username": "alice"}
+    # the user's own value stays in the file while the environment overrides it
+    write_user(paths, 'server_url = "https://mine.example.org"\n')
+    cfg = config.load(paths, environ=env)
+    assert cfg.server_url == "https://env.example.org"
+    config.save_user(cfg.with_changes(do_not_disturb=True), paths)
+    assert user_file(paths) == {"server_url": "https://mine.example.org", "do_not_disturb": True}
+    assert config.load(paths, environ={}).server_url == "https://mine.example.org"
+
+
+# ---------------------------------------------------------------- locks
+
+
+def test_locked_settings_ignore_the_users_file_with_a_warning(
+    paths: config.Paths, ca_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    etc(paths).write_text(
+        'locked = ["server_url", "toast_min_priority", "stream.ca_bundle"]\n'
+        'server_url = "https://it.example.org"\n'
+        'toast_min_priority = "high"\n'
+    )
+    user = write_user(
+        paths,
+        'server_url = "https://mine.example.org"\ntoast_min_priority = "low"\nlanguage = "en"\n'
+        f'[stream]\nca_bundle = "{ca_file}"\n',
+    )
+    with caplog.at_level(logging.WARNING, logger="app.config"):
+        cfg = config.load(paths, environ={})
+    assert cfg.server_url == "https://it.example.org"
+    assert cfg.toast_min_priority is Priority.HIGH
+    assert cfg.stream.ca_bundle == ""
+    assert cfg.language == "en"
+    assert cfg.locked == {"server_url", "toast_min_priority", "stream.ca_bundle"}
+    assert cfg.is_locked("stream.ca_bundle") and not cfg.is_locked("stream.heartbeat_timeout")
+    found = warnings(caplog)
+    for key in ("server_url", "toast_min_priority", "stream.ca_bundle"):
+        assert any(str(user) in w and key in w and str(etc(paths)) in w for w in found), key
+
+    # save never writes a locked setting, even when the config passed in differs
+    config.save_user(cfg.with_changes(server_url="https://other.example.org"), paths)
+    assert user_file(paths) == {"language": "en"}
+
+
+def test_a_locked_section_covers_its_settings(paths: config.Paths) -> None:
+    etc(paths).write_text('locked = ["endpoints"]\n[endpoints]\nconnect = "/it/{user_id}"\n')
+    write_user(paths, '[endpoints]\nconnect = "/mine/{user_id}"\nclose = "/mine/close"\n')
+    cfg = config.load(paths, environ={})
+    assert cfg.endpoints == config.Endpoints(connect="/it/{user_id}")
+    assert cfg.is_locked("endpoints.close")
+
+
+def test_the_environment_still_applies_to_a_locked_setting(paths: config.Paths) -> None:
+    etc(paths).write_text('locked = ["server_url"]\nserver_url = "https://it.example.org"\n')
+    cfg = config.load(paths, environ={"TRAY_NOTIFIER_SERVER": "https://env.example.org"})
+    assert cfg.server_url == "https://env.example.org" and cfg.is_locked("server_url")
+
+
+def test_a_lock_list_counts_only_in_a_system_file(
+    paths: config.Paths, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = write_user(paths, 'locked = ["language"]\nlanguage = "en"\n')
+    with caplog.at_level(logging.WARNING, logger="app.config"):
+        cfg = config.load(paths, environ={})
+    assert cfg.locked == frozenset() and cfg.language == "en"
+    assert any(str(user) in w and "locked" in w for w in warnings(caplog))
+    config.save_user(cfg, paths)
+    assert user_file(paths) == {"language": "en"}
+
+
+def test_a_lock_of_an_unknown_setting_warns(
+    paths: config.Paths, caplog: pytest.LogCaptureFixture
+) -> None:
+    etc(paths).write_text('locked = ["server_ulr", "stream"]\n')
+    with caplog.at_level(logging.WARNING, logger="app.config"):
+        cfg = config.load(paths, environ={})
+    assert cfg.locked == {"stream"}
+    assert any(str(etc(paths)) in w and "server_ulr" in w for w in warnings(caplog))
+
+
+def test_a_lock_list_must_be_a_list_of_names(paths: config.Paths) -> None:
+    etc(paths).write_text('locked = "server_url"\n')
+    with pytest.raises(config.ConfigError, match="list of setting names") as info:
+        config.load(paths, environ={})
+    assert str(etc(paths)) in str(info.value)
+
+
+# ---------------------------------------------------------------- unknown keys, bad values
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('sever_url = "https://x.example"', "sever_url"),
+        ("[stream]\nheartbeat_timout = 30", "stream.heartbeat_timout"),
+        ('[quiet_hours]\nstart = "22:00"\nend = "07:00"\nstop = "08:00"', "quiet_hours.stop"),
+        ('[colours]\nred = "#f00"', "colours"),
+    ],
+)
+@pytest.mark.parametrize("layer", ["system", "user"])
+def test_unknown_keys_warn_naming_the_file_and_key(
+    paths: config.Paths, caplog: pytest.LogCaptureFixture, text: str, key: str, layer: str
+) -> None:
+    target = etc(paths) if layer == "system" else write_user(paths, "")
+    target.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="app.config"):
+        config.load(paths, environ={})
+    assert any(str(target) in w and key in w for w in warnings(caplog)), warnings(caplog)
 
 
 @pytest.mark.parametrize(
@@ -74,20 +316,99 @@ def test_save_user_round_trip(paths: config.Paths) -> None:
     [
         ("server_url = 'ftp://x'", "https://"),
         ("retention_days = 0", "retention_days"),
+        ("retention_days = 2.5", "retention_days"),
         ("[stream]\nheartbeat_timeout = -1", "stream.heartbeat_timeout"),
         ("[stream]\nheartbeat_timeout = 'soon'", "stream.heartbeat_timeout"),
+        ("[stream]\nmax_event_bytes = true", "stream.max_event_bytes"),
+        ("stream = 3", "stream must be a table"),
         ("toast_min_priority = 'loud'", "toast_min_priority"),
         ("[quiet_hours]\nstart = '25:00'\nend = '07:00'", "quiet_hours.start"),
         ("[quiet_hours]\nstart = '22:00'", "start and end"),
         ("start_at_login = 'perhaps'", "start_at_login"),
-        ("this is not toml", "cannot read the config file"),
+        ("log_level = 'chatty'", "log_level"),
+        ("username = 3", "username"),
     ],
 )
-def test_bad_values_name_the_setting(paths: config.Paths, text: str, needle: str) -> None:
-    paths.config_dir.mkdir()
-    paths.user_config_file.write_text(text)
-    with pytest.raises(config.ConfigError, match=needle.replace(".", r"\.")):
+@pytest.mark.parametrize("layer", ["system", "user"])
+def test_bad_values_name_the_file_and_the_setting(
+    paths: config.Paths, text: str, needle: str, layer: str
+) -> None:
+    target = etc(paths) if layer == "system" else write_user(paths, "")
+    target.write_text(text)
+    with pytest.raises(config.ConfigError) as info:
         config.load(paths, environ={})
+    message = str(info.value)
+    assert needle in message
+    assert str(target) in message
+    assert "Fix the value in" in message  # what to do
+
+
+def test_missing_files_are_no_error(tmp_path: Path) -> None:
+    p = config.Paths(tmp_path / "u", tmp_path / "d", tmp_path / "l", (tmp_path / "none.toml",))
+    assert config.load(p, environ={}) == config.Config()
+
+
+def test_unreadable_toml_names_the_file(paths: config.Paths) -> None:
+    target = write_user(paths, "this is not toml")
+    with pytest.raises(config.ConfigError, match="cannot read the config file") as info:
+        config.load(paths, environ={})
+    assert str(target) in str(info.value)
+
+
+def test_a_bad_environment_variable_is_named(paths: config.Paths) -> None:
+    with pytest.raises(config.ConfigError) as info:
+        config.load(paths, environ={"SSE_HEARTBEAT_TIMEOUT": "soon"})
+    message = str(info.value)
+    assert "SSE_HEARTBEAT_TIMEOUT" in message and "stream.heartbeat_timeout" in message
+    assert "unset SSE_HEARTBEAT_TIMEOUT" in message
+
+
+def test_log_level_is_checked_and_normalised(paths: config.Paths) -> None:
+    write_user(paths, 'log_level = "debug"\n')
+    assert config.load(paths, environ={}).log_level == "DEBUG"
+
+
+# ---------------------------------------------------------------- ca_bundle
+
+
+def test_a_readable_ca_bundle_is_accepted(paths: config.Paths, ca_file: Path) -> None:
+    etc(paths).write_text(f'[stream]\nca_bundle = "{ca_file}"\n')
+    assert config.load(paths, environ={}).stream.ca_bundle == str(ca_file)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda d: d / "missing.pem", "does not exist"),
+        (lambda d: d, "is not a file"),
+        (lambda d: (d / "junk.pem").write_text("not a certificate") and d / "junk.pem", "no PEM"),
+    ],
+)
+@pytest.mark.parametrize("layer", ["system", "user"])
+def test_a_bad_ca_bundle_is_a_config_error_at_load(
+    paths: config.Paths, tmp_path: Path, make, problem: str, layer: str
+) -> None:
+    bundle = make(tmp_path)
+    target = etc(paths) if layer == "system" else write_user(paths, "")
+    target.write_text(f'[stream]\nca_bundle = "{bundle}"\n')
+    with pytest.raises(config.ConfigError) as info:
+        config.load(paths, environ={})
+    message = str(info.value)
+    assert "stream.ca_bundle" in message and problem in message and str(target) in message
+    assert "PEM file of your organisation's certificate authority" in message
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads every file")
+def test_an_unreadable_ca_bundle_is_a_config_error_at_load(
+    paths: config.Paths, ca_file: Path
+) -> None:
+    ca_file.chmod(0)
+    etc(paths).write_text(f'[stream]\nca_bundle = "{ca_file}"\n')
+    with pytest.raises(config.ConfigError, match="cannot be read"):
+        config.load(paths, environ={})
+
+
+# ---------------------------------------------------------------- folders and file modes
 
 
 def test_quiet_hours_across_midnight() -> None:
@@ -98,10 +419,35 @@ def test_quiet_hours_across_midnight() -> None:
     assert day.contains(time(12, 30)) and not day.contains(time(13, 0))
 
 
-def test_tray_notifier_home_moves_every_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TRAY_NOTIFIER_HOME", str(tmp_path))
-    p = config.Paths.default()
+def test_tray_notifier_home_moves_only_the_users_folders(tmp_path: Path) -> None:
+    p = config.Paths.default({"TRAY_NOTIFIER_HOME": str(tmp_path)})
     for d in (p.config_dir, p.data_dir, p.log_dir):
         assert d.is_relative_to(tmp_path)
+    assert p.system_config_files  # the real system layers still apply
+    assert not any(f.is_relative_to(tmp_path) for f in p.system_config_files)
+    assert p.system_config_files == config.system_config_files({})
+
+
+def test_the_system_config_variable_names_the_system_layers(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    env = {
+        "TRAY_NOTIFIER_HOME": str(tmp_path),
+        "TRAY_NOTIFIER_SYSTEM_CONFIG": f"{a}{os.pathsep}{b}",
+    }
+    assert config.Paths.default(env).system_config_files == (a, b)
+    env["TRAY_NOTIFIER_SYSTEM_CONFIG"] = ""
+    assert config.Paths.default(env).system_config_files == ()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_the_users_file_is_private(paths: config.Paths) -> None:
+    paths.config_dir.mkdir(mode=0o755)
+    paths.config_dir.chmod(0o755)  # a folder an older version left open
+    old = os.umask(0)
+    try:
+        config.save_user(config.Config(language="en"), paths)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(paths.user_config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(paths.config_dir.stat().st_mode) == 0o700
+    assert sorted(p.name for p in paths.config_dir.iterdir()) == ["config.toml"]

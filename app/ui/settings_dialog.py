@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app import APP_NAME
 from app.config import Config, QuietHours
+from app.core.files import private_dir
 from app.core.model import Priority
 from app.ui import widgets
 from app.ui.icons import app_icon
@@ -47,6 +48,9 @@ def _threshold_names() -> dict[Priority, str]:
 
 class SettingsDialog(QDialog):
     """Edits the user's settings; Save validates, emits ``saved`` and closes.
+
+    A setting IT locked (``config.locked``) or an environment variable set for this run is
+    shown read-only, with a tooltip saying who set it, and Save keeps its value.
 
     Signals (emitted on the GUI thread):
         saved(object): the new ``app.config.Config`` (built with ``config.with_changes``);
@@ -135,6 +139,22 @@ class SettingsDialog(QDialog):
         self.error_label.setObjectName("errorLabel")
         self.error_label.hide()
 
+        self.locked_note = QLabel(
+            self.tr("Settings shown greyed out were set by your IT department."), self
+        )
+        self.locked_note.setObjectName("hint")
+        self.locked_note.setWordWrap(True)
+        self.locked_note.hide()
+        #: the widget that edits each setting (a dotted key of app.config)
+        self.setting_widgets: dict[str, QWidget] = {
+            "server_url": self.server_edit,
+            "start_at_login": self.autostart_check,
+            "toast_min_priority": self.threshold_combo,
+            "language": self.language_combo,
+            "retention_days": self.retention_spin,
+            "quiet_hours": self.quiet_box,
+        }
+
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         form.addRow(self.tr("&Server address:"), self.server_edit)
@@ -160,6 +180,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 16, 18, 14)
         layout.setSpacing(12)
+        layout.addWidget(self.locked_note)
         layout.addLayout(form)
         layout.addWidget(self.quiet_box)
         layout.addWidget(self.error_label)
@@ -188,20 +209,44 @@ class SettingsDialog(QDialog):
         language = self.language_combo.findData(config.language)
         self.language_combo.setCurrentIndex(max(0, language))
         self.retention_spin.setValue(min(MAX_RETENTION_DAYS, max(1, config.retention_days)))
+        for key, widget in self.setting_widgets.items():
+            why = self._read_only_reason(config, key)
+            widget.setEnabled(why is None)
+            widget.setToolTip(why or "")
+            if why is not None:
+                widget.setAccessibleDescription(why)
+        self.locked_note.setVisible(any(config.is_locked(k) for k in self.setting_widgets))
+
+    def _read_only_reason(self, config: Config, key: str) -> str | None:
+        """Why the user cannot change ``key`` here (shown as its tooltip), or None."""
+        if config.is_locked(key):
+            return self.tr("Set by your IT department: this setting cannot be changed here.")
+        variable = config.set_by_environment(key)
+        if variable is not None:
+            return self.tr("Set by the environment variable %1 for this run.").replace(
+                "%1", variable
+            )
+        return None
+
+    def is_read_only(self, key: str) -> bool:
+        """True when the setting ``key`` is shown read-only (IT locked it, or the environment
+        set it)."""
+        return self._read_only_reason(self._config, key) is not None
 
     # ------------------------------------------------------------------ actions
 
     def result_config(self) -> Config | None:
-        """The edited settings as a new Config; None (and the problem shown) when invalid."""
+        """The edited settings as a new Config; None (and the problem shown) when invalid.
+        Read-only settings keep the value they came with."""
         server = self.server_edit.text().strip()
-        if server:
+        if server and not self.is_read_only("server_url"):
             server, problem = check_server_url(server)
             if problem:
                 self._fail(problem)
                 self.server_edit.setFocus(Qt.FocusReason.OtherFocusReason)
                 return None
         quiet: QuietHours | None = None
-        if self.quiet_box.isChecked():
+        if self.quiet_box.isChecked() and not self.is_read_only("quiet_hours"):
             start = self.quiet_start.time().toPython()
             end = self.quiet_end.time().toPython()
             if start == end:
@@ -210,13 +255,16 @@ class SettingsDialog(QDialog):
                 return None
             quiet = QuietHours(start, end)  # type: ignore[arg-type]
         self.error_label.hide()
+        changes = {
+            "server_url": server,
+            "start_at_login": self.autostart_check.isChecked(),
+            "toast_min_priority": Priority(self.threshold_combo.currentData()),
+            "quiet_hours": quiet,
+            "language": str(self.language_combo.currentData()),
+            "retention_days": self.retention_spin.value(),
+        }
         return self._config.with_changes(
-            server_url=server,
-            start_at_login=self.autostart_check.isChecked(),
-            toast_min_priority=Priority(self.threshold_combo.currentData()),
-            quiet_hours=quiet,
-            language=str(self.language_combo.currentData()),
-            retention_days=self.retention_spin.value(),
+            **{k: v for k, v in changes.items() if not self.is_read_only(k)}
         )
 
     def save(self) -> None:
@@ -228,8 +276,8 @@ class SettingsDialog(QDialog):
         self.accept()
 
     def open_log_folder(self) -> bool:
-        """Open the log folder in the file manager (created first if needed)."""
-        self._log_dir.mkdir(parents=True, exist_ok=True)
+        """Open the log folder in the file manager (created first if needed, owner-only)."""
+        private_dir(self._log_dir)
         return bool(self._open_url(QUrl.fromLocalFile(str(self._log_dir))))
 
     def _fail(self, message: str) -> None:

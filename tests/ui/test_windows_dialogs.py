@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import time
 from pathlib import Path
 
@@ -202,8 +204,56 @@ def test_settings_refuse_bad_values(qtbot, tmp_path: Path, opener: Opener) -> No
     assert "different times" in d.error_label.text()
 
 
+def test_settings_show_locked_settings_read_only(qtbot, tmp_path: Path, opener: Opener) -> None:
+    base = Config(
+        server_url="https://it.example.org",
+        toast_min_priority=Priority.HIGH,
+        quiet_hours=QuietHours(time(22), time(7)),
+        locked=frozenset({"server_url", "toast_min_priority", "quiet_hours", "stream"}),
+    )
+    d = settings(qtbot, base, tmp_path, opener)
+    d.show()
+    qtbot.waitExposed(d)
+    for widget in (d.server_edit, d.threshold_combo, d.quiet_box, d.quiet_start):
+        assert not widget.isEnabled()
+    for widget in (d.server_edit, d.threshold_combo, d.quiet_box):
+        assert "IT department" in widget.toolTip()
+    for editable in (d.autostart_check, d.language_combo, d.retention_spin):
+        assert editable.isEnabled() and editable.toolTip() == ""
+    assert d.locked_note.isVisible()
+    # even when changed behind the user's back, a locked value is not taken from its widget
+    d.server_edit.setText("not a url")
+    d.threshold_combo.setCurrentIndex(d.threshold_combo.findData("low"))
+    d.quiet_box.setChecked(False)
+    d.retention_spin.setValue(7)
+    with qtbot.waitSignal(d.saved, timeout=1000) as blocker:
+        qtbot.mouseClick(d.save_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == base.with_changes(retention_days=7)
+
+
+def test_settings_show_environment_settings_read_only(
+    qtbot, tmp_path: Path, opener: Opener
+) -> None:
+    base = Config(server_url="https://env.example.org", environment=frozenset({"server_url"}))
+    d = settings(qtbot, base, tmp_path, opener)
+    assert not d.server_edit.isEnabled()
+    assert "TRAY_NOTIFIER_SERVER" in d.server_edit.toolTip()
+    assert d.locked_note.isHidden()  # IT locked nothing
+    assert d.autostart_check.isEnabled()
+    d.autostart_check.setChecked(True)
+    assert d.result_config() == base.with_changes(start_at_login=True)
+
+
+def test_settings_without_locks_are_all_editable(qtbot, tmp_path: Path, opener: Opener) -> None:
+    d = settings(qtbot, Config(), tmp_path, opener)
+    assert all(w.isEnabled() and not w.toolTip() for w in d.setting_widgets.values())
+    assert d.locked_note.isHidden()
+
+
 def test_open_log_folder(qtbot, tmp_path: Path, opener: Opener) -> None:
     d = settings(qtbot, Config(), tmp_path, opener)
     qtbot.mouseClick(d.log_button, Qt.MouseButton.LeftButton)
     assert (tmp_path / "logs").is_dir()
+    if os.name == "posix":
+        assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
     assert [u.toLocalFile() for u in opener.urls] == [str(tmp_path / "logs")]
