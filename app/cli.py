@@ -158,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pb.add_argument("--ca-bundle", default=None, help="PEM file of a private certificate authority")
 
+    # login / logout ---------------------------------------------------------------------
+    lg = sub.add_parser("login", help="log in and store the login as the tray's dialog does")
+    lg.add_argument("--server", help="server URL (default: the configured server)")
+    lg.add_argument("--user", help="user name (default: the configured user)")
+    lg.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else you are asked in a terminal)",
+    )
+    lo = sub.add_parser("logout", help="end the streams, revoke and forget the stored login")
+    lo.add_argument("--server", help="server URL (default: the configured server)")
+    lo.add_argument("--user", help="user name (default: the configured user)")
+
     # listen -----------------------------------------------------------------------------
     ls = sub.add_parser("listen", help="headless listener: one JSON line per event")
     ls.add_argument("--url", help="full stream URL, e.g. https://host/sse/connect/alice")
@@ -206,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app import publish
 
             return publish.run(args)
+        if args.command in ("login", "logout"):
+            from app import account
+
+            return account.run_login(args) if args.command == "login" else account.run_logout(args)
         if args.command == "listen":
             from app import listen
 

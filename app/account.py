@@ -1,0 +1,159 @@
+"""``python -m app login`` and ``python -m app logout``: the tray's login, from a terminal.
+
+``login`` logs in exactly as the tray's login dialog does: the tokens go to the OS keyring (never
+to a file, argv or the log), and the server and user name to the user's settings, so the tray,
+``listen --server --user`` and the next start connect without asking. The password is read from
+standard input (``--password-stdin``) or asked for in a terminal; it never appears in argv.
+
+``logout`` does what the tray menu's *Log out* does: the close call (the server ends this
+user's streams), the logout call (the refresh token is revoked), and the tokens leave the
+keyring. The history stays.
+
+Exit codes: 0 done, 1 the server cannot be reached, 2 usage, 3 refused (wrong password, no
+stored login, no keyring), 4 protocol or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from app import config as config_mod
+from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
+from app.config import Config, ConfigError
+from app.core.auth import AuthSession
+from app.core.errors import (
+    LoginRequired,
+    ServerError,
+    ServerUnreachable,
+    TrayNotifierError,
+    WrongCredentials,
+)
+from app.core.secrets import KeyringSecretStore, SecretStore, SecretStoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - a command-line tool's answer
+
+
+def _target(args: argparse.Namespace, config: Config) -> tuple[str, str] | None:
+    server = (args.server or config.server_url).strip()
+    user = (args.user or config.username).strip()
+    fixed = config.is_locked("server_url") or config.set_by_environment("server_url")
+    if fixed and args.server and server.rstrip("/") != config.server_url.rstrip("/"):
+        log.error(
+            "the server is set to %s by your IT department (or the environment) and cannot be "
+            "changed here: leave out --server",
+            config.server_url,
+        )
+        return None
+    if not server or not user:
+        log.error(
+            "no server or user name: give --server URL and --user NAME (or set server_url and "
+            "username in the settings)"
+        )
+        return None
+    if not server.startswith(("http://", "https://")):
+        log.error("--server %r must start with https:// (or http:// on loopback)", server)
+        return None
+    return server, user
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return getpass.getpass("Password: ")
+
+
+def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -> int:
+    try:
+        paths = config_mod.Paths.default()
+        config = config_mod.load(paths)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_PROTOCOL
+    target = _target(args, config)
+    if target is None:
+        return EXIT_USAGE
+    server, user = target
+    password = _read_password(args)
+    if not password:
+        log.error("no password given: pass it on standard input with --password-stdin")
+        return EXIT_USAGE
+    session = AuthSession(
+        server_url=server,
+        username=user,
+        endpoints=config.endpoints,
+        secrets=secrets if secrets is not None else KeyringSecretStore(),
+        settings=config.stream,
+    )
+    code = asyncio.run(_login(session, password))
+    if code != EXIT_OK:
+        return code
+    if (server, user) != (config.server_url, config.username):
+        try:
+            config_mod.save_user(config.with_changes(server_url=server, username=user), paths)
+        except (OSError, ConfigError) as exc:
+            log.error("logged in, but the settings could not be saved: %s", exc)
+            return EXIT_FAILURE
+    _say(f"Logged in as {user} at {server}. The tray connects with this login.")
+    return EXIT_OK
+
+
+async def _login(session: AuthSession, password: str) -> int:
+    try:
+        await session.login(password)
+    except (WrongCredentials, SecretStoreUnavailable) as exc:
+        log.error("%s", exc)
+        return EXIT_AUTH
+    except (ServerUnreachable, ServerError) as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    except (TrayNotifierError, ConfigError) as exc:
+        log.error("%s", exc)
+        return EXIT_PROTOCOL
+    finally:
+        await session.aclose()
+    return EXIT_OK
+
+
+def run_logout(args: argparse.Namespace, *, secrets: SecretStore | None = None) -> int:
+    try:
+        config = config_mod.load()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_PROTOCOL
+    target = _target(args, config)
+    if target is None:
+        return EXIT_USAGE
+    server, user = target
+    session = AuthSession(
+        server_url=server,
+        username=user,
+        endpoints=config.endpoints,
+        secrets=secrets if secrets is not None else KeyringSecretStore(),
+        settings=config.stream,
+    )
+    code = asyncio.run(_logout(session))
+    if code == EXIT_OK:
+        _say(f"Logged out {user} at {server}. The history stays on this computer.")
+    return code
+
+
+async def _logout(session: AuthSession) -> int:
+    try:
+        if not session.has_stored_login():
+            log.error("no stored login for %s at %s", session.username, session.server_url)
+            return EXIT_AUTH
+        await session.logout()
+    except (SecretStoreUnavailable, LoginRequired) as exc:
+        log.error("%s", exc)
+        return EXIT_AUTH
+    finally:
+        await session.aclose()
+    return EXIT_OK

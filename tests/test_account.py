@@ -1,0 +1,137 @@
+"""``python -m app login`` / ``logout`` against the companion server: the login is stored as the
+dialog stores it, a refusal is exit 3 with the server's reason, and logout tells the server."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app import account
+from app import config as config_mod
+from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, build_parser
+from app.core.auth import Tokens
+from app.core.secrets import MemorySecretStore, login_key
+from app.server.embedded import EmbeddedServer
+from tests.fixtures.server import DEMO_PASSWORD
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRAY_NOTIFIER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def feed_stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+
+
+def test_login_stores_tokens_and_settings_then_logout_revokes(
+    home: Path,
+    companion_server: EmbeddedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secrets = MemorySecretStore()
+    url = companion_server.url
+    feed_stdin(monkeypatch, f"{DEMO_PASSWORD}\n")
+    code = account.run_login(
+        args("login", "--server", url, "--user", "alice", "--password-stdin"), secrets=secrets
+    )
+    assert code == EXIT_OK
+    stored = secrets.get(login_key(url, "alice"))
+    assert stored is not None
+    tokens = Tokens.from_secret(stored)
+    assert tokens is not None
+    saved = config_mod.load(config_mod.Paths.default())
+    assert (saved.server_url, saved.username) == (url, "alice")
+    out = capsys.readouterr()
+    assert DEMO_PASSWORD not in out.out + out.err
+    assert tokens.access_token not in out.out + out.err
+
+    # the token works until logout; after it the refresh token is revoked and forgotten
+    assert account.run_logout(args("logout"), secrets=secrets) == EXIT_OK
+    assert secrets.get(login_key(url, "alice")) is None
+    refused = httpx.post(
+        f"{url}/auth/refresh", json={"refresh_token": tokens.refresh_token}, timeout=10
+    )
+    assert refused.status_code == 401
+
+
+def test_wrong_password_is_exit_3_and_stores_nothing(
+    home: Path,
+    companion_server: EmbeddedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets = MemorySecretStore()
+    feed_stdin(monkeypatch, "not the password\n")
+    code = account.run_login(
+        args("login", "--server", companion_server.url, "--user", "alice", "--password-stdin"),
+        secrets=secrets,
+    )
+    assert code == EXIT_AUTH
+    assert secrets.get(login_key(companion_server.url, "alice")) is None
+    assert "wrong" in caplog.text
+    assert not config_mod.Paths.default().user_config_file.exists()
+
+
+def test_unreachable_server_is_exit_1(
+    home: Path, monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
+) -> None:
+    feed_stdin(monkeypatch, "pw\n")
+    server = f"http://127.0.0.1:{unused_tcp_port}"
+    code = account.run_login(
+        args("login", "--server", server, "--user", "alice", "--password-stdin"),
+        secrets=MemorySecretStore(),
+    )
+    assert code == EXIT_FAILURE
+
+
+def test_no_server_or_no_stored_login_says_what_to_give(
+    home: Path, companion_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert account.run_login(args("login", "--password-stdin"), secrets=MemorySecretStore()) == (
+        EXIT_USAGE
+    )
+    assert "--server" in caplog.text
+    code = account.run_logout(
+        args("logout", "--server", companion_server.url, "--user", "alice"),
+        secrets=MemorySecretStore(),
+    )
+    assert code == EXIT_AUTH
+    assert "no stored login" in caplog.text
+
+
+def test_a_server_it_locked_cannot_be_changed_from_the_command_line(
+    home: Path,
+    tmp_path: Path,
+    companion_server: EmbeddedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    system = tmp_path / "system.toml"
+    system.write_text(f'server_url = "{companion_server.url}"\nlocked = ["server_url"]\n')
+    monkeypatch.setenv("TRAY_NOTIFIER_SYSTEM_CONFIG", str(system))
+    secrets = MemorySecretStore()
+    feed_stdin(monkeypatch, f"{DEMO_PASSWORD}\n")
+    elsewhere = "https://elsewhere.example.org"
+    code = account.run_login(
+        args("login", "--server", elsewhere, "--user", "alice", "--password-stdin"),
+        secrets=secrets,
+    )
+    assert code == EXIT_USAGE
+    assert "IT department" in caplog.text
+    # the locked server itself is fine
+    feed_stdin(monkeypatch, f"{DEMO_PASSWORD}\n")
+    code = account.run_login(args("login", "--user", "alice", "--password-stdin"), secrets=secrets)
+    assert code == EXIT_OK
+    assert secrets.get(login_key(companion_server.url, "alice")) is not None
+    assert "server_url" not in config_mod.Paths.default().user_config_file.read_text()
