@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from types import TracebackType
 
 from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -80,20 +81,68 @@ def application() -> QApplication:
     return app
 
 
+# platforms where nobody can see (or close) a window: a modal dialog there would hang for ever
+_INVISIBLE_PLATFORMS = frozenset({"offscreen", "minimal", "vnc"})
+
+
+def can_show_dialogs(environ: dict[str, str] | None = None) -> bool:
+    """False when the Qt platform has no screen a person looks at (offscreen, minimal)."""
+    env = os.environ if environ is None else environ
+    platform = env.get("QT_QPA_PLATFORM", "").split(":", 1)[0].strip().lower()
+    return platform not in _INVISIBLE_PLATFORMS
+
+
+def report_fatal(message: str) -> None:
+    """A problem that stops the tray: on stderr always, and in a dialog where one can be seen."""
+    print(f"{APP_NAME}: {message}", file=sys.stderr, flush=True)  # noqa: T201
+    if can_show_dialogs():
+        application()
+        QMessageBox.critical(None, APP_NAME, message)
+
+
+def install_excepthook() -> object:
+    """One hook for exceptions nobody caught (in a Qt slot too): the traceback goes to the log,
+    a short message to the person, and the tray keeps running. Returns the hook it replaced."""
+    previous = sys.excepthook
+    told: list[bool] = []  # say it once per run: a repeating error must not nag
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            previous(kind, exc, tb)
+            return
+        log.critical("unexpected error", exc_info=(kind, exc, tb))
+        text = (
+            f"An unexpected error happened ({kind.__name__}). Tray Notifier keeps running; "
+            "the details are in the log file (Settings, Open log folder)."
+        )
+        if not told and can_show_dialogs() and QApplication.instance() is not None:
+            told.append(True)
+            QMessageBox.warning(None, APP_NAME, text)
+
+    sys.excepthook = hook
+    return previous
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the tray application; returns the exit code."""
-    offscreen = use_offscreen_without_display()
+    use_offscreen_without_display()
     route_qt_messages()
+    install_excepthook()
     paths = Paths.default()
     logs.add_file(paths.log_dir / LOG_FILE_NAME)
     try:
         config = config_mod.load(paths)
     except ConfigError as exc:
         log.error("%s", exc)
-        if not offscreen:  # nobody could close a dialog without a display
-            application()
-            QMessageBox.critical(None, APP_NAME, str(exc))
+        report_fatal(str(exc))
         return EXIT_PROTOCOL
+    if not getattr(args, "log_level", None):  # --log-level wins over the settings
+        try:
+            logs.setup(config.log_level.upper())
+        except ValueError:
+            log.warning(
+                "log_level %r is not a level (DEBUG, INFO, WARNING, ERROR)", config.log_level
+            )
     return run_tray(config=config, paths=paths, secrets=KeyringSecretStore())
 
 

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from PySide6.QtCore import qInstallMessageHandler, qWarning
+from PySide6.QtCore import QObject, Signal, qInstallMessageHandler, qWarning
+from pytestqt.qtbot import QtBot
 
-from app.ui.main import route_qt_messages, use_offscreen_without_display
+from app.cli import EXIT_PROTOCOL
+from app.ui.main import (
+    can_show_dialogs,
+    install_excepthook,
+    route_qt_messages,
+    use_offscreen_without_display,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_qt_messages_go_to_the_log_and_platform_chatter_is_quiet(
@@ -40,3 +53,56 @@ def test_offscreen_only_without_any_display(env: dict[str, str], chosen: bool) -
     environ = dict(env)
     assert use_offscreen_without_display(environ) is chosen
     assert (environ.get("QT_QPA_PLATFORM") == "offscreen") is chosen
+
+
+@pytest.mark.parametrize(
+    ("platform", "visible"),
+    [("offscreen", False), ("minimal", False), ("xcb", True), ("wayland", True), ("", True)],
+)
+def test_dialogs_only_where_a_person_can_see_them(platform: str, visible: bool) -> None:
+    assert can_show_dialogs({"QT_QPA_PLATFORM": platform}) is visible
+
+
+def test_a_bad_config_offscreen_is_a_clear_message_and_exit_4_not_a_hang(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    bad = home / "config" / "config.toml"
+    bad.write_text('server_url = "https://example.org"\nretention_days = "often"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="offscreen", TRAY_NOTIFIER_HOME=str(home), PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == EXIT_PROTOCOL, done.stderr
+    assert "retention_days" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_exception_in_a_slot_is_logged_once_with_its_traceback_and_the_app_goes_on(
+    qtbot: QtBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Emitter(QObject):
+        fired = Signal()
+
+    def broken() -> None:
+        raise RuntimeError("a bug in a slot")
+
+    emitter = Emitter()
+    emitter.fired.connect(broken)
+    previous = install_excepthook()
+    try:
+        with caplog.at_level(logging.CRITICAL):
+            emitter.fired.emit()
+            emitter.fired.emit()
+    finally:
+        sys.excepthook = previous  # type: ignore[assignment]
+    records = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(records) == 2
+    assert records[0].exc_info is not None
+    assert "a bug in a slot" in str(records[0].exc_info[1])
