@@ -137,12 +137,7 @@ def run(args: argparse.Namespace) -> int:
         report_fatal(str(exc))
         return EXIT_PROTOCOL
     if not getattr(args, "log_level", None):  # --log-level wins over the settings
-        try:
-            logs.setup(config.log_level.upper())
-        except ValueError:
-            log.warning(
-                "log_level %r is not a level (DEBUG, INFO, WARNING, ERROR)", config.log_level
-            )
+        logs.setup(config.log_level)  # checked and upper-cased by the config loader
     return run_tray(config=config, paths=paths, secrets=KeyringSecretStore())
 
 
