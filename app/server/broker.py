@@ -12,7 +12,10 @@ Rules every backend keeps (the contract test suite in ``tests/server`` checks th
 
 - Announcement ids are opaque strings that increase with publication order. ``list_visible``
   takes such an id as a cursor and raises :class:`InvalidCursor` for a string it never issued
-  in that form.
+  in that form; it also takes :data:`NOTHING_YET`, meaning "from the beginning".
+- ``subscribe`` sets the subscription's ``horizon``: the newest announcement id this process
+  had fanned out when the stream subscribed (:data:`NOTHING_YET` if none), so every later one
+  reaches the stream live; ``newest_visible_id`` finds a new stream's start position below it.
 - ``publish`` stores first, then fans out, and no subscriber of the process sees the record
   twice or misses it if it subscribed before ``publish`` returned. Fan-out reaches the
   subscribers of every process sharing the backend.
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
     from app.server.hub import Subscription
 
 PUBLISHER_ROLE = "publisher"
+# the position "nothing yet": as a cursor (a resume id), every backend reads it as "from the
+# beginning"; the ``connected`` event of a stream whose viewer may see nothing yet carries it
+NOTHING_YET = "0"
 
 
 class InvalidCursor(ValueError):
@@ -217,6 +223,11 @@ class Broker(abc.ABC):
         With ``after``: the first ``limit`` published after that id (raises InvalidCursor).
         Without: the newest ``limit``.
         """
+
+    @abc.abstractmethod
+    async def newest_visible_id(self, viewer: Principal, *, upto: str, now: datetime) -> str | None:
+        """The id of the newest announcement ``viewer`` may see (not revoked, not expired) among
+        those up to and including ``upto`` (a subscription's ``horizon``); None when none."""
 
     @abc.abstractmethod
     async def revoke(self, ann_id: str) -> Record | None:

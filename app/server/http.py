@@ -31,6 +31,7 @@ from app.server.auth import (
     verify_password,
 )
 from app.server.broker import (
+    NOTHING_YET,
     Broker,
     BrokerUnavailable,
     Draft,
@@ -387,6 +388,13 @@ API = web.AppKey("api", Api)
 class _Stream:
     """Writes one SSE response: retry, connected, replay, sync, then live deliveries.
 
+    ``connected`` carries, as its ``id:``, the position the stream starts from: the client's
+    resume id, or for a client that sent none the newest announcement its viewer may see (or
+    :data:`~app.server.broker.NOTHING_YET`), so every client has a resume point from its first
+    connection. Every announcement after that position reaches the client: replayed, or live.
+    A replay cut short (``sync`` with ``more: true``) ends the response, so no live delivery
+    can overtake the announcements still to replay: the client continues from its last id.
+
     Live deliveries are written by the hub through :meth:`_send_now` while the socket keeps up
     (no wake-up of this task per announcement); this task writes what was queued instead, the
     pings and the final ``event: close``.
@@ -413,11 +421,23 @@ class _Stream:
             self._last_write = time.monotonic()
 
     async def run(self, cursor: str | None) -> None:
-        connected = {"connection_id": self._sub.conn_id, "user_id": self._sub.viewer.user_id}
+        connected = {
+            "connection_id": self._sub.conn_id,
+            "user_id": self._sub.viewer.user_id,
+            "replay": cursor is not None,
+        }
+        position: str | None = cursor if cursor is not None else await self._start_position()
+        if not wire.valid_id(position):
+            position = None  # a hand-made query that no SSE id can hold: nothing to echo
         await self._write(
-            wire.retry(self._api.settings.retry_ms) + wire.json_event(connected, name="connected")
+            wire.retry(self._api.settings.retry_ms)
+            + wire.json_event(connected, name="connected", event_id=position)
         )
-        replayed = await self._replay(cursor) if cursor is not None else set()
+        replayed: set[str] = set()
+        if cursor is not None:
+            replayed, more = await self._replay(cursor)
+            if more:
+                return  # the client continues at once from the last replayed id
         sink = self._sink()
         self._sub.go_live(sink, replayed)
         if sink is None:
@@ -429,8 +449,17 @@ class _Stream:
         finally:
             self._api._direct.discard(self)
 
-    async def _replay(self, cursor: str) -> set[str]:
-        """Writes what was published after ``cursor``, then ``event: sync``; returns the ids."""
+    async def _start_position(self) -> str:
+        """Where a stream without a resume id starts: the newest announcement its viewer may
+        see among those fanned out before it subscribed (every later one comes live)."""
+        newest = await self._api.broker.newest_visible_id(
+            self._sub.viewer, upto=self._sub.horizon, now=self._api._now()
+        )
+        return newest if newest is not None else NOTHING_YET
+
+    async def _replay(self, cursor: str) -> tuple[set[str], bool]:
+        """Writes what was published after ``cursor``, then ``event: sync``; returns the ids
+        written and whether more are left to replay."""
         broker, limit = self._api.broker, self._api.settings.replay_limit
         now = self._api._now()
         viewer = self._sub.viewer
@@ -441,7 +470,7 @@ class _Stream:
         except InvalidCursor:
             log.info("unknown resume id from %r: replaying the newest", viewer.user_id)
             records = await broker.list_visible(viewer, after=None, limit=limit, now=now)
-            more = len(records) == limit
+            more = False  # nothing is newer than these: older ones are over REST only
         chunks = [wire.record(r) for r in records]
         self._api.metrics.replayed += len(records)
         self._api.metrics.delivered += len(records)
@@ -450,7 +479,7 @@ class _Stream:
         chunks.append(wire.json_event(sync, name="sync"))
         for start in range(0, len(chunks), 64):
             await self._write(b"".join(chunks[start : start + 64]))
-        return {r.id for r in records}
+        return {r.id for r in records}, more
 
     def _sink(self) -> Sink | None:
         """:meth:`_send_now` when this response's framing is known: chunked, uncompressed (any

@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
 from app.server import wire
-from app.server.broker import Record
+from app.server.broker import NOTHING_YET, Record
 
 if TYPE_CHECKING:
     from app.server.broker import Audience, Principal, Revocation
@@ -64,6 +64,7 @@ class Subscription:
         "_wakeup",
         "closed_reason",
         "conn_id",
+        "horizon",
         "viewer",
     )
 
@@ -72,6 +73,9 @@ class Subscription:
     ) -> None:
         self.viewer = viewer
         self.conn_id = secrets.token_hex(8)
+        # the newest announcement id fanned out before this subscribed (set by the backend):
+        # every later one is offered to this subscription
+        self.horizon = NOTHING_YET
         self.closed_reason: str | None = None
         self._queue: list[Delivery] = []
         self._queue_size = queue_size

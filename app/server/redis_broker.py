@@ -60,6 +60,7 @@ from redis.typing import EncodableT, FieldT
 
 from app.core.model import Announcement, Priority, parse_time
 from app.server.broker import (
+    NOTHING_YET,
     Ack,
     Audience,
     Broker,
@@ -350,16 +351,32 @@ class RedisBroker(Broker):
         if after is None:
             newest = await self._scan(viewer, limit, now, forward=False, bound="+")
             return newest[::-1]
-        cursor = "0-0" if after == "0" else after
+        cursor = "0-0" if after == NOTHING_YET else after
         if not _ID.fullmatch(cursor):
             raise InvalidCursor(f"{after!r} is not an announcement id of this server")
         return await self._scan(viewer, limit, now, forward=True, bound=cursor)
 
+    async def newest_visible_id(self, viewer: Principal, *, upto: str, now: datetime) -> str | None:
+        cursor = "0-0" if upto == NOTHING_YET else upto
+        if not _ID.fullmatch(cursor):
+            raise InvalidCursor(f"{upto!r} is not an announcement id of this server")
+        ms, seq = _key(cursor)
+        above = f"{ms}-{seq + 1}"  # the scan's bound is exclusive: start just above ``upto``
+        newest = await self._scan(viewer, 1, now, forward=False, bound=above, page=_PAGE_MAX)
+        return newest[0].id if newest else None
+
     async def _scan(
-        self, viewer: Principal, limit: int, now: datetime, *, forward: bool, bound: str
+        self,
+        viewer: Principal,
+        limit: int,
+        now: datetime,
+        *,
+        forward: bool,
+        bound: str,
+        page: int | None = None,
     ) -> list[Record]:
         """Up to ``limit`` visible records, paging from ``bound`` (exclusive, unless ``+``)."""
-        page = min(max(limit, _PAGE_MIN), _PAGE_MAX)
+        page = page or min(max(limit, _PAGE_MIN), _PAGE_MAX)
         found: list[Record] = []
         with self._unavailable():
             while len(found) < limit:
@@ -418,7 +435,11 @@ class RedisBroker(Broker):
     def subscribe(
         self, viewer: Principal, *, queue_size: int, on_overflow: Callable[[], None]
     ) -> Subscription:
-        return self._hub.subscribe(viewer, queue_size=queue_size, on_overflow=on_overflow)
+        sub = self._hub.subscribe(viewer, queue_size=queue_size, on_overflow=on_overflow)
+        # the fan-out loop hands entries to the hub in stream order: every entry after the last
+        # one it handed over reaches this subscription
+        sub.horizon = NOTHING_YET if self._last_ann == "0-0" else self._last_ann
+        return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._hub.unsubscribe(sub)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app.core.model import Announcement, Priority, parse_time
 from app.server.broker import (
+    NOTHING_YET,
     Ack,
     Audience,
     Broker,
@@ -80,7 +81,7 @@ CREATE TABLE IF NOT EXISTS acks (
 
 _VISIBLE = """
 SELECT * FROM announcements a
-WHERE a.id > :after AND a.revoked_at IS NULL
+WHERE a.id > :after AND a.id <= :upto AND a.revoked_at IS NULL
   AND (a.expires_ts IS NULL OR a.expires_ts > :now)
   AND (:see_all OR EXISTS (
       SELECT 1 FROM audience t WHERE t.announcement_id = a.id AND (
@@ -227,8 +228,23 @@ class SqliteBroker(Broker):
     ) -> list[Record]:
         if after is not None and not _is_id(after):
             raise InvalidCursor(f"{after!r} is not an announcement id of this server")
+        records = self._select(viewer, after=after, upto=None, limit=limit, now=now)
+        return records if after is not None else records[::-1]
+
+    async def newest_visible_id(self, viewer: Principal, *, upto: str, now: datetime) -> str | None:
+        if not _is_id(upto):
+            raise InvalidCursor(f"{upto!r} is not an announcement id of this server")
+        newest = self._select(viewer, after=None, upto=upto, limit=1, now=now)
+        return newest[0].id if newest else None
+
+    def _select(
+        self, viewer: Principal, *, after: str | None, upto: str | None, limit: int, now: datetime
+    ) -> list[Record]:
+        """Visible records after ``after`` (oldest first), or without it the newest (newest
+        first), none above ``upto``."""
         params = {
             "after": int(after) if after is not None else 0,
+            "upto": int(upto) if upto is not None else _MAX_ID,
             "now": now.timestamp(),
             "see_all": viewer.publisher,
             "user": viewer.user_id,
@@ -237,8 +253,7 @@ class SqliteBroker(Broker):
         }
         order = "ASC" if after is not None else "DESC"
         rows = self._db.execute(_VISIBLE.format(order=order), params).fetchall()
-        records = [_record(row) for row in rows]
-        return records if after is not None else records[::-1]
+        return [_record(row) for row in rows]
 
     async def revoke(self, ann_id: str) -> Record | None:
         record = await self.get(ann_id)
@@ -277,7 +292,11 @@ class SqliteBroker(Broker):
     def subscribe(
         self, viewer: Principal, *, queue_size: int, on_overflow: Callable[[], None]
     ) -> Subscription:
-        return self._hub.subscribe(viewer, queue_size=queue_size, on_overflow=on_overflow)
+        sub = self._hub.subscribe(viewer, queue_size=queue_size, on_overflow=on_overflow)
+        # publish commits and fans out with no await in between: all committed was fanned out
+        row = self._db.execute("SELECT MAX(id) FROM announcements").fetchone()
+        sub.horizon = str(row[0]) if row[0] is not None else NOTHING_YET
+        return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._hub.unsubscribe(sub)
@@ -293,6 +312,9 @@ class SqliteBroker(Broker):
 
     async def close(self) -> None:
         self._db.close()
+
+
+_MAX_ID = 2**63 - 1
 
 
 def _is_id(text: str) -> bool:

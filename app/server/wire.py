@@ -36,6 +36,11 @@ def event(data: str, *, name: str | None = None, event_id: str | None = None) ->
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
+def valid_id(event_id: str | None) -> bool:
+    """Whether ``event_id`` can be sent as an SSE ``id:`` (one line, no NUL)."""
+    return event_id is not None and not _LINE_BREAK.search(event_id) and "\0" not in event_id
+
+
 def json_event(obj: Any, *, name: str | None = None, event_id: str | None = None) -> bytes:
     return event(_dumps(obj), name=name, event_id=event_id)
 

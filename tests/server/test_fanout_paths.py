@@ -220,10 +220,16 @@ def _message_ids(events: list[Event]) -> list[str]:
     return [e.id for e in events if e.event == "message"]
 
 
-def _check_connected(event: Event, user: str) -> None:
-    assert event.event == "connected" and event.id == ""
+def _check_connected(event: Event, user: str, *, resumed_from: str | None = None) -> None:
+    """A ``connected`` event; its id the position the stream starts from: the resume id, or
+    for a fresh client "0" (these servers start empty: nothing to see yet)."""
+    assert event.event == "connected" and event.id == (resumed_from or "0")
     data = json.loads(event.data)
-    assert data == {"connection_id": data["connection_id"], "user_id": user}
+    assert data == {
+        "connection_id": data["connection_id"],
+        "user_id": user,
+        "replay": resumed_from is not None,
+    }
     assert re.fullmatch(r"[0-9a-f]{16}", data["connection_id"])
 
 
@@ -262,7 +268,7 @@ async def test_http10_stream_is_close_delimited_and_framed_exactly(
     assert body.endswith(b"\n\n") and b"\r" not in body
     blocks = body[:-2].split(b"\n\n")
     assert blocks[0] == b"retry: 3000"
-    assert blocks[1] == b"event: connected\ndata: " + _compact(json.loads(connected.data))
+    assert blocks[1] == b"event: connected\nid: 0\ndata: " + _compact(json.loads(connected.data))
     assert blocks[-1] == b'event: close\ndata: {"reason":"closed"}'
     middle = blocks[2:-1]
     message = f"id: {ann_id}\ndata: ".encode() + _compact(json.loads(announcement.data))
@@ -367,7 +373,7 @@ async def test_slow_reader_is_dropped_others_unaffected_and_it_resumes(
 
         again = await RawStream.open(server.port, "alice", alice, last_event_id=resume_from)
         raw_streams.append(again)
-        _check_connected(await again.next_event(), "alice")
+        _check_connected(await again.next_event(), "alice", resumed_from=resume_from)
         replay = await again.until(lambda e: e.event == "sync")
     missed = published[len(got) :]
     assert _message_ids(replay) == missed

@@ -23,9 +23,11 @@ def _announcements(events: list[Event]) -> list[Event]:
     return [e for e in events if e.event == "message"]
 
 
-def _connected(stream: Stream) -> None:
+def _connected(stream: Stream, position: str = "0") -> Event:
+    """The first event: ``connected``, whose id is where the stream starts ("0": nothing yet)."""
     first = stream.next()
-    assert first.event == "connected" and first.id == ""
+    assert first.event == "connected" and first.id == position
+    return first
 
 
 def test_stream_bytes_follow_the_whatwg_rules_exactly(
@@ -41,12 +43,13 @@ def test_stream_bytes_follow_the_whatwg_rules_exactly(
     ann_id = companion_server.publish("Two\u00a0lines", "first\nsecond\r\nthird \u4f60\u597d")
     event = stream.next()
     raw = bytes(stream.raw)
-    # retry first, then the connected control event (no id), then the announcement
-    assert raw.startswith(b"retry: 3000\n\nevent: connected\ndata: {")
+    # retry first, then the connected control event (its id: where the stream starts), then
+    # the announcement
+    assert raw.startswith(b"retry: 3000\n\nevent: connected\nid: 0\ndata: {")
     text = raw.decode("utf-8")
     assert "\r" not in text and not text.startswith("\ufeff")
     connected_block, message_block = text.split("\n\n")[1:3]
-    assert "id:" not in connected_block
+    assert connected_block.splitlines()[1] == "id: 0"
     assert message_block.splitlines()[0] == f"id: {ann_id}"
     assert all(line.startswith("data: ") for line in message_block.splitlines()[1:])
     assert stream.parser.retry == 3000
@@ -270,3 +273,92 @@ def test_slow_client_is_dropped_and_memory_stays_bounded(server_factory) -> None
             sock.close()
         # a well-behaved client is unaffected
         assert client.get("/healthz").json()["status"] == "ok"
+
+
+# ------------------------------------------------------------------ the resume point
+
+
+def test_connected_carries_the_resume_id_the_client_sent(
+    http: httpx.Client, companion_server, streams
+) -> None:
+    ids = _publish_many(companion_server, 3)
+    token = login(http, "alice")["access_token"]
+    by_header = streams(http, "alice", token, headers={"Last-Event-ID": ids[0]})
+    first = _connected(by_header, ids[0])
+    assert json.loads(first.data)["replay"] is True
+    by_query = streams(http, "alice", token, params={"lastEventId": ids[1]})
+    _connected(by_query, ids[1])
+    unknown = streams(http, "alice", token, headers={"Last-Event-ID": "bogus"})
+    _connected(unknown, "bogus")  # echoed: the replayed events then move it on
+    events = unknown.until(lambda e: e.event == "sync")
+    assert [e.id for e in _announcements(events)] == ids
+    assert json.loads(events[-1].data)["more"] is False  # nothing is newer than the newest
+
+
+def test_a_fresh_client_starts_at_the_newest_announcement_it_may_see(
+    http: httpx.Client, companion_server, streams
+) -> None:
+    hr_only = companion_server.publish("HR", "x", audience={"groups": ["hr"]})
+    alice_token = login(http, "alice")["access_token"]
+    nothing_yet = _connected(streams(http, "alice", alice_token))  # "0": hr is not hers
+    assert json.loads(nothing_yet.data)["replay"] is False
+    for_all = companion_server.publish("All", "x")
+    also_hr = companion_server.publish("HR again", "x", audience={"groups": ["hr"]})
+    _connected(streams(http, "alice", alice_token), for_all)
+    _connected(streams(http, "bob", login(http, "bob")["access_token"]), also_hr)
+    # "0" is accepted back as "from the beginning" by both backends
+    missed = _publish_many(companion_server, 3)
+    again = streams(http, "alice", alice_token, headers={"Last-Event-ID": nothing_yet.id})
+    _connected(again, "0")
+    replayed = again.until(lambda e: e.event == "sync")
+    assert [e.id for e in _announcements(replayed)] == [for_all, *missed]
+    assert hr_only not in [e.id for e in replayed]
+
+
+def test_fresh_position_and_live_deliveries_leave_no_gap(
+    http: httpx.Client, companion_server, streams
+) -> None:
+    """Announcements published while a fresh client connects: each one is either at or before
+    the position of ``connected`` or delivered live afterwards, never neither."""
+    published = _publish_many(companion_server, 1)
+    go = threading.Event()
+
+    def publisher() -> None:
+        go.wait(10)
+        published.extend(_publish_many(companion_server, 60))
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    try:
+        token = login(http, "alice")["access_token"]
+        go.set()
+        stream = streams(http, "alice", token)
+        start = stream.next()
+        thread.join(30)
+        received = [e.id for e in _announcements(stream.until(lambda e: e.id == published[-1]))]
+    finally:
+        go.set()
+        thread.join(30)
+    assert start.event == "connected" and start.id in published
+    assert received == published[published.index(start.id) + 1 :]
+
+
+def test_a_replay_cut_short_ends_the_response(http: httpx.Client, server_factory, streams) -> None:
+    """After ``sync`` with more, no live event may overtake what is still to replay: the
+    response ends, and the client continues from the last replayed id."""
+    server = server_factory(demo_users=True, replay_limit=5)
+    ids = _publish_many(server, 8)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        token = login(client, "alice")["access_token"]
+        first = streams(client, "alice", token, headers={"Last-Event-ID": "0"})
+        page = first.until(lambda e: e.event == "sync")
+        live = server.publish("live", "x")
+        assert first.rest() == [] and first.ended
+        assert json.loads(page[-1].data) == {"replayed": 5, "more": True, "last_id": ids[4]}
+        assert page[-1].id == ids[4]
+        second = streams(client, "alice", token, headers={"Last-Event-ID": page[-1].id})
+        _connected(second, ids[4])
+        rest = second.until(lambda e: e.event == "sync")
+        assert [e.id for e in _announcements(rest)] == [*ids[5:], live]
+        assert json.loads(rest[-1].data)["more"] is False
+        assert not second.ended  # caught up: the stream goes live
