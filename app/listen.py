@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from app import config as app_config
+from app import logs
 from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 from app.core.auth import AuthSession
 from app.core.errors import TrayNotifierError
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except app_config.ConfigError as exc:
         log.error("%s", exc)
         return EXIT_PROTOCOL
+    if not getattr(args, "log_level", None):  # --log-level wins over the settings
+        logs.setup(cfg.log_level)
     settings = dataclasses.replace(
         cfg.stream,
         heartbeat_timeout=args.heartbeat_timeout or cfg.stream.heartbeat_timeout,

@@ -124,7 +124,8 @@ def publish(url: str, token: str, title: str) -> str:
 
 class _Conn(asyncio.Protocol):
     """One SSE client: keeps its last id and every id it saw; reconnects like the engine
-    (``retry:`` plus up to a quarter of jitter; refused: exponential backoff, full jitter)."""
+    (``retry:`` plus up to a quarter of jitter; refused: exponential backoff, jitter above
+    the retry time)."""
 
     def __init__(self, worker: _Worker, port: int) -> None:
         self.worker, self.port = worker, port

@@ -2,8 +2,11 @@
 
 - After a stream that worked ends: the server's ``retry:`` time, plus jitter of at most a
   quarter of it (so many clients do not come back in the same millisecond).
-- After consecutive failures (refused, reset, 5xx): exponential from that time with full jitter,
-  ``uniform(0, min(cap, base * 2 ** (n - 1)))``, capped at 5 minutes.
+- After consecutive failures (refused, reset, 5xx): exponential with full jitter ABOVE that
+  time, ``uniform(base, min(cap, max(base, 0.25) * 2 ** n))`` after the n-th failure, capped at
+  5 minutes.
+  The server's ``retry:`` time is a floor: no wait is ever shorter (full jitter from zero would
+  come back within milliseconds when the server asked for hundreds).
 - ``Retry-After`` (seconds or an HTTP date) of a 429 or 503 is honoured: the wait is at least
   that long (at most an hour, against a misconfigured server).
 """
@@ -19,6 +22,7 @@ DEFAULT_RETRY = 3.0
 DEFAULT_CAP = 300.0
 SUCCESS_JITTER = 0.25
 RETRY_AFTER_MAX = 3600.0
+FAILURE_STEP_MIN = 0.25  # the window still doubles when the server says ``retry: 0``
 
 
 class Backoff:
@@ -48,10 +52,15 @@ class Backoff:
         return self.base * (1.0 + SUCCESS_JITTER * self._rng())
 
     def after_failure(self, retry_after: str | None = None) -> float:
-        """One more consecutive failure; ``retry_after`` is the raw header value, if any."""
+        """One more consecutive failure; ``retry_after`` is the raw header value, if any.
+
+        The wait is the retry time plus a random share of the exponential window above it:
+        never below the retry time, at most ``cap`` (unless ``Retry-After`` asks for longer).
+        """
         self.failures += 1
-        ceiling = min(self.cap, self.base * 2.0 ** (self.failures - 1))
-        delay = ceiling * self._rng()
+        step = max(self.base, FAILURE_STEP_MIN)
+        ceiling = min(self.cap, step * 2.0 ** min(self.failures, 32))
+        delay = self.base + (ceiling - self.base) * self._rng()
         server_wait = parse_retry_after(retry_after, now=self._clock()) if retry_after else None
         if server_wait is not None:
             delay = max(delay, min(server_wait, RETRY_AFTER_MAX))

@@ -3,8 +3,10 @@
 Every client: timeouts on connect, read, write and pool; TLS verification always on, with an
 optional CA bundle of a private certificate authority added to the public roots; proxies from
 the standard environment variables (``HTTPS_PROXY``, ``NO_PROXY``...); redirects never followed
-by httpx, but by :func:`send`, which drops the ``Authorization`` header as soon as a redirect
-leaves the origin (scheme, host and port) it was meant for.
+by httpx, but by :func:`send`, which never lets a secret leave the origin (scheme, host and
+port) a request was meant for: the headers that carry one (:data:`SECRET_HEADERS`) are dropped
+as soon as a redirect leaves it, and a request body (a password, a refresh token) is never sent
+to another origin: a 307/308 there is refused with a ProtocolError.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.core.errors import CertificateError, ProtocolError, ServerUnreachable, 
 log = logging.getLogger(__name__)
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
 MAX_REDIRECTS = 10
 REQUEST_TIMEOUT = 20.0  # read timeout of ordinary (non-stream) calls
 USER_AGENT = f"{APP_ID}/{__version__}"
@@ -80,9 +83,11 @@ async def send(
     """Send, following up to MAX_REDIRECTS redirects ourselves.
 
     301/302/303 turn a non-GET request into a body-less GET (as browsers do); 307/308 repeat it
-    as it was. ``Authorization`` is dropped for good once a redirect leaves the first origin.
-    Network failures become ServerUnreachable or CertificateError; the caller closes the
-    returned (possibly streaming) response.
+    as it was. Once a redirect leaves the first origin, ``Authorization``, ``Cookie`` and
+    ``Proxy-Authorization`` are dropped for good, and a 307/308 of a request with a body to
+    another origin raises ProtocolError (the body is never sent there). Network failures become
+    ServerUnreachable or CertificateError; the caller closes the returned (possibly streaming)
+    response.
     """
     first = origin(request.url)
     for _ in range(MAX_REDIRECTS + 1):
@@ -105,15 +110,31 @@ def _redirected(
 ) -> httpx.Request:
     headers = httpx.Headers(request.headers)
     headers.pop("host", None)
-    if origin(url) != first:
-        headers.pop("authorization", None)
-        log.info("redirected to another origin; the Authorization header is not sent there")
     method, content = request.method, request.content
     if status in (301, 302, 303) and method not in ("GET", "HEAD"):
         method, content = "GET", b""
         for name in ("content-type", "content-length", "transfer-encoding"):
             headers.pop(name, None)
+    if origin(url) != first:
+        if content:
+            raise ProtocolError(
+                f"{_origin_text(request.url)} redirected a {method} request (HTTP {status}) to "
+                f"another origin, {_origin_text(url)}; it was not followed, so its content "
+                "(which may hold a password or a token) was not sent there. Check the server "
+                "URL: use the address the server moved to, if you trust it, or ask its "
+                "administrator about the redirect."
+            )
+        for name in SECRET_HEADERS:
+            headers.pop(name, None)
+        log.info("redirected to another origin: no credential header is sent there")
     return httpx.Request(method, url, headers=headers, content=content or None)
+
+
+def _origin_text(url: httpx.URL) -> str:
+    """``scheme://host:port`` of ``url``, for messages: never its path, query or user info."""
+    scheme, host, port = origin(url)
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
 
 
 async def _send_once(

@@ -19,9 +19,12 @@ trailing CR back until the next chunk. Here:
   has data; the ``id`` updates the last event id even for a block without data;
 - an ``id`` holding NUL is ignored; ``retry`` counts only when it is all ASCII digits;
 - the unterminated last event of a response is dropped;
-- an event over ``max_event_bytes`` is dropped with a warning, and while it is skipped the
-  decoder holds at most ``max_event_bytes`` of it in memory. Its ``id`` still counts, so a resume
-  does not ask for it again and again.
+- an event whose data (the UTF-8 bytes of the joined ``data`` lines, LFs between them included;
+  not the field names, the spaces after the colons or the line ends) is over
+  ``max_event_bytes`` is dropped with a warning, and while it is skipped the decoder holds at
+  most about ``max_event_bytes`` of it in memory. Its ``id`` still counts, so a resume does not
+  ask for it again and again. The default, 8 MiB, takes a 1 MiB announcement even with every
+  character escaped in its JSON.
 
 Lines are split on bytes (CR and LF never occur inside a UTF-8 sequence), so a character split
 across chunks is decoded whole, and sizes are real byte counts.
@@ -36,7 +39,9 @@ from app.core.model import RawEvent
 log = logging.getLogger(__name__)
 
 BOM = b"\xef\xbb\xbf"
-DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+# room for a field name, its colon and space on a line still arriving, above the data allowed
+_LINE_SLACK = 16
 _CR, _LF = 0x0D, 0x0A
 
 
@@ -128,7 +133,7 @@ class SSEDecoder:
     def _buffer_partial(self, tail: bytes) -> None:
         if self._line_overflow:
             return
-        if self._size + len(self._line) + len(tail) > self.max_event_bytes:
+        if len(self._line) + len(tail) > self.max_event_bytes - self._size + _LINE_SLACK:
             self._line = bytearray()
             self._line_overflow = True
             self._mark_oversized()
@@ -153,7 +158,8 @@ class SSEDecoder:
                 value = value[1:]
             if name == b"data":
                 if not self._oversized:  # (inlined: the hottest line of the decoder)
-                    self._size += len(value) + 1
+                    # the data's size: its bytes, and an LF before each line but the first
+                    self._size += len(value) + 1 if self._data else len(value)
                     if self._size > self.max_event_bytes:
                         self._mark_oversized()
                     else:

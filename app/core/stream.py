@@ -3,7 +3,13 @@
 One :class:`StreamEngine` runs on one asyncio loop (the tray's worker thread, or ``listen``'s
 main thread). It connects with httpx, decodes with our WHATWG decoder (:mod:`app.core.sse`),
 hands every event to ``on_event`` at once, reports its state to ``on_status``, and reconnects
-after drops, silences (heartbeat timeout) and failures with :class:`~app.core.backoff.Backoff`.
+after drops, silences (heartbeat timeout) and failures with :class:`~app.core.backoff.Backoff`:
+every wait is at least the server's ``retry:`` time.
+
+Catch-up: a server replays at most so many missed announcements per connection, then sends
+``event: sync`` with ``{"more": true}``. The engine then ends that response and continues at once
+from the last id (no wait, no backoff penalty, no connecting/connected status in between), until
+a ``sync`` says no more; :attr:`StreamEngine.catching_up` is true meanwhile.
 
 httpx-sse is not used here: its decoder, line splitter, Content-Type check and request headers
 each fall short of the rules (see :mod:`app.core.sse`); what is left of it (``aconnect_sse``) is
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import random
 import time
@@ -41,7 +48,14 @@ from app.core.errors import (
     ServerUnreachable,
     TrayNotifierError,
 )
-from app.core.model import ConnState, RawEvent, Status, StreamEvent, to_stream_event
+from app.core.model import (
+    ConnState,
+    ControlEvent,
+    RawEvent,
+    Status,
+    StreamEvent,
+    to_stream_event,
+)
 from app.core.sse import SSEDecoder
 
 log = logging.getLogger(__name__)
@@ -92,9 +106,15 @@ class Outcome:
     error: Exception | None = None
 
 
-# how one attempt ends: an Outcome (run() returns), None (reconnect at once), or
-# (delay, reason) (wait, then reconnect)
-_Step = Outcome | tuple[float, str] | None
+class _Continue(enum.Enum):
+    CONTINUE = "continue"
+
+
+_CONTINUE = _Continue.CONTINUE  # the server has more to replay: reconnect at once, quietly
+
+# how one attempt ends: an Outcome (run() returns), None (reconnect at once), _CONTINUE (a
+# catch-up goes on: reconnect at once without a status), or (delay, reason) (wait, reconnect)
+_Step = Outcome | tuple[float, str] | _Continue | None
 
 
 class StreamEngine:
@@ -106,6 +126,13 @@ class StreamEngine:
     ``retry_in``) / login_required / error / stopped. Both run on the engine's loop; an
     exception raised by ``on_event`` ends run() with that exception (it is a bug to fix, not a
     network condition to retry).
+
+    The control events ``connected``, ``sync`` and ``close`` reach ``on_event`` too (as
+    :class:`~app.core.model.ControlEvent`), with ``raw.id`` the position the stream is at: store
+    it like an announcement's. :attr:`catching_up` changes just before such an event is handed
+    over, so ``on_event`` sees the new value (and ``on_status`` when a catch-up breaks off).
+
+    ``sleep`` waits before a reconnect (tests pass one that records the wait).
     """
 
     def __init__(
@@ -120,6 +147,7 @@ class StreamEngine:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
     ) -> None:
         if any(c in last_event_id for c in "\r\n\0"):
             raise ValueError("a last event id cannot hold CR, LF or NUL")
@@ -131,8 +159,11 @@ class StreamEngine:
         self._transport = transport
         self._decoder = SSEDecoder(max_event_bytes=settings.max_event_bytes)
         self._backoff = Backoff(rng=rng, clock=clock)
+        self._sleep = sleep
         self._last_event_id = last_event_id
         self._stopping = False
+        self._catching_up = False
+        self._continuing = False  # this attempt continues a catch-up: no status flicker
         self._current: asyncio.Task[Any] | None = None
         self._rejected: set[str] = set()  # tokens the server refused: never sent again
         self._refreshed_after_401 = False
@@ -141,6 +172,14 @@ class StreamEngine:
     def last_event_id(self) -> str:
         """The id of the last event handed to ``on_event`` (or given at start)."""
         return self._last_event_id
+
+    @property
+    def catching_up(self) -> bool:
+        """True while missed announcements are being replayed: from a ``connected`` event that
+        says a replay follows (``{"replay": true}``), across the immediate reconnects after each
+        ``sync`` with ``{"more": true}``, until a ``sync`` without more or the end of the
+        connection. A UI can gather what arrives meanwhile into one summary."""
+        return self._catching_up
 
     # ------------------------------------------------------------------ control
 
@@ -169,6 +208,7 @@ class StreamEngine:
         try:
             return self._finish(await self._loop(client))
         except asyncio.CancelledError:
+            self._catching_up = self._continuing = False
             self._status(ConnState.STOPPED)
             raise
         finally:
@@ -176,15 +216,19 @@ class StreamEngine:
 
     async def _loop(self, client: httpx.AsyncClient) -> Outcome:
         while not self._stopping:
-            self._status(ConnState.CONNECTING)
+            if not self._continuing:
+                self._status(ConnState.CONNECTING)
             step = await self._guarded(self._attempt(client))
+            self._continuing = step is _CONTINUE and not self._stopping
+            if not self._continuing:
+                self._catching_up = False
             if isinstance(step, Outcome):
                 return step
-            if step is None or self._stopping:
-                continue  # at once: after a refresh, or reconnect_now()
+            if step is None or step is _CONTINUE or self._stopping:
+                continue  # at once: after a refresh, reconnect_now() or a sync with more
             delay, reason = step
             self._status(ConnState.OFFLINE, reason, retry_in=delay)
-            await self._guarded(asyncio.sleep(delay))
+            await self._guarded(self._sleep(delay))
         return Outcome(OutcomeKind.STOPPED)
 
     async def _guarded(self, coro: Coroutine[Any, Any, T]) -> T | None:
@@ -299,19 +343,28 @@ class StreamEngine:
         return None
 
     async def _stream(self, response: httpx.Response) -> _Step:
-        self._status(ConnState.CONNECTED)
+        if not self._continuing:
+            self._status(ConnState.CONNECTED)
         self._refreshed_after_401 = False
         self._rejected.clear()
         decoder = self._decoder
         decoder.start_stream(self._last_event_id)
         reason = "the server ended the stream"
+        more = False
         try:
             async for chunk in response.aiter_bytes():
                 for raw in decoder.feed(chunk):
                     if self._stopping:
                         return Outcome(OutcomeKind.STOPPED)
                     self._last_event_id = raw.id
-                    self._on_event(raw, to_stream_event(raw))
+                    typed = to_stream_event(raw)
+                    if isinstance(typed, ControlEvent):
+                        more = self._control(typed)
+                    self._on_event(raw, typed)
+                    if more:
+                        break  # nothing after it: a live event would leap over the rest
+                if more:
+                    break
                 self._last_event_id = decoder.last_event_id
         except httpx.ReadTimeout:
             reason = f"no data for {self.settings.heartbeat_timeout:g} s"
@@ -319,7 +372,31 @@ class StreamEngine:
             reason = f"the stream broke ({type(exc).__name__})"
         if decoder.retry is not None:
             self._backoff.set_retry_ms(decoder.retry)
+        if more:
+            self._backoff.reset()
+            log.info(
+                "catching up: more to replay after %r, continuing at once", self._last_event_id
+            )
+            return _CONTINUE
         return self._backoff.after_success(), reason
+
+    def _control(self, event: ControlEvent) -> bool:
+        """Track the catch-up state from ``connected`` and ``sync``; True for "sync, more"."""
+        if event.name == "connected":
+            self._catching_up = _flag(event.data, "replay")
+        elif event.name == "sync":
+            self._catching_up = _flag(event.data, "more")
+            return self._catching_up
+        return False
+
+
+def _flag(data: str, key: str) -> bool:
+    """Whether the JSON object ``data`` holds ``key: true`` (plain text: no)."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and obj.get(key) is True
 
 
 def _where(url: httpx.URL) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from email.utils import formatdate
 
 import pytest
@@ -20,12 +21,34 @@ def test_server_retry_sets_the_base() -> None:
     assert backoff.after_success() == 1.5
 
 
-def test_failures_grow_exponentially_with_full_jitter_up_to_the_cap() -> None:
-    backoff = Backoff(base=3.0, cap=300.0, rng=lambda: 1.0)
-    ceilings = [backoff.after_failure() for _ in range(9)]
-    assert ceilings == [3, 6, 12, 24, 48, 96, 192, 300, 300]
+def test_failures_grow_exponentially_with_full_jitter_above_the_retry_time() -> None:
+    top = Backoff(base=3.0, cap=300.0, rng=lambda: 1.0)
+    assert [top.after_failure() for _ in range(9)] == [6, 12, 24, 48, 96, 192, 300, 300, 300]
     half = Backoff(base=3.0, rng=lambda: 0.5)
-    assert [half.after_failure() for _ in range(3)] == [1.5, 3.0, 6.0]
+    assert [half.after_failure() for _ in range(3)] == [4.5, 7.5, 13.5]  # 3 + half the window
+    bottom = Backoff(base=3.0, rng=lambda: 0.0)
+    assert [bottom.after_failure() for _ in range(3)] == [3.0, 3.0, 3.0]  # never below retry
+
+
+def test_a_failure_never_waits_less_than_the_servers_retry_time() -> None:
+    """The measured bug: a 503 retried 19 ms later while the server asked for 300 ms."""
+    rng = random.Random(7)
+    backoff = Backoff(rng=rng.random)
+    backoff.set_retry_ms(300)
+    waits = []
+    for _ in range(200):
+        waits += [backoff.after_failure() for _ in range(12)]
+        backoff.after_success()
+    assert min(waits) >= 0.3
+    assert max(waits) <= 300.0
+    assert max(waits) > 100  # the window did grow towards the cap
+
+
+def test_retry_zero_still_backs_off_on_failures() -> None:
+    backoff = Backoff(rng=lambda: 1.0)
+    backoff.set_retry_ms(0)
+    assert [backoff.after_failure() for _ in range(3)] == [0.5, 1.0, 2.0]
+    assert backoff.after_success() == 0.0  # a stream that worked: the server's word
 
 
 def test_success_resets_the_failure_count() -> None:
@@ -33,7 +56,7 @@ def test_success_resets_the_failure_count() -> None:
     for _ in range(5):
         backoff.after_failure()
     backoff.after_success()
-    assert backoff.after_failure() == 2.0
+    assert backoff.after_failure() == 4.0
 
 
 def test_reset_for_reconnect_now() -> None:
@@ -41,13 +64,21 @@ def test_reset_for_reconnect_now() -> None:
     backoff.after_failure()
     backoff.after_failure()
     backoff.reset()
-    assert backoff.after_failure() == 2.0
+    assert backoff.after_failure() == 4.0
 
 
 def test_retry_after_seconds_is_a_minimum() -> None:
     backoff = Backoff(base=3.0, rng=lambda: 0.1)
     assert backoff.after_failure("120") == 120.0
-    assert backoff.after_failure("junk") == pytest.approx(0.6)  # ignored: jitter alone
+    assert backoff.after_failure("junk") == pytest.approx(3.0 + 0.1 * 9)  # jitter alone
+    assert backoff.after_failure("1") == pytest.approx(3.0 + 0.1 * 21)  # never below retry
+
+
+def test_a_huge_failure_count_stays_at_the_cap() -> None:
+    backoff = Backoff(base=3.0, rng=lambda: 1.0)
+    for _ in range(5000):
+        wait = backoff.after_failure()
+    assert wait == 300.0
 
 
 def test_retry_after_http_date_uses_the_clock() -> None:

@@ -1,24 +1,29 @@
 """The client factory: TLS always verified (a private CA can be added), proxies from the
-environment, origins for the redirect rule."""
+environment, origins for the redirect rule; no secret (a credential header, a request body)
+ever follows a redirect to another origin, proven with two loopback servers on two ports."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import ipaddress
+import json
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.config import ConfigError, StreamSettings
+from app.config import ConfigError, Endpoints, StreamSettings
 from app.core import http
-from app.core.errors import CertificateError
+from app.core.auth import AuthSession, Tokens
+from app.core.errors import CertificateError, ProtocolError
 from app.core.model import RawEvent, Status, StreamEvent
+from app.core.secrets import MemorySecretStore, login_key
 from app.core.stream import Outcome, OutcomeKind, StaticToken, StreamEngine
-from tests.fixtures.scripted import ScriptedServer, sse
+from tests.fixtures.scripted import Conn, ScriptedServer, redirect, sse, status
 
 Scripted = Callable[..., ScriptedServer]
 
@@ -164,3 +169,139 @@ def test_client_timeouts_follow_the_settings() -> None:
 )
 def test_origin(a: str, b: str, same: bool) -> None:
     assert (http.origin(httpx.URL(a)) == http.origin(httpx.URL(b))) is same
+
+
+# ------------------------------------------------------------------ redirects and secrets
+
+PASSWORD = "pw-7f3e-secret"
+REFRESH = "rt-91ab-secret"
+TOKENS_JSON = json.dumps(
+    {"access_token": "at-1", "refresh_token": "rt-2", "expires_in": 900, "user_id": "alice"}
+).encode()
+
+
+def _session(server: ScriptedServer, secrets: MemorySecretStore) -> AuthSession:
+    return AuthSession(
+        server_url=server.url,
+        username="alice",
+        endpoints=Endpoints(),
+        secrets=secrets,
+        settings=StreamSettings(),
+    )
+
+
+def _logged_in(server: ScriptedServer) -> MemorySecretStore:
+    secrets = MemorySecretStore()
+    tokens = Tokens("at-0", REFRESH, expires_at=time.time() + 900, user_id="alice")
+    secrets.set(login_key(server.url, "alice"), tokens.to_secret())
+    return secrets
+
+
+def _leaked(server: ScriptedServer) -> list[str]:
+    """What of a secret reached ``server``: bodies, and headers that carry credentials."""
+    found = []
+    for r in server.requests:
+        found += [name for name in http.SECRET_HEADERS if name in r.headers]
+        found += [
+            s for s in (PASSWORD, REFRESH, "at-0") if s.encode() in r.body + r.target.encode()
+        ]
+    return found
+
+
+@pytest.mark.parametrize("code", [307, 308])
+async def test_login_and_refresh_bodies_never_follow_a_redirect_to_another_origin(
+    scripted: Scripted, code: int
+) -> None:
+    other = scripted(status(200, TOKENS_JSON, content_type="application/json"))
+    server = scripted(redirect(lambda: other.url + "/auth/login", code=code))
+    session = _session(server, MemorySecretStore())
+    try:
+        with pytest.raises(ProtocolError) as login:
+            await session.login(PASSWORD)
+        session = _session(server, _logged_in(server))
+        with pytest.raises(ProtocolError) as refresh:
+            await session.refresh()
+    finally:
+        await session.aclose()
+    for exc in (login.value, refresh.value):
+        text = str(exc)
+        assert "redirected" in text and "another origin" in text and "Check the server URL" in text
+        assert f"127.0.0.1:{other.port}" in text
+        assert PASSWORD not in text and REFRESH not in text
+    assert other.requests == []  # never followed: the other origin got nothing at all
+    assert PASSWORD.encode() in server.requests[0].body  # (the first origin got the login)
+
+
+async def test_logout_sends_no_secret_to_another_origin(scripted: Scripted) -> None:
+    other = scripted(status(200, b"{}", content_type="application/json"))
+    server = scripted(redirect(lambda: other.url + "/elsewhere", code=307))
+    session = _session(server, _logged_in(server))
+    try:
+        await session.logout()  # best effort: the close call and the logout call both redirect
+    finally:
+        await session.aclose()
+    assert not session.has_stored_login()
+    assert _leaked(other) == []
+    assert [r.headers.get("authorization") for r in server.requests] == ["Bearer at-0"] * 2
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+async def test_secret_headers_are_dropped_on_a_redirect_to_another_origin(
+    scripted: Scripted, code: int
+) -> None:
+    other = scripted(status(200, b"there"))
+    server = scripted(redirect(lambda: other.url + "/there", code=code))
+    async with http.make_client(StreamSettings()) as client:
+        request = client.build_request(
+            "GET",
+            server.url + "/here",
+            headers={
+                "Authorization": "Bearer at-0",
+                "Cookie": "session=at-0",
+                "Proxy-Authorization": "Basic at-0",
+                "X-Trace": "kept",
+            },
+        )
+        response = await http.send(client, request)
+    assert response.text == "there"
+    assert _leaked(other) == []
+    assert other.requests[0].headers["x-trace"] == "kept"
+    assert server.requests[0].headers["cookie"] == "session=at-0"  # (sent where it belonged)
+
+
+async def test_a_post_turned_into_a_get_by_303_follows_without_its_body(
+    scripted: Scripted,
+) -> None:
+    other = scripted(status(200, b"ok"))
+    server = scripted(redirect(lambda: other.url + "/done", code=303))
+    async with http.make_client(StreamSettings()) as client:
+        request = client.build_request(
+            "POST", server.url + "/auth/login", json={"password": PASSWORD}
+        )
+        response = await http.send(client, request)
+    assert response.status_code == 200
+    (followed,) = other.requests
+    assert followed.method == "GET" and followed.body == b""
+    assert "content-length" not in followed.headers and _leaked(other) == []
+
+
+@pytest.mark.parametrize("code", [307, 308])
+async def test_same_origin_redirect_keeps_the_body_and_the_token(
+    scripted: Scripted, code: int
+) -> None:
+    async def moved(conn: Conn) -> None:
+        if conn.request.path == "/auth/login":
+            await conn.respond(code, location="/v2/auth/login")
+        else:
+            await conn.respond(200, TOKENS_JSON, content_type="application/json")
+
+    server = scripted(moved)
+    session = _session(server, MemorySecretStore())
+    try:
+        tokens = await session.login(PASSWORD)
+    finally:
+        await session.aclose()
+    assert tokens.access_token == "at-1"
+    first, second = server.requests
+    assert second.path == "/v2/auth/login" and second.method == "POST"
+    assert second.body == first.body and PASSWORD.encode() in second.body

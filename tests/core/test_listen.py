@@ -254,6 +254,53 @@ def test_each_announcement_once_in_order_across_two_server_restarts(
     assert sum(e["event"] == "connected" for e in received) >= 3  # it did reconnect twice
 
 
+def test_a_fresh_listener_resumes_from_the_connected_position(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """listen keeps its position in the engine: the first ``connected`` gives it one, so what
+    is published while it is away (here: between a close and its reconnect) still arrives."""
+    server = server_factory(demo_users=True, retry_ms=1500, ping_interval=1.0)
+    old = server.publish("before", "x")
+    proc = listen_bg(
+        tmp_path,
+        "--url",
+        server.url + "/sse/connect/alice",
+        "--token",
+        _login(server),
+        "--json",
+        "--max-events",
+        "14",  # connected, close, connected, 10 announcements, sync
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+    reader.start()
+    received: list[dict[str, str]] = []
+    try:
+        first = lines.get(timeout=30)
+        assert first is not None
+        received.append(json.loads(first))
+        assert received[0]["event"] == "connected" and received[0]["id"] == old
+        server.close_streams("alice")  # away for at least the 1.5 s the server asks for
+        published = [server.publish(f"n{i}", "x") for i in range(10)]
+        while (line := lines.get(timeout=30)) is not None:
+            received.append(json.loads(line))
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=15)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.stderr.close()
+        reader.join(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == 0, err
+    connected = [e["id"] for e in received if e["event"] == "connected"]
+    assert connected == [old, old]  # it came back with the position it was given
+    assert [e["id"] for e in received if e["event"] == "message"] == published
+
+
 def test_stored_login_on_a_real_keyring(
     companion_server: EmbeddedServer, gnome_keyring: KeyringRunner, tmp_path: Path
 ) -> None:

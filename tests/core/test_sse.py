@@ -177,7 +177,7 @@ def test_oversized_event_dropped_with_warning_and_memory_bounded(
     events = decode(b"id: 1\ndata: ok\n\nid: 2\ndata: ", decoder=decoder)
     for _ in range(1000):  # 64 KiB of one line, chunk by chunk
         events += decoder.feed(b"z" * 64)
-        assert len(decoder._line) <= 100
+        assert len(decoder._line) <= 100 + 16  # the cap, and room for "data: "
     events += decode(b"\n\nid: 3\ndata: after\n\n", decoder=decoder)
     assert events == [RawEvent(data="ok", id="1"), RawEvent(data="after", id="3")]
     assert decoder.dropped == 1
@@ -201,3 +201,38 @@ def test_only_cr_and_lf_end_lines() -> None:
     # str.splitlines() would also split on these; the stream format does not
     text = "data: a\x0bb\x0cc\x1cd\x85e\u2028f\u2029g\n\n"
     assert decode(text.encode()) == [RawEvent(data="a\x0bb\x0cc\x1cd\x85e\u2028f\u2029g")]
+
+
+def test_the_cap_counts_the_data_only() -> None:
+    """Not the field name, the space, the line ends: data of exactly the cap is kept, even
+    arriving in pieces; LFs between data lines count; one byte more is dropped."""
+    mib = 1024 * 1024
+    decoder = SSEDecoder(max_event_bytes=mib)
+    line = b"data: " + b"a" * mib + b"\r\n\r\n"
+    pieces = [line[i : i + 4096] for i in range(0, len(line), 4096)]
+    (event,) = decode(*pieces, decoder=decoder)
+    assert len(event.data) == mib
+    two_lines = b"data: " + b"a" * (mib // 2) + b"\ndata: " + b"b" * (mib // 2 - 1) + b"\n\n"
+    (joined,) = decode(two_lines, decoder=decoder)
+    assert len(joined.data) == mib
+    assert decode(b"data: " + b"a" * (mib + 1) + b"\n\n", decoder=decoder) == []
+    assert decode(b"data:\ndata:\n\n", decoder=SSEDecoder(max_event_bytes=1)) == [
+        RawEvent(data="\n")
+    ]
+    assert decoder.dropped == 1
+
+
+def test_default_cap_is_well_above_one_mib() -> None:
+    assert SSEDecoder().max_event_bytes == 8 * 1024 * 1024
+
+
+def test_memory_stays_bounded_while_a_huge_event_is_skipped() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    events = decode(b"id: 1\ndata: a\n\nid: 2\n", decoder=decoder)
+    for i in range(2000):  # 2 MB in many lines and pieces
+        events += decoder.feed(b"data: " + b"y" * 500 + (b"\n" if i % 3 == 0 else b""))
+        held = len(decoder._line) + sum(map(len, decoder._data))
+        assert held <= 1000 + 16
+    events += decode(b"\n\nid: 3\ndata: c\n\n", decoder=decoder)
+    assert events == [RawEvent(data="a", id="1"), RawEvent(data="c", id="3")]
+    assert decoder.dropped == 1
