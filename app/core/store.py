@@ -6,6 +6,13 @@ safe to call from any thread. ``record()`` stores an announcement and the stream
 in one transaction: after a crash or a restart the stream resumes exactly where the history
 stops, without loss and without repeats.
 
+Besides read and acknowledged, each announcement records whether it was ``shown`` (told by a
+toast or a summary, see :mod:`app.core.toast_policy`): at the next start the tray tells what a
+crash or a kill left untold (:meth:`HistoryStore.unshown`) and brings back the windows of urgent
+announcements not acknowledged (:meth:`HistoryStore.unacknowledged_urgent`). The file is private
+(0600, in a 0700 folder); a damaged one raises :class:`HistoryDamagedError`, and
+:func:`move_aside` keeps it next to the new one.
+
 The schema carries its version in ``PRAGMA user_version``; ``_MIGRATIONS[n]`` takes a file from
 version n to n + 1.
 """
@@ -17,13 +24,14 @@ import hashlib
 import re
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from app.core.files import private_dir, private_file
 from app.core.model import Announcement, Priority
 
 Clock = Callable[[], datetime]
@@ -51,13 +59,21 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE pending_acks (id TEXT PRIMARY KEY, queued_at REAL NOT NULL);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 1 -> 2: whether the person was told about it (a toast, a summary toast, or on purpose
+    # not at all); what a crash left untold is told at the next start. Rows written by
+    # version 1 were told by then: they count as shown.
+    """
+    ALTER TABLE announcements ADD COLUMN shown INTEGER NOT NULL DEFAULT 0;
+    UPDATE announcements SET shown = 1;
+    CREATE INDEX announcements_unshown ON announcements (shown) WHERE shown = 0;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 # Whole statements as constants: no SQL is ever assembled from values.
 _SELECT = (
     "SELECT id, title, body, priority, url, created_at, expires_at, legacy, received_at, read, "
-    "acked FROM announcements "
+    "acked, shown FROM announcements "
 )
 _SELECT_BY_ID = _SELECT + "WHERE id = ?"
 _LIST = (
@@ -72,6 +88,13 @@ _SEARCH = (
 _UNREAD = (
     "SELECT COUNT(*) FROM announcements WHERE read = 0 AND (expires_at IS NULL OR expires_at > ?)"
 )
+_UNACKED_URGENT = (
+    _SELECT + "WHERE priority = 'urgent' AND acked = 0 AND (expires_at IS NULL OR expires_at > ?) "
+    "ORDER BY seq"
+)
+_UNSHOWN = (
+    _SELECT + "WHERE shown = 0 AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?"
+)
 _INSERT = (
     "INSERT OR IGNORE INTO announcements (id, title, body, priority, url, created_at, "
     "expires_at, legacy, received_at, read, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
@@ -82,12 +105,18 @@ class HistoryStoreError(RuntimeError):
     """The history file cannot be opened or used; the message names the file and what to do."""
 
 
+class HistoryDamagedError(HistoryStoreError):
+    """The file is not a readable SQLite history (damaged, truncated, or another kind of file):
+    the caller may move it aside (:func:`move_aside`) and start a new history."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredAnnouncement:
     announcement: Announcement
     received_at: datetime
     read: bool
     acked: bool
+    shown: bool = True  # told to the person (toast, summary, or on purpose not at all)
 
 
 def _now() -> datetime:
@@ -124,7 +153,8 @@ class HistoryStore:
         self._clock = clock
         self._lock = threading.RLock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            private_file(path)  # SQLite gives the -wal and -shm files the same mode
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise HistoryStoreError(
@@ -136,10 +166,16 @@ class HistoryStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=5000")
+            check = self._conn.execute("PRAGMA quick_check(1)").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else '?'}")
             self._migrate()
+        except HistoryStoreError:
+            self._conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise HistoryStoreError(
+            raise HistoryDamagedError(
                 f"the history file {path} is damaged or not a history file ({exc}). "
                 "Move it aside and restart: a new history will be created."
             ) from exc
@@ -240,7 +276,8 @@ class HistoryStore:
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredAnnouncement:
-        (ann_id, title, body, priority, url, created, expires, legacy, received, read, acked) = row
+        ann_id, title, body, priority, url, created, expires, legacy, received = row[:9]
+        read, acked, shown = row[9:]
         ann = Announcement(
             id=str(ann_id),
             title=str(title),
@@ -253,7 +290,7 @@ class HistoryStore:
         )
         received_at = _dt(received)  # type: ignore[arg-type]
         assert received_at is not None
-        return StoredAnnouncement(ann, received_at, bool(read), bool(acked))
+        return StoredAnnouncement(ann, received_at, bool(read), bool(acked), bool(shown))
 
     # ------------------------------------------------------------------ announcements
 
@@ -331,6 +368,25 @@ class HistoryStore:
         )
         return int(rows[0][0])  # type: ignore[call-overload]
 
+    # ------------------------------------------------------------------ shown
+
+    def mark_shown(self, ann_ids: Iterable[str]) -> None:
+        """The person was told about these (a toast, a summary toast, or on purpose nothing)."""
+        ids = [(i,) for i in ann_ids]
+        if ids:
+            self._transaction(
+                lambda conn: (
+                    conn.executemany(
+                        "UPDATE announcements SET shown = 1 WHERE id = ? AND shown = 0", ids
+                    ).rowcount
+                )
+            )
+
+    def unshown(self, *, limit: int = 10_000) -> builtins.list[StoredAnnouncement]:
+        """Stored but never told (the program stopped before the toast), oldest first; expired
+        ones are left out."""
+        return [self._row(r) for r in self._query(_UNSHOWN, (self._now_ts(), max(0, limit)))]
+
     # ------------------------------------------------------------------ stream position
 
     def last_event_id(self) -> str:
@@ -342,18 +398,31 @@ class HistoryStore:
 
     # ------------------------------------------------------------------ acknowledgements
 
-    def queue_ack(self, ann_id: str) -> None:
-        """Acknowledge pressed: mark it acknowledged and keep the receipt until it is sent."""
+    def queue_ack(self, ann_id: str) -> bool:
+        """Acknowledge pressed: mark it acknowledged (and so read and shown) and keep the
+        receipt until it is sent. True when this call acknowledged it; False when it was
+        acknowledged before (a second press, or the root and the worker both queueing it):
+        then no second receipt is queued."""
 
         def work(conn: sqlite3.Connection) -> bool:
-            conn.execute("UPDATE announcements SET acked = 1, read = 1 WHERE id = ?", (ann_id,))
+            row = conn.execute("SELECT acked FROM announcements WHERE id = ?", (ann_id,)).fetchone()
+            if row is not None and row[0]:
+                return False
+            conn.execute(
+                "UPDATE announcements SET acked = 1, read = 1, shown = 1 WHERE id = ?", (ann_id,)
+            )
             conn.execute(
                 "INSERT OR IGNORE INTO pending_acks (id, queued_at) VALUES (?, ?)",
                 (ann_id, self._now_ts()),
             )
             return True
 
-        self._transaction(work)
+        return self._transaction(work)
+
+    def unacknowledged_urgent(self) -> builtins.list[StoredAnnouncement]:
+        """Urgent announcements not acknowledged, not expired (revoked ones are gone), oldest
+        first: their windows come back after a restart until they are acknowledged."""
+        return [self._row(r) for r in self._query(_UNACKED_URGENT, (self._now_ts(),))]
 
     def pending_acks(self) -> builtins.list[str]:
         """Receipts not yet sent, oldest first."""
@@ -390,6 +459,24 @@ class HistoryStore:
             return cur.rowcount
 
         return self._transaction(work)
+
+
+def move_aside(path: Path, *, now: datetime | None = None) -> Path:
+    """Rename a damaged history file (and its ``-wal`` and ``-shm`` files) to
+    ``NAME.damaged-YYYYMMDDTHHMMSS.sqlite3`` next to it; returns the new path of the file."""
+    stamp = (now or datetime.now()).strftime("%Y%m%dT%H%M%S")  # the user's local time
+    stem = path.name.removesuffix(".sqlite3")
+    target = path.with_name(f"{stem}.damaged-{stamp}.sqlite3")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{stem}.damaged-{stamp}-{n}.sqlite3")
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.replace(target.with_name(target.name + suffix))
+    path.replace(target)
+    return target
 
 
 def _split_sql(script: str) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -264,3 +266,114 @@ def test_writer_thread_and_reader_thread(store: HistoryStore) -> None:
     assert errors == []
     assert len(store.list()) == n
     assert store.last_event_id() == f"{n - 1:04d}"
+
+
+def _version_1_file(path: Path) -> None:
+    """A history as version 1 of the schema wrote it, with one announcement."""
+    from app.core.store import _MIGRATIONS, _split_sql
+
+    conn = sqlite3.connect(path)
+    for statement in _split_sql(_MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO announcements (id, title, body, priority, received_at) "
+        "VALUES ('old', 't', 'b', 'normal', ?)",
+        (T0.timestamp(),),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+def test_migration_to_2_counts_existing_announcements_as_shown(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    _version_1_file(path)
+    with HistoryStore(path) as s:
+        assert SCHEMA_VERSION == 2
+        old = s.get("old")
+        assert old is not None and old.shown
+        assert s.unshown() == []
+        s.add(ann("new"))
+        assert [x.announcement.id for x in s.unshown()] == ["new"]
+
+
+def test_shown_is_recorded_and_untold_ones_are_listed_oldest_first(
+    store: HistoryStore, clock: FakeClock
+) -> None:
+    for i in range(5):
+        store.record(ann(str(i)), str(i))
+    store.add(ann("gone", expires_at=T0 + timedelta(minutes=1)))
+    store.mark_shown(["1", "3", "unknown"])
+    store.mark_shown([])
+    clock.now = T0 + timedelta(minutes=2)  # "gone" has expired: nothing to tell
+    assert [s.announcement.id for s in store.unshown()] == ["0", "2", "4"]
+    assert [s.announcement.id for s in store.unshown(limit=2)] == ["0", "2"]
+    got = store.get("1")
+    assert got is not None and got.shown and not got.read
+
+
+def test_unacknowledged_urgent_ones(store: HistoryStore, clock: FakeClock) -> None:
+    store.add(ann("u1", priority=Priority.URGENT))
+    store.add(ann("u2", priority=Priority.URGENT))
+    store.add(ann("u3", priority=Priority.URGENT, expires_at=T0 + timedelta(hours=1)))
+    store.add(ann("u4", priority=Priority.URGENT))
+    store.add(ann("n", priority=Priority.HIGH))
+    assert store.queue_ack("u2") is True
+    store.remove("u4")  # revoked
+    assert [s.announcement.id for s in store.unacknowledged_urgent()] == ["u1", "u3"]
+    clock.now = T0 + timedelta(hours=2)  # u3 expired
+    assert [s.announcement.id for s in store.unacknowledged_urgent()] == ["u1"]
+
+
+def test_acknowledging_twice_queues_one_receipt(store: HistoryStore) -> None:
+    store.add(ann("u", priority=Priority.URGENT))
+    assert store.queue_ack("u") is True  # the root, at once
+    got = store.get("u")
+    assert got is not None and (got.acked, got.read, got.shown) == (True, True, True)
+    store.ack_sent("u")
+    assert store.queue_ack("u") is False  # the worker, after the receipt was already sent
+    assert store.pending_acks() == []
+
+
+def test_damaged_file_is_a_damaged_error_and_moves_aside(tmp_path: Path) -> None:
+    from app.core.store import HistoryDamagedError, move_aside
+
+    path = tmp_path / "history" / "h.sqlite3"
+    path.parent.mkdir()
+    path.write_bytes(b"\x00garbage" * 512)
+    with pytest.raises(HistoryDamagedError, match="damaged"):
+        HistoryStore(path)
+    path.with_name("h.sqlite3-wal").write_bytes(b"wal")  # as a crash may leave it
+    aside = move_aside(path, now=datetime(2026, 11, 29, 21, 30, 5))
+    assert aside.name == "h.damaged-20261129T213005.sqlite3"
+    assert aside.read_bytes() == b"\x00garbage" * 512
+    assert aside.with_name(aside.name + "-wal").read_bytes() == b"wal"
+    assert not path.exists() and not path.with_name("h.sqlite3-wal").exists()
+    # a second one in the same second gets its own name
+    path.write_bytes(b"again")
+    again = move_aside(path, now=datetime(2026, 11, 29, 21, 30, 5))
+    assert again != aside and again.read_bytes() == b"again"
+    with HistoryStore(path) as fresh:
+        assert fresh.list() == []
+
+
+def test_newer_schema_is_not_a_damaged_file(tmp_path: Path) -> None:
+    from app.core.store import HistoryDamagedError
+
+    path = tmp_path / "h.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(HistoryStoreError) as info:
+        HistoryStore(path)
+    assert not isinstance(info.value, HistoryDamagedError)  # never moved aside
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_history_folder_and_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "history" / "h.sqlite3"
+    with HistoryStore(path) as s:
+        s.add(ann("1"))
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        for f in (path, path.with_name("h.sqlite3-wal"), path.with_name("h.sqlite3-shm")):
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
