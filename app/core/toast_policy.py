@@ -6,10 +6,20 @@ Rules:
 - Announcements below the minimum priority never pop up (they are still in the history).
 - A burst gives one summary: at most ``burst_limit`` single toasts within ``burst_window``
   seconds; more than that and the rest are gathered into one summary toast.
+- A catch-up (the replay after a long absence, in pages, or what a crash left untold) gives
+  one summary for the whole of it: between :meth:`catch_up_started` and
+  :meth:`catch_up_finished` announcements are gathered, then shown as one summary (more than
+  ``burst_limit``) or as single toasts (a few). A catch-up that never says it finished ends
+  ``catch_up_idle`` seconds after its last announcement (a backend without ``sync``).
 - Disconnected for longer than ``offline_after`` seconds: one toast; and one when back.
 
 The caller feeds events in (:meth:`announcement`, :meth:`connection`) and calls :meth:`due`
 regularly (a timer) or at :meth:`next_deadline`: both return the toasts to show now.
+
+What counts as told ("shown" in the history): each toast carries the ids it covers
+(``Toast.ids``: its announcement, or every announcement a summary counts); announcements below
+the minimum priority are settled without a toast, on purpose (:meth:`take_skipped`). Held back
+by do not disturb or quiet hours is NOT told yet: the summary at their end tells it.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import enum
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
 
@@ -42,6 +52,8 @@ class Toast:
     kind: ToastKind
     announcement: Announcement | None = None
     count: int = 1
+    # the announcements this toast tells (a summary: all it counts); not part of equality
+    ids: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def urgent(self) -> bool:
@@ -68,6 +80,7 @@ class ToastPolicy:
         burst_window: float = 2.0,
         settle: float = 0.3,
         offline_after: float = 180.0,
+        catch_up_idle: float = 5.0,
     ) -> None:
         self.settings = settings or ToastSettings()
         self.clock = clock
@@ -76,11 +89,16 @@ class ToastPolicy:
         self._burst_window = burst_window
         self._settle = settle
         self._offline_after = offline_after
+        self._catch_up_idle = catch_up_idle
         self._pending: list[Announcement] = []  # waiting to settle (a burst may be arriving)
         self._first_pending = 0.0
         self._last_arrival = 0.0
         self._shown: deque[float] = deque()  # times of recent announcement toasts
-        self._held = 0  # held back by DND / quiet hours
+        self._held: list[str] = []  # ids held back by DND / quiet hours
+        self._skipped: list[str] = []  # ids below the minimum priority: settled, no toast
+        self._catch_ups = 0  # open catch-ups (they may nest: a restart's and the stream's)
+        self._gathered: list[Announcement] = []  # arrived during the catch-up
+        self._gather_until = 0.0  # a catch-up that does not finish ends then
         self._offline_since: float | None = None
         self._offline_toasted = False
 
@@ -96,18 +114,59 @@ class ToastPolicy:
         ``settle`` seconds to see whether a burst is arriving (then :meth:`due` returns them)."""
         if ann.priority is Priority.URGENT:
             self._mark_shown()
-            return [Toast(ToastKind.ANNOUNCEMENT, ann)]
+            return [Toast(ToastKind.ANNOUNCEMENT, ann, ids=(ann.id,))]
         if ann.priority.rank < self.settings.min_priority.rank:
+            self._skipped.append(ann.id)
             return []
         if self.quiet():
-            self._held += 1
+            self._held.append(ann.id)
             return []
         now = self.clock()
+        if self._catch_ups:
+            self._gathered.append(ann)
+            self._gather_until = now + self._catch_up_idle
+            return self.due()
         if not self._pending:
             self._first_pending = now
         self._pending.append(ann)
         self._last_arrival = now
         return self.due()
+
+    def catch_up_started(self) -> list[Toast]:
+        """A catch-up begins: gather what arrives until :meth:`catch_up_finished`."""
+        if not self._catch_ups:
+            self._gather_until = self.clock() + self._catch_up_idle
+        self._catch_ups += 1
+        return []
+
+    def catch_up_finished(self) -> list[Toast]:
+        """The catch-up is over (the last page arrived): one summary, or a few single toasts."""
+        if self._catch_ups == 0:
+            return []
+        self._catch_ups -= 1
+        if self._catch_ups:
+            return []
+        return self._end_catch_up()
+
+    def _end_catch_up(self) -> list[Toast]:
+        self._catch_ups = 0
+        gathered, self._gathered = self._gathered, []
+        if len(gathered) > self._burst_limit:
+            self._mark_shown()
+            return [self._summary(gathered), *self.due()]
+        now = self.clock()
+        for ann in gathered:  # a few: as if they had just arrived
+            if not self._pending:
+                self._first_pending = now
+            self._pending.append(ann)
+            self._last_arrival = now
+        return self.due()
+
+    def take_skipped(self) -> list[str]:
+        """Ids settled without a toast on purpose (below the minimum priority) since the last
+        call: told, as far as the history is concerned."""
+        skipped, self._skipped = self._skipped, []
+        return skipped
 
     def connection(self, state: ConnState) -> list[Toast]:
         """The connection state changed."""
@@ -127,6 +186,8 @@ class ToastPolicy:
     def next_deadline(self) -> float | None:
         """Clock time at which :meth:`due` will have something new to say, if any."""
         times = []
+        if self._catch_ups:
+            times.append(self._gather_until)
         if self._pending:
             times.append(self._flush_at())
         if self._offline_since is not None and not self._offline_toasted:
@@ -137,9 +198,11 @@ class ToastPolicy:
         """The toasts to show now."""
         now = self.clock()
         out: list[Toast] = []
+        if self._catch_ups and now >= self._gather_until:
+            return self._end_catch_up()  # it never said it finished: end it now
         if self._held and not self.quiet():
-            out.append(Toast(ToastKind.SUMMARY, count=self._held))
-            self._held = 0
+            held, self._held = self._held, []
+            out.append(Toast(ToastKind.SUMMARY, count=len(held), ids=tuple(held)))
         if self._pending and now >= self._flush_at():
             out.extend(self._flush())
         if (
@@ -174,10 +237,14 @@ class ToastPolicy:
         pending, self._pending = self._pending, []
         if summary:
             self._mark_shown()
-            return [Toast(ToastKind.SUMMARY, count=len(pending))]
+            return [self._summary(pending)]
         for _ in pending:
             self._mark_shown()
-        return [Toast(ToastKind.ANNOUNCEMENT, a) for a in pending]
+        return [Toast(ToastKind.ANNOUNCEMENT, a, ids=(a.id,)) for a in pending]
+
+    @staticmethod
+    def _summary(anns: list[Announcement]) -> Toast:
+        return Toast(ToastKind.SUMMARY, count=len(anns), ids=tuple(a.id for a in anns))
 
     def _mark_shown(self) -> None:
         self._shown.append(self.clock())

@@ -163,3 +163,88 @@ def test_logout_resets_the_offline_timer() -> None:
     assert policy.connection(ConnState.STOPPED) == []
     clock.now += 600
     assert policy.due() == []
+
+
+def test_a_catch_up_in_pages_gives_one_summary_for_all_of_it() -> None:
+    """2,500 replayed in three pages over several burst windows: one summary, every id told."""
+    clock = FakeClock()
+    policy = make(clock)
+    out = policy.catch_up_started()
+    for n in range(2500):
+        out += policy.announcement(ann(n))
+        clock.now += 0.002 if n % 1000 else 0.8  # a reconnect between pages
+        out += policy.due()
+    assert out == []
+    out += policy.catch_up_finished()
+    assert out == [Toast(ToastKind.SUMMARY, count=2500)]
+    assert out[0].ids == tuple(str(n) for n in range(2500))
+    assert policy.next_deadline() is None
+    clock.now += 10
+    assert policy.due() == []
+
+
+def test_a_small_catch_up_gives_single_toasts() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    policy.catch_up_started()
+    for n in range(2):
+        assert policy.announcement(ann(n)) == []
+    assert policy.catch_up_finished() == []
+    toasts = settle(policy, clock)
+    assert [t.announcement for t in toasts] == [ann(0), ann(1)]
+    assert [t.ids for t in toasts] == [("0",), ("1",)]
+
+
+def test_urgent_is_not_held_by_a_catch_up() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    policy.catch_up_started()
+    urgent = ann(1, Priority.URGENT)
+    assert policy.announcement(urgent) == [Toast(ToastKind.ANNOUNCEMENT, urgent)]
+
+
+def test_a_catch_up_that_never_finishes_ends_when_idle() -> None:
+    """A backend that never sends sync: the catch-up ends catch_up_idle after its last one."""
+    clock = FakeClock()
+    policy = ToastPolicy(clock=clock, catch_up_idle=5.0)
+    policy.catch_up_started()
+    for n in range(10):
+        policy.announcement(ann(n))
+        clock.now += 1.0
+    assert policy.due() == []
+    deadline = policy.next_deadline()
+    assert deadline == 1009.0 + 5.0
+    clock.now = deadline
+    assert policy.due() == [Toast(ToastKind.SUMMARY, count=10)]
+    assert policy.catch_up_finished() == []  # late: nothing more
+    policy.announcement(ann(99))
+    assert settle(policy, clock) == [Toast(ToastKind.ANNOUNCEMENT, ann(99))]
+
+
+def test_nested_catch_ups_end_with_the_outer_one() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    policy.catch_up_started()  # the stream's
+    policy.catch_up_started()  # a restart's untold ones
+    for n in range(3):
+        policy.announcement(ann(n))
+    assert policy.catch_up_finished() == []
+    for n in range(3, 6):
+        policy.announcement(ann(n))
+    assert policy.catch_up_finished() == [Toast(ToastKind.SUMMARY, count=6)]
+
+
+def test_what_is_told_held_back_or_skipped() -> None:
+    """Held back by do not disturb is told by the summary at its end; below the minimum
+    priority is settled at once without a toast."""
+    clock = FakeClock()
+    policy = make(clock, do_not_disturb=True, min_priority=Priority.NORMAL)
+    policy.announcement(ann(1, Priority.LOW))
+    policy.announcement(ann(2))
+    policy.announcement(ann(3, Priority.HIGH))
+    assert policy.take_skipped() == ["1"]
+    assert policy.take_skipped() == []
+    assert policy.due() == []
+    policy.settings = ToastSettings(do_not_disturb=False)
+    (summary,) = policy.due()
+    assert (summary.kind, summary.count, summary.ids) == (ToastKind.SUMMARY, 2, ("2", "3"))
