@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+import time
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QDesktopServices,
     QFont,
+    QHideEvent,
     QKeySequence,
     QShortcut,
+    QShowEvent,
     QStandardItem,
     QStandardItemModel,
 )
@@ -30,12 +34,14 @@ from PySide6.QtWidgets import (
 
 from app import APP_NAME
 from app.core.links import safe_link
+from app.core.model import Priority
 from app.core.store import HistoryStore, StoredAnnouncement
 from app.ui import widgets
 from app.ui.icons import app_icon
 
 _ID_ROLE = Qt.ItemDataRole.UserRole + 1
 _COL_TITLE, _COL_PRIORITY, _COL_TIME = range(3)
+RELOAD_INTERVAL_MS = 200  # new announcements reload the list at most this often
 
 
 def display_title(stored: StoredAnnouncement) -> str:
@@ -59,12 +65,19 @@ class HistoryWindow(QWidget):
     Signals (all emitted on the GUI thread):
         readChanged(): the read state of one or more announcements changed (the tray updates
             its unread badge).
+        acknowledgeRequested(str): Acknowledge was pressed for this urgent announcement (the
+            composition root acknowledges it everywhere, then calls :meth:`reload`).
+
+    New announcements call :meth:`schedule_reload`: the list is re-read at most every
+    ``RELOAD_INTERVAL_MS`` (longer when a reload is slow) while the window is shown, and once
+    when it is shown again, so thousands of arrivals never flood the GUI thread.
 
     ``confirm_link`` and ``open_url`` (keyword options) decide and perform link opening; tests
     inject them instead of driving the modal confirmation.
     """
 
     readChanged = Signal()
+    acknowledgeRequested = Signal(str)
 
     def __init__(
         self,
@@ -79,6 +92,11 @@ class HistoryWindow(QWidget):
         self._confirm_link = confirm_link
         self._open_url = open_url
         self._current: StoredAnnouncement | None = None
+        self._stale = False  # the store changed while the window was hidden
+        self._reload_cost = 0.0  # seconds the last reload took
+        self._reload_timer = QTimer(self, singleShot=True)
+        self._reload_timer.timeout.connect(self.reload)
+        self._dots = {p: widgets.priority_dot(p) for p in Priority}
         self.setObjectName("historyWindow")
         self.setWindowTitle(self.tr("Announcements — %1").replace("%1", APP_NAME))
         self.setWindowIcon(app_icon())
@@ -142,6 +160,13 @@ class HistoryWindow(QWidget):
         self.mark_all_button = QPushButton(self.tr("Mark &all read"), self)
         self.mark_all_button.setAccessibleName(self.tr("Mark all announcements read"))
         self.mark_all_button.clicked.connect(self.mark_all_read)
+        self.ack_button = QPushButton(self.tr("Ac&knowledge"), self)
+        self.ack_button.setObjectName("acknowledgeButton")
+        self.ack_button.setAccessibleName(self.tr("Acknowledge the selected urgent announcement"))
+        self.ack_button.setToolTip(
+            self.tr("Confirm that you have read this urgent announcement; the sender is told.")
+        )
+        self.ack_button.clicked.connect(self.acknowledge_current)
         self.close_button = QPushButton(self.tr("&Close"), self)
         self.close_button.clicked.connect(self.close)
 
@@ -152,6 +177,7 @@ class HistoryWindow(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.mark_read_button)
         buttons.addWidget(self.mark_all_button)
+        buttons.addWidget(self.ack_button)
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)
@@ -169,7 +195,8 @@ class HistoryWindow(QWidget):
         self.setTabOrder(self.link_field, self.open_link_button)
         self.setTabOrder(self.open_link_button, self.mark_read_button)
         self.setTabOrder(self.mark_read_button, self.mark_all_button)
-        self.setTabOrder(self.mark_all_button, self.close_button)
+        self.setTabOrder(self.mark_all_button, self.ack_button)
+        self.setTabOrder(self.ack_button, self.close_button)
 
     def _build_details(self) -> QWidget:
         self.details = QStackedWidget(self)
@@ -223,14 +250,46 @@ class HistoryWindow(QWidget):
 
     # ------------------------------------------------------------------ public API
 
+    def schedule_reload(self) -> None:
+        """The store changed (a new announcement): reload soon, coalescing many changes into
+        one reload; a hidden window reloads when it is shown again."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        if not self._reload_timer.isActive():
+            # a slow reload (thousands of rows, a busy machine) waits longer: the GUI stays
+            # responsive, spending at most about a fifth of its time reloading
+            self._reload_timer.start(max(RELOAD_INTERVAL_MS, round(self._reload_cost * 4000)))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        if self._stale:
+            self.reload()
+        super().showEvent(event)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        # closed (or the store about to close on quit): no reload behind its back
+        if self._reload_timer.isActive():
+            self._reload_timer.stop()
+            self._stale = True
+        super().hideEvent(event)
+
     def reload(self) -> None:
         """Re-read the store (a new announcement, a revoke, a search): keeps the selection."""
+        started = time.perf_counter()
+        self._reload_timer.stop()
+        self._stale = False
         keep = self.current_id()
         search = self.search.text()
         items = self._store.list(search=search)
-        self.model.removeRows(0, self.model.rowCount())
-        for stored in items:
-            self.model.appendRow(self._row(stored))
+        bold = QFont(self.list.font())
+        bold.setBold(True)
+        self.list.setUpdatesEnabled(False)
+        try:
+            self.model.removeRows(0, self.model.rowCount())
+            for stored in items:
+                self.model.appendRow(self._row(stored, bold))
+        finally:
+            self.list.setUpdatesEnabled(True)
         row = self._row_of(keep)
         if row >= 0:  # the kept one was read when it was selected: this reads nothing new
             self.list.setCurrentIndex(self.model.index(row, 0))
@@ -244,9 +303,12 @@ class HistoryWindow(QWidget):
             self.placeholder.setText(self.tr("Select an announcement to read it."))
         self._update_unread()
         self._update_buttons()
+        self._reload_cost = time.perf_counter() - started
 
     def show_announcement(self, ann_id: str) -> None:
         """Show the window, raise and activate it, and select (and so read) ``ann_id``."""
+        if self._stale:
+            self.reload()
         if self._row_of(ann_id) < 0 and self.search.text():
             self.search.clear()  # reloads
         elif self._row_of(ann_id) < 0:
@@ -283,6 +345,17 @@ class HistoryWindow(QWidget):
             self._set_row_bold(row, False)
         self._after_read_change()
 
+    def acknowledge_current(self) -> None:
+        """Acknowledge the current announcement when it is urgent and not acknowledged yet."""
+        current = self._current
+        if current is None or not self._acknowledgeable(current):
+            return
+        self.acknowledgeRequested.emit(current.announcement.id)
+
+    @staticmethod
+    def _acknowledgeable(stored: StoredAnnouncement) -> bool:
+        return stored.announcement.priority is Priority.URGENT and not stored.acked
+
     def open_link(self) -> bool:
         """Open the current announcement's link after confirmation; False when refused."""
         if self._current is None:
@@ -293,20 +366,18 @@ class HistoryWindow(QWidget):
 
     # ------------------------------------------------------------------ rows
 
-    def _row(self, stored: StoredAnnouncement) -> list[QStandardItem]:
+    def _row(self, stored: StoredAnnouncement, bold: QFont) -> list[QStandardItem]:
         ann = stored.announcement
         title = QStandardItem(display_title(stored))
         title.setData(ann.id, _ID_ROLE)
         priority = QStandardItem(widgets.priority_name(ann.priority))
-        priority.setData(widgets.priority_dot(ann.priority), Qt.ItemDataRole.DecorationRole)
+        priority.setData(self._dots[ann.priority], Qt.ItemDataRole.DecorationRole)
         received = QStandardItem(widgets.format_time(ann.created_at or stored.received_at))
         row = [title, priority, received]
         for item in row:
             item.setEditable(False)
             if not stored.read:
-                font = QFont(self.list.font())
-                font.setBold(True)
-                item.setFont(font)
+                item.setFont(bold)
         title.setAccessibleText(
             self.tr("%1 (unread)").replace("%1", display_title(stored))
             if not stored.read
@@ -372,6 +443,7 @@ class HistoryWindow(QWidget):
 
     def _show_details(self, stored: StoredAnnouncement | None) -> None:
         self._current = stored
+        self._update_buttons()
         if stored is None:
             self.details.setCurrentIndex(0)
             return
@@ -409,6 +481,10 @@ class HistoryWindow(QWidget):
 
     def _update_buttons(self) -> None:
         self.mark_all_button.setEnabled(self._store.unread_count() > 0)
+        current = self._current
+        can_ack = current is not None and self._acknowledgeable(current)
+        self.ack_button.setEnabled(can_ack)
+        self.ack_button.setVisible(can_ack)
         rows = self.list.selectionModel().selectedRows(0)
         self.mark_read_button.setEnabled(any(self.is_bold(str(i.data(_ID_ROLE))) for i in rows))
 

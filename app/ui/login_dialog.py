@@ -56,8 +56,14 @@ class LoginDialog(QDialog):
     loginRequested = Signal(str, str, str)
 
     def __init__(
-        self, server_url: str = "", username: str = "", parent: QWidget | None = None
+        self,
+        server_url: str = "",
+        username: str = "",
+        parent: QWidget | None = None,
+        *,
+        server_fixed: bool = False,
     ) -> None:
+        """``server_fixed``: IT locked the server (or the environment set it): shown read-only."""
         super().__init__(parent)
         self.setObjectName("loginDialog")
         self.setWindowTitle(self.tr("Log in — %1").replace("%1", APP_NAME))
@@ -66,6 +72,11 @@ class LoginDialog(QDialog):
         self.setMinimumWidth(440)
         self._build()
         self.server_edit.setText(server_url)
+        if server_fixed:
+            self.server_edit.setReadOnly(True)
+            self.server_edit.setToolTip(
+                self.tr("Set by your IT department: this setting cannot be changed here.")
+            )
         self.user_edit.setText(username)
         self._focus_first_empty()
 

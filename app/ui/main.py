@@ -15,10 +15,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import APP_ID, APP_NAME, logs
 from app import config as config_mod
-from app.cli import EXIT_OK, EXIT_PROTOCOL
+from app.cli import EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 from app.config import Config, ConfigError, Paths
 from app.core import autostart
 from app.core.secrets import KeyringSecretStore, SecretStore
+from app.core.store import HistoryStoreError
 from app.ui import i18n, icons
 from app.ui.notifier import FreedesktopNotifications
 from app.ui.root import Root
@@ -168,11 +169,15 @@ def run_tray(
     if instance is not None:
         instance.activated.connect(root.show_history)
     _quit_on_signals(root)
-    root.start(password=password)
-    if exit_after is not None:
-        QTimer.singleShot(int(exit_after * 1000), root.quit)
     try:
+        root.start(password=password)
+        if exit_after is not None:
+            QTimer.singleShot(int(exit_after * 1000), root.quit)
         code = app.exec()
+    except HistoryStoreError as exc:  # not damaged (that is moved aside): newer, or unwritable
+        log.error("%s", exc)
+        report_fatal(str(exc))
+        code = EXIT_FAILURE
     finally:
         root.shutdown()
         if instance is not None:

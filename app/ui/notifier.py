@@ -5,10 +5,14 @@ Order of preference (see QT-HEADLESS.md for why ``showMessage()`` alone is not e
    on Linux when a StatusNotifierItem host (Qt's D-Bus tray) and a notification service exist
    (Qt then sends ``org.freedesktop.Notifications.Notify``).
 2. On Linux with a notification service but no D-Bus tray: the ``Notify`` call ourselves
-   (jeepney), with a default action so a click opens the announcement.
+   (jeepney), with actions: "default" (a click) opens the announcement in the history, and an
+   urgent one also offers "acknowledge". ``ActionInvoked`` is handled for our own ids only;
+   ``NotificationClosed`` forgets the id; an announcement acknowledged elsewhere has its
+   notification closed (``CloseNotification``).
 3. Our own :class:`~app.ui.toast_window.ToastWindow`.
 Every toast is also logged. A failed ``Notify`` call falls back to our own window: a toast is
-never silently lost.
+never silently lost. After each delivery :attr:`Notifier.shown` names the announcements told,
+so the history can show again, at the next start, what a crash left untold.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import html
 import logging
 import os
 import sys
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 _NOTIFICATIONS = "org.freedesktop.Notifications"
 _WATCHER = "org.kde.StatusNotifierWatcher"
 _DBUS_TIMEOUT = 2.0  # seconds for one call on the session bus
+_MAX_BUS_IDS = 256  # notifications remembered for their actions (a daemon may never close)
+ACTION_OPEN = "default"  # a click on the notification: open it in the history
+ACTION_ACKNOWLEDGE = "acknowledge"  # urgent ones: acknowledge without opening a window
 
 
 class DeliveryMethod(enum.StrEnum):
@@ -61,28 +69,32 @@ class FreedesktopNotifications(QObject):
     """The freedesktop notification service on the session bus, through jeepney.
 
     Signals (GUI thread):
-        actionInvoked(int notification_id, str action_key): a notification was clicked.
+        actionInvoked(int notification_id, str action_key): an action was chosen ("default":
+            the notification itself was clicked).
+        notificationClosed(int notification_id): it was closed (expired, dismissed, clicked).
     """
 
     actionInvoked = Signal(int, str)
+    notificationClosed = Signal(int)
 
     def __init__(self, connection: Any, parent: QObject | None = None) -> None:
         from jeepney import MatchRule
+        from jeepney.bus_messages import message_bus
 
         super().__init__(parent)
         self._conn = connection
         self._markup = False
-        rule = MatchRule(
-            type="signal",
-            interface=_NOTIFICATIONS,
-            member="ActionInvoked",
-            path="/org/freedesktop/Notifications",
-        )
-        self._actions: deque[Any] = deque(maxlen=64)
-        self._filter = connection.filter(rule, queue=self._actions)
-        from jeepney.bus_messages import message_bus
-
-        self._call(message_bus.AddMatch(rule))
+        self._signals: deque[Any] = deque(maxlen=256)
+        self._filters = []
+        for member in ("ActionInvoked", "NotificationClosed"):
+            rule = MatchRule(
+                type="signal",
+                interface=_NOTIFICATIONS,
+                member=member,
+                path="/org/freedesktop/Notifications",
+            )
+            self._filters.append(connection.filter(rule, queue=self._signals))
+            self._call(message_bus.AddMatch(rule))
         self._reader = QSocketNotifier(connection.sock.fileno(), QSocketNotifier.Type.Read, self)
         self._reader.activated.connect(self._read)
 
@@ -142,13 +154,23 @@ class FreedesktopNotifications(QObject):
         except NotifyError:
             return []
 
-    def notify(self, title: str, body: str, *, urgent: bool, timeout_ms: int) -> int:
-        """Send one notification (plain text); returns its id. Raises NotifyError."""
+    def notify(
+        self,
+        title: str,
+        body: str,
+        *,
+        urgent: bool,
+        timeout_ms: int,
+        actions: Sequence[tuple[str, str]] = (),
+    ) -> int:
+        """Send one notification (plain text) offering ``actions`` ((key, label) pairs; the
+        "default" key is a click on the notification); returns its id. Raises NotifyError."""
         from jeepney import DBusAddress, new_method_call
 
         addr = DBusAddress("/org/freedesktop/Notifications", _NOTIFICATIONS, _NOTIFICATIONS)
         text = html.escape(body, quote=False) if self._markup else body
         hints = {"urgency": ("y", 2 if urgent else 1)}
+        flat = [part for action in actions for part in action]
         msg = new_method_call(
             addr,
             "Notify",
@@ -159,16 +181,27 @@ class FreedesktopNotifications(QObject):
                 "",
                 title,
                 text,
-                ["default", QApplication.translate("Notifier", "Open")],
+                flat,
                 hints,
                 0 if urgent else timeout_ms,
             ),
         )
         return int(self._call(msg)[0])
 
+    def close_notification(self, nid: int) -> None:
+        """Take a notification off the screen (CloseNotification); failures are logged."""
+        from jeepney import DBusAddress, new_method_call
+
+        addr = DBusAddress("/org/freedesktop/Notifications", _NOTIFICATIONS, _NOTIFICATIONS)
+        try:
+            self._call(new_method_call(addr, "CloseNotification", "u", (nid,)))
+        except NotifyError as exc:
+            log.info("cannot close notification %d: %s", nid, exc)
+
     def close(self) -> None:
         self._reader.setEnabled(False)
-        self._filter.close()
+        for f in self._filters:
+            f.close()
         self._conn.close()
 
     def _read(self) -> None:
@@ -181,10 +214,16 @@ class FreedesktopNotifications(QObject):
                 log.warning("session bus connection lost", exc_info=True)
                 self._reader.setEnabled(False)
                 break
-        while self._actions:
-            msg = self._actions.popleft()
-            nid, key = msg.body
-            self.actionInvoked.emit(int(nid), str(key))
+        from jeepney.low_level import HeaderFields
+
+        while self._signals:
+            msg = self._signals.popleft()
+            member = msg.header.fields.get(HeaderFields.member)
+            if member == "ActionInvoked":
+                nid, key = msg.body
+                self.actionInvoked.emit(int(nid), str(key))
+            elif member == "NotificationClosed":
+                self.notificationClosed.emit(int(msg.body[0]))
 
 
 class Notifier(QObject):
@@ -193,10 +232,15 @@ class Notifier(QObject):
     Signals (GUI thread):
         delivered(ToastRecord): a toast was shown (title, body, method).
         clicked(str announcement_id): a toast was clicked; "" for a summary or status toast.
+        acknowledgeRequested(str announcement_id): Acknowledge was chosen on a notification.
+        shown(tuple[str, ...]): these announcements have been told (toasted, counted in a
+            summary toast, or below the minimum priority on purpose): the history records it.
     """
 
     delivered = Signal(object)
     clicked = Signal(str)
+    acknowledgeRequested = Signal(str)
+    shown = Signal(object)
 
     def __init__(
         self,
@@ -213,20 +257,36 @@ class Notifier(QObject):
         self._bus = bus
         self._timeout_ms = timeout_ms
         self._tray_click_id = ""  # what the last showMessage() toast opens
-        self._bus_ids: dict[int, str] = {}
+        self._bus_ids: OrderedDict[int, str] = OrderedDict()  # notification id -> announcement
         self._windows: list[ToastWindow] = []
         self._timer = QTimer(self, singleShot=True)
         self._timer.timeout.connect(self._tick)
         if tray is not None:
             tray.messageClicked.connect(lambda: self.clicked.emit(self._tray_click_id))
         if bus is not None:
-            bus.actionInvoked.connect(self._bus_clicked)
+            bus.actionInvoked.connect(self._bus_action)
+            bus.notificationClosed.connect(self._bus_closed)
 
     # ------------------------------------------------------------------ inputs
 
     def announcement(self, ann: Announcement) -> None:
         """A new announcement arrived."""
         self._show_all(self.policy.announcement(ann))
+
+    def catch_up_started(self) -> None:
+        """A catch-up begins (a replay, or what a crash left untold): one summary for it all."""
+        self._show_all(self.policy.catch_up_started())
+
+    def catch_up_finished(self) -> None:
+        """The catch-up is over: its summary (or its few toasts) now."""
+        self._show_all(self.policy.catch_up_finished())
+
+    def dismiss(self, ann_id: str) -> None:
+        """Take the notifications of ``ann_id`` off the screen (it was acknowledged)."""
+        for nid in [n for n, a in self._bus_ids.items() if a == ann_id]:
+            del self._bus_ids[nid]
+            if self._bus is not None:
+                self._bus.close_notification(nid)
 
     def connection(self, state: ConnState) -> None:
         """The connection state changed."""
@@ -270,8 +330,12 @@ class Notifier(QObject):
         self._show_all(self.policy.due())
 
     def _show_all(self, toasts: list[Toast]) -> None:
+        told: list[str] = self.policy.take_skipped()
         for toast in toasts:
             self._show(toast)
+            told.extend(toast.ids)
+        if told:
+            self.shown.emit(tuple(told))
         deadline = self.policy.next_deadline()
         if deadline is None:
             self._timer.stop()
@@ -297,15 +361,20 @@ class Notifier(QObject):
             assert self._bus is not None
             try:
                 nid = self._bus.notify(
-                    title, body, urgent=toast.urgent, timeout_ms=self._timeout_ms
+                    title,
+                    body,
+                    urgent=toast.urgent,
+                    timeout_ms=self._timeout_ms,
+                    actions=self._actions(toast),
                 )
-                self._bus_ids[nid] = ann_id or ""
+                self._remember(nid, ann_id or "")
             except NotifyError:
                 log.warning("Notify call failed; showing our own toast", exc_info=True)
                 method = DeliveryMethod.WINDOW
         if method is DeliveryMethod.WINDOW:
             self._window(title, body, ann_id or "", urgent=toast.urgent)
-        log.info("toast (%s): %s: %s", method.value, title, body)
+        # ids and titles only: announcement bodies stay out of the log
+        log.info("toast (%s) for %s: %s", method.value, ann_id or "a summary", title)
         self.delivered.emit(ToastRecord(title, body, method, ann_id, toast.urgent))
 
     def _window(self, title: str, body: str, ann_id: str, *, urgent: bool) -> None:
@@ -316,9 +385,35 @@ class Notifier(QObject):
         self._windows.append(w)
         w.pop_up(above)
 
-    def _bus_clicked(self, nid: int, key: str) -> None:
-        if nid in self._bus_ids and key == "default":
-            self.clicked.emit(self._bus_ids.pop(nid))
+    def _actions(self, toast: Toast) -> list[tuple[str, str]]:
+        actions = [(ACTION_OPEN, self.tr("Open"))]
+        if toast.urgent:
+            actions.append((ACTION_ACKNOWLEDGE, self.tr("Acknowledge")))
+        return actions
+
+    def _remember(self, nid: int, ann_id: str) -> None:
+        self._bus_ids[nid] = ann_id
+        while len(self._bus_ids) > _MAX_BUS_IDS:
+            self._bus_ids.popitem(last=False)
+
+    def _bus_action(self, nid: int, key: str) -> None:
+        """ActionInvoked: "default" opens the announcement (or the history for a summary),
+        "acknowledge" acknowledges it. Ids of other programs' notifications are ignored."""
+        ann_id = self._bus_ids.get(nid)
+        if ann_id is None:
+            return
+        if key == ACTION_OPEN:
+            self.clicked.emit(ann_id)
+        elif key == ACTION_ACKNOWLEDGE and ann_id:
+            self.acknowledgeRequested.emit(ann_id)  # the root then calls dismiss()
+
+    def _bus_closed(self, nid: int) -> None:
+        """NotificationClosed: forget it (its actions can no longer be chosen)."""
+        self._bus_ids.pop(nid, None)
+
+    def bus_ids(self) -> dict[int, str]:
+        """Our notifications on the bus that may still be acted on: id -> announcement id."""
+        return dict(self._bus_ids)
 
     def _words(self, toast: Toast) -> tuple[str, str]:
         app_name = QApplication.applicationName()

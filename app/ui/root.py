@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import config as config_mod
@@ -19,7 +20,7 @@ from app.core.autostart import Autostart, AutostartError
 from app.core.login_failure import FailureKind, LoginFailure
 from app.core.model import Announcement, ConnState, Priority, Status
 from app.core.secrets import SecretStore
-from app.core.store import HistoryStore
+from app.core.store import HistoryDamagedError, HistoryStore, HistoryStoreError, move_aside
 from app.core.toast_policy import ToastPolicy, ToastSettings
 from app.ui.history_window import HistoryWindow
 from app.ui.login_dialog import LoginDialog
@@ -41,7 +42,15 @@ def _ask_yes_no(title: str, question: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+_HEADLESS = frozenset({"offscreen", "minimal"})
+UNREAD_INTERVAL_MS = 200  # new announcements update the unread badge at most this often
+
+
 def _inform(title: str, message: str) -> None:
+    """A message box; without a screen (offscreen) nobody could close it: logged instead."""
+    if QGuiApplication.platformName() in _HEADLESS:
+        log.warning("%s: %s", title, message)
+        return
     QMessageBox.information(None, title, message)
 
 
@@ -93,6 +102,9 @@ class Root(QObject):
         self._stores: dict[Path, HistoryStore] = {}
         self._retry: tuple[str, str, str] | None = None  # for "this run only"
         self._shut_down = False
+        # thousands of arrivals: one unread COUNT per UNREAD_INTERVAL_MS, not one each
+        self._unread_timer = QTimer(self, singleShot=True, interval=UNREAD_INTERVAL_MS)
+        self._unread_timer.timeout.connect(self._update_unread)
         self._connect()
 
     # ------------------------------------------------------------------ wiring
@@ -105,6 +117,8 @@ class Root(QObject):
         w.loggedIn.connect(self._on_logged_in)
         w.loginFailed.connect(self._on_login_failed)
         w.loggedOut.connect(self._on_logged_out)
+        w.catchUpStarted.connect(self._on_catch_up_started)
+        w.catchUpFinished.connect(self._on_catch_up_finished)
         t.historyRequested.connect(self.show_history)
         t.loginRequested.connect(self.show_login)
         # the worker's methods are thread-safe: call them directly on the GUI thread (its own
@@ -115,6 +129,8 @@ class Root(QObject):
         t.settingsRequested.connect(self.show_settings)
         t.quitRequested.connect(self.quit)
         self.notifier.clicked.connect(self._toast_clicked)
+        self.notifier.acknowledgeRequested.connect(self.acknowledge)
+        self.notifier.shown.connect(self._mark_shown)
         self.wake.wokeUp.connect(w.reconnect_now, direct)
 
     def start(self, *, password: str | None = None) -> None:
@@ -140,7 +156,7 @@ class Root(QObject):
         path = HistoryStore.path_for(self.paths.data_dir, server_url, username)
         store = self._stores.get(path)
         if store is None:
-            store = HistoryStore(path)
+            store = self._open_store(path)
             removed = store.purge(self.config.retention_days)
             if removed:
                 log.info(
@@ -155,8 +171,55 @@ class Root(QObject):
                 self.history.close()
                 self.history.deleteLater()
                 self.history = None
+            self._close_urgent_windows()  # another user's: they come back with that user
+            self._restore(store)
         self._update_unread()
         return store
+
+    def _open_store(self, path: Path) -> HistoryStore:
+        """Open a history file; a damaged one is moved aside (the user is told where) and a
+        new, empty history is started in its place."""
+        try:
+            return HistoryStore(path)
+        except HistoryDamagedError as exc:
+            log.error("%s", exc)
+            try:
+                aside = move_aside(path)
+            except OSError as move_error:
+                raise HistoryStoreError(
+                    f"{exc} It could not be moved aside either ({move_error})."
+                ) from move_error
+            log.warning("damaged history moved aside to %s", aside)
+        self._inform(
+            self.tr("Announcement history damaged"),
+            self.tr(
+                "Your announcement history could not be read: the file is damaged. It was "
+                "moved aside to:\n%1\n\nTray Notifier starts with a new, empty history. "
+                "New announcements arrive as usual."
+            ).replace("%1", str(aside)),
+        )
+        return HistoryStore(path)
+
+    def _restore(self, store: HistoryStore) -> None:
+        """What a quit, crash or kill left undone: the windows of urgent announcements not
+        acknowledged come back (with a notification each), and announcements stored but never
+        told are toasted, or summed up in one toast when more than a few."""
+        urgent = [s.announcement for s in store.unacknowledged_urgent()]
+        for ann in urgent:
+            self._open_urgent(ann)
+            self.notifier.announcement(ann)  # urgent: a notification at once, even in DND
+        waiting = {a.id for a in urgent}
+        untold = [s.announcement for s in store.unshown() if s.announcement.id not in waiting]
+        if untold:
+            log.info("%d announcements were stored but never shown: showing them", len(untold))
+            self.notifier.catch_up_started()
+            for ann in untold:
+                self.notifier.announcement(ann)
+            self.notifier.catch_up_finished()
+
+    def _mark_shown(self, ann_ids: tuple[str, ...]) -> None:
+        if self.store is not None and not self._shut_down:
+            self.store.mark_shown(ann_ids)
 
     def _require_store(self) -> HistoryStore:
         assert self.store is not None
@@ -166,14 +229,27 @@ class Root(QObject):
         if self.history is None and self.store is not None:
             self.history = HistoryWindow(self.store)
             self.history.readChanged.connect(self._update_unread)
+            self.history.acknowledgeRequested.connect(self.acknowledge)
         return self.history
 
     def _update_unread(self) -> None:
+        """Badge, tooltip and menu show the unread count now."""
+        self._unread_timer.stop()
+        if self._shut_down:  # the stores may be closed
+            return
         self.tray.set_unread(self.store.unread_count() if self.store is not None else 0)
+
+    def _schedule_unread(self) -> None:
+        if not self._unread_timer.isActive():
+            self._unread_timer.start()
 
     # ------------------------------------------------------------------ worker events
 
+    # Signals the worker queued before it stopped may still arrive after shutdown(): ignored.
+
     def _on_status(self, status: Status) -> None:
+        if self._shut_down:
+            return
         self.tray.set_status(status)
         self.notifier.connection(status.state)
         if status.state is ConnState.LOGIN_REQUIRED:
@@ -181,26 +257,62 @@ class Root(QObject):
             self.show_login()
 
     def _on_announcement(self, ann: Announcement) -> None:
+        if self._shut_down:
+            return
         if self.history is not None:
-            self.history.reload()
-        self._update_unread()
+            self.history.schedule_reload()
+        self._schedule_unread()
         self.notifier.announcement(ann)
-        if ann.priority is Priority.URGENT and ann.id not in self.urgent:
-            window = UrgentWindow(ann)
-            window.acknowledged.connect(self._acknowledged)
-            self.urgent[ann.id] = window
-            window.show()
+        if ann.priority is Priority.URGENT:
+            self._open_urgent(ann)
 
-    def _acknowledged(self, ann_id: str) -> None:
+    def _open_urgent(self, ann: Announcement) -> None:
+        if ann.id in self.urgent:
+            return
+        window = UrgentWindow(ann)
+        window.acknowledged.connect(self.acknowledge)
+        self.urgent[ann.id] = window
+        window.show()
+
+    def _close_urgent_windows(self) -> None:
+        for window in self.urgent.values():
+            window.dismiss()
+            window.deleteLater()
+        self.urgent.clear()
+
+    def acknowledge(self, ann_id: str) -> None:
+        """Acknowledge an urgent announcement, from its window, the history or a notification:
+        the receipt is queued in the history at once (sent by the worker, retried until it is
+        sent, even after a restart), its window and notification close, and the history,
+        badge, tooltip and menu show it read."""
+        store = self.store
+        if store is not None:
+            store.queue_ack(ann_id)
         window = self.urgent.pop(ann_id, None)
         if window is not None:
+            window.dismiss()
             window.deleteLater()
+        self.notifier.dismiss(ann_id)
         self.worker.acknowledge(ann_id)
-
-    def _on_revoked(self, ann_id: str) -> None:
         if self.history is not None:
             self.history.reload()
         self._update_unread()
+
+    def _on_catch_up_started(self) -> None:
+        if not self._shut_down:
+            self.notifier.catch_up_started()
+
+    def _on_catch_up_finished(self) -> None:
+        if not self._shut_down:
+            self.notifier.catch_up_finished()
+
+    def _on_revoked(self, ann_id: str) -> None:
+        if self._shut_down:
+            return
+        if self.history is not None:
+            self.history.schedule_reload()
+        self._schedule_unread()
+        self.notifier.dismiss(ann_id)
         window = self.urgent.pop(ann_id, None)
         if window is not None:
             window.dismiss()
@@ -288,7 +400,9 @@ class Root(QObject):
             self.login_dialog.raise_()
             self.login_dialog.activateWindow()
             return
-        dialog = LoginDialog(self.config.server_url, self.config.username)
+        dialog = LoginDialog(
+            self.config.server_url, self.config.username, server_fixed=self._server_fixed()
+        )
         dialog.loginRequested.connect(self.login)
         dialog.finished.connect(lambda _result: self._login_closed(dialog))
         self.login_dialog = dialog
@@ -299,8 +413,15 @@ class Root(QObject):
             self.login_dialog = None
         dialog.deleteLater()
 
+    def _server_fixed(self) -> bool:
+        """IT locked the server, or the environment set it: nobody logs in elsewhere."""
+        cfg = self.config
+        return bool(cfg.is_locked("server_url") or cfg.set_by_environment("server_url"))
+
     def login(self, server_url: str, username: str, password: str) -> None:
         """Log in (from the dialog, or the demo): open that history and ask the worker."""
+        if self._server_fixed():
+            server_url = self.config.server_url
         if self.login_dialog is not None:
             self.login_dialog.set_busy(True)
         self._retry = (server_url, username, password)
@@ -386,10 +507,8 @@ class Root(QObject):
         if not finished:
             log.error("the worker thread did not finish within %d ms", timeout_ms)
         self.notifier.close()
-        for window in self.urgent.values():
-            window.dismiss()
-            window.deleteLater()
-        self.urgent.clear()
+        self._unread_timer.stop()
+        self._close_urgent_windows()
         for widget in (self.history, self.login_dialog, self.settings_dialog):
             if widget is not None:
                 widget.close()

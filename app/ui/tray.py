@@ -23,6 +23,7 @@ class TrayState:
 class Tray(QObject):
     """The system tray icon: icon and tooltip show the state; the menu is rebuilt from it
     each time it opens (and whenever the state changes, for D-Bus trays that cache menus).
+    The unread count shows in all three: the icon's badge, the tooltip and the menu.
 
     Signals (GUI thread):
         historyRequested(): Announcements… chosen, or the icon clicked.
@@ -127,7 +128,12 @@ class Tray(QObject):
         status = m.addAction(self.status_text())
         status.setEnabled(False)
         m.addSeparator()
-        m.addAction(self.tr("Announcements…")).triggered.connect(self.historyRequested)
+        history = (
+            self.tr("Announcements (%n unread)…", "", self.state.unread)
+            if self.state.unread
+            else self.tr("Announcements…")
+        )
+        m.addAction(history).triggered.connect(self.historyRequested)
         if self.state.username:
             text = self.tr("Log out (%1)").replace("%1", self.state.username)
             m.addAction(text).triggered.connect(self.logoutRequested)

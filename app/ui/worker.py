@@ -21,7 +21,15 @@ from app.config import Config
 from app.core.auth import AuthSession
 from app.core.errors import LoginRequired, TrayNotifierError
 from app.core.login_failure import classify
-from app.core.model import Announcement, ConnState, RawEvent, Revoke, Status, StreamEvent
+from app.core.model import (
+    Announcement,
+    ConnState,
+    ControlEvent,
+    RawEvent,
+    Revoke,
+    Status,
+    StreamEvent,
+)
 from app.core.secrets import MemorySecretStore, SecretStore, SecretStoreUnavailable
 from app.core.store import HistoryStore
 from app.core.stream import StreamEngine
@@ -43,6 +51,11 @@ class StreamWorker(QObject):
         loginFailed(LoginFailure): a login attempt failed; the kind says why.
         loggedOut(): logout finished (stream ended, close and logout called, tokens gone).
         ackSent(str): the acknowledgement of this announcement reached the server.
+        catchUpStarted(): the server replays what was missed (the engine's ``catching_up``
+            turned true): the announcements until catchUpFinished are one catch-up, told in
+            one summary however many pages it takes.
+        catchUpFinished(): the replay is complete (a ``sync`` without more), broken off, or the
+            session ended. Always after a catchUpStarted, once.
         finished(): the worker's loop has ended (after :meth:`shutdown`).
     """
 
@@ -53,6 +66,8 @@ class StreamWorker(QObject):
     loginFailed = Signal(object)
     loggedOut = Signal()
     ackSent = Signal(str)
+    catchUpStarted = Signal()
+    catchUpFinished = Signal()
     finished = Signal()
 
     def __init__(
@@ -71,14 +86,17 @@ class StreamWorker(QObject):
         self._loop = asyncio.new_event_loop()
         self._thread: QThread | None = None
         # state below is touched on the worker's loop only
-        self._quit: asyncio.Event | None = None
-        self._lock: asyncio.Lock | None = None
+        # made here, not in _main(): a quit or a command posted before _main() first runs (a
+        # shutdown right after start) must not be lost (they bind to the loop on first use)
+        self._quit = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: AuthSession | None = None
         self._store: HistoryStore | None = None
         self._engine: StreamEngine | None = None
         self._stream: asyncio.Task[object] | None = None
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._catching_up = False  # between catchUpStarted and catchUpFinished
 
     # ------------------------------------------------------------------ thread
 
@@ -118,8 +136,6 @@ class StreamWorker(QObject):
             QThread.currentThread().quit()
 
     async def _main(self) -> None:
-        self._quit = asyncio.Event()
-        self._lock = asyncio.Lock()
         await self._quit.wait()
         for task in list(self._tasks):
             task.cancel()
@@ -133,14 +149,12 @@ class StreamWorker(QObject):
         self._loop.call_soon_threadsafe(fn)
 
     def _request_quit(self) -> None:
-        if self._quit is not None:
-            self._quit.set()
+        self._quit.set()
 
     def _command(self, make: Callable[[], Awaitable[None]]) -> None:
         """On the loop: run one command after the previous ones (login, logout...)."""
 
         async def serialized() -> None:
-            assert self._lock is not None
             async with self._lock:
                 await make()
 
@@ -256,6 +270,7 @@ class StreamWorker(QObject):
         engine, stream, session = self._engine, self._stream, self._session
         self._engine = self._stream = self._session = None
         self._store = None
+        self._end_catch_up()
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
@@ -304,8 +319,26 @@ class StreamWorker(QObject):
         if isinstance(event, Revoke):
             store.remove(event.id)
             self.revoked.emit(event.id)
+        elif isinstance(event, ControlEvent):
+            self._follow_catch_up()  # the engine updates it on connected and sync
+
+    def _follow_catch_up(self) -> None:
+        """Mirror the engine's catch-up state in catchUpStarted / catchUpFinished."""
+        engine = self._engine
+        now = engine is not None and engine.catching_up
+        if now and not self._catching_up:
+            self._catching_up = True
+            self.catchUpStarted.emit()
+        elif not now:
+            self._end_catch_up()
+
+    def _end_catch_up(self) -> None:
+        if self._catching_up:
+            self._catching_up = False
+            self.catchUpFinished.emit()
 
     def _on_status(self, status: Status) -> None:
+        self._follow_catch_up()  # a catch-up broken off ends before the status is told
         self.statusChanged.emit(status)
         if status.state is ConnState.CONNECTED:
             self._schedule_acks(0.0)
@@ -314,9 +347,9 @@ class StreamWorker(QObject):
 
     def _acknowledge(self, ann_id: str) -> None:
         if self._store is None:
-            log.warning("acknowledgement of %s while logged out: not sent", ann_id)
+            log.warning("acknowledgement of %s while logged out: sent after the next login", ann_id)
             return
-        self._store.queue_ack(ann_id)
+        self._store.queue_ack(ann_id)  # idempotent: the root may have queued it already
         self._schedule_acks(0.0)
 
     def _schedule_acks(self, delay: float) -> None:

@@ -4,7 +4,7 @@
 <context>
     <name>Notifier</name>
     <message numerus="yes">
-        <location filename="../../app/ui/notifier.py" line="+333"/>
+        <location filename="../../app/ui/notifier.py" line="+428"/>
         <source>%n new announcements</source>
         <translation>
             <numerusform>%n new announcement</numerusform>
@@ -15,7 +15,7 @@
 <context>
     <name>Tray</name>
     <message numerus="yes">
-        <location filename="../../app/ui/tray.py" line="+102"/>
+        <location filename="../../app/ui/tray.py" line="+103"/>
         <source>Offline: trying again in %n s</source>
         <translation>
             <numerusform>Offline: trying again in %n s</numerusform>
@@ -28,6 +28,14 @@
         <translation>
             <numerusform>%n unread announcement</numerusform>
             <numerusform>%n unread announcements</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <location line="+15"/>
+        <source>Announcements (%n unread)…</source>
+        <translation>
+            <numerusform>Announcements (%n unread)…</numerusform>
+            <numerusform>Announcements (%n unread)…</numerusform>
         </translation>
     </message>
 </context>

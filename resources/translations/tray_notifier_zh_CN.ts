@@ -4,7 +4,7 @@
 <context>
     <name>HistoryWindow</name>
     <message>
-        <location filename="../../app/ui/history_window.py" line="+83"/>
+        <location filename="../../app/ui/history_window.py" line="+101"/>
         <source>Announcements — %1</source>
         <translation>公告 — %1</translation>
     </message>
@@ -60,11 +60,26 @@
     </message>
     <message>
         <location line="+2"/>
+        <source>Ac&amp;knowledge</source>
+        <translation>确认收到(&amp;K)</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Acknowledge the selected urgent announcement</source>
+        <translation>确认收到所选的紧急公告</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Confirm that you have read this urgent announcement; the sender is told.</source>
+        <translation>确认您已阅读此紧急公告；发布者会收到通知。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
         <source>&amp;Close</source>
         <translation>关闭(&amp;C)</translation>
     </message>
     <message>
-        <location line="+48"/>
+        <location line="+50"/>
         <source>Announcement text</source>
         <translation>公告内容</translation>
     </message>
@@ -89,7 +104,7 @@
         <translation>在网页浏览器中打开链接</translation>
     </message>
     <message>
-        <location line="+38"/>
+        <location line="+70"/>
         <source>No announcements match “%1”.</source>
         <translation>没有与“%1”匹配的公告。</translation>
     </message>
@@ -104,12 +119,12 @@
         <translation>选择一条公告以阅读。</translation>
     </message>
     <message>
-        <location line="+67"/>
+        <location line="+79"/>
         <source>%1 (unread)</source>
         <translation>%1（未读）</translation>
     </message>
     <message>
-        <location line="+72"/>
+        <location line="+73"/>
         <source>Published %1</source>
         <translation>发布于 %1</translation>
     </message>
@@ -132,7 +147,7 @@
 <context>
     <name>LinkConfirmation</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="+105"/>
+        <location filename="../../app/ui/widgets.py" line="+114"/>
         <source>Open link?</source>
         <translation>打开链接？</translation>
     </message>
@@ -155,12 +170,17 @@
 <context>
     <name>LoginDialog</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="+63"/>
+        <location filename="../../app/ui/login_dialog.py" line="+69"/>
         <source>Log in — %1</source>
         <translation>登录 — %1</translation>
     </message>
     <message>
-        <location line="+12"/>
+        <location line="+9"/>
+        <source>Set by your IT department: this setting cannot be changed here.</source>
+        <translation>由您的 IT 部门设定：此设置无法在此更改。</translation>
+    </message>
+    <message>
+        <location line="+8"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
@@ -233,12 +253,17 @@
 <context>
     <name>Notifier</name>
     <message>
-        <location filename="../../app/ui/notifier.py" line="+162"/>
+        <location filename="../../app/ui/notifier.py" line="+389"/>
         <source>Open</source>
         <translation>打开</translation>
     </message>
     <message>
-        <location line="+169"/>
+        <location line="+2"/>
+        <source>Acknowledge</source>
+        <translation>确认收到</translation>
+    </message>
+    <message>
+        <location line="+35"/>
         <source>1 new announcement</source>
         <translation>1 条新公告</translation>
     </message>
@@ -278,7 +303,7 @@
 <context>
     <name>Priority</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="-82"/>
+        <location filename="../../app/ui/widgets.py" line="-90"/>
         <source>Low</source>
         <translation>低</translation>
     </message>
@@ -306,7 +331,23 @@
 <context>
     <name>Root</name>
     <message>
-        <location filename="../../app/ui/root.py" line="+223"/>
+        <location filename="../../app/ui/root.py" line="+194"/>
+        <source>Announcement history damaged</source>
+        <translation>公告历史已损坏</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Your announcement history could not be read: the file is damaged. It was moved aside to:
+%1
+
+Tray Notifier starts with a new, empty history. New announcements arrive as usual.</source>
+        <translation>无法读取您的公告历史：文件已损坏。它已被移到：
+%1
+
+Tray Notifier 将使用一个新的空白历史。新公告照常接收。</translation>
+    </message>
+    <message>
+        <location line="+139"/>
         <source>Keyring not available</source>
         <translation>密钥环不可用</translation>
     </message>
@@ -345,7 +386,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>无法保存登录信息：系统密钥环不可用。</translation>
     </message>
     <message>
-        <location line="+80"/>
+        <location line="+89"/>
         <source>Start at login</source>
         <translation>登录时启动</translation>
     </message>
@@ -378,7 +419,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>ServerAddress</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="-131"/>
+        <location filename="../../app/ui/login_dialog.py" line="-142"/>
         <source>Enter the server address, for example https://announcements.example.org.</source>
         <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
     </message>
@@ -396,7 +437,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>SettingsDialog</name>
     <message>
-        <location filename="../../app/ui/settings_dialog.py" line="+41"/>
+        <location filename="../../app/ui/settings_dialog.py" line="+42"/>
         <source>All announcements</source>
         <extracomment>languages offered: (config value, name shown). Language names are written in their own language so that anyone can find theirs; &quot;&quot; follows the system.</extracomment>
         <translation>所有公告</translation>
@@ -417,7 +458,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>仅紧急</translation>
     </message>
     <message>
-        <location line="+29"/>
+        <location line="+32"/>
         <source>Settings — %1</source>
         <translation>设置 — %1</translation>
     </message>
@@ -508,8 +549,14 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>打开存放日志文件的文件夹</translation>
     </message>
     <message>
-        <location line="+9"/>
+        <location line="+8"/>
+        <source>Settings shown greyed out were set by your IT department.</source>
+        <translation>灰色显示的设置由您的 IT 部门设定。</translation>
+    </message>
+    <message>
+        <location line="+17"/>
         <source>&amp;Server address:</source>
+        <extracomment>the widget that edits each setting (a dotted key of app.config)</extracomment>
         <translation>服务器地址(&amp;S)：</translation>
     </message>
     <message>
@@ -538,7 +585,17 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>取消</translation>
     </message>
     <message>
-        <location line="+57"/>
+        <location line="+52"/>
+        <source>Set by your IT department: this setting cannot be changed here.</source>
+        <translation>由您的 IT 部门设定：此设置无法在此更改。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Set by the environment variable %1 for this run.</source>
+        <translation>本次运行由环境变量 %1 设定。</translation>
+    </message>
+    <message>
+        <location line="+27"/>
         <source>Quiet hours must start and end at different times.</source>
         <translation>免打扰时段的开始和结束时间不能相同。</translation>
     </message>
@@ -554,7 +611,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Tray</name>
     <message>
-        <location filename="../../app/ui/tray.py" line="+48"/>
+        <location filename="../../app/ui/tray.py" line="+49"/>
         <source>Tray Notifier menu</source>
         <translation>Tray Notifier 菜单</translation>
     </message>
@@ -617,13 +674,20 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <source>Do not disturb is on</source>
         <translation>勿扰模式已开启</translation>
     </message>
+    <message numerus="yes">
+        <location line="+13"/>
+        <source>Announcements (%n unread)…</source>
+        <translation>
+            <numerusform>公告（%n 条未读）…</numerusform>
+        </translation>
+    </message>
     <message>
-        <location line="+12"/>
+        <location line="+2"/>
         <source>Announcements…</source>
         <translation>公告…</translation>
     </message>
     <message>
-        <location line="+2"/>
+        <location line="+4"/>
         <source>Log out (%1)</source>
         <translation>退出登录 (%1)</translation>
     </message>

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.core.model import Announcement
+from app.core.model import Announcement, Priority
 from app.core.toast_policy import ToastPolicy
 from app.ui.notifier import DeliveryMethod, FreedesktopNotifications, Notifier
 from tests.fixtures.desktop import Desktop, LineReader
@@ -117,6 +117,78 @@ def test_without_a_tray_our_own_notify_call_is_plain_text_and_clickable(
         clicked = Spy(notifier.clicked)
         subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
         qtbot.waitUntil(lambda: clicked.values == ["42"], timeout=10_000)
+    finally:
+        notifier.close()
+        bus.close()
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support")
+def test_notification_actions_on_a_real_bus(
+    desktop: Desktop, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An urgent notification offers Open (default) and Acknowledge; a click in dunst opens
+    it, an ActionInvoked "acknowledge" on the bus acknowledges it, and NotificationClosed
+    from dunst forgets the id."""
+    from jeepney import DBusAddress, new_signal
+    from jeepney.io.blocking import open_dbus_connection
+
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desktop.bus_address)
+    calls = desktop.monitor(
+        "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
+    )
+
+    def dunst_count(which: str) -> int:
+        out = subprocess.run(
+            ["dunstctl", "count", which],
+            env=desktop.env(),
+            check=True,
+            timeout=10,
+            capture_output=True,
+            text=True,
+        )
+        return int(out.stdout.strip())
+
+    subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+    bus = FreedesktopNotifications.open()
+    assert bus is not None
+    notifier = Notifier(None, policy=ToastPolicy(settle=0.01), bus=bus)
+    try:
+        delivered = Spy(notifier.delivered)
+        title = f"Urgent {uuid.uuid4().hex[:6]}"
+        notifier.announcement(
+            Announcement(id="u7", title=title, body="Leave now.", priority=Priority.URGENT)
+        )
+        qtbot.waitUntil(lambda: len(delivered.calls) == 1, timeout=10_000)
+        calls.wait_for(f'string "{title}"', WAIT)
+        calls.wait_for('string "acknowledge"', WAIT)
+        (nid,) = notifier.bus_ids()
+        assert notifier.bus_ids() == {nid: "u7"}
+
+        # Acknowledge chosen (sent on the bus as the daemon sends it): acknowledge, and the
+        # notification is taken off the screen by CloseNotification
+        acks = Spy(notifier.acknowledgeRequested)
+        with open_dbus_connection(bus=desktop.bus_address) as conn:
+            emitter = DBusAddress(
+                "/org/freedesktop/Notifications", interface="org.freedesktop.Notifications"
+            )
+            conn.send_message(new_signal(emitter, "ActionInvoked", "us", (nid, "acknowledge")))
+            qtbot.waitUntil(lambda: acks.values == ["u7"], timeout=10_000)
+        notifier.dismiss("u7")
+        assert notifier.bus_ids() == {}
+        qtbot.waitUntil(lambda: dunst_count("displayed") == 0, timeout=10_000)
+
+        # a click in dunst opens the announcement; NotificationClosed forgets the id
+        second = f"Urgent {uuid.uuid4().hex[:6]}"
+        notifier.announcement(
+            Announcement(id="u8", title=second, body="Again.", priority=Priority.URGENT)
+        )
+        qtbot.waitUntil(lambda: list(notifier.bus_ids().values()) == ["u8"], timeout=10_000)
+        qtbot.waitUntil(lambda: dunst_count("displayed") == 1, timeout=10_000)
+        clicked = Spy(notifier.clicked)
+        subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
+        qtbot.waitUntil(lambda: clicked.values == ["u8"], timeout=10_000)
+        subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+        qtbot.waitUntil(lambda: notifier.bus_ids() == {}, timeout=10_000)
     finally:
         notifier.close()
         bus.close()

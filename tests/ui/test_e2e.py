@@ -4,6 +4,10 @@ login errors in plain words, and the keyring-unavailable offer."""
 
 from __future__ import annotations
 
+import re
+import stat
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +19,9 @@ from pytestqt.qtbot import QtBot
 
 from app import config as config_mod
 from app.config import Config, Paths
-from app.core.model import ConnState
+from app.core.model import Announcement, ConnState
 from app.core.secrets import KeyringSecretStore, MemorySecretStore, login_key
+from app.core.store import HistoryStore
 from app.server.embedded import EmbeddedServer
 from app.ui.root import Root
 from app.ui.urgent_window import UrgentWindow
@@ -228,3 +233,182 @@ def test_token_expiry_and_server_restart_need_no_user_action(
     assert [r.announcement_id for r in delivered.values] == [first, second, third]
     assert root.login_dialog is None  # no user action was needed
     assert root.store is not None and root.store.last_event_id() == third
+
+
+def test_urgent_comes_back_after_a_restart_until_acknowledged(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+) -> None:
+    """Quit with an urgent window open: at the next start its window and a notification are
+    back. Acknowledge (window or history) closes it everywhere, updates badge, tooltip and
+    menu at once, and the receipt reaches the server."""
+    secrets = MemorySecretStore()
+    first = make_root(secrets=secrets)
+    first.start()
+    log_in_through_dialog(qtbot, first, companion_server.url)
+    wait_connected(qtbot, first)
+    alarm = companion_server.publish("Evacuate", "Leave the building now.", priority="urgent")
+    qtbot.waitUntil(lambda: alarm in first.urgent, timeout=WAIT)
+    assert first.shutdown(1000)  # quit (or a crash) without acknowledging
+
+    again = make_root(config=config_mod.load(tray_paths), secrets=secrets)
+    delivered = Spy(again.notifier.delivered)
+    sent = Spy(again.worker.ackSent)
+    again.start()
+    # back at once, before the stream is even connected: the window and a notification
+    assert alarm in again.urgent and again.urgent[alarm].isVisible()
+    assert [(r.announcement_id, r.urgent) for r in delivered.values] == [(alarm, True)]
+    assert again.tray.state.unread == 1
+    wait_connected(qtbot, again)
+    # acknowledged from its window: badge, tooltip and menu follow at once
+    qtbot.mouseClick(again.urgent[alarm].ack_button, Qt.MouseButton.LeftButton)
+    assert alarm not in again.urgent
+    assert again.tray.state.unread == 0
+    assert "unread" not in again.tray.icon.toolTip()
+    again.tray.menu.aboutToShow.emit()
+    assert "Announcements…" in [a.text() for a in again.tray.menu.actions()]
+    qtbot.waitUntil(lambda: sent.values == [alarm], timeout=WAIT)
+
+    # a second one, acknowledged from the history window
+    second = companion_server.publish("Gas leak", "Stay out of lab 2.", priority="urgent")
+    qtbot.waitUntil(lambda: second in again.urgent, timeout=WAIT)
+    qtbot.waitUntil(lambda: again.tray.state.unread == 1, timeout=WAIT)
+    again.show_history()
+    history = again.history
+    assert history is not None
+    history.show_announcement(second)
+    assert history.ack_button.isVisible()
+    qtbot.mouseClick(history.ack_button, Qt.MouseButton.LeftButton)
+    assert second not in again.urgent
+    assert history.ack_button.isHidden()
+    assert again.store is not None and again.store.unacknowledged_urgent() == []
+    qtbot.waitUntil(lambda: sent.values == [alarm, second], timeout=WAIT)
+    assert not [
+        w for w in QApplication.topLevelWidgets() if isinstance(w, UrgentWindow) and w.isVisible()
+    ]
+    # and after another restart nothing comes back
+    assert again.shutdown(1000)
+    third = make_root(config=config_mod.load(tray_paths), secrets=secrets)
+    third.start()
+    assert third.urgent == {}
+
+
+def _stored_but_never_shown(tray_paths: Paths, n: int, url: str = "http://127.0.0.1:9") -> Config:
+    """What a kill in the middle of a burst leaves: ``n`` announcements stored, none shown."""
+    config = Config().with_changes(server_url=url, username="alice")
+    path = HistoryStore.path_for(tray_paths.data_dir, url, "alice")
+    with HistoryStore(path) as store:
+        for i in range(n):
+            store.record(Announcement(id=f"{i:04d}", title=f"Burst {i}", body="b"), f"{i:04d}")
+        store.mark_shown(["0000"])  # the first one was toasted before the kill
+    return config
+
+
+@pytest.mark.parametrize(("stored", "titles"), [(3, ["Burst 1", "Burst 2"]), (122, None)])
+def test_what_a_kill_left_untold_is_shown_at_the_next_start(
+    qtbot: QtBot,
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+    stored: int,
+    titles: list[str] | None,
+) -> None:
+    root = make_root(config=_stored_but_never_shown(tray_paths, stored))
+    delivered = Spy(root.notifier.delivered)
+    root.start()  # no login stored: it asks, and tells what it holds meanwhile
+    if titles is not None:  # a few: one toast each
+        qtbot.waitUntil(lambda: len(delivered.calls) == len(titles), timeout=WAIT)
+        assert [r.title for r in delivered.values] == titles
+    else:  # many: one summary for all of them
+        assert [r.title for r in delivered.values] == ["121 new announcements"]
+    assert root.store is not None
+    qtbot.waitUntil(lambda: root.store is not None and root.store.unshown() == [], timeout=WAIT)
+
+
+def test_a_catch_up_of_2500_in_pages_gives_one_summary_toast(
+    qtbot: QtBot,
+    server_factory: Any,
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.5, replay_limit=1000)
+    secrets = MemorySecretStore()
+    first = make_root(secrets=secrets)
+    delivered = Spy(first.notifier.delivered)
+    first.start()
+    log_in_through_dialog(qtbot, first, server.url)
+    wait_connected(qtbot, first)
+    server.publish("Before", "the resume point")
+    qtbot.waitUntil(lambda: len(delivered.calls) == 1, timeout=WAIT)
+    assert first.shutdown(1000)
+    for n in range(2500):
+        server.publish(f"Missed {n}", "while away")
+
+    again = make_root(config=config_mod.load(tray_paths), secrets=secrets)
+    delivered = Spy(again.notifier.delivered)
+    started = time.monotonic()
+    again.start()
+    again.show_history()  # open: its reloads are coalesced
+    qtbot.waitUntil(lambda: len(delivered.calls) >= 1, timeout=40_000)
+    elapsed = time.monotonic() - started
+    qtbot.waitUntil(lambda: again.notifier.policy.next_deadline() is None, timeout=WAIT)
+    assert [(r.title, r.announcement_id) for r in delivered.values] == [
+        ("2500 new announcements", None)
+    ]
+    store = again.store
+    assert store is not None and store.unshown() == []
+    qtbot.waitUntil(lambda: again.tray.state.unread == 2501, timeout=WAIT)
+    history = again.history
+    assert history is not None
+    qtbot.waitUntil(lambda: history.model.rowCount() == 1000, timeout=WAIT)
+    print(f"catch-up of 2500 with the history open: summary after {elapsed:.2f} s")
+
+
+def test_a_damaged_history_is_moved_aside_and_a_new_one_started(
+    qtbot: QtBot, make_root: Callable[..., Root], tray_paths: Paths
+) -> None:
+    config = Config().with_changes(server_url="http://127.0.0.1:9", username="alice")
+    path = HistoryStore.path_for(tray_paths.data_dir, config.server_url, "alice")
+    path.parent.mkdir(parents=True)
+    garbage = b"SQLite format 3\x00" + b"\xff" * 4000
+    path.write_bytes(garbage)
+    told: list[tuple[str, str]] = []
+    root = make_root(config=config, inform=lambda title, text: told.append((title, text)))
+    root.start()  # no crash
+    assert len(told) == 1
+    title, text = told[0]
+    assert title == "Announcement history damaged"
+    (aside,) = path.parent.glob("*.damaged-*.sqlite3")
+    assert re.fullmatch(r".+\.damaged-\d{8}T\d{6}\.sqlite3", aside.name)
+    assert str(aside) in text and "new, empty history" in text
+    assert aside.read_bytes() == garbage
+    assert root.store is not None and root.store.path == path
+    assert root.store.list() == []
+    assert root.store.add(Announcement(id="1", title="t", body="b"))
+    if sys.platform != "win32":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_server_it_locked_is_read_only_in_the_login_dialog_and_used_for_the_login(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+) -> None:
+    config = Config(server_url=companion_server.url, locked=frozenset({"server_url"}))
+    root = make_root(config=config, paths=tray_paths)
+    root.start()
+    dialog = root.login_dialog
+    assert dialog is not None
+    assert dialog.server_edit.isReadOnly()
+    assert dialog.server_edit.text() == companion_server.url
+    assert "IT department" in dialog.server_edit.toolTip()
+    # whatever reaches login(), the locked server is the one logged in to
+    root.login("https://elsewhere.example.org", "alice", DEMO_PASSWORD)
+    wait_connected(qtbot, root)  # elsewhere.example.org would never connect
+    assert root.store is not None
+    assert root.store.path == HistoryStore.path_for(
+        tray_paths.data_dir, companion_server.url, "alice"
+    )

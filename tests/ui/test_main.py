@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from PySide6.QtCore import QObject, Signal, qInstallMessageHandler, qWarning
 from pytestqt.qtbot import QtBot
 
-from app.cli import EXIT_PROTOCOL
+from app.cli import EXIT_FAILURE, EXIT_PROTOCOL
+from app.core.store import HistoryStore
 from app.ui.main import (
     can_show_dialogs,
     install_excepthook,
@@ -106,3 +108,32 @@ def test_an_exception_in_a_slot_is_logged_once_with_its_traceback_and_the_app_go
     assert len(records) == 2
     assert records[0].exc_info is not None
     assert "a bug in a slot" in str(records[0].exc_info[1])
+
+
+def test_a_history_from_a_newer_version_is_a_clear_message_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    server = "https://announcements.example.org"
+    (home / "config" / "config.toml").write_text(f'server_url = "{server}"\nusername = "alice"\n')
+    history = HistoryStore.path_for(home / "data", server, "alice")
+    history.parent.mkdir(parents=True)
+    with sqlite3.connect(history) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="offscreen", TRAY_NOTIFIER_HOME=str(home), PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == EXIT_FAILURE, done.stderr
+    assert "newer version" in done.stderr
+    assert str(history) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert history.exists()  # never moved aside: it is not damaged

@@ -3,11 +3,13 @@ bursts, do not disturb and quiet hours."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import time
+from typing import Any
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QObject, QPoint, Qt, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
@@ -146,3 +148,110 @@ def test_offline_and_back_toasts(qtbot: QtBot, make_notifier: object) -> None:
     notifier.connection(ConnState.CONNECTED)
     qtbot.waitUntil(lambda: len(delivered.calls) == 2)
     assert delivered.values[1].title == "Connected again"
+
+
+class FakeBus(QObject):
+    """Stands in for FreedesktopNotifications: records Notify calls, emits what a daemon
+    would. (The real bus, with a real daemon, is in test_desktop.py.)"""
+
+    actionInvoked = Signal(int, str)
+    notificationClosed = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[int, str, bool, list[tuple[str, str]]]] = []
+        self.closed: list[int] = []
+
+    def has_service(self) -> bool:
+        return True
+
+    def has_tray_host(self) -> bool:
+        return False
+
+    def notify(
+        self, title: str, body: str, *, urgent: bool, timeout_ms: int, actions: Any = ()
+    ) -> int:
+        nid = 100 + len(self.sent)
+        self.sent.append((nid, title, urgent, list(actions)))
+        return nid
+
+    def close_notification(self, nid: int) -> None:
+        self.closed.append(nid)
+
+
+@pytest.fixture
+def bus_notifier(qapp: QApplication) -> Iterator[tuple[Notifier, FakeBus]]:
+    bus = FakeBus()
+    notifier = Notifier(None, policy=ToastPolicy(settle=0.01), bus=bus)  # type: ignore[arg-type]
+    yield notifier, bus
+    notifier.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop path is Linux only")
+def test_notification_actions_open_acknowledge_and_forget(
+    qtbot: QtBot, bus_notifier: tuple[Notifier, FakeBus]
+) -> None:
+    notifier, bus = bus_notifier
+    delivered = Spy(notifier.delivered)
+    notifier.announcement(ann(1))
+    notifier.announcement(ann(2, Priority.URGENT))
+    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
+    by_title = {title: (nid, urgent, actions) for nid, title, urgent, actions in bus.sent}
+    normal, urgent = by_title["Title 1"], by_title["Title 2"]
+    assert [key for key, _ in normal[2]] == ["default"]
+    assert [key for key, _ in urgent[2]] == ["default", "acknowledge"]
+    assert dict(urgent[2])["acknowledge"] == "Acknowledge"
+    assert notifier.bus_ids() == {normal[0]: "1", urgent[0]: "2"}
+
+    clicked, acks = Spy(notifier.clicked), Spy(notifier.acknowledgeRequested)
+    bus.actionInvoked.emit(normal[0], "default")
+    bus.actionInvoked.emit(urgent[0], "acknowledge")
+    bus.actionInvoked.emit(999, "default")  # another program's notification
+    bus.actionInvoked.emit(normal[0], "unknown-key")
+    assert clicked.values == ["1"]
+    assert acks.values == ["2"]
+    bus.notificationClosed.emit(normal[0])
+    assert notifier.bus_ids() == {urgent[0]: "2"}
+    notifier.dismiss("2")  # the root, acknowledging: off the screen
+    assert bus.closed == [urgent[0]]
+    assert notifier.bus_ids() == {}
+    bus.actionInvoked.emit(normal[0], "default")  # closed: forgotten
+    assert clicked.values == ["1"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop path is Linux only")
+def test_acknowledged_elsewhere_closes_its_notification(
+    qtbot: QtBot, bus_notifier: tuple[Notifier, FakeBus]
+) -> None:
+    notifier, bus = bus_notifier
+    delivered = Spy(notifier.delivered)
+    notifier.announcement(ann(5, Priority.URGENT))
+    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
+    nid = bus.sent[0][0]
+    notifier.dismiss("5")
+    assert bus.closed == [nid]
+    assert notifier.bus_ids() == {}
+
+
+def test_a_summary_tells_every_announcement_it_counts(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier(settle=0.05)  # type: ignore[operator]
+    shown = Spy(notifier.shown)
+    for n in range(6):
+        notifier.announcement(ann(n))
+    qtbot.waitUntil(lambda: len(shown.calls) == 1, timeout=5000)
+    assert shown.values == [tuple(str(n) for n in range(6))]
+
+
+def test_a_catch_up_gives_one_summary(qtbot: QtBot, make_notifier: object) -> None:
+    notifier: Notifier = make_notifier(settle=0.05, burst_window=0.1)  # type: ignore[operator]
+    delivered = Spy(notifier.delivered)
+    notifier.catch_up_started()
+    for n in range(2500):
+        notifier.announcement(ann(n))
+        if n in (1000, 2000):  # pages: longer than the burst window apart
+            qtbot.wait(150)
+    assert delivered.calls == []
+    notifier.catch_up_finished()
+    assert [r.title for r in delivered.values] == ["2500 new announcements"]
+    qtbot.wait(200)
+    assert len(delivered.calls) == 1

@@ -107,3 +107,16 @@ def test_actions_emit_their_signals(tray: Tray, qtbot: QtBot) -> None:
     login = next(a for a in tray.menu.actions() if a.text() == "Log in…")
     with qtbot.waitSignal(tray.loginRequested, timeout=1000):
         login.trigger()
+
+
+def test_unread_count_in_badge_tooltip_and_menu(tray: Tray) -> None:
+    tray.set_user("alice")
+    tray.set_status(Status(ConnState.CONNECTED))
+    before = tray.icon.icon().cacheKey()
+    tray.set_unread(3)
+    assert texts(tray)[1] == "Announcements (3 unread)…"
+    assert "3 unread announcement(s)" in tray.icon.toolTip()
+    assert tray.icon.icon().cacheKey() != before
+    tray.set_unread(0)
+    assert texts(tray)[1] == "Announcements…"
+    assert "unread" not in tray.icon.toolTip()

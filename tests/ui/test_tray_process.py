@@ -23,7 +23,7 @@ from tests.fixtures.tray_process import TrayProcess, TrayRunner, wait_until
 pytestmark = [pytest.mark.desktop, pytest.mark.slow, pytest.mark.timeout(180)]
 
 WAIT = 40.0  # seconds: a Qt start on a busy 2-core machine
-SOAK_COUNT = 3000
+SOAK_COUNT = 5000
 URGENT_WINDOW = "Urgent announcement"
 
 

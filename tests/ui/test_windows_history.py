@@ -295,3 +295,75 @@ def test_show_announcement_clears_a_hiding_search(
     assert window.current_id() == "2"
     assert window.isVisible()
     assert window.title_label.text() == "Beta"
+
+
+def test_acknowledge_button_for_an_urgent_unacknowledged_one(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    add(store, "n", 0)
+    add(store, "u", 1, priority=Priority.URGENT)
+    window.reload()
+    window.show()
+    window.show_announcement("n")
+    assert window.ack_button.isHidden()
+    window.show_announcement("u")
+    assert window.ack_button.isVisible() and window.ack_button.isEnabled()
+    assert window.ack_button.accessibleName()
+    with qtbot.waitSignal(window.acknowledgeRequested, timeout=1000) as blocker:
+        qtbot.mouseClick(window.ack_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["u"]
+    # the root acknowledges it in the store, then reloads: the button goes away
+    store.queue_ack("u")
+    window.reload()
+    assert window.current_id() == "u"
+    assert window.ack_button.isHidden()
+    with qtbot.assertNotEmitted(window.acknowledgeRequested):
+        window.acknowledge_current()
+
+
+def test_new_announcements_reload_coalesced(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    """Many arrivals with the window open: a few reloads, not one each; the list ends complete."""
+    window.show()
+    qtbot.waitExposed(window)
+    reloads = []
+    original = window.reload
+
+    def counting() -> None:
+        reloads.append(1)
+        original()
+
+    window._reload_timer.timeout.disconnect()
+    window._reload_timer.timeout.connect(counting)
+    for i in range(300):
+        add(store, f"a{i}", i)
+        window.schedule_reload()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 300, timeout=5000)
+    assert len(reloads) == 1
+    assert window.unread_label.text() == "300 unread"
+
+
+def test_a_hidden_window_reloads_when_shown(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    window.reload()
+    add(store, "1", 0)
+    window.schedule_reload()
+    assert window.model.rowCount() == 0  # hidden: nothing done yet
+    window.show()
+    assert titles(window) == ["Title 1"]
+
+
+def test_closing_cancels_a_pending_reload(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    """On quit the window closes, then the store: no reload may run after that."""
+    window.show()
+    qtbot.waitExposed(window)
+    add(store, "1", 0)
+    window.schedule_reload()
+    window.close()
+    store.close()
+    qtbot.wait(300)  # longer than RELOAD_INTERVAL_MS: nothing runs (a reload would raise)
+    assert window.model.rowCount() == 0

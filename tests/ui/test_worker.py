@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from pytestqt.qtbot import QtBot
 
+from app.config import Config
 from app.core.login_failure import FailureKind, LoginFailure
 from app.core.model import Announcement, ConnState, Priority
 from app.core.secrets import MemorySecretStore, login_key
@@ -246,3 +247,52 @@ def test_acknowledgement_made_offline_is_sent_when_back_online(
     )
     qtbot.waitUntil(lambda: sent.values == [ann_id], timeout=WAIT)
     assert store.pending_acks() == []
+
+
+def test_a_catch_up_in_pages_is_one_catch_up(
+    qtbot: QtBot,
+    server_factory: ServerFactory,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    """2,500 missed announcements replayed 1,000 at a time: one catchUpStarted, every
+    announcement, then one catchUpFinished."""
+    server = server_factory(demo_users=True, ping_interval=0.5, replay_limit=1000)
+    secrets = MemorySecretStore()
+    store = open_store(tmp_path, server)
+    first = make_worker(secrets=secrets)
+    login(qtbot, first, server, store)
+    got = Spy(first.announcementReceived)
+    server.publish("Before", "the resume point")
+    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
+    assert first.shutdown(5000)
+    missed = [server.publish(f"Missed {n}", "while away") for n in range(2500)]
+
+    second = make_worker(secrets=secrets)
+    log: list[tuple[str, Any]] = []
+    spies = [
+        Spy(second.catchUpStarted, log=log, name="started"),
+        Spy(second.announcementReceived, log=log, name="announcement"),
+        Spy(second.catchUpFinished, log=log, name="finished"),
+    ]
+    second.connect_stored(server.url, "alice", store)
+    qtbot.waitUntil(lambda: len(spies[2].calls) == 1, timeout=40_000)
+    assert [name for name, _ in log] == ["started"] + ["announcement"] * 2500 + ["finished"]
+    assert [a.id for _, a in log[1:-1]] == missed
+    # live ones after the catch-up are not part of it
+    live = server.publish("Live", "after the catch-up")
+    qtbot.waitUntil(lambda: log[-1][0] == "announcement", timeout=WAIT)
+    assert log[-1][1].id == live
+    assert (len(spies[0].calls), len(spies[2].calls)) == (1, 1)
+
+
+def test_quit_right_after_start_ends_the_thread(qapp: Any, tmp_path: Path) -> None:
+    """A quit posted before the worker's loop has begun is not lost (it used to be: the
+    thread then ran for ever)."""
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    for _ in range(50):
+        worker = StreamWorker(config=Config(), secrets=MemorySecretStore())
+        worker.start()
+        worker.connect_stored("http://127.0.0.1:9", "alice", store)
+        assert worker.shutdown(5000)
+    store.close()
