@@ -58,6 +58,10 @@ def toast_settings(config: Config) -> ToastSettings:
     return ToastSettings(config.do_not_disturb, config.quiet_hours, config.toast_min_priority)
 
 
+# the stream stopped: no replay will join what the last run left untold
+_NO_REPLAY_COMING = frozenset({ConnState.LOGIN_REQUIRED, ConnState.ERROR, ConnState.STOPPED})
+
+
 class Root(QObject):
     """Owns every long-lived object of the tray application and wires them together.
 
@@ -102,6 +106,8 @@ class Root(QObject):
         self._stores: dict[Path, HistoryStore] = {}
         self._retry: tuple[str, str, str] | None = None  # for "this run only"
         self._shut_down = False
+        # what the last run left untold is gathered with the stream's first catch-up: one summary
+        self._restoring = False
         # thousands of arrivals: one unread COUNT per UNREAD_INTERVAL_MS, not one each
         self._unread_timer = QTimer(self, singleShot=True, interval=UNREAD_INTERVAL_MS)
         self._unread_timer.timeout.connect(self._update_unread)
@@ -215,7 +221,10 @@ class Root(QObject):
             self.notifier.catch_up_started()
             for ann in untold:
                 self.notifier.announcement(ann)
-            self.notifier.catch_up_finished()
+            # left open: the replay of what was missed meanwhile joins it, and both are told in
+            # one summary when that replay ends (or, without one, when the policy's idle time
+            # passes)
+            self._restoring = True
 
     def _mark_shown(self, ann_ids: tuple[str, ...]) -> None:
         if self.store is not None and not self._shut_down:
@@ -252,6 +261,8 @@ class Root(QObject):
             return
         self.tray.set_status(status)
         self.notifier.connection(status.state)
+        if self._restoring and status.state in _NO_REPLAY_COMING:
+            self._end_restore()
         if status.state is ConnState.LOGIN_REQUIRED:
             self.tray.set_user("")
             self.show_login()
@@ -305,6 +316,13 @@ class Root(QObject):
     def _on_catch_up_finished(self) -> None:
         if not self._shut_down:
             self.notifier.catch_up_finished()
+            if self._restoring:
+                self._end_restore()
+
+    def _end_restore(self) -> None:
+        """Tell what the last run left untold (with the replay, when one came)."""
+        self._restoring = False
+        self.notifier.catch_up_finished()
 
     def _on_revoked(self, ann_id: str) -> None:
         if self._shut_down:

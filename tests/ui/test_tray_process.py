@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from app import APP_NAME
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.desktop import Desktop, LineReader
 from tests.fixtures.server import DEMO_PASSWORD
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.desktop, pytest.mark.slow, pytest.mark.timeout(180)]
 
 WAIT = 40.0  # seconds: a Qt start on a busy 2-core machine
 SOAK_COUNT = 5000
+CATCH_UP_COUNT = 2500
 URGENT_WINDOW = "Urgent announcement"
 
 
@@ -122,3 +124,29 @@ def test_thousands_of_announcements_with_the_history_open_are_each_stored_once(
     assert tray.alive, tray.output.seen[-20:]
     print(f"soak: {SOAK_COUNT} published and stored in {elapsed:.1f} s with the history open")
     assert tray.stop() == 0
+
+
+def test_a_long_absence_is_caught_up_at_once_each_stored_once_with_one_summary(
+    tray_runner: TrayRunner, companion_server: EmbeddedServer
+) -> None:
+    log_in(tray_runner, companion_server)
+    first = start_connected(tray_runner, companion_server)
+    assert first.stop() == 0
+    missed = [
+        companion_server.publish(f"Missed {i}", "While the tray was down.", priority="low")
+        for i in range(CATCH_UP_COUNT)
+    ]  # more than two of the server's replay pages
+    started = time.monotonic()
+    again = tray_runner.start()
+    wait_until(lambda: len(history_ids(tray_runner)) >= CATCH_UP_COUNT, WAIT, "all missed stored")
+    elapsed = time.monotonic() - started
+    assert sorted(history_ids(tray_runner)) == sorted(missed)
+    summary = again.wait_for("toast (", WAIT)
+    assert summary.endswith(f"for a summary: {CATCH_UP_COUNT} new announcements"), summary
+    assert again.stop() == 0
+    again.wait_for(f"{APP_NAME} stopped", WAIT)
+    later = []
+    while not again.output.lines.empty():
+        later.append(again.output.lines.get())
+    assert not [line for line in later if "toast (" in line]  # that one summary, nothing else
+    print(f"catch-up: {CATCH_UP_COUNT} missed stored {elapsed:.1f} s after the start")
