@@ -64,6 +64,17 @@ def _target(args: argparse.Namespace, config: Config) -> tuple[str, str] | None:
     return server, user
 
 
+def _session(config: Config, server: str, user: str, secrets: SecretStore | None) -> AuthSession:
+    """The session the tray would use for this server and user (the keyring by default)."""
+    return AuthSession(
+        server_url=server,
+        username=user,
+        endpoints=config.endpoints,
+        secrets=secrets if secrets is not None else KeyringSecretStore(),
+        settings=config.stream,
+    )
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -85,14 +96,7 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
     if not password:
         log.error("no password given: pass it on standard input with --password-stdin")
         return EXIT_USAGE
-    session = AuthSession(
-        server_url=server,
-        username=user,
-        endpoints=config.endpoints,
-        secrets=secrets if secrets is not None else KeyringSecretStore(),
-        settings=config.stream,
-    )
-    code = asyncio.run(_login(session, password))
+    code = asyncio.run(_login(_session(config, server, user, secrets), password))
     if code != EXIT_OK:
         return code
     if (server, user) != (config.server_url, config.username):
@@ -132,14 +136,7 @@ def run_logout(args: argparse.Namespace, *, secrets: SecretStore | None = None) 
     if target is None:
         return EXIT_USAGE
     server, user = target
-    session = AuthSession(
-        server_url=server,
-        username=user,
-        endpoints=config.endpoints,
-        secrets=secrets if secrets is not None else KeyringSecretStore(),
-        settings=config.stream,
-    )
-    code = asyncio.run(_logout(session))
+    code = asyncio.run(_logout(_session(config, server, user, secrets)))
     if code == EXIT_OK:
         _say(f"Logged out {user} at {server}. The history stays on this computer.")
     return code

@@ -191,6 +191,20 @@ def _read_lines(stream: object, out: queue.Queue[str | None]) -> None:
     out.put(None)
 
 
+def _end(proc: subprocess.Popen[str], reader: threading.Thread) -> str:
+    """Make sure a background listener has ended; close its pipes; return its stderr."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=15)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.stderr.close()
+    reader.join(10)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    return err
+
+
 def _login(server: EmbeddedServer) -> str:
     answer = httpx.post(
         server.url + "/auth/login",
@@ -238,15 +252,7 @@ def test_each_announcement_once_in_order_across_two_server_restarts(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=15)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        proc.stderr.close()
-        reader.join(10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        err = _end(proc, reader)
     assert proc.returncode == 0, err
     assert announcements() == published  # each exactly once, in order
     titles = [json.loads(e["data"])["title"] for e in received if e["event"] == "message"]
@@ -286,15 +292,7 @@ def test_a_fresh_listener_resumes_from_the_connected_position(
             received.append(json.loads(line))
         proc.wait(timeout=15)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=15)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        proc.stderr.close()
-        reader.join(10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        err = _end(proc, reader)
     assert proc.returncode == 0, err
     connected = [e["id"] for e in received if e["event"] == "connected"]
     assert connected == [old, old]  # it came back with the position it was given

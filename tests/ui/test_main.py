@@ -25,6 +25,21 @@ from app.ui.main import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_tray_offscreen(home: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m app`` as started with no display, with ``home`` as TRAY_NOTIFIER_HOME."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="offscreen", TRAY_NOTIFIER_HOME=str(home), PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def test_qt_messages_go_to_the_log_and_platform_chatter_is_quiet(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -70,17 +85,7 @@ def test_a_bad_config_offscreen_is_a_clear_message_and_exit_4_not_a_hang(tmp_pat
     (home / "config").mkdir(parents=True)
     bad = home / "config" / "config.toml"
     bad.write_text('server_url = "https://example.org"\nretention_days = "often"\n')
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env.update(QT_QPA_PLATFORM="offscreen", TRAY_NOTIFIER_HOME=str(home), PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_tray_offscreen(home)
     assert done.returncode == EXIT_PROTOCOL, done.stderr
     assert "retention_days" in done.stderr
     assert "Traceback" not in done.stderr
@@ -121,17 +126,7 @@ def test_a_history_from_a_newer_version_is_a_clear_message_not_a_traceback(
     history.parent.mkdir(parents=True)
     with sqlite3.connect(history) as conn:
         conn.execute("PRAGMA user_version = 99")
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env.update(QT_QPA_PLATFORM="offscreen", TRAY_NOTIFIER_HOME=str(home), PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_tray_offscreen(home)
     assert done.returncode == EXIT_FAILURE, done.stderr
     assert "newer version" in done.stderr
     assert str(history) in done.stderr
