@@ -22,10 +22,10 @@ import logging
 import sys
 
 from app import config as config_mod
-from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
-from app.config import Config, ConfigError
+from app.config import Config
 from app.core.auth import AuthSession
 from app.core.errors import (
+    ConfigError,
     LoginRequired,
     ServerError,
     ServerUnreachable,
@@ -33,6 +33,7 @@ from app.core.errors import (
     WrongCredentials,
 )
 from app.core.secrets import KeyringSecretStore, SecretStore, SecretStoreUnavailable
+from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 Each subcommand's work lives in its own module, imported only when that subcommand runs, so
 ``--version`` is instant and ``server`` never loads Qt.
 
-Exit codes: 0 done, 1 failure, 2 usage, 3 authentication, 4 protocol or configuration.
+Exit codes (:mod:`app.exit_codes`): 0 done, 1 failure, 2 usage, 3 authentication, 4 protocol or
+configuration.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from app import APP_NAME, __version__
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 3
-EXIT_PROTOCOL = 4
+from app.core.model import Priority
+from app.exit_codes import EXIT_AUTH as EXIT_AUTH  # re-exported: their home is app.exit_codes
+from app.exit_codes import EXIT_FAILURE as EXIT_FAILURE
+from app.exit_codes import EXIT_OK as EXIT_OK
+from app.exit_codes import EXIT_PROTOCOL as EXIT_PROTOCOL
+from app.exit_codes import EXIT_USAGE as EXIT_USAGE
+from app.exit_codes import SUMMARY
 
 log = logging.getLogger("app")
 
@@ -44,6 +46,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _priority(text: str) -> Priority:
+    try:
+        return Priority.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -58,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tray-notifier",
         description=f"{APP_NAME}: organisation announcements in the system tray.",
-        epilog="Exit codes: 0 done, 1 failure, 2 usage, 3 authentication, 4 protocol or config.",
+        epilog=SUMMARY,
     )
     p.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
     p.add_argument(
@@ -91,9 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     # server -----------------------------------------------------------------------------
+    from app.server.config import ServerConfig  # light: no aiohttp, no backend
+
+    server_defaults = ServerConfig()  # the defaults, written once there
     s = sub.add_parser("server", help="run the companion announcement server")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
-    s.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 = free port)")
+    s.add_argument(
+        "--host", default=server_defaults.host, help="address to listen on (default loopback)"
+    )
+    s.add_argument(
+        "--port",
+        type=_port,
+        default=server_defaults.port,
+        help=f"port (default {server_defaults.port}; 0 = free port)",
+    )
     s.add_argument("--db", default=None, metavar="FILE", help="SQLite file (default: data folder)")
     s.add_argument(
         "--redis",
@@ -110,16 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--token-ttl",
         type=_positive_float,
-        default=900.0,
+        default=server_defaults.http.token_ttl,
         metavar="S",
-        help="access token lifetime in seconds (default 900)",
+        help=f"access token lifetime in seconds (default {server_defaults.http.token_ttl:g})",
     )
     s.add_argument(
         "--ping-interval",
         type=_positive_float,
-        default=15.0,
+        default=server_defaults.http.ping_interval,
         metavar="S",
-        help="seconds between keepalive comments (default 15)",
+        help=f"seconds between keepalive comments (default {server_defaults.http.ping_interval:g})",
     )
     ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
     au = ssub.add_parser("add-user", help="create or update a user")
@@ -142,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--user", action="append", help="a user (repeatable)")
     pb.add_argument("--title", required=True)
     pb.add_argument("--body", required=True)
-    pb.add_argument("--priority", default="normal", choices=["low", "normal", "high", "urgent"])
+    pb.add_argument("--priority", type=_priority, default=Priority.NORMAL, choices=list(Priority))
     pb.add_argument("--url", default=None, help="a link (http or https)")
     pb.add_argument("--expires-at", default=None, help="ISO 8601 time after which it is hidden")
     pb.add_argument(

@@ -41,6 +41,7 @@ from typing import Any
 import platformdirs
 
 from app import APP_ID
+from app.core.errors import ConfigError as ConfigError  # its home is the error tree
 from app.core.files import write_private
 from app.core.model import Priority
 
@@ -60,10 +61,6 @@ LOCKED_KEY = "locked"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class ConfigError(ValueError):
-    """A configuration file or variable holds a value we cannot use; the message says which."""
-
-
 @dataclass(frozen=True, slots=True)
 class Endpoints:
     """Server paths, as templates, so the tray works against an existing Spring-style backend."""
@@ -74,7 +71,7 @@ class Endpoints:
     connect: str = "/sse/connect/{user_id}"
     close: str = "/sse/close/{user_id}"
     close_method: str = "POST"
-    announcements: str = "/announcements"
+    announcements: str = "/announcements"  # GET: catch-up and history; POST: publish
     ack: str = "/announcements/{id}/ack"
 
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app import APP_NAME, logs
-from app.cli import EXIT_OK
 from app.config import Config, Paths
+from app.core.model import Priority
 from app.core.secrets import (
     KeyringSecretStore,
     MemorySecretStore,
@@ -25,6 +25,7 @@ from app.core.secrets import (
     SecretStoreUnavailable,
     login_key,
 )
+from app.exit_codes import EXIT_OK
 from app.server.embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)
@@ -33,47 +34,47 @@ DEMO_USER = "alice"
 DEMO_PASSWORD = "demo"  # noqa: S105 - the documented password of the demo accounts
 FIRST_DELAY = 2.0  # seconds before the first sample: time to log in
 
-SAMPLES: tuple[tuple[str, str, str, str | None], ...] = (
+SAMPLES: tuple[tuple[str, str, Priority, str | None], ...] = (
     (
         "Welcome to Tray Notifier",
         "This is a demo. New announcements pop up here and stay in the history window.",
-        "normal",
+        Priority.NORMAL,
         None,
     ),
     (
         "Fire drill on Thursday at 10:00",
         "Leave by the nearest stairs and meet at the car park. It takes about 15 minutes.",
-        "high",
+        Priority.HIGH,
         None,
     ),
     (
         "Canteen menu this week",
         "Monday: lentil soup. Tuesday: pasta. Wednesday: curry. Thursday: fish. Friday: pizza.",
-        "low",
+        Priority.LOW,
         "https://example.org/canteen",
     ),
     (
         "Server maintenance tonight",
         "Email and the intranet are unavailable from 22:00 to 23:30. Save your work before then.",
-        "normal",
+        Priority.NORMAL,
         None,
     ),
     (
         "URGENT: water leak on floor 3",
         "Do not use the east stairs. Facilities are on their way. Acknowledge that you read this.",
-        "urgent",
+        Priority.URGENT,
         None,
     ),
     (
         "New holiday request form",
         "From next month, holiday requests go through the HR portal.",
-        "normal",
+        Priority.NORMAL,
         "https://example.org/hr/holidays",
     ),
 )
 
 
-def samples() -> Iterator[tuple[str, str, str, str | None]]:
+def samples() -> Iterator[tuple[str, str, Priority, str | None]]:
     return itertools.cycle(SAMPLES)
 
 
@@ -100,7 +101,7 @@ class Publisher:
                 return
             wait = self._interval
             try:
-                ann_id = self._server.publish(title, body, priority=priority, url=url)
+                ann_id = self._server.publish(title, body, priority=priority.value, url=url)
             except (RuntimeError, ValueError, OSError):
                 log.warning("demo: cannot publish a sample", exc_info=True)
                 continue

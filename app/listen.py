@@ -21,12 +21,12 @@ from typing import TextIO
 
 from app import config as app_config
 from app import logs
-from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 from app.core.auth import AuthSession
-from app.core.errors import TrayNotifierError
+from app.core.errors import ConfigError, TrayNotifierError
 from app.core.model import Announcement, ControlEvent, RawEvent, Status, StreamEvent
 from app.core.secrets import KeyringSecretStore, SecretStoreUnavailable
 from app.core.stream import OutcomeKind, StaticToken, StreamEngine, TokenSource
+from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _check_usage(args, parser)
     try:
         cfg = app_config.load()
-    except app_config.ConfigError as exc:
+    except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_PROTOCOL
     if not getattr(args, "log_level", None):  # --log-level wins over the settings
@@ -98,7 +98,7 @@ async def _listen(args: argparse.Namespace, cfg: app_config.Config) -> int:
     except SecretStoreUnavailable as exc:
         log.error("%s", exc)
         return EXIT_AUTH
-    except app_config.ConfigError as exc:
+    except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_PROTOCOL
     finally:
@@ -127,7 +127,7 @@ async def run_engine(
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C still ends asyncio.run
             log.debug("no asyncio signal handler for %s on this platform", sig)
     outcome = await engine.run()
-    if isinstance(outcome.error, TrayNotifierError | app_config.ConfigError):
+    if isinstance(outcome.error, TrayNotifierError):  # ConfigError is one too
         log.error("%s", outcome.error)
     return printer.exit_code if printer.failed else _EXIT_CODES[outcome.kind]
 

@@ -1,29 +1,37 @@
 """``python -m app publish``: publish one announcement as a publisher account.
 
+It goes through the core's HTTP client and auth session, as the tray's calls do: the endpoint
+templates and the CA bundle come from the settings (``--ca-bundle`` wins), redirects and TLS are
+handled in :mod:`app.core.http`, and the login lives in memory for this one call.
+
 Exit codes: 0 published (the new id on stdout), 1 server unreachable or failing, 2 usage (no
-password available), 3 login refused or not a publisher, 4 the server refused the input (400).
+password available), 3 login refused or not a publisher, 4 the server refused the input (400)
+or the configuration is unusable.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import getpass
 import sys
-from typing import Any
 
-import httpx
+from app import config as app_config
+from app.core.auth import AuthSession
+from app.core.errors import (
+    AccessDenied,
+    ConfigError,
+    InputRefused,
+    LoginRequired,
+    TrayNotifierError,
+    WrongCredentials,
+)
+from app.core.model import Draft, Priority
+from app.core.secrets import MemorySecretStore
+from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
 
-from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
-
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-class _Refused(Exception):
-    """The server said no; ``code`` is the exit code and the message says what to do."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+CONNECT_TIMEOUT = 5.0  # seconds: a command-line call gives up sooner than the tray
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,18 +45,60 @@ def run(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     try:
-        with httpx.Client(
-            base_url=server, timeout=TIMEOUT, verify=args.ca_bundle or True
-        ) as client:
-            ann_id = _publish(client, args.login, password, _announcement(args))
-    except _Refused as exc:
-        return _fail(str(exc), exc.code)
-    except httpx.HTTPError as exc:
-        return _fail(
-            f"cannot reach {server}: {exc}. Check the address and the network.", EXIT_FAILURE
+        cfg = app_config.load()
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_PROTOCOL)
+    settings = dataclasses.replace(
+        cfg.stream,
+        connect_timeout=min(cfg.stream.connect_timeout, CONNECT_TIMEOUT),
+        ca_bundle=args.ca_bundle or cfg.stream.ca_bundle,
+    )
+    try:
+        session = AuthSession(
+            server_url=server,
+            username=args.login,
+            endpoints=cfg.endpoints,
+            secrets=MemorySecretStore(),
+            settings=settings,
         )
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_PROTOCOL)
+    try:
+        ann_id = asyncio.run(_publish(session, password, draft_of(args)))
+    except (WrongCredentials, LoginRequired) as exc:
+        return _fail(f"login refused: {exc}", EXIT_AUTH)
+    except AccessDenied as exc:
+        return _fail(str(exc), EXIT_AUTH)
+    except (InputRefused, ConfigError) as exc:
+        return _fail(str(exc), EXIT_PROTOCOL)
+    except TrayNotifierError as exc:  # unreachable, TLS, 5xx, not an announcement server
+        return _fail(str(exc), EXIT_FAILURE)
     sys.stdout.write(ann_id + "\n")
     return EXIT_OK
+
+
+def draft_of(args: argparse.Namespace) -> Draft:
+    """The announcement the options describe (``--all``, ``--group`` or ``--user``)."""
+    return Draft(
+        title=args.title,
+        body=args.body,
+        priority=Priority.parse(args.priority),
+        url=args.url or None,
+        expires_at=args.expires_at or None,
+        groups=tuple(args.group or ()),
+        users=tuple(args.user or ()),
+    )
+
+
+async def _publish(session: AuthSession, password: str, draft: Draft) -> str:
+    try:
+        await session.login(password)
+        try:
+            return await session.publish(draft)
+        finally:
+            await session.logout(end_streams=False)  # revoke this call's refresh token
+    finally:
+        await session.aclose()
 
 
 def _password(args: argparse.Namespace) -> str | None:
@@ -57,59 +107,6 @@ def _password(args: argparse.Namespace) -> str | None:
     if sys.stdin.isatty():
         return getpass.getpass(f"password for {args.login}: ") or None
     return None
-
-
-def _announcement(args: argparse.Namespace) -> dict[str, Any]:
-    if args.all:
-        audience: dict[str, Any] = {"all": True}
-    elif args.group:
-        audience = {"groups": args.group}
-    else:
-        audience = {"users": args.user}
-    payload: dict[str, Any] = {
-        "title": args.title,
-        "body": args.body,
-        "priority": args.priority,
-        "audience": audience,
-    }
-    if args.url:
-        payload["url"] = args.url
-    if args.expires_at:
-        payload["expires_at"] = args.expires_at
-    return payload
-
-
-def _publish(client: httpx.Client, login: str, password: str, payload: dict[str, Any]) -> str:
-    tokens = _json(client.post("/auth/login", json={"username": login, "password": password}))
-    try:
-        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-        return str(_json(client.post("/announcements", json=payload, headers=headers))["id"])
-    finally:
-        client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    """The JSON object of a 2xx answer, else :class:`_Refused` with the server's reason."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    reason = body.get("error") if isinstance(body, dict) else None
-    if response.status_code == 401:
-        raise _Refused(f"login refused: {reason or 'wrong user name or password'}", EXIT_AUTH)
-    if response.status_code == 403:
-        raise _Refused(f"not allowed: {reason or 'this needs a publisher account'}", EXIT_AUTH)
-    if response.status_code == 400:
-        field = body.get("field") if isinstance(body, dict) else None
-        where = f" (field {field})" if field else ""
-        raise _Refused(f"the server refused the announcement{where}: {reason}", EXIT_PROTOCOL)
-    if not response.is_success or not isinstance(body, dict):
-        raise _Refused(
-            f"unexpected answer from the server: HTTP {response.status_code}. "
-            "Is --server the announcement server?",
-            EXIT_FAILURE,
-        )
-    return body
 
 
 def _fail(message: str, code: int) -> int:

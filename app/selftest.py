@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from app import APP_NAME, __version__
-from app.cli import EXIT_FAILURE, EXIT_OK
 from app.config import Endpoints, StreamSettings
 from app.core.model import Announcement, ConnState, Priority, RawEvent, Status, StreamEvent
+from app.exit_codes import EXIT_FAILURE, EXIT_OK
 
 if TYPE_CHECKING:
     from app.core.auth import AuthSession, Tokens

@@ -12,9 +12,10 @@ import pytest
 
 from app import account
 from app import config as config_mod
-from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, build_parser
+from app.cli import build_parser
 from app.core.auth import Tokens
 from app.core.secrets import MemorySecretStore, login_key
+from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.server import DEMO_PASSWORD
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app import APP_NAME, __version__, selftest
-from app.cli import EXIT_FAILURE
+from app.exit_codes import EXIT_FAILURE
 from app.selftest import STEPS, _Run, in_thread
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,6 +4,10 @@ Tokens live only in the :class:`~app.core.secrets.SecretStore` (the OS keyring) 
 object's memory; they travel only in request bodies of the auth endpoints and in the
 ``Authorization`` header. Endpoint paths are templates (:class:`~app.config.Endpoints`), so the
 session also works against an existing Spring-style backend.
+
+Callers get typed results, never an ``httpx.Response``: tokens, a :class:`~app.core.http.Reply`
+(status and JSON) of :meth:`AuthSession.request`, or the answer of a specific call
+(:meth:`AuthSession.publish`); refusals are errors of :mod:`app.core.errors`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import httpx
 from app.config import Endpoints, StreamSettings
 from app.core import http
 from app.core.errors import (
+    AccessDenied,
+    InputRefused,
     LoginRequired,
     NotAnnouncementServer,
     NotFound,
@@ -30,6 +36,8 @@ from app.core.errors import (
     TrayNotifierError,
     WrongCredentials,
 )
+from app.core.http import Reply
+from app.core.model import Draft
 from app.core.secrets import SecretStore, login_key
 
 log = logging.getLogger(__name__)
@@ -179,46 +187,83 @@ class AuthSession:
                 raise LoginRequired()
             return self._remember(self._tokens_from(response, tokens.user_id)).access_token
 
-    async def logout(self) -> None:
-        """End this user's streams (close endpoint), revoke the refresh token, forget both.
+    async def logout(self, *, end_streams: bool = True) -> None:
+        """End this user's streams (close endpoint; not with ``end_streams=False``), revoke the
+        refresh token, forget both.
 
         Server failures are logged, not raised: the local logout always happens.
         """
         tokens = self._current()
         if tokens is not None:
             auth = {"Authorization": f"Bearer {tokens.access_token}"}
-            close_path = self._path(self.endpoints.close, user_id=tokens.user_id)
-            await self._best_effort(self.endpoints.close_method.upper(), close_path, auth, None)
+            if end_streams:
+                close_path = self._path(self.endpoints.close, user_id=tokens.user_id)
+                method = self.endpoints.close_method.upper()
+                await self._best_effort(method, close_path, auth, None)
             body = {"refresh_token": tokens.refresh_token}
             await self._best_effort("POST", self.endpoints.logout, auth, body)
         self._forget()
 
-    async def request(self, method: str, template: str, **values: str) -> httpx.Response:
-        """An authorized call (acknowledge, close...) to ``template`` filled with ``values``.
+    async def request(
+        self, method: str, template: str, *, json: Any = None, **values: str
+    ) -> Reply:
+        """An authorized call to ``template`` filled with ``values`` (URL-quoted), with an
+        optional JSON body; the server's answer as a :class:`~app.core.http.Reply`.
 
         A 401 refreshes the token once and repeats the call; LoginRequired when refresh fails.
-        The response body is read; the caller looks at the status.
+        Network failures raise ServerUnreachable or CertificateError; the caller judges the
+        status (the receipt queue, :mod:`app.core.receipts`) or uses a specific call below.
         """
         path = self._path(template, **values)
         token = await self.access_token()
-        response = await self._authorized(method, path, token)
-        if response.status_code == 401:
-            response = await self._authorized(method, path, await self.refresh())
-        return response
+        reply = await self._authorized(method, path, token, json)
+        if reply.status == 401:
+            reply = await self._authorized(method, path, await self.refresh(), json)
+        return reply
+
+    async def publish(self, draft: Draft) -> str:
+        """Publish ``draft`` (the ``announcements`` endpoint, POST); the new announcement's id.
+
+        Raises AccessDenied (not a publisher account), InputRefused (HTTP 400: ``field`` names
+        what the server refused), ProtocolError (any other answer), LoginRequired.
+        """
+        path = self.endpoints.announcements
+        reply = await self.request("POST", path, json=draft.to_json())
+        reason = reply.reason()
+        if reply.status == 401:  # the token was refused even after a refresh
+            raise LoginRequired(f"login refused: {reason or 'log in again'}")
+        if reply.status == 403:
+            raise AccessDenied(f"not allowed: {reason or 'this needs a publisher account'}")
+        if reply.status == 400:
+            field = reply.json.get("field") if isinstance(reply.json, dict) else None
+            where = f" (field {field})" if field else ""
+            raise InputRefused(
+                f"the server refused the announcement{where}: {reason}",
+                field if isinstance(field, str) else None,
+            )
+        if reply.ok and isinstance(reply.json, dict) and reply.json.get("id") not in (None, ""):
+            return str(reply.json["id"])
+        raise ProtocolError(
+            f"unexpected answer from the server to {path}: HTTP {reply.status}. Is the server "
+            "URL the announcement server?"
+        )
 
     async def close_streams(self) -> None:
         """Call the close endpoint: the server ends this login's streams (quit, not logout)."""
         if self.has_stored_login():
-            response = await self.request(
+            reply = await self.request(
                 self.endpoints.close_method, self.endpoints.close, user_id=self.user_id
             )
-            log.info("close endpoint answered HTTP %d", response.status_code)
+            log.info("close endpoint answered HTTP %d", reply.status)
 
-    async def _authorized(self, method: str, path: str, token: str) -> httpx.Response:
+    async def _authorized(self, method: str, path: str, token: str, body: Any = None) -> Reply:
         request = self._client.build_request(
-            method.upper(), self.server_url + path, headers={"Authorization": f"Bearer {token}"}
+            method.upper(),
+            self.server_url + path,
+            headers={"Authorization": f"Bearer {token}"},
+            json=body,
         )
-        return await http.send(self._client, request)
+        return Reply.of(await http.send(self._client, request))
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app import APP_ID, APP_NAME
+from app.core.errors import AutostartError as AutostartError  # its home is the error tree
 
-
-class AutostartError(OSError):
-    """Start at login could not be changed; the message says where and why."""
+_FIX = "Check that you may write there, or turn off Start at login in the settings."
 
 
 class Autostart(Protocol):
@@ -43,14 +42,17 @@ def _write(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
         tmp.replace(path)
     except OSError as exc:
-        raise AutostartError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise AutostartError(f"cannot write {path}: {exc.strerror or exc}. {_FIX}") from exc
 
 
 def _remove(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:
-        raise AutostartError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+        raise AutostartError(
+            f"cannot remove {path}: {exc.strerror or exc}. Check that you may change that "
+            "folder, or remove the file yourself."
+        ) from exc
 
 
 class XdgAutostart:
@@ -149,7 +151,7 @@ class WindowsRunAutostart:
                     with contextlib.suppress(FileNotFoundError):
                         winreg.DeleteValue(key, APP_NAME)
         except OSError as exc:
-            raise AutostartError(f"cannot change HKCU\\{self.KEY}: {exc}") from exc
+            raise AutostartError(f"cannot change HKCU\\{self.KEY}: {exc}. {_FIX}") from exc
 
 
 def for_platform(command: list[str] | None = None, *, platform: str = sys.platform) -> Autostart:

@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import logging
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import certifi
 import httpx
 
 from app import APP_ID, __version__
-from app.config import ConfigError, StreamSettings
-from app.core.errors import CertificateError, ProtocolError, ServerUnreachable, TrayNotifierError
+from app.config import StreamSettings
+from app.core.errors import (
+    CertificateError,
+    ConfigError,
+    ProtocolError,
+    ServerUnreachable,
+    TrayNotifierError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +37,39 @@ SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
 MAX_REDIRECTS = 10
 REQUEST_TIMEOUT = 20.0  # read timeout of ordinary (non-stream) calls
 USER_AGENT = f"{APP_ID}/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A server's answer to an ordinary (non-stream) call, read in full: what callers above the
+    core get instead of an ``httpx.Response``. ``json`` is the decoded body, or None when the
+    body is empty or not JSON."""
+
+    status: int
+    json: Any = None
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx answer."""
+        return 200 <= self.status < 300
+
+    def reason(self) -> str | None:
+        """The server's own words for a refusal (the ``error`` or ``msg`` of a JSON object)."""
+        if isinstance(self.json, dict):
+            for key in ("error", "msg", "message"):
+                text = self.json.get(key)
+                if isinstance(text, str) and text:
+                    return text
+        return None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Reply:
+        """The Reply of a response whose body was read (not a streaming one)."""
+        try:
+            body = response.json() if response.content else None
+        except ValueError:  # not JSON (and UnicodeDecodeError is a ValueError)
+            body = None
+        return cls(response.status_code, body)
 
 
 def make_client(

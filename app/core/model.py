@@ -9,9 +9,12 @@ import enum
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from app import APP_NAME
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +62,22 @@ class Status:
     retry_in: float | None = None  # seconds until the next attempt, when OFFLINE
 
 
+#: the columns of an announcement in a store row, in order (see :meth:`Announcement.to_row`)
+ROW_COLUMNS = ("id", "title", "body", "priority", "url", "created_at", "expires_at", "legacy")
+Row = tuple[str, str, str, str, str | None, float | None, float | None, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Announcement:
+    """One announcement: the one client-side type, converted once at each boundary.
+
+    - stream JSON: :meth:`from_json` (parse, priority typed here) and :meth:`to_json`;
+    - a history store row: :meth:`from_row` and :meth:`to_row` (:data:`ROW_COLUMNS`);
+    - a legacy backend's plain text: :func:`to_stream_event`.
+
+    Display rules live here too (:meth:`display_title`), never in a widget.
+    """
+
     id: str
     title: str
     body: str
@@ -70,7 +87,17 @@ class Announcement:
     expires_at: datetime | None = None
     legacy: bool = False  # plain text from a legacy backend, shown under the app's name
 
+    # ------------------------------------------------------------------ display
+
+    def display_title(self, app_name: str = APP_NAME) -> str:
+        """The title to show: one without a title (a legacy backend's plain text, an empty
+        title) is shown under the app's name."""
+        return self.title or app_name
+
+    # ------------------------------------------------------------------ stream JSON
+
     def to_json(self) -> dict[str, Any]:
+        """The stream's (and the REST API's) JSON object of this announcement."""
         return {
             "type": "announcement",
             "id": self.id,
@@ -84,7 +111,10 @@ class Announcement:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], *, fallback_id: str = "") -> Announcement:
-        """Build from the stream's JSON object; raises ValueError when it is not an announcement."""
+        """Build from the stream's JSON object; raises ValueError when it is not an announcement.
+
+        An unknown priority is read as normal; times that do not parse are left out.
+        """
         if not isinstance(obj, dict):
             raise ValueError("announcement must be a JSON object")
         ann_id = obj.get("id", fallback_id)
@@ -104,6 +134,73 @@ class Announcement:
             created_at=parse_time(obj.get("created_at")),
             expires_at=parse_time(obj.get("expires_at")),
         )
+
+    # ------------------------------------------------------------------ store row
+
+    def to_row(self) -> Row:
+        """The values of :data:`ROW_COLUMNS`: times as epoch seconds, ``legacy`` as 0 or 1."""
+        return (
+            self.id,
+            self.title,
+            self.body,
+            self.priority.value,
+            self.url,
+            _epoch(self.created_at),
+            _epoch(self.expires_at),
+            int(self.legacy),
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> Announcement:
+        """The inverse of :meth:`to_row`, from the first ``len(ROW_COLUMNS)`` values of a row."""
+        ann_id, title, body, priority, url, created, expires, legacy = row[: len(ROW_COLUMNS)]
+        return cls(
+            id=str(ann_id),
+            title=str(title),
+            body=str(body),
+            priority=Priority.parse(priority, default=Priority.NORMAL),
+            url=str(url) if url else None,
+            created_at=from_epoch(created),
+            expires_at=from_epoch(expires),
+            legacy=bool(legacy),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An announcement to publish: the body of the publish call (``POST /announcements``).
+
+    The audience is ``groups``, else ``users``, else everyone. ``expires_at`` is ISO 8601 text
+    as given: the server checks it and names the field when it refuses it.
+    """
+
+    title: str
+    body: str
+    priority: Priority = Priority.NORMAL
+    url: str | None = None
+    expires_at: str | None = None
+    groups: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        audience: dict[str, Any]
+        if self.groups:
+            audience = {"groups": list(self.groups)}
+        elif self.users:
+            audience = {"users": list(self.users)}
+        else:
+            audience = {"all": True}
+        payload: dict[str, Any] = {
+            "title": self.title,
+            "body": self.body,
+            "priority": self.priority.value,
+            "audience": audience,
+        }
+        if self.url:
+            payload["url"] = self.url
+        if self.expires_at:
+            payload["expires_at"] = self.expires_at
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +244,19 @@ def parse_time(value: object) -> datetime | None:
 
 def _iso(t: datetime | None) -> str | None:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
+
+
+def _epoch(t: datetime | None) -> float | None:
+    return t.timestamp() if t is not None else None
+
+
+def from_epoch(value: object) -> datetime | None:
+    """An aware UTC datetime from epoch seconds (a store's REAL column); None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float):
+        raise TypeError(f"epoch seconds must be a number, not {type(value).__name__}")
+    return datetime.fromtimestamp(value, UTC)
 
 
 CONTROL_EVENTS = frozenset({"connected", "close", "sync", "ping"})

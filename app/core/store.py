@@ -10,7 +10,7 @@ Besides read and acknowledged, each announcement records whether it was ``shown`
 toast or a summary, see :mod:`app.core.toast_policy`): at the next start the tray tells what a
 crash or a kill left untold (:meth:`HistoryStore.unshown`) and brings back the windows of urgent
 announcements not acknowledged (:meth:`HistoryStore.unacknowledged_urgent`). The file is private
-(0600, in a 0700 folder); a damaged one raises :class:`HistoryDamagedError`, and
+(0600, in a 0700 folder); a damaged one raises :class:`~app.core.errors.HistoryDamagedError`, and
 :func:`move_aside` keeps it next to the new one.
 
 The schema carries its version in ``PRAGMA user_version``; ``_MIGRATIONS[n]`` takes a file from
@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from app.core.errors import HistoryDamagedError as HistoryDamagedError  # re-exported
+from app.core.errors import HistoryStoreError as HistoryStoreError  # re-exported
 from app.core.files import private_dir, private_file
-from app.core.model import Announcement, Priority
+from app.core.model import ROW_COLUMNS, Announcement, from_epoch
 
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
@@ -70,7 +72,9 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-# Whole statements as constants: no SQL is ever assembled from values.
+# Whole statements as constants: no SQL is ever assembled from values. An announcement's own
+# columns come first, as the model's row (model.ROW_COLUMNS, converted by Announcement.to_row
+# and Announcement.from_row); tests/core/test_store.py checks that they match.
 _SELECT = (
     "SELECT id, title, body, priority, url, created_at, expires_at, legacy, received_at, read, "
     "acked, shown FROM announcements "
@@ -101,15 +105,6 @@ _INSERT = (
 )
 
 
-class HistoryStoreError(RuntimeError):
-    """The history file cannot be opened or used; the message names the file and what to do."""
-
-
-class HistoryDamagedError(HistoryStoreError):
-    """The file is not a readable SQLite history (damaged, truncated, or another kind of file):
-    the caller may move it aside (:func:`move_aside`) and start a new history."""
-
-
 @dataclass(frozen=True, slots=True)
 class StoredAnnouncement:
     announcement: Announcement
@@ -121,14 +116,6 @@ class StoredAnnouncement:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _ts(t: datetime | None) -> float | None:
-    return t.timestamp() if t is not None else None
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def _like_pattern(text: str) -> str:
@@ -258,39 +245,18 @@ class HistoryStore:
     def _insert(self, conn: sqlite3.Connection, ann: Announcement) -> bool:
         if conn.execute("SELECT 1 FROM revoked WHERE id = ?", (ann.id,)).fetchone():
             return False
-        cur = conn.execute(
-            _INSERT,
-            (
-                ann.id,
-                ann.title,
-                ann.body,
-                ann.priority.value,
-                ann.url,
-                _ts(ann.created_at),
-                _ts(ann.expires_at),
-                int(ann.legacy),
-                self._now_ts(),
-            ),
-        )
+        cur = conn.execute(_INSERT, (*ann.to_row(), self._now_ts()))
         return cur.rowcount == 1
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredAnnouncement:
-        ann_id, title, body, priority, url, created, expires, legacy, received = row[:9]
-        read, acked, shown = row[9:]
-        ann = Announcement(
-            id=str(ann_id),
-            title=str(title),
-            body=str(body),
-            priority=Priority.parse(priority, default=Priority.NORMAL),
-            url=str(url) if url else None,
-            created_at=_dt(created),  # type: ignore[arg-type]
-            expires_at=_dt(expires),  # type: ignore[arg-type]
-            legacy=bool(legacy),
-        )
-        received_at = _dt(received)  # type: ignore[arg-type]
+        n = len(ROW_COLUMNS)
+        received, read, acked, shown = row[n:]
+        received_at = from_epoch(received)
         assert received_at is not None
-        return StoredAnnouncement(ann, received_at, bool(read), bool(acked), bool(shown))
+        return StoredAnnouncement(
+            Announcement.from_row(row), received_at, bool(read), bool(acked), bool(shown)
+        )
 
     # ------------------------------------------------------------------ announcements
 

@@ -14,6 +14,7 @@ import pytest
 from app.config import Endpoints, StreamSettings
 from app.core.auth import AuthSession, Tokens
 from app.core.errors import LoginRequired, WrongCredentials
+from app.core.http import Reply
 from app.core.model import Announcement, ConnState, ControlEvent, RawEvent, Status, StreamEvent
 from app.core.secrets import MemorySecretStore, login_key
 from app.core.stream import Outcome, OutcomeKind, StreamEngine
@@ -331,9 +332,10 @@ async def test_authorized_request_refreshes_once_on_401(server_factory: ServerFa
                     await asyncio.sleep(0.05)
 
         await asyncio.wait_for(expired(), 10)
-        response = await session.request("POST", "/announcements/{id}/ack", id=ann_id)
-        assert response.status_code == 200
-        assert response.json()["id"] == ann_id
+        reply = await session.request("POST", "/announcements/{id}/ack", id=ann_id)
+        assert isinstance(reply, Reply) and reply.ok  # typed: never an httpx.Response
+        assert reply.status == 200
+        assert reply.json["id"] == ann_id
         assert await session.access_token() != first  # refreshed once, then retried
     finally:
         await session.aclose()

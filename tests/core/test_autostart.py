@@ -16,6 +16,7 @@ from app.core.autostart import (
     for_platform,
     launch_command,
 )
+from app.core.errors import AutostartError
 
 
 def test_xdg_entry_written_and_removed(tmp_path: Path) -> None:
@@ -50,8 +51,9 @@ def test_unwritable_folder_gives_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     auto = XdgAutostart(["x"], config_home=blocker)
-    with pytest.raises(OSError, match="cannot write"):
+    with pytest.raises(AutostartError, match="cannot write") as info:
         auto.set_enabled(True)
+    assert "turn off Start at login" in str(info.value)  # says what to do
 
 
 def test_launch_agent_plist(tmp_path: Path) -> None:

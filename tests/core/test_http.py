@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import ConfigError, Endpoints, StreamSettings
+from app.config import Endpoints, StreamSettings
 from app.core import http
 from app.core.auth import AuthSession, Tokens
-from app.core.errors import CertificateError, ProtocolError
+from app.core.errors import CertificateError, ConfigError, ProtocolError
 from app.core.model import RawEvent, Status, StreamEvent
 from app.core.secrets import MemorySecretStore, login_key
 from app.core.stream import Outcome, OutcomeKind, StaticToken, StreamEngine

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from app.core.errors import HistoryDamagedError, HistoryStoreError
 from app.core.model import Announcement, Priority
-from app.core.store import SCHEMA_VERSION, HistoryStore, HistoryStoreError
+from app.core.store import SCHEMA_VERSION, HistoryStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -336,7 +337,7 @@ def test_acknowledging_twice_queues_one_receipt(store: HistoryStore) -> None:
 
 
 def test_damaged_file_is_a_damaged_error_and_moves_aside(tmp_path: Path) -> None:
-    from app.core.store import HistoryDamagedError, move_aside
+    from app.core.store import move_aside
 
     path = tmp_path / "history" / "h.sqlite3"
     path.parent.mkdir()
@@ -358,8 +359,6 @@ def test_damaged_file_is_a_damaged_error_and_moves_aside(tmp_path: Path) -> None
 
 
 def test_newer_schema_is_not_a_damaged_file(tmp_path: Path) -> None:
-    from app.core.store import HistoryDamagedError
-
     path = tmp_path / "h.sqlite3"
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -377,3 +376,13 @@ def test_history_folder_and_files_are_private(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         for f in (path, path.with_name("h.sqlite3-wal"), path.with_name("h.sqlite3-shm")):
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_the_store_selects_and_inserts_the_models_row() -> None:
+    """An announcement's columns are the model's row, in order, in every statement."""
+    from app.core import store
+    from app.core.model import ROW_COLUMNS
+
+    columns = ", ".join(ROW_COLUMNS)
+    assert store._SELECT.startswith(f"SELECT {columns}, received_at, ")
+    assert f"({columns}, received_at, read, acked)" in store._INSERT

@@ -21,7 +21,7 @@ from tests.fixtures.keyring import KeyringRunner
 from tests.fixtures.scripted import ScriptedServer, sse, status
 from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 Scripted = Callable[..., ScriptedServer]
 TOKEN = "tok-3c1f-secret"
 
