@@ -19,13 +19,13 @@ from pathlib import Path
 
 import jwt
 
-from app.server.broker import PUBLISHER_ROLE, Principal, User
+from app.server.config import SIGNING_KEY_FILE
+from app.server.model import PUBLISHER_ROLE, Principal, User
 
 log = logging.getLogger(__name__)
 
 # scrypt cost: n=2**14, r=8 is 16 MiB and about 50 ms per hash on these machines
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-_KEY_FILE = "signing.key"
 _ALGORITHM = "HS256"
 
 
@@ -82,7 +82,7 @@ _DUMMY_HASH = "$".join(
 def load_signing_key(data_dir: Path) -> bytes:
     """The HS256 key in ``data_dir/signing.key``: created on first start with mode 0600."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / _KEY_FILE
+    path = data_dir / SIGNING_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -135,7 +135,8 @@ class TokenIssuer:
                 token,
                 self._key,
                 algorithms=[_ALGORITHM],
-                options={"require": ["sub", "exp"], "verify_exp": False},
+                # the times are checked below against this issuer's clock, not PyJWT's
+                options={"require": ["sub", "exp"], "verify_exp": False, "verify_iat": False},
             )
         except jwt.InvalidTokenError:
             raise InvalidToken("the access token is not valid: log in again") from None

@@ -8,20 +8,24 @@ abstract method below; two are planned:
   announcements in Redis; one ``XREAD BLOCK`` loop per process feeding the same in-memory
   :class:`app.server.hub.Hub`.
 
+The values it takes and returns are in ``app/server/model.py``; a backend converts them to and
+from its stored form only through ``app/server/codec.py``.
+
 Rules every backend keeps (the contract test suite in ``tests/server`` checks them):
 
 - Announcement ids are opaque strings that increase with publication order. ``list_visible``
-  takes such an id as a cursor and raises :class:`InvalidCursor` for a string it never issued
-  in that form; it also takes :data:`NOTHING_YET`, meaning "from the beginning".
+  takes such an id as a cursor and raises :class:`~app.server.model.InvalidCursor` for a
+  string it never issued in that form; it also takes :data:`~app.server.model.NOTHING_YET`,
+  meaning "from the beginning".
 - ``subscribe`` sets the subscription's ``horizon``: the newest announcement id this process
-  had fanned out when the stream subscribed (:data:`NOTHING_YET` if none), so every later one
+  had fanned out when the stream subscribed (``NOTHING_YET`` if none), so every later one
   reaches the stream live; ``newest_visible_id`` finds a new stream's start position below it.
 - ``publish`` stores first, then fans out, and no subscriber of the process sees the record
   twice or misses it if it subscribed before ``publish`` returned. Fan-out reaches the
   subscribers of every process sharing the backend.
 - ``close_streams`` and ``revoke`` reach subscribers on every process too.
-- Visibility is :meth:`Audience.includes`: everyone listed, members of a listed group, and
-  publishers (who manage announcements and see all of them).
+- Visibility is :meth:`~app.server.model.Audience.includes`: everyone listed, members of a
+  listed group, and publishers (who manage announcements and see all of them).
 - Refresh tokens are stored only as hashes, are single use, and presenting a used one again
   revokes its whole session (token theft detection).
 - Subscription, unsubscription and ``close_local_streams`` are plain (non-async) calls made on
@@ -32,145 +36,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
-from app.core.model import Announcement
-
-if TYPE_CHECKING:
-    from app.server.hub import Subscription
-
-PUBLISHER_ROLE = "publisher"
-# the position "nothing yet": as a cursor (a resume id), every backend reads it as "from the
-# beginning"; the ``connected`` event of a stream whose viewer may see nothing yet carries it
-NOTHING_YET = "0"
-
-
-class InvalidCursor(ValueError):
-    """An announcement id that this backend never issued in this form (bad ``since``/resume id)."""
-
-
-class BrokerUnavailable(Exception):
-    """The backend's store cannot be reached right now (HTTP 503); nothing was changed. The
-    message says what is unreachable and to try again; it never holds a credential."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling, as the access token says: the user id, groups, role and login session."""
-
-    user_id: str
-    groups: frozenset[str] = frozenset()
-    publisher: bool = False
-    session_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Audience:
-    """Who an announcement is addressed to: everyone, some groups, or some users."""
-
-    everyone: bool = False
-    groups: frozenset[str] = frozenset()
-    users: frozenset[str] = frozenset()
-
-    def includes(self, viewer: Principal) -> bool:
-        """Whether ``viewer`` may receive and list an announcement with this audience."""
-        return (
-            viewer.publisher
-            or self.everyone
-            or viewer.user_id in self.users
-            or not self.groups.isdisjoint(viewer.groups)
-        )
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Audience:
-        """The inverse of :meth:`to_json`."""
-        return cls(
-            everyone=bool(obj.get("all", False)),
-            groups=frozenset(obj.get("groups", ())),
-            users=frozenset(obj.get("users", ())),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        if self.everyone:
-            return {"all": True}
-        out: dict[str, object] = {}
-        if self.groups:
-            out["groups"] = sorted(self.groups)
-        if self.users:
-            out["users"] = sorted(self.users)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """A validated announcement before it has an id (see ``app/server/validation.py``)."""
-
-    title: str
-    body: str
-    priority: str
-    audience: Audience
-    url: str | None = None
-    expires_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A stored announcement: its wire form plus who may see it and whether it was revoked."""
-
-    announcement: Announcement
-    audience: Audience
-    author: str = ""
-    revoked: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.announcement.id
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    """A withdrawn announcement, as fanned out to its audience."""
-
-    id: str
-    audience: Audience
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    name: str  # also the user id
-    password_hash: str
-    groups: frozenset[str] = frozenset()
-    publisher: bool = False
-
-    @property
-    def roles(self) -> list[str]:
-        return [PUBLISHER_ROLE] if self.publisher else []
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshGrant:
-    """What a valid refresh token stood for."""
-
-    user_id: str
-    session_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    user_id: str
-    acked_at: datetime
-
-
-@dataclass(slots=True)
-class BrokerStats:
-    """Backend figures for ``/metrics`` (the HTTP layer counts the rest itself)."""
-
-    subscriptions: int = 0
-    extra: dict[str, float] = field(default_factory=dict)  # more gauges: name -> value
-    healthy: bool = True  # False while the store cannot be reached (/healthz says "degraded")
-    problem: str | None = None  # what is wrong, for /healthz, when not healthy
+from app.server.hub import Subscription
+from app.server.model import (
+    Ack,
+    BrokerStats,
+    Draft,
+    Principal,
+    Record,
+    RefreshGrant,
+    User,
+)
 
 
 class Broker(abc.ABC):
@@ -231,8 +108,8 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def revoke(self, ann_id: str) -> Record | None:
-        """Mark revoked and fan out a :class:`Revocation`; None when unknown. Revoking twice
-        returns the record again without a second fan-out."""
+        """Mark revoked and fan out a :class:`~app.server.model.Revocation`; None when unknown.
+        Revoking twice returns the record again without a second fan-out."""
 
     @abc.abstractmethod
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:

@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import threading
-from collections.abc import Coroutine, Iterable
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from app.server.broker import PUBLISHER_ROLE
-from app.server.http import ServerSettings
-from app.server.runtime import Runtime, ServerOptions, create_demo_users, save_user
-from app.server.validation import parse_draft
+from app.server.config import HttpSettings, ServerConfig
+from app.server.model import PUBLISHER_ROLE
+from app.server.runtime import Runtime, create_demo_users, save_user
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_START_TIMEOUT = 30.0
-_CALL_TIMEOUT = 30.0
+_START_TIMEOUT = 30.0  # seconds for start-up, and for the thread to end on stop()
+_CALL_TIMEOUT = 30.0  # seconds for one in-process call (publish, add_user...)
+_CONFIG_OPTIONS = frozenset(f.name for f in dataclasses.fields(ServerConfig)) - {"data_dir", "http"}
+_HTTP_OPTIONS = frozenset(f.name for f in dataclasses.fields(HttpSettings))
 
 
 class EmbeddedServer:
@@ -44,31 +46,27 @@ class EmbeddedServer:
         self,
         *,
         data_dir: Path,
-        host: str = "127.0.0.1",
         port: int = 0,
-        token_ttl: float = 900.0,
-        ping_interval: float = 15.0,
         demo_users: bool = False,
-        db_path: Path | None = None,
-        redis_url: str | None = None,
-        queue_size: int = 256,
-        replay_limit: int = 1000,
-        retry_ms: int = 3000,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
     ) -> None:
-        self._options = ServerOptions(
+        """``port`` 0 (the default here) picks a free port. ``options`` are fields of
+        :class:`~app.server.config.ServerConfig` (``host``, ``db_path``, ``redis_url``) and of
+        :class:`~app.server.config.HttpSettings` (``token_ttl``, ``ping_interval``,
+        ``retry_ms``, ``queue_size``, ``replay_limit``...); the others keep their defaults.
+        ``clock`` (epoch seconds) issues and checks tokens: tests move it on by hand."""
+        unknown = set(options) - _CONFIG_OPTIONS - _HTTP_OPTIONS
+        if unknown:
+            raise TypeError(f"EmbeddedServer got unknown options: {', '.join(sorted(unknown))}")
+        http = HttpSettings(**{k: v for k, v in options.items() if k in _HTTP_OPTIONS})
+        self.config = ServerConfig(
             data_dir=data_dir,
-            host=host,
             port=port,
-            db_path=db_path,
-            redis_url=redis_url,
-            settings=ServerSettings(
-                token_ttl=token_ttl,
-                ping_interval=ping_interval,
-                queue_size=queue_size,
-                replay_limit=replay_limit,
-                retry_ms=retry_ms,
-            ),
+            http=http,
+            **{k: v for k, v in options.items() if k in _CONFIG_OPTIONS},
         )
+        self._clock = clock
         self._demo_users = demo_users
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -119,7 +117,7 @@ class EmbeddedServer:
             loop.close()
 
     async def _start(self) -> Runtime:
-        runtime = await Runtime.start(self._options)
+        runtime = await Runtime.start(self.config, clock=self._clock)
         if self._demo_users:
             try:
                 await create_demo_users(runtime.broker)
@@ -152,7 +150,7 @@ class EmbeddedServer:
 
     @property
     def data_dir(self) -> Path:
-        return self._options.data_dir
+        return self.config.data_dir
 
     # in-process calls -------------------------------------------------------------------
     def add_user(
@@ -175,7 +173,6 @@ class EmbeddedServer:
         JSON form (``{"groups": ["it"]}``; None means everyone). Bad input raises
         :class:`app.server.validation.BadInput` (a ValueError)."""
         runtime = self._running()
-        now = datetime.now(UTC)
         payload = {
             "title": title,
             "body": body,
@@ -184,10 +181,9 @@ class EmbeddedServer:
             "expires_at": expires_at,
             "audience": audience if audience is not None else {"all": True},
         }
-        draft = parse_draft(payload, now=now)
 
         async def publish() -> str:
-            return (await runtime.api.publish_draft(draft, author=PUBLISHER_ROLE)).id
+            return (await runtime.api.publish_payload(payload, author=PUBLISHER_ROLE)).id
 
         return self._call(publish())
 

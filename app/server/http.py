@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from app import __version__
-from app.server import wire
+from app.server import codec, wire
 from app.server.auth import (
     AccessClaims,
     InvalidToken,
@@ -30,41 +30,24 @@ from app.server.auth import (
     new_session_id,
     verify_password,
 )
-from app.server.broker import (
+from app.server.broker import Broker
+from app.server.config import HttpSettings
+from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Sink, Subscription
+from app.server.model import (
     NOTHING_YET,
-    Broker,
     BrokerUnavailable,
-    Draft,
+    Delivery,
     InvalidCursor,
     Principal,
     Record,
     User,
 )
-from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Delivery, Sink, Subscription
 from app.server.validation import BadInput, parse_draft, require_object, string_field
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024
-MAX_LIST = 1000
-# a live stream's socket buffer below this takes deliveries straight from the hub (asyncio's
-# default high-water mark); above it they queue, and the stream's task waits for the client
-DIRECT_WRITE_LIMIT = 64 * 1024
-PING_BATCH = 500  # streams pinged between two yields to the event loop
 _CLOSE_OK = {"code": 200, "msg": "ok", "data": None}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """Tunables of the HTTP layer (defaults are the production values)."""
-
-    token_ttl: float = 900.0  # access token lifetime, seconds
-    refresh_ttl: float = 30 * 86400.0  # refresh token lifetime, seconds
-    ping_interval: float = 15.0  # a ": ping" comment after this long without a write
-    retry_ms: int = 3000  # the stream's "retry:" advice
-    queue_size: int = 256  # deliveries a stream may fall behind before it is dropped
-    replay_limit: int = 1000  # announcements replayed on connect, then "event: sync"
 
 
 @dataclass(slots=True)
@@ -111,7 +94,7 @@ class Api:
         self,
         broker: Broker,
         issuer: TokenIssuer,
-        settings: ServerSettings,
+        settings: HttpSettings,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -269,13 +252,15 @@ class Api:
     # announcements ----------------------------------------------------------------------
     async def publish(self, request: web.Request) -> web.Response:
         author = self._caller(request, publisher=True)
-        draft = parse_draft(await _json_body(request), now=self._now())
-        record = await self.publish_draft(draft, author=author.user_id)
+        record = await self.publish_payload(await _json_body(request), author=author.user_id)
         return web.json_response({"id": record.id}, status=201)
 
-    async def publish_draft(self, draft: Draft, *, author: str) -> Record:
-        """Store and fan out (also the in-process path of the embedded server)."""
-        record = await self.broker.publish(draft, author=author, now=self._now())
+    async def publish_payload(self, payload: Any, *, author: str) -> Record:
+        """Validate the API's JSON body, store and fan out: the one publish path, of ``POST
+        /announcements`` and of the embedded server. Bad input raises BadInput."""
+        now = self._now()
+        draft = parse_draft(payload, now=now)
+        record = await self.broker.publish(draft, author=author, now=now)
         self.metrics.published += 1
         log.info("announcement %s published by %r", record.id, author)
         return record
@@ -283,14 +268,16 @@ class Api:
     async def list(self, request: web.Request) -> web.Response:
         viewer = self._caller(request)
         since = request.query.get("since") or None
-        limit = _int_query(request, "limit", default=100, low=1, high=MAX_LIST)
+        limit = _int_query(
+            request, "limit", default=self.settings.list_limit, low=1, high=self.settings.list_max
+        )
         try:
             records = await self.broker.list_visible(
                 viewer, after=since, limit=limit, now=self._now()
             )
         except InvalidCursor as exc:
             raise BadInput(str(exc), "since") from None
-        return web.json_response([r.announcement.to_json() for r in records])
+        return web.json_response([codec.announcement_json(r) for r in records])
 
     async def _visible(self, request: web.Request, viewer: Principal) -> Record:
         """The announcement in the path, if it exists, is live and ``viewer`` may see it."""
@@ -304,14 +291,14 @@ class Api:
         record = await self._visible(request, viewer)
         acked_at = await self.broker.ack(record.id, viewer.user_id, now=self._now())
         self.metrics.acks += 1
-        return web.json_response({"id": record.id, "acked_at": _iso(acked_at)})
+        return web.json_response({"id": record.id, "acked_at": codec.iso(acked_at)})
 
     async def acks(self, request: web.Request) -> web.Response:
         viewer = self._caller(request, publisher=True)
         record = await self._visible(request, viewer)
         return web.json_response(
             [
-                {"user_id": a.user_id, "username": a.user_id, "acked_at": _iso(a.acked_at)}
+                {"user_id": a.user_id, "username": a.user_id, "acked_at": codec.iso(a.acked_at)}
                 for a in await self.broker.acks(record.id)
             ]
         )
@@ -372,13 +359,13 @@ class Api:
         """Pings the idle streams that the hub writes to, from one task: their own tasks then
         sleep until something is queued or the token expires, and a broadcast never lands in a
         burst of thousands of per-stream ping wake-ups."""
-        interval = self.settings.ping_interval
+        interval, batch = self.settings.ping_interval, self.settings.ping_batch
         while True:
             await asyncio.sleep(interval / 4)
-            due = time.monotonic() - interval
+            due, now = time.monotonic() - interval, self._clock()
             for count, stream in enumerate(list(self._direct), start=1):
-                stream.ping_if_idle(since=due)
-                if count % PING_BATCH == 0:
+                stream.ping_if_idle(since=due, now=now)
+                if count % batch == 0:
                     await asyncio.sleep(0)
 
 
@@ -477,8 +464,9 @@ class _Stream:
         last_id = records[-1].id if records else cursor
         sync = {"replayed": len(records), "more": more, "last_id": last_id}
         chunks.append(wire.json_event(sync, name="sync"))
-        for start in range(0, len(chunks), 64):
-            await self._write(b"".join(chunks[start : start + 64]))
+        batch = self._api.settings.replay_write_batch
+        for start in range(0, len(chunks), batch):
+            await self._write(b"".join(chunks[start : start + batch]))
         return {r.id for r in records}, more
 
     def _sink(self) -> Sink | None:
@@ -502,15 +490,21 @@ class _Stream:
         socket's buffer is full or the socket is closing (this task writes it instead)."""
         transport = self._transport
         assert transport is not None
-        if transport.is_closing() or transport.get_write_buffer_size() >= DIRECT_WRITE_LIMIT:
+        limit = self._api.settings.direct_write_limit
+        if transport.is_closing() or transport.get_write_buffer_size() >= limit:
             return False
         transport.write(wire.chunk(data))
         self._last_write = time.monotonic()
         return True
 
-    def ping_if_idle(self, *, since: float) -> None:
+    def ping_if_idle(self, *, since: float, now: float) -> None:
         """Ping when nothing was written after ``since``; if that cannot be done now, wake this
-        stream's task to ping through aiohttp (it waits for the client, or finds it gone)."""
+        stream's task to ping through aiohttp (it waits for the client, or finds it gone).
+        Also wake it when its token has expired by ``now`` (the API's clock), should that clock
+        have moved on faster than the task's timer."""
+        if self._claims.expires_at <= now:
+            self._sub.wake()
+            return
         if self._last_write > since:
             return
         if self._sub.pending or not self._write_now(wire.PING):
@@ -554,14 +548,18 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response(exc.to_json(), status=400)
     except BrokerUnavailable as exc:
         log.warning("%s %s refused: %s", request.method, request.path, exc)
-        return web.json_response({"error": str(exc)}, status=503, headers={"Retry-After": "5"})
+        retry_after = str(request.app[API].settings.retry_after)
+        return web.json_response(
+            {"error": str(exc)}, status=503, headers={"Retry-After": retry_after}
+        )
 
 
 async def _json_body(request: web.Request) -> Any:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise BadInput(f"the request body is over {MAX_BODY // 1024} KiB") from None
+        max_body = request.app[API].settings.max_body
+        raise BadInput(f"the request body is over {max_body // 1024} KiB") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -584,14 +582,17 @@ def _http_error(cls: type[web.HTTPError], message: str) -> web.HTTPError:
     )
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def create_app(broker: Broker, issuer: TokenIssuer, settings: ServerSettings) -> web.Application:
-    """The aiohttp application; its :class:`Api` is reachable as ``app[API]``."""
-    api = Api(broker, issuer, settings)
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+def create_app(
+    broker: Broker,
+    issuer: TokenIssuer,
+    settings: HttpSettings,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The aiohttp application; its :class:`Api` is reachable as ``app[API]``. ``clock``
+    (epoch seconds) is the one the token issuer uses: token expiry is measured on it."""
+    api = Api(broker, issuer, settings, clock=clock)
+    app = web.Application(middlewares=[_errors], client_max_size=settings.max_body)
     app.add_routes(api.routes())
     app.on_shutdown.append(api.on_shutdown)
     app.cleanup_ctx.append(api.keepalive)

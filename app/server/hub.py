@@ -25,15 +25,11 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 from app.server import wire
-from app.server.broker import NOTHING_YET, Record
+from app.server.model import NOTHING_YET, Audience, Delivery, Principal, Record
 
-if TYPE_CHECKING:
-    from app.server.broker import Audience, Principal, Revocation
-
-Delivery: TypeAlias = "Record | Revocation"
 # writes one encoded delivery to the stream's socket now; False when it cannot (queue it)
 Sink: TypeAlias = Callable[[Delivery, bytes], bool]
 

@@ -9,17 +9,14 @@ import signal
 import sys
 from pathlib import Path
 
-from app.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from app.server.broker import BrokerUnavailable
-from app.server.http import ServerSettings
-from app.server.redis_broker import RedisSettings
+from app.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from app.server.config import HttpSettings, ServerConfig
+from app.server.model import BrokerUnavailable
 from app.server.runtime import (
     DEMO_PASSWORD,
     DEMO_USERS,
     Runtime,
-    ServerOptions,
     create_demo_users,
-    default_data_dir,
     open_broker,
     save_user,
 )
@@ -28,36 +25,38 @@ log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = _options(args)
-    if args.redis:
-        try:
-            RedisSettings.from_url(args.redis)
-        except ValueError as exc:
-            _say(f"error: --redis: {exc}", err=True)
-            return EXIT_USAGE
+    config = _config(args)
+    try:
+        config.redis()
+    except ValueError as exc:
+        _say(f"error: --redis: {exc}", err=True)
+        return EXIT_USAGE
     try:
         if args.server_command == "add-user":
-            return _add_user(args, options)
-        return asyncio.run(_serve(options, demo_users=args.demo_users))
+            return _add_user(args, config)
+        return asyncio.run(_serve(config, demo_users=args.demo_users))
     except (OSError, BrokerUnavailable) as exc:
         hint = "; is redis-server running there?" if isinstance(exc, BrokerUnavailable) else ""
         _say(f"error: {exc}{hint}", err=True)
         return EXIT_FAILURE
 
 
-def _options(args: argparse.Namespace) -> ServerOptions:
-    return ServerOptions(
-        data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
+def _config(args: argparse.Namespace) -> ServerConfig:
+    """The command's options over the defaults (``app/cli.py`` takes its defaults from the
+    same :class:`ServerConfig`)."""
+    data_dir = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    return ServerConfig(
+        **data_dir,
         host=args.host,
         port=args.port,
         db_path=Path(args.db) if args.db else None,
-        redis_url=args.redis,
-        settings=ServerSettings(token_ttl=args.token_ttl, ping_interval=args.ping_interval),
+        redis_url=args.redis or None,
+        http=HttpSettings(token_ttl=args.token_ttl, ping_interval=args.ping_interval),
         access_log=True,
     )
 
 
-def _add_user(args: argparse.Namespace, options: ServerOptions) -> int:
+def _add_user(args: argparse.Namespace, config: ServerConfig) -> int:
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         _say(
@@ -71,7 +70,7 @@ def _add_user(args: argparse.Namespace, options: ServerOptions) -> int:
         return EXIT_USAGE
 
     async def add() -> None:
-        broker = open_broker(options)
+        broker = open_broker(config)
         try:
             await save_user(broker, args.name, password, args.group, args.publisher)
         finally:
@@ -80,17 +79,17 @@ def _add_user(args: argparse.Namespace, options: ServerOptions) -> int:
     asyncio.run(add())
     groups = ", ".join(args.group) or "none"
     role = "publisher" if args.publisher else "staff"
-    where = "Redis" if options.redis_url else options.database
+    where = "Redis" if config.redis_url else config.database
     _say(f"saved user {args.name} (groups: {groups}; role: {role}) in {where}")
     return EXIT_OK
 
 
-async def _serve(options: ServerOptions, *, demo_users: bool) -> int:
+async def _serve(config: ServerConfig, *, demo_users: bool) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runtime = await Runtime.start(options)
+    runtime = await Runtime.start(config)
     try:
         if demo_users:
             await create_demo_users(runtime.broker)

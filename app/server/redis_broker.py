@@ -24,15 +24,16 @@ connection.
 The control channel is a second stream, not pub/sub: the same blocking read serves it (no second
 connection, no second loop), and a stream keeps what was sent while a process was cut off from
 Redis, so a logout or a revocation still reaches that process's streams when Redis comes back;
-pub/sub would drop it silently. It is trimmed to about :data:`_CONTROL_MAXLEN` entries.
+pub/sub would drop it silently. It is trimmed to about
+:attr:`~app.server.config.RedisSettings.control_maxlen` entries.
 
 Losing Redis: open streams stay connected (they need nothing from Redis until the next
 delivery), the loop retries with backoff and reports the outage in :meth:`RedisBroker.stats`
 (``/healthz``, ``/metrics``), then resumes from the last ids it saw, so the streams catch up on
 what other processes published meanwhile. A call that needs Redis while it is down raises
-:class:`~app.server.broker.BrokerUnavailable` (HTTP 503): a publish is refused, never dropped.
-Every command is bounded by :attr:`RedisSettings.timeout`; commands are never retried blindly
-(a retried ``XADD`` could publish twice).
+:class:`~app.server.model.BrokerUnavailable` (HTTP 503): a publish is refused, never dropped.
+Every command is bounded by :attr:`~app.server.config.RedisSettings.timeout`; commands are never
+retried blindly (a retried ``XADD`` could publish twice).
 """
 
 from __future__ import annotations
@@ -45,10 +46,8 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -58,12 +57,15 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
-from app.core.model import Announcement, Priority, parse_time
-from app.server.broker import (
+from app.core.model import parse_time
+from app.server import codec
+from app.server.broker import Broker
+from app.server.config import RedisSettings
+from app.server.hub import Hub, Subscription
+from app.server.model import (
     NOTHING_YET,
     Ack,
     Audience,
-    Broker,
     BrokerStats,
     BrokerUnavailable,
     Draft,
@@ -74,16 +76,12 @@ from app.server.broker import (
     Revocation,
     User,
 )
-from app.server.hub import Hub, Subscription
 
 log = logging.getLogger(__name__)
 
 # Errors that mean "Redis cannot be reached right now" (refused, reset, timed out, still loading).
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 _ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
-_CONTROL_MAXLEN = 10_000
-_BACKOFF_MIN, _BACKOFF_MAX = 0.05, 2.0
-_PAGE_MIN, _PAGE_MAX = 64, 1000
 
 # Consume a refresh token: single use; a used one presented again revokes its whole session.
 # KEYS[1] token key; ARGV: token key prefix, session key prefix, now (epoch seconds).
@@ -119,60 +117,6 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
            'kind', 'revoke', 'id', ARGV[1], 'audience', ARGV[3])
 return 1
 """
-
-
-@dataclass(frozen=True, slots=True)
-class RedisSettings:
-    """Where Redis is and how the backend uses it.
-
-    Retention keeps about ``maxlen`` announcements, or with ``max_age`` (seconds) those younger
-    than that; a client that was away longer than the retention replays what is left.
-    """
-
-    url: str = "redis://127.0.0.1:6379/0"
-    prefix: str = "tray-notifier:"
-    maxlen: int = 100_000
-    max_age: float | None = None
-    timeout: float = 5.0  # every command, and connecting
-    pool_timeout: float = 30.0  # waiting for a free pooled connection (queueing in a storm)
-    block_ms: int = 1000  # one XREAD BLOCK; must be well under ``timeout``
-    batch: int = 500  # entries per XREAD
-    max_connections: int = 64
-
-    def __post_init__(self) -> None:
-        if self.block_ms / 1000 >= self.timeout:
-            raise ValueError("block_ms must be shorter than the command timeout")
-        if self.maxlen < 1 or (self.max_age is not None and self.max_age <= 0):
-            raise ValueError("the retention (maxlen, max_age) must be positive")
-
-    @classmethod
-    def from_url(cls, url: str) -> RedisSettings:
-        """Settings from ``redis://HOST:PORT/DB?maxlen=N&max_age=S&prefix=P`` (the three
-        query options are this backend's; any other is passed on to redis-py)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("the Redis URL must start with redis://, rediss:// or unix://")
-        ours = {"maxlen", "max_age", "prefix"}
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        options = dict(q for q in query if q[0] in ours)
-        rest = urlencode([q for q in query if q[0] not in ours])
-        chosen: dict[str, Any] = {}
-        try:
-            if "prefix" in options:
-                chosen["prefix"] = options["prefix"]
-            if "maxlen" in options:
-                chosen["maxlen"] = int(options["maxlen"])
-            if "max_age" in options:
-                chosen["max_age"] = float(options["max_age"])
-            return cls(url=urlunsplit(parts._replace(query=rest)), **chosen)
-        except ValueError as exc:
-            raise ValueError(f"bad Redis URL option: {exc}") from None
-
-    @property
-    def where(self) -> str:
-        """``host:port`` for messages: never the whole URL, which may hold a password."""
-        parts = urlsplit(self.url)
-        return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
 
 
 class RedisBroker(Broker):
@@ -297,24 +241,12 @@ class RedisBroker(Broker):
     async def publish(self, draft: Draft, *, author: str, now: datetime) -> Record:
         """XADD (trimmed to the retention), then wait briefly until this process's loop has
         fanned it out, so a local subscriber has it queued when ``publish`` returns."""
-        created = now.astimezone(UTC)
-        expires = draft.expires_at.astimezone(UTC) if draft.expires_at else None
-        announcement = Announcement(
-            id="",
-            title=draft.title,
-            body=draft.body,
-            priority=Priority(draft.priority),
-            url=draft.url,
-            created_at=created,
-            expires_at=expires,
-        )
-        data = {**announcement.to_json(), "audience": draft.audience.to_json(), "author": author}
-        del data["id"], data["type"]
-        entry: dict[FieldT, EncodableT] = {"data": json.dumps(data)}
+        unnumbered = codec.new_record(draft, ann_id="", author=author, now=now)
+        entry: dict[FieldT, EncodableT] = dict(codec.to_entry(unnumbered).items())
         with self._unavailable():
             ann_id = str(await self._redis.xadd(self._k_ann, entry, **self._trim()))
         await self._wait_delivered(ann_id)
-        return Record(dataclasses.replace(announcement, id=ann_id), draft.audience, author)
+        return dataclasses.replace(unnumbered, id=ann_id)
 
     def _trim(self) -> dict[str, Any]:
         if self._settings.max_age is None:
@@ -343,7 +275,7 @@ class RedisBroker(Broker):
         entry_id, fields = entries[0]
         if fields is None:  # only for an entry deleted under a consumer group: never here
             return None
-        return _record(str(entry_id), fields, revoked=bool(revoked))
+        return codec.from_entry(str(entry_id), fields, revoked=bool(revoked))
 
     async def list_visible(
         self, viewer: Principal, *, after: str | None, limit: int, now: datetime
@@ -362,7 +294,8 @@ class RedisBroker(Broker):
             raise InvalidCursor(f"{upto!r} is not an announcement id of this server")
         ms, seq = _key(cursor)
         above = f"{ms}-{seq + 1}"  # the scan's bound is exclusive: start just above ``upto``
-        newest = await self._scan(viewer, 1, now, forward=False, bound=above, page=_PAGE_MAX)
+        page = self._settings.page_max
+        newest = await self._scan(viewer, 1, now, forward=False, bound=above, page=page)
         return newest[0].id if newest else None
 
     async def _scan(
@@ -376,7 +309,7 @@ class RedisBroker(Broker):
         page: int | None = None,
     ) -> list[Record]:
         """Up to ``limit`` visible records, paging from ``bound`` (exclusive, unless ``+``)."""
-        page = page or min(max(limit, _PAGE_MIN), _PAGE_MAX)
+        page = page or min(max(limit, self._settings.page_min), self._settings.page_max)
         found: list[Record] = []
         with self._unavailable():
             while len(found) < limit:
@@ -397,8 +330,12 @@ class RedisBroker(Broker):
         self, entries: Sequence[Any], viewer: Principal, now: datetime
     ) -> list[Record]:
         revoked = await self._redis.hmget(self._k_revoked, [e[0] for e in entries])
-        records = [_record(i, f) for (i, f), gone in zip(entries, revoked, strict=True) if not gone]
-        return [r for r in records if r.audience.includes(viewer) and _live(r, now)]
+        records = [
+            codec.from_entry(i, f)
+            for (i, f), gone in zip(entries, revoked, strict=True)
+            if not gone
+        ]
+        return [r for r in records if r.audience.includes(viewer) and r.live(now)]
 
     async def revoke(self, ann_id: str) -> Record | None:
         record = await self.get(ann_id)
@@ -411,10 +348,10 @@ class RedisBroker(Broker):
                     ann_id,
                     datetime.now(UTC).isoformat(),
                     json.dumps(record.audience.to_json()),
-                    _CONTROL_MAXLEN,
+                    self._settings.control_maxlen,
                 ],
             )
-        return Record(record.announcement, record.audience, record.author, revoked=True)
+        return dataclasses.replace(record, revoked=True)
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
         key = f"{self._settings.prefix}acks:{ann_id}"
@@ -454,7 +391,9 @@ class RedisBroker(Broker):
             "session": session_id or "",
         }
         with self._unavailable():
-            await self._redis.xadd(self._k_ctl, fields, maxlen=_CONTROL_MAXLEN, approximate=True)
+            await self._redis.xadd(
+                self._k_ctl, fields, maxlen=self._settings.control_maxlen, approximate=True
+            )
 
     def close_local_streams(self, reason: str) -> None:
         self._hub.close_all(reason)
@@ -471,7 +410,7 @@ class RedisBroker(Broker):
     async def _fan_out(self) -> None:
         """XREAD BLOCK both streams until closed; on an outage, back off and resume where it
         was."""
-        backoff = _BACKOFF_MIN
+        backoff = self._settings.backoff_min
         while not self._closing:
             try:
                 reply = await self._redis.xread(
@@ -484,14 +423,14 @@ class RedisBroker(Broker):
                     return
                 self._went_down(exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
+                backoff = min(backoff * 2, self._settings.backoff_max)
                 continue
             if not self._up:
                 log.warning("Redis at %s is back: catching up", self._settings.where)
                 # idle pooled connections still point at the old server: drop them first
                 await self._redis.connection_pool.disconnect(inuse_connections=False)
                 self._up = True
-            backoff = _BACKOFF_MIN
+            backoff = self._settings.backoff_min
             await self._dispatch(_by_stream(reply))
 
     def _fan_out_ended(self, task: asyncio.Task[None]) -> None:
@@ -517,7 +456,7 @@ class RedisBroker(Broker):
         # announcements first: a revoke is always written after its announcement
         for entry_id, fields in streams.get(self._k_ann, ()):
             with self._skip_bad_entry(entry_id):
-                self._hub.deliver(_record(entry_id, fields))
+                self._hub.deliver(codec.from_entry(entry_id, fields))
             self._last_ann = str(entry_id)
         for entry_id, fields in streams.get(self._k_ctl, ()):
             with self._skip_bad_entry(entry_id):
@@ -564,29 +503,6 @@ def _by_stream(reply: Any) -> dict[str, Sequence[Any]]:
 def _key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-def _record(entry_id: str, fields: Mapping[Any, Any], *, revoked: bool = False) -> Record:
-    obj = json.loads(fields["data"])
-    return Record(
-        announcement=Announcement(
-            id=str(entry_id),
-            title=obj["title"],
-            body=obj["body"],
-            priority=Priority(obj["priority"]),
-            url=obj.get("url"),
-            created_at=parse_time(obj.get("created_at")),
-            expires_at=parse_time(obj.get("expires_at")),
-        ),
-        audience=Audience.from_json(obj["audience"]),
-        author=obj.get("author", ""),
-        revoked=revoked,
-    )
-
-
-def _live(record: Record, now: datetime) -> bool:
-    expires = record.announcement.expires_at
-    return expires is None or expires > now
 
 
 def _time(text: str | None) -> datetime:

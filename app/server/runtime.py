@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from app.config import Paths
 from app.server.auth import TokenIssuer, hash_password, load_signing_key
-from app.server.broker import Broker, User
-from app.server.http import API, Api, ServerSettings, create_app
-from app.server.redis_broker import RedisBroker, RedisSettings
+from app.server.broker import Broker
+from app.server.config import ServerConfig
+from app.server.http import API, Api, create_app
+from app.server.model import User
+from app.server.redis_broker import RedisBroker
 from app.server.sqlite_broker import SqliteBroker
 
 log = logging.getLogger(__name__)
@@ -28,31 +28,12 @@ DEMO_USERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 )
 
 
-def default_data_dir() -> Path:
-    """The server's folder: the app's data folder + ``/server`` (``TRAY_NOTIFIER_HOME`` aware)."""
-    return Paths.default().data_dir / "server"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerOptions:
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 0
-    db_path: Path | None = None  # default: data_dir / "server.db"
-    redis_url: str | None = None  # set: the Redis Streams backend instead of SQLite
-    settings: ServerSettings = field(default_factory=ServerSettings)
-    access_log: bool = False
-
-    @property
-    def database(self) -> Path:
-        return self.db_path or self.data_dir / "server.db"
-
-
-def open_broker(options: ServerOptions) -> Broker:
-    """The backend the options ask for: Redis Streams with ``redis_url``, else SQLite."""
-    if options.redis_url is not None:
-        return RedisBroker(RedisSettings.from_url(options.redis_url))
-    return SqliteBroker(options.database)
+def open_broker(config: ServerConfig) -> Broker:
+    """The backend the config asks for: Redis Streams with ``redis_url``, else SQLite."""
+    redis = config.redis()
+    if redis is not None:
+        return RedisBroker(redis)
+    return SqliteBroker(config.database)
 
 
 def make_user(
@@ -98,23 +79,26 @@ class Runtime:
         return f"http://{host}:{self.port}"
 
     @classmethod
-    async def start(cls, options: ServerOptions) -> Runtime:
-        """Open the backend, load (or create) the signing key and listen."""
-        key = load_signing_key(options.data_dir)
-        broker = open_broker(options)
+    async def start(
+        cls, config: ServerConfig, *, clock: Callable[[], float] = time.time
+    ) -> Runtime:
+        """Open the backend, load (or create) the signing key and listen. ``clock`` (epoch
+        seconds) issues and checks the tokens (tests pass one they move on by hand)."""
+        key = load_signing_key(config.data_dir)
+        broker = open_broker(config)
+        settings = config.http
         try:
             await broker.start()
-            app = create_app(
-                broker, TokenIssuer(key, ttl=options.settings.token_ttl), options.settings
-            )
+            issuer = TokenIssuer(key, ttl=settings.token_ttl, clock=clock)
+            app = create_app(broker, issuer, settings, clock=clock)
             runner = web.AppRunner(
                 app,
-                access_log=logging.getLogger("aiohttp.access") if options.access_log else None,
-                shutdown_timeout=5.0,
+                access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+                shutdown_timeout=settings.shutdown_timeout,
                 handle_signals=False,
             )
             await runner.setup()
-            site = web.TCPSite(runner, options.host, options.port, reuse_address=True)
+            site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
             try:
                 await site.start()
             except BaseException:
@@ -124,8 +108,8 @@ class Runtime:
             await broker.close()
             raise
         port = int(runner.addresses[0][1])
-        log.info("announcement server listening on %s:%d", options.host, port)
-        return cls(runner, broker, app[API], port, options.host)
+        log.info("announcement server listening on %s:%d", config.host, port)
+        return cls(runner, broker, app[API], port, config.host)
 
     async def stop(self) -> None:
         """Close every stream (``event: close``, reason shutdown), the socket and the backend."""

@@ -9,6 +9,7 @@ once: either in its replay query or in its queue (the stream drops queue items i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -17,12 +18,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core.model import Announcement, Priority, parse_time
-from app.server.broker import (
+from app.core.model import parse_time
+from app.server import codec
+from app.server.broker import Broker
+from app.server.config import SQLITE_BUSY_TIMEOUT_MS
+from app.server.hub import Hub, Subscription
+from app.server.model import (
     NOTHING_YET,
     Ack,
     Audience,
-    Broker,
     BrokerStats,
     Draft,
     InvalidCursor,
@@ -32,7 +36,6 @@ from app.server.broker import (
     Revocation,
     User,
 )
-from app.server.hub import Hub, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class SqliteBroker(Broker):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_MS)}")
         self._db.executescript(_SCHEMA)
         self._hub = Hub()
 
@@ -176,42 +179,20 @@ class SqliteBroker(Broker):
 
     # announcements ----------------------------------------------------------------------
     async def publish(self, draft: Draft, *, author: str, now: datetime) -> Record:
-        created = now.astimezone(UTC)
-        expires = draft.expires_at.astimezone(UTC) if draft.expires_at else None
+        unnumbered = codec.new_record(draft, ann_id="", author=author, now=now)
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO announcements (title, body, priority, url, created_at, expires_at,"
-                " expires_ts, audience, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    draft.title,
-                    draft.body,
-                    draft.priority,
-                    draft.url,
-                    created.isoformat(),
-                    expires.isoformat() if expires else None,
-                    expires.timestamp() if expires else None,
-                    json.dumps(draft.audience.to_json()),
-                    author,
-                ),
+                " expires_ts, audience, author) VALUES (:title, :body, :priority, :url,"
+                " :created_at, :expires_at, :expires_ts, :audience, :author)",
+                codec.to_row(unnumbered),
             )
             ann_id = cur.lastrowid
             db.executemany(
                 "INSERT INTO audience (announcement_id, kind, value) VALUES (?, ?, ?)",
                 [(ann_id, kind, value) for kind, value in _audience_rows(draft.audience)],
             )
-        record = Record(
-            announcement=Announcement(
-                id=str(ann_id),
-                title=draft.title,
-                body=draft.body,
-                priority=Priority(draft.priority),
-                url=draft.url,
-                created_at=created,
-                expires_at=expires,
-            ),
-            audience=draft.audience,
-            author=author,
-        )
+        record = dataclasses.replace(unnumbered, id=str(ann_id))
         self._hub.deliver(record)
         return record
 
@@ -221,7 +202,7 @@ class SqliteBroker(Broker):
         row = self._db.execute(
             "SELECT * FROM announcements WHERE id = ?", (int(ann_id),)
         ).fetchone()
-        return _record(row) if row is not None else None
+        return codec.from_row(row) if row is not None else None
 
     async def list_visible(
         self, viewer: Principal, *, after: str | None, limit: int, now: datetime
@@ -253,7 +234,7 @@ class SqliteBroker(Broker):
         }
         order = "ASC" if after is not None else "DESC"
         rows = self._db.execute(_VISIBLE.format(order=order), params).fetchall()
-        return [_record(row) for row in rows]
+        return [codec.from_row(row) for row in rows]
 
     async def revoke(self, ann_id: str) -> Record | None:
         record = await self.get(ann_id)
@@ -265,7 +246,7 @@ class SqliteBroker(Broker):
                 (datetime.now(UTC).isoformat(), int(ann_id)),
             )
         self._hub.deliver(Revocation(record.id, record.audience))
-        return Record(record.announcement, record.audience, record.author, revoked=True)
+        return dataclasses.replace(record, revoked=True)
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
         with self._tx() as db:
@@ -333,25 +314,3 @@ def _time(text: str) -> datetime:
     when = parse_time(text)
     assert when is not None, text
     return when
-
-
-def _record(row: sqlite3.Row) -> Record:
-    aud = json.loads(row["audience"])
-    return Record(
-        announcement=Announcement(
-            id=str(row["id"]),
-            title=row["title"],
-            body=row["body"],
-            priority=Priority(row["priority"]),
-            url=row["url"],
-            created_at=parse_time(row["created_at"]),
-            expires_at=parse_time(row["expires_at"]),
-        ),
-        audience=Audience(
-            everyone=bool(aud.get("all", False)),
-            groups=frozenset(aud.get("groups", ())),
-            users=frozenset(aud.get("users", ())),
-        ),
-        author=row["author"],
-        revoked=row["revoked_at"] is not None,
-    )

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.core.model import Priority, parse_time
-from app.server.broker import Audience, Draft
+from app.server.model import Audience, Draft
 
 MAX_TITLE = 200
 MAX_URL = 2048
@@ -64,7 +64,7 @@ def parse_draft(payload: Any, *, now: datetime) -> Draft:
     return Draft(
         title=title,
         body=body,
-        priority=priority,
+        priority=Priority(priority),
         audience=parse_audience(obj.get("audience")),
         url=_url(obj),
         expires_at=_expires_at(obj, now),

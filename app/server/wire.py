@@ -10,7 +10,8 @@ import json
 import re
 from typing import Any
 
-from app.server.broker import Record, Revocation
+from app.server import codec
+from app.server.model import Delivery, Record
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -47,14 +48,14 @@ def json_event(obj: Any, *, name: str | None = None, event_id: str | None = None
 
 def record(item: Record) -> bytes:
     """An announcement, with its id as the SSE ``id:`` (the client resumes from it)."""
-    return json_event(item.announcement.to_json(), event_id=item.id)
+    return json_event(codec.announcement_json(item), event_id=item.id)
 
 
-def delivery(item: Record | Revocation) -> bytes:
+def delivery(item: Delivery) -> bytes:
     """What a live stream is sent for a delivery: the announcement, or a revoke control event."""
     if isinstance(item, Record):
         return record(item)
-    return json_event({"type": "revoke", "id": item.id})
+    return json_event(codec.revocation_json(item))
 
 
 def chunk(data: bytes) -> bytes:

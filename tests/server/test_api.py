@@ -1,15 +1,12 @@
-"""REST endpoints: listing, acks, bad input, metrics, health; expiry in the SQLite backend."""
+"""REST endpoints: listing, acks, bad input, metrics, health."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
-from app.server.broker import Audience, Draft, InvalidCursor, Principal
-from app.server.sqlite_broker import SqliteBroker
 from tests.server.conftest import bearer, login, metric, publish
 
 
@@ -148,23 +145,3 @@ def test_metrics_and_health_move(http: httpx.Client, companion_server, streams) 
     assert metric(http, "logins_total") == 1
     http.post("/auth/login", json={"username": "alice", "password": "no"})
     assert metric(http, "login_failures_total") == 1
-
-
-async def test_sqlite_broker_hides_expired_and_rejects_bad_cursors(tmp_path: Path) -> None:
-    broker = SqliteBroker(tmp_path / "s.db")
-    try:
-        now = datetime.now(UTC)
-        soon = now + timedelta(minutes=5)
-        draft = Draft("t", "b", "normal", Audience(everyone=True), expires_at=soon)
-        record = await broker.publish(draft, author="p", now=now)
-        viewer = Principal("alice", frozenset({"it"}))
-        assert [r.id for r in await broker.list_visible(viewer, after="0", limit=10, now=now)] == [
-            record.id
-        ]
-        later = soon + timedelta(seconds=1)
-        assert await broker.list_visible(viewer, after="0", limit=10, now=later) == []
-        with pytest.raises(InvalidCursor):
-            await broker.list_visible(viewer, after="1-0", limit=10, now=now)
-        assert await broker.get("nope") is None
-    finally:
-        await broker.close()

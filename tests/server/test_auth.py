@@ -9,7 +9,8 @@ import jwt
 import pytest
 
 from app.server.embedded import EmbeddedServer
-from tests.server.conftest import bearer, login, wait_until
+from tests.fixtures.server import ManualClock
+from tests.server.conftest import bearer, login
 
 
 def test_login_returns_a_token_pair(http: httpx.Client) -> None:
@@ -85,13 +86,20 @@ def test_token_of_another_server_is_401(http: httpx.Client) -> None:
     assert http.get("/sse/connect/alice", headers=bearer(forged)).status_code == 401
 
 
-def test_expired_token_is_401(server_factory) -> None:
-    server = server_factory(demo_users=True, token_ttl=0.5)
+def test_expired_token_is_401(server_factory, server_clock: ManualClock) -> None:
+    server = server_factory(demo_users=True, token_ttl=60.0, clock=server_clock)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         tokens = login(client, "alice")
-        wait_until(lambda: client.get("/announcements", headers=bearer(tokens)).status_code == 401)
+        assert tokens["expires_in"] == pytest.approx(60.0)
+        server_clock.advance(59.0)
+        assert client.get("/announcements", headers=bearer(tokens)).status_code == 200
+        server_clock.advance(1.0)
         response = client.get("/announcements", headers=bearer(tokens))
+        assert response.status_code == 401
         assert "expired" in response.json()["error"]
+        # a refresh on the same clock gives a token that works again
+        pair = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert client.get("/announcements", headers=bearer(pair.json())).status_code == 200
 
 
 def test_another_users_stream_is_403(http: httpx.Client) -> None:

@@ -1,0 +1,132 @@
+"""Every conversion of an announcement at a boundary of the server, each written once:
+
+- a validated :class:`~app.server.model.Draft` becomes a :class:`~app.server.model.Record`
+  (:func:`new_record`), the same way in both backends, whichever publish path (HTTP
+  ``POST /announcements`` or ``EmbeddedServer.publish``) it came from;
+- a record <-> its stored form: a SQLite row (:func:`to_row`, :func:`from_row`) and a Redis
+  Streams entry (:func:`to_entry`, :func:`from_entry`), both built on one field mapping
+  (:func:`_stored`, :func:`_from_stored`);
+- a record -> the stream's and the REST API's JSON (:func:`announcement_json`), and a
+  revocation -> its control message (:func:`revocation_json`). The SSE framing of these is
+  ``app/server/wire.py``.
+
+Times are stored and sent as ISO 8601 in UTC with a ``Z`` (:func:`iso`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from app.core.model import Priority, parse_time
+from app.server.model import Audience, Draft, Record, Revocation
+
+# the one field of a Redis Streams announcement entry: the stored form as JSON
+ENTRY_FIELD = "data"
+
+
+def new_record(draft: Draft, *, ann_id: str, author: str, now: datetime) -> Record:
+    """``draft`` as published at ``now`` with ``ann_id`` (its times in UTC)."""
+    return Record(
+        id=ann_id,
+        title=draft.title,
+        body=draft.body,
+        priority=draft.priority,
+        audience=draft.audience,
+        created_at=now.astimezone(UTC),
+        url=draft.url,
+        expires_at=draft.expires_at.astimezone(UTC) if draft.expires_at else None,
+        author=author,
+    )
+
+
+# ---------------------------------------------------------------- the stream's JSON
+
+
+def announcement_json(record: Record) -> dict[str, Any]:
+    """``{"type":"announcement","id","title","body","priority","url","created_at",
+    "expires_at"}``: the ``data:`` of an announcement event and an item of ``GET
+    /announcements`` (DESIGN.md "Stream format")."""
+    return {
+        "type": "announcement",
+        "id": record.id,
+        "title": record.title,
+        "body": record.body,
+        "priority": record.priority.value,
+        "url": record.url,
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at) if record.expires_at else None,
+    }
+
+
+def revocation_json(item: Revocation) -> dict[str, Any]:
+    """``{"type":"revoke","id":…}``: the ``data:`` of a revoke event."""
+    return {"type": "revoke", "id": item.id}
+
+
+# ---------------------------------------------------------------- stored forms
+
+
+def to_row(record: Record) -> dict[str, Any]:
+    """The SQLite ``announcements`` columns of a new record (named parameters; no ``id``,
+    which SQLite assigns, and no ``revoked_at``)."""
+    row = _stored(record)
+    row["audience"] = json.dumps(row["audience"])
+    row["expires_ts"] = record.expires_at.timestamp() if record.expires_at else None
+    return row
+
+
+def from_row(row: sqlite3.Row) -> Record:
+    """The inverse of :func:`to_row`, for a row of ``announcements``."""
+    fields = {key: row[key] for key in row.keys()}  # noqa: SIM118 - a Row is not a mapping
+    fields["audience"] = json.loads(row["audience"])
+    return _from_stored(str(row["id"]), fields, revoked=row["revoked_at"] is not None)
+
+
+def to_entry(record: Record) -> dict[str, str]:
+    """The fields of a new Redis Streams entry (the entry id, assigned by Redis, is the id)."""
+    return {ENTRY_FIELD: json.dumps(_stored(record))}
+
+
+def from_entry(entry_id: str, fields: Mapping[Any, Any], *, revoked: bool = False) -> Record:
+    """The inverse of :func:`to_entry`; raises ValueError or KeyError on a malformed entry."""
+    return _from_stored(str(entry_id), json.loads(fields[ENTRY_FIELD]), revoked=revoked)
+
+
+def _stored(record: Record) -> dict[str, Any]:
+    return {
+        "title": record.title,
+        "body": record.body,
+        "priority": record.priority.value,
+        "url": record.url,
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at) if record.expires_at else None,
+        "audience": record.audience.to_json(),
+        "author": record.author,
+    }
+
+
+def _from_stored(ann_id: str, obj: Mapping[str, Any], *, revoked: bool) -> Record:
+    created = parse_time(obj.get("created_at"))
+    if created is None:
+        raise ValueError(f"announcement {ann_id} has no valid created_at")
+    return Record(
+        id=ann_id,
+        title=obj["title"],
+        body=obj["body"],
+        priority=Priority(obj["priority"]),
+        audience=Audience.from_json(obj["audience"]),
+        created_at=created,
+        url=obj.get("url"),
+        expires_at=parse_time(obj.get("expires_at")),
+        author=obj.get("author") or "",
+        revoked=revoked,
+    )
+
+
+def iso(when: datetime) -> str:
+    """``when`` in UTC as ISO 8601 with a ``Z``: how the server writes every time."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")

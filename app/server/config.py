@@ -1,0 +1,144 @@
+"""The server's configuration, typed, in one place: every default and every tuning value of
+``app/server`` is written here once.
+
+- :class:`ServerConfig`: where to listen, where state lives, the backend; the ``server``
+  command's options (``app/cli.py`` takes its defaults from here), ``EmbeddedServer`` and
+  ``Runtime`` build and read it.
+- :class:`HttpSettings`: tokens, the stream (ping, retry, queue bound, replay page) and request
+  limits, read by ``app/server/http.py``.
+- :class:`RedisSettings`: the Redis Streams backend (retention, timeouts, the fan-out loop).
+
+The server's data folder is its own (:func:`default_data_dir`); it does not read the tray's
+configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import platformdirs
+
+from app import APP_ID
+
+# the tray's variable too: one folder for everything of a test or a portable install
+HOME_VARIABLE = "TRAY_NOTIFIER_HOME"
+SIGNING_KEY_FILE = "signing.key"
+DATABASE_FILE = "server.db"
+SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another's lock
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$TRAY_NOTIFIER_HOME/data/server`` when that is set, else the user data folder of the
+    platform (``~/.local/share/tray-notifier/server`` on Linux)."""
+    env = os.environ if environ is None else environ
+    home = env.get(HOME_VARIABLE)
+    if home:
+        return Path(home) / "data" / "server"
+    return Path(platformdirs.user_data_dir(APP_ID, appauthor=False)) / "server"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """Tunables of the HTTP layer (defaults are the production values)."""
+
+    token_ttl: float = 900.0  # access token lifetime, seconds (--token-ttl)
+    refresh_ttl: float = 30 * 86400.0  # refresh token lifetime, seconds
+    ping_interval: float = 15.0  # a ": ping" comment after this long without a write
+    retry_ms: int = 3000  # the stream's "retry:" advice
+    queue_size: int = 256  # deliveries a stream may fall behind before it is dropped
+    replay_limit: int = 1000  # announcements replayed on connect, then "event: sync"
+    replay_write_batch: int = 64  # replayed events per write to the socket
+    list_limit: int = 100  # GET /announcements without ?limit=
+    list_max: int = 1000  # the largest ?limit=
+    max_body: int = 64 * 1024  # request body, bytes
+    # a live stream's socket buffer below this takes deliveries straight from the hub
+    # (asyncio's default high-water mark); above it they queue, and the stream's task waits
+    direct_write_limit: int = 64 * 1024
+    ping_batch: int = 500  # streams pinged between two yields to the event loop
+    retry_after: int = 5  # seconds, the Retry-After of a 503 (backend unreachable)
+    shutdown_timeout: float = 5.0  # seconds for open requests to finish on stop
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where Redis is and how the backend uses it.
+
+    Retention keeps about ``maxlen`` announcements, or with ``max_age`` (seconds) those younger
+    than that; a client that was away longer than the retention replays what is left.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "tray-notifier:"
+    maxlen: int = 100_000
+    max_age: float | None = None
+    timeout: float = 5.0  # every command, and connecting
+    pool_timeout: float = 30.0  # waiting for a free pooled connection (queueing in a storm)
+    block_ms: int = 1000  # one XREAD BLOCK; must be well under ``timeout``
+    batch: int = 500  # entries per XREAD
+    max_connections: int = 64
+    control_maxlen: int = 10_000  # the control stream is trimmed to about this many entries
+    backoff_min: float = 0.05  # the fan-out loop's first wait after losing Redis, seconds
+    backoff_max: float = 2.0  # ... doubling up to this
+    page_min: int = 64  # entries per XRANGE page of a listing or replay
+    page_max: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.block_ms / 1000 >= self.timeout:
+            raise ValueError("block_ms must be shorter than the command timeout")
+        if self.maxlen < 1 or (self.max_age is not None and self.max_age <= 0):
+            raise ValueError("the retention (maxlen, max_age) must be positive")
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisSettings:
+        """Settings from ``redis://HOST:PORT/DB?maxlen=N&max_age=S&prefix=P`` (the three
+        query options are this backend's; any other is passed on to redis-py)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("the Redis URL must start with redis://, rediss:// or unix://")
+        ours = {"maxlen", "max_age", "prefix"}
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        options = dict(q for q in query if q[0] in ours)
+        rest = urlencode([q for q in query if q[0] not in ours])
+        chosen: dict[str, Any] = {}
+        try:
+            if "prefix" in options:
+                chosen["prefix"] = options["prefix"]
+            if "maxlen" in options:
+                chosen["maxlen"] = int(options["maxlen"])
+            if "max_age" in options:
+                chosen["max_age"] = float(options["max_age"])
+            return cls(url=urlunsplit(parts._replace(query=rest)), **chosen)
+        except ValueError as exc:
+            raise ValueError(f"bad Redis URL option: {exc}") from None
+
+    @property
+    def where(self) -> str:
+        """``host:port`` for messages: never the whole URL, which may hold a password."""
+        parts = urlsplit(self.url)
+        return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """One server: where it listens, where its state lives, and its tunables."""
+
+    data_dir: Path = field(default_factory=default_data_dir)  # signing key (and the database)
+    host: str = "127.0.0.1"  # loopback by default
+    port: int = 8080  # 0: a free port
+    db_path: Path | None = None  # default: data_dir / DATABASE_FILE
+    redis_url: str | None = None  # set: the Redis Streams backend instead of SQLite
+    http: HttpSettings = field(default_factory=HttpSettings)
+    access_log: bool = False
+
+    @property
+    def database(self) -> Path:
+        return self.db_path or self.data_dir / DATABASE_FILE
+
+    def redis(self) -> RedisSettings | None:
+        """The Redis backend's settings, or None for SQLite; a bad URL raises ValueError."""
+        return RedisSettings.from_url(self.redis_url) if self.redis_url is not None else None

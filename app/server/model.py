@@ -1,0 +1,157 @@
+"""The server's values: who calls, who an announcement is for, a stored announcement, users,
+grants and receipts, and the two errors every backend raises. The bottom of ``app/server``: it
+imports nothing else of the server, so every other module may import it.
+
+A stored announcement is a :class:`Record`; it is converted to and from each wire format
+(a SQLite row, a Redis entry, the stream's JSON) only in ``app/server/codec.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from app.core.model import Priority
+
+PUBLISHER_ROLE = "publisher"
+# the position "nothing yet": as a cursor (a resume id), every backend reads it as "from the
+# beginning"; the ``connected`` event of a stream whose viewer may see nothing yet carries it
+NOTHING_YET = "0"
+
+
+class InvalidCursor(ValueError):
+    """An announcement id that this backend never issued in this form (bad ``since``/resume id)."""
+
+
+class BrokerUnavailable(Exception):
+    """The backend's store cannot be reached right now (HTTP 503); nothing was changed. The
+    message says what is unreachable and to try again; it never holds a credential."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as the access token says: the user id, groups, role and login session."""
+
+    user_id: str
+    groups: frozenset[str] = frozenset()
+    publisher: bool = False
+    session_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who an announcement is addressed to: everyone, some groups, or some users."""
+
+    everyone: bool = False
+    groups: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+
+    def includes(self, viewer: Principal) -> bool:
+        """Whether ``viewer`` may receive and list an announcement with this audience."""
+        return (
+            viewer.publisher
+            or self.everyone
+            or viewer.user_id in self.users
+            or not self.groups.isdisjoint(viewer.groups)
+        )
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Audience:
+        """The inverse of :meth:`to_json`."""
+        return cls(
+            everyone=bool(obj.get("all", False)),
+            groups=frozenset(obj.get("groups", ())),
+            users=frozenset(obj.get("users", ())),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        if self.everyone:
+            return {"all": True}
+        out: dict[str, object] = {}
+        if self.groups:
+            out["groups"] = sorted(self.groups)
+        if self.users:
+            out["users"] = sorted(self.users)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A validated announcement before it has an id (see ``app/server/validation.py``)."""
+
+    title: str
+    body: str
+    priority: Priority
+    audience: Audience
+    url: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored announcement: what the stream shows, who may see it, who published it and
+    whether it was revoked. Times are aware (UTC)."""
+
+    id: str
+    title: str
+    body: str
+    priority: Priority
+    audience: Audience
+    created_at: datetime
+    url: str | None = None
+    expires_at: datetime | None = None
+    author: str = ""
+    revoked: bool = False
+
+    def live(self, now: datetime) -> bool:
+        """Not revoked and not expired at ``now``."""
+        return not self.revoked and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A withdrawn announcement, as fanned out to its audience."""
+
+    id: str
+    audience: Audience
+
+
+# what the fan-out hands to a stream
+Delivery: TypeAlias = Record | Revocation
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str  # also the user id
+    password_hash: str
+    groups: frozenset[str] = frozenset()
+    publisher: bool = False
+
+    @property
+    def roles(self) -> list[str]:
+        return [PUBLISHER_ROLE] if self.publisher else []
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshGrant:
+    """What a valid refresh token stood for."""
+
+    user_id: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    user_id: str
+    acked_at: datetime
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """Backend figures for ``/metrics`` (the HTTP layer counts the rest itself)."""
+
+    subscriptions: int = 0
+    extra: dict[str, float] = field(default_factory=dict)  # more gauges: name -> value
+    healthy: bool = True  # False while the store cannot be reached (/healthz says "degraded")
+    problem: str | None = None  # what is wrong, for /healthz, when not healthy
