@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
 
-from app.config import QuietHours
+from app.config import Config
 from app.core.model import Announcement, ConnState, Priority
 
 _DISCONNECTED = frozenset({ConnState.CONNECTING, ConnState.OFFLINE, ConnState.ERROR})
@@ -60,19 +60,17 @@ class Toast:
         return self.announcement is not None and self.announcement.priority is Priority.URGENT
 
 
-@dataclass(frozen=True, slots=True)
-class ToastSettings:
-    do_not_disturb: bool = False
-    quiet_hours: QuietHours | None = None
-    min_priority: Priority = Priority.LOW
-
-
 class ToastPolicy:
-    """Decides which toasts to show. Not thread-safe: use it from one thread (the GUI's)."""
+    """Decides which toasts to show. Not thread-safe: use it from one thread (the GUI's).
+
+    ``settings`` gives the current settings each time a rule needs them (do not disturb, quiet
+    hours, the minimum priority): the policy keeps no copy. After they change, call :meth:`due`
+    (what was held back may go now).
+    """
 
     def __init__(
         self,
-        settings: ToastSettings | None = None,
+        settings: Callable[[], Config] = Config,
         *,
         clock: Callable[[], float] = time.monotonic,
         local_time: Callable[[], dtime] = lambda: datetime.now().time(),
@@ -82,7 +80,7 @@ class ToastPolicy:
         offline_after: float = 180.0,
         catch_up_idle: float = 5.0,
     ) -> None:
-        self.settings = settings or ToastSettings()
+        self._settings = settings
         self.clock = clock
         self._local_time = local_time
         self._burst_limit = burst_limit
@@ -106,8 +104,9 @@ class ToastPolicy:
 
     def quiet(self) -> bool:
         """True while do not disturb is on or the local time is within quiet hours."""
-        qh = self.settings.quiet_hours
-        return self.settings.do_not_disturb or (qh is not None and qh.contains(self._local_time()))
+        settings = self._settings()
+        qh = settings.quiet_hours
+        return settings.do_not_disturb or (qh is not None and qh.contains(self._local_time()))
 
     def announcement(self, ann: Announcement) -> list[Toast]:
         """A new announcement arrived. Urgent ones are returned at once; others may wait
@@ -115,7 +114,7 @@ class ToastPolicy:
         if ann.priority is Priority.URGENT:
             self._mark_shown()
             return [Toast(ToastKind.ANNOUNCEMENT, ann, ids=(ann.id,))]
-        if ann.priority.rank < self.settings.min_priority.rank:
+        if ann.priority.rank < self._settings().toast_min_priority.rank:
             self._skipped.append(ann.id)
             return []
         if self.quiet():

@@ -1,4 +1,5 @@
-"""The login dialog: server address, user name, password. It asks; the root does the login."""
+"""The login dialog: server address, user name, password. It asks (the login flow logs in) and
+words a failed login for people."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from app import APP_NAME
 from app.core.links import safe_link
+from app.core.login_failure import FailureKind, LoginFailure
 from app.ui import widgets
 from app.ui.icons import app_icon
 
@@ -187,6 +189,31 @@ class LoginDialog(QDialog):
         """Show a login error in plain words (plain text), leave busy, select the password."""
         self.set_busy(False)
         self._fail(message, self.password_edit)
+
+    def show_failure(self, failure: LoginFailure) -> None:
+        """Show why a login failed, in plain words (see :meth:`failure_text`)."""
+        self.show_error(self.failure_text(failure))
+
+    def failure_text(self, failure: LoginFailure) -> str:
+        """A failed login in plain words."""
+        kind = failure.kind
+        if kind is FailureKind.WRONG_CREDENTIALS:
+            return self.tr("The user name or password is wrong. Check both and try again.")
+        if kind is FailureKind.UNREACHABLE:
+            return self.tr(
+                "The server cannot be reached. Check the server address and your network "
+                "connection."
+            )
+        if kind is FailureKind.CERTIFICATE:
+            return self.tr(
+                "The server's certificate is not trusted. If your organisation uses its own "
+                "certificate authority, ask IT to set the CA bundle setting."
+            )
+        if kind is FailureKind.NOT_SERVER:
+            return self.tr("This address is not an announcement server. Check the server address.")
+        if kind is FailureKind.KEYRING:
+            return self.tr("Your login cannot be saved: the system keyring is not available.")
+        return failure.message
 
     def succeeded(self) -> None:
         """The login worked: close the dialog (accepted); the password is forgotten."""

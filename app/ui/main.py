@@ -15,11 +15,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import APP_ID, APP_NAME, logs
 from app import config as config_mod
-from app.cli import EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 from app.config import Config, ConfigError, Paths
 from app.core import autostart
 from app.core.secrets import KeyringSecretStore, SecretStore
 from app.core.store import HistoryStoreError
+from app.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 from app.ui import i18n, icons
 from app.ui.notifier import FreedesktopNotifications
 from app.ui.root import Root

@@ -260,7 +260,7 @@ class Notifier(QObject):
         self._bus_ids: OrderedDict[int, str] = OrderedDict()  # notification id -> announcement
         self._windows: list[ToastWindow] = []
         self._timer = QTimer(self, singleShot=True)
-        self._timer.timeout.connect(self._tick)
+        self._timer.timeout.connect(self.show_due)
         if tray is not None:
             tray.messageClicked.connect(lambda: self.clicked.emit(self._tray_click_id))
         if bus is not None:
@@ -292,8 +292,14 @@ class Notifier(QObject):
         """The connection state changed."""
         self._show_all(self.policy.connection(state))
 
-    def settings_changed(self) -> None:
-        """The policy's settings changed (DND toggled, quiet hours): release held toasts."""
+    def settings_changed(self, _config: object = None) -> None:
+        """The settings changed (``Settings.changed``: DND toggled, quiet hours): the policy
+        reads them anew; what it held back may go now."""
+        self.show_due()
+
+    def show_due(self) -> None:
+        """Show what the policy says is due now. The notifier's timer calls this at the
+        policy's next deadline (tests that drive the policy's clock call it themselves)."""
         self._show_all(self.policy.due())
 
     def method(self) -> DeliveryMethod:
@@ -325,9 +331,6 @@ class Notifier(QObject):
             w.close()
 
     # ------------------------------------------------------------------ delivery
-
-    def _tick(self) -> None:
-        self._show_all(self.policy.due())
 
     def _show_all(self, toasts: list[Toast]) -> None:
         told: list[str] = self.policy.take_skipped()
@@ -420,7 +423,7 @@ class Notifier(QObject):
         if toast.kind is ToastKind.ANNOUNCEMENT:
             ann = toast.announcement
             assert ann is not None
-            return (ann.title or app_name), ann.body
+            return ann.display_title(app_name), ann.body
         if toast.kind is ToastKind.SUMMARY:
             title = (
                 self.tr("1 new announcement")

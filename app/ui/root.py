@@ -1,30 +1,34 @@
-"""The composition root: builds config, stores, secret store, worker, tray, notifier and windows,
-and connects every signal in ONE place (:meth:`Root._connect`). It holds no policy: the toast
-policy, the stream rules and the history rules live in their own objects.
+"""The composition root: builds the settings, the history stores, the worker, the tray, the
+notifier, the login flow and the windows, and connects their signals in ONE place
+(:meth:`Root._connect`). It holds no policy: the toast rules live in the toast policy, the
+stream, storing and receipts in the worker's connection, the settings in :class:`Settings`, the
+login conversation in :class:`LoginFlow`, opening and repairing histories in
+:class:`HistoryStores`, the words of every message box in :class:`Notices`. What remains here
+is keeping the windows in step with the current history (which store, which urgent windows).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
-from app import config as config_mod
-from app.config import Config, ConfigError, Paths
-from app.core.autostart import Autostart, AutostartError
-from app.core.login_failure import FailureKind, LoginFailure
+from app.config import Config, Paths
+from app.core.autostart import Autostart
+from app.core.history_stores import HistoryStores
 from app.core.model import Announcement, ConnState, Priority, Status
 from app.core.secrets import SecretStore
-from app.core.store import HistoryDamagedError, HistoryStore, HistoryStoreError, move_aside
-from app.core.toast_policy import ToastPolicy, ToastSettings
+from app.core.store import HistoryStore
+from app.core.toast_policy import ToastPolicy
+from app.ui import notices
 from app.ui.history_window import HistoryWindow
 from app.ui.login_dialog import LoginDialog
+from app.ui.login_flow import LoginAttempt, LoginFlow
+from app.ui.notices import Notices
 from app.ui.notifier import FreedesktopNotifications, Notifier
+from app.ui.settings import Settings
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.tray import Tray
 from app.ui.urgent_window import UrgentWindow
@@ -33,30 +37,7 @@ from app.ui.worker import StreamWorker
 
 log = logging.getLogger(__name__)
 
-AskYesNo = Callable[[str, str], bool]  # (title, question) -> yes?
-Inform = Callable[[str, str], None]  # (title, message)
-
-
-def _ask_yes_no(title: str, question: str) -> bool:
-    answer = QMessageBox.question(None, title, question)
-    return answer == QMessageBox.StandardButton.Yes
-
-
-_HEADLESS = frozenset({"offscreen", "minimal"})
 UNREAD_INTERVAL_MS = 200  # new announcements update the unread badge at most this often
-
-
-def _inform(title: str, message: str) -> None:
-    """A message box; without a screen (offscreen) nobody could close it: logged instead."""
-    if QGuiApplication.platformName() in _HEADLESS:
-        log.warning("%s: %s", title, message)
-        return
-    QMessageBox.information(None, title, message)
-
-
-def toast_settings(config: Config) -> ToastSettings:
-    return ToastSettings(config.do_not_disturb, config.quiet_hours, config.toast_min_priority)
-
 
 # the stream stopped: no replay will join what the last run left untold
 _NO_REPLAY_COMING = frozenset({ConnState.LOGIN_REQUIRED, ConnState.ERROR, ConnState.STOPPED})
@@ -77,100 +58,145 @@ class Root(QObject):
         autostart: Autostart | None = None,
         bus: FreedesktopNotifications | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        ask_yes_no: AskYesNo = _ask_yes_no,
-        inform: Inform = _inform,
+        ask_yes_no: notices.AskYesNo = notices.ask_yes_no,
+        inform: notices.Inform = notices.inform,
         toast_timeout_ms: int = 8000,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.config = config
         self.paths = paths
-        self._autostart = autostart
-        self._ask_yes_no = ask_yes_no
-        self._inform = inform
+        settings = self.settings = Settings(config, paths, autostart=autostart, parent=self)
+        self.notices = Notices(inform=inform, ask_yes_no=ask_yes_no, parent=self)
+        self.stores = HistoryStores(
+            paths.data_dir, retention_days=lambda: settings.config.retention_days
+        )
         self.worker = StreamWorker(config=config, secrets=secrets, transport=transport)
         self.tray = Tray(self)
         self.notifier = Notifier(
             self.tray.icon,
-            policy=ToastPolicy(toast_settings(config)),
+            policy=ToastPolicy(lambda: settings.config),
             bus=bus,
             timeout_ms=toast_timeout_ms,
             parent=self,
         )
+        self.login_flow = LoginFlow(settings, self.notices, parent=self)
         self.wake = WakeMonitor(parent=self)
-        self.store: HistoryStore | None = None
+        self.store: HistoryStore | None = None  # the history of the current server and user
         self.history: HistoryWindow | None = None
-        self.login_dialog: LoginDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.urgent: dict[str, UrgentWindow] = {}
-        self._stores: dict[Path, HistoryStore] = {}
-        self._retry: tuple[str, str, str] | None = None  # for "this run only"
         self._shut_down = False
         # what the last run left untold is gathered with the stream's first catch-up: one summary
         self._restoring = False
         # thousands of arrivals: one unread COUNT per UNREAD_INTERVAL_MS, not one each
         self._unread_timer = QTimer(self, singleShot=True, interval=UNREAD_INTERVAL_MS)
-        self._unread_timer.timeout.connect(self._update_unread)
         self._connect()
 
     # ------------------------------------------------------------------ wiring
 
     def _connect(self) -> None:
-        w, t = self.worker, self.tray
+        w, t, n, s = self.worker, self.tray, self.notifier, self.settings
+        login, say = self.login_flow, self.notices
+        # the worker's methods are thread-safe: call them directly on the GUI thread (its own
+        # thread runs the asyncio loop, not a Qt event loop, so queued calls would never run)
+        direct = Qt.ConnectionType.DirectConnection
+        # what the worker tells (queued to this thread)
         w.statusChanged.connect(self._on_status)
         w.announcementReceived.connect(self._on_announcement)
         w.revoked.connect(self._on_revoked)
         w.loggedIn.connect(self._on_logged_in)
-        w.loginFailed.connect(self._on_login_failed)
+        w.loginFailed.connect(login.failed)
         w.loggedOut.connect(self._on_logged_out)
         w.catchUpStarted.connect(self._on_catch_up_started)
         w.catchUpFinished.connect(self._on_catch_up_finished)
+        # the tray menu
         t.historyRequested.connect(self.show_history)
-        t.loginRequested.connect(self.show_login)
-        # the worker's methods are thread-safe: call them directly on the GUI thread (its own
-        # thread runs the asyncio loop, not a Qt event loop, so queued calls would never run)
-        direct = Qt.ConnectionType.DirectConnection
+        t.loginRequested.connect(login.show)
         t.logoutRequested.connect(w.logout, direct)
-        t.dndToggled.connect(self._set_dnd)
+        t.dndToggled.connect(s.set_do_not_disturb)
         t.settingsRequested.connect(self.show_settings)
         t.quitRequested.connect(self.quit)
-        self.notifier.clicked.connect(self._toast_clicked)
-        self.notifier.acknowledgeRequested.connect(self.acknowledge)
-        self.notifier.shown.connect(self._mark_shown)
+        # the settings: changed in one place; the toast policy reads them, these follow
+        s.changed.connect(t.settings_changed)
+        s.changed.connect(n.settings_changed)
+        s.changed.connect(w.use_config, direct)
+        s.saveFailed.connect(say.settings_not_saved)
+        s.autostartFailed.connect(say.autostart_failed)
+        s.languageChanged.connect(say.language_after_restart)
+        # the login conversation
+        login.attempt.connect(self._log_in)
+        # toasts and notifications
+        n.clicked.connect(self._toast_clicked)
+        n.acknowledgeRequested.connect(self.acknowledge)
+        n.shown.connect(self._mark_shown)
         self.wake.wokeUp.connect(w.reconnect_now, direct)
+        self._unread_timer.timeout.connect(self._update_unread)
+
+    # windows made while the tray runs are wired as they are made, here
+
+    def _new_history_window(self, store: HistoryStore) -> HistoryWindow:
+        window = HistoryWindow(store)
+        window.readChanged.connect(self._update_unread)
+        window.acknowledgeRequested.connect(self.acknowledge)
+        return window
+
+    def _new_urgent_window(self, ann: Announcement) -> UrgentWindow:
+        window = UrgentWindow(ann)
+        window.acknowledged.connect(self.acknowledge)
+        return window
+
+    def _new_settings_dialog(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.settings.config, log_dir=self.paths.log_dir)
+        dialog.saved.connect(self.settings.save)
+        dialog.finished.connect(lambda _result: self._settings_closed(dialog))
+        return dialog
+
+    # ------------------------------------------------------------------ start
 
     def start(self, *, password: str | None = None) -> None:
         """Show the tray, start the worker, and connect with the stored login (or ask).
         ``password`` (the demo) logs in as the configured user instead."""
         self.worker.start()
-        self.tray.set_dnd(self.config.do_not_disturb)
+        cfg = self.settings.config
+        self.tray.settings_changed(cfg)
         self.tray.show()
         self.wake.start()
-        cfg = self.config
         if cfg.server_url and cfg.username and password is not None:
             self.login(cfg.server_url, cfg.username, password)
         elif cfg.server_url and cfg.username:
             store = self._use_store(cfg.server_url, cfg.username)
             self.worker.connect_stored(cfg.server_url, cfg.username, store)
         else:
-            self.show_login()
+            self.login_flow.show()
+
+    def login(self, server_url: str, username: str, password: str) -> None:
+        """Log in (the demo, tests): as from the login dialog."""
+        self.login_flow.request(server_url, username, password)
+
+    @property
+    def login_dialog(self) -> LoginDialog | None:
+        return self.login_flow.dialog
+
+    def _log_in(self, attempt: LoginAttempt) -> None:
+        """Open that history (the windows follow it), remember the account, ask the worker."""
+        store = self._use_store(attempt.server_url, attempt.username)
+        self.settings.remember_account(attempt.server_url, attempt.username)
+        self.worker.login(
+            attempt.server_url,
+            attempt.username,
+            attempt.password,
+            store,
+            this_run_only=attempt.this_run_only,
+        )
 
     # ------------------------------------------------------------------ history store
 
     def _use_store(self, server_url: str, username: str) -> HistoryStore:
-        """Open (once) the history of this server and user, and show it in the history window."""
-        path = HistoryStore.path_for(self.paths.data_dir, server_url, username)
-        store = self._stores.get(path)
-        if store is None:
-            store = self._open_store(path)
-            removed = store.purge(self.config.retention_days)
-            if removed:
-                log.info(
-                    "removed %d announcements older than %d days",
-                    removed,
-                    self.config.retention_days,
-                )
-            self._stores[path] = store
+        """The history of this server and user (opened once), shown in the windows."""
+        opened = self.stores.open(server_url, username)
+        if opened.moved_aside is not None:
+            self.notices.history_moved_aside(opened.moved_aside)
+        store = opened.store
         if store is not self.store:
             self.store = store
             if self.history is not None:
@@ -181,30 +207,6 @@ class Root(QObject):
             self._restore(store)
         self._update_unread()
         return store
-
-    def _open_store(self, path: Path) -> HistoryStore:
-        """Open a history file; a damaged one is moved aside (the user is told where) and a
-        new, empty history is started in its place."""
-        try:
-            return HistoryStore(path)
-        except HistoryDamagedError as exc:
-            log.error("%s", exc)
-            try:
-                aside = move_aside(path)
-            except OSError as move_error:
-                raise HistoryStoreError(
-                    f"{exc} It could not be moved aside either ({move_error})."
-                ) from move_error
-            log.warning("damaged history moved aside to %s", aside)
-        self._inform(
-            self.tr("Announcement history damaged"),
-            self.tr(
-                "Your announcement history could not be read: the file is damaged. It was "
-                "moved aside to:\n%1\n\nTray Notifier starts with a new, empty history. "
-                "New announcements arrive as usual."
-            ).replace("%1", str(aside)),
-        )
-        return HistoryStore(path)
 
     def _restore(self, store: HistoryStore) -> None:
         """What a quit, crash or kill left undone: the windows of urgent announcements not
@@ -230,15 +232,9 @@ class Root(QObject):
         if self.store is not None and not self._shut_down:
             self.store.mark_shown(ann_ids)
 
-    def _require_store(self) -> HistoryStore:
-        assert self.store is not None
-        return self.store
-
     def _history(self) -> HistoryWindow | None:
         if self.history is None and self.store is not None:
-            self.history = HistoryWindow(self.store)
-            self.history.readChanged.connect(self._update_unread)
-            self.history.acknowledgeRequested.connect(self.acknowledge)
+            self.history = self._new_history_window(self.store)
         return self.history
 
     def _update_unread(self) -> None:
@@ -265,13 +261,13 @@ class Root(QObject):
             self._end_restore()
         if status.state is ConnState.LOGIN_REQUIRED:
             self.tray.set_user("")
-            self.show_login()
+            self.login_flow.show()
 
     def _on_announcement(self, ann: Announcement) -> None:
         if self._shut_down:
             return
         if self.history is not None:
-            self.history.schedule_reload()
+            self.history.announcement_arrived(ann)
         self._schedule_unread()
         self.notifier.announcement(ann)
         if ann.priority is Priority.URGENT:
@@ -280,8 +276,7 @@ class Root(QObject):
     def _open_urgent(self, ann: Announcement) -> None:
         if ann.id in self.urgent:
             return
-        window = UrgentWindow(ann)
-        window.acknowledged.connect(self.acknowledge)
+        window = self._new_urgent_window(ann)
         self.urgent[ann.id] = window
         window.show()
 
@@ -306,7 +301,7 @@ class Root(QObject):
         self.notifier.dismiss(ann_id)
         self.worker.acknowledge(ann_id)
         if self.history is not None:
-            self.history.reload()
+            self.history.announcement_changed(ann_id)
         self._update_unread()
 
     def _on_catch_up_started(self) -> None:
@@ -328,7 +323,7 @@ class Root(QObject):
         if self._shut_down:
             return
         if self.history is not None:
-            self.history.schedule_reload()
+            self.history.announcement_removed(ann_id)
         self._schedule_unread()
         self.notifier.dismiss(ann_id)
         window = self.urgent.pop(ann_id, None)
@@ -337,58 +332,14 @@ class Root(QObject):
             window.deleteLater()
 
     def _on_logged_in(self, username: str) -> None:
-        self._retry = None
-        self.tray.set_user(username)
-        if self.login_dialog is not None:
-            self.login_dialog.succeeded()
-            self.login_dialog = None
-
-    def _on_login_failed(self, failure: LoginFailure) -> None:
-        log.info("login failed (%s): %s", failure.kind.value, failure.message)
-        retry, self._retry = self._retry, None
-        if (
-            failure.kind is FailureKind.KEYRING
-            and retry is not None
-            and self._ask_yes_no(
-                self.tr("Keyring not available"),
-                self.tr(
-                    "You are logged in, but your login cannot be saved: the system keyring is "
-                    "not available or locked.\n\nStay logged in for this run only? You will "
-                    "have to log in again next time."
-                ),
-            )
-        ):
-            server_url, username, password = retry
-            self.worker.login(
-                server_url, username, password, self._require_store(), this_run_only=True
-            )
+        if self._shut_down:
             return
-        if self.login_dialog is not None:
-            self.login_dialog.show_error(self.failure_text(failure))
-            self.login_dialog.set_busy(False)
-
-    def failure_text(self, failure: LoginFailure) -> str:
-        """A failed login in plain words."""
-        kind = failure.kind
-        if kind is FailureKind.WRONG_CREDENTIALS:
-            return self.tr("The user name or password is wrong. Check both and try again.")
-        if kind is FailureKind.UNREACHABLE:
-            return self.tr(
-                "The server cannot be reached. Check the server address and your network "
-                "connection."
-            )
-        if kind is FailureKind.CERTIFICATE:
-            return self.tr(
-                "The server's certificate is not trusted. If your organisation uses its own "
-                "certificate authority, ask IT to set the CA bundle setting."
-            )
-        if kind is FailureKind.NOT_SERVER:
-            return self.tr("This address is not an announcement server. Check the server address.")
-        if kind is FailureKind.KEYRING:
-            return self.tr("Your login cannot be saved: the system keyring is not available.")
-        return failure.message
+        self.tray.set_user(username)
+        self.login_flow.succeeded(username)
 
     def _on_logged_out(self) -> None:
+        if self._shut_down:
+            return
         self.tray.set_user("")
         self.tray.set_status(Status(ConnState.STOPPED))
 
@@ -397,7 +348,7 @@ class Root(QObject):
     def show_history(self) -> None:
         history = self._history()
         if history is None:
-            self.show_login()
+            self.login_flow.show()
             return
         history.reload()
         history.show()
@@ -413,97 +364,17 @@ class Root(QObject):
         else:
             self.show_history()
 
-    def show_login(self) -> None:
-        if self.login_dialog is not None:
-            self.login_dialog.raise_()
-            self.login_dialog.activateWindow()
-            return
-        dialog = LoginDialog(
-            self.config.server_url, self.config.username, server_fixed=self._server_fixed()
-        )
-        dialog.loginRequested.connect(self.login)
-        dialog.finished.connect(lambda _result: self._login_closed(dialog))
-        self.login_dialog = dialog
-        dialog.show()
-
-    def _login_closed(self, dialog: LoginDialog) -> None:
-        if self.login_dialog is dialog:
-            self.login_dialog = None
-        dialog.deleteLater()
-
-    def _server_fixed(self) -> bool:
-        """IT locked the server, or the environment set it: nobody logs in elsewhere."""
-        cfg = self.config
-        return bool(cfg.is_locked("server_url") or cfg.set_by_environment("server_url"))
-
-    def login(self, server_url: str, username: str, password: str) -> None:
-        """Log in (from the dialog, or the demo): open that history and ask the worker."""
-        if self._server_fixed():
-            server_url = self.config.server_url
-        if self.login_dialog is not None:
-            self.login_dialog.set_busy(True)
-        self._retry = (server_url, username, password)
-        store = self._use_store(server_url, username)
-        if (server_url, username) != (self.config.server_url, self.config.username):
-            self._save(self.config.with_changes(server_url=server_url, username=username))
-        self.worker.login(server_url, username, password, store)
-
     def show_settings(self) -> None:
         if self.settings_dialog is not None:
             self.settings_dialog.raise_()
             return
-        dialog = SettingsDialog(self.config, log_dir=self.paths.log_dir)
-        dialog.saved.connect(self.apply_settings)
-        dialog.finished.connect(lambda _result: self._settings_closed(dialog))
-        self.settings_dialog = dialog
-        dialog.show()
+        self.settings_dialog = self._new_settings_dialog()
+        self.settings_dialog.show()
 
     def _settings_closed(self, dialog: SettingsDialog) -> None:
         if self.settings_dialog is dialog:
             self.settings_dialog = None
         dialog.deleteLater()
-
-    # ------------------------------------------------------------------ settings
-
-    def apply_settings(self, new: Config) -> None:
-        old = self.config
-        if not self._save(new):
-            return
-        if new.start_at_login != old.start_at_login and self._autostart is not None:
-            try:
-                self._autostart.set_enabled(new.start_at_login)
-            except AutostartError as exc:
-                self._inform(
-                    self.tr("Start at login"),
-                    self.tr("Start at login could not be changed: %1").replace("%1", str(exc)),
-                )
-        self.tray.set_dnd(new.do_not_disturb)
-        self.notifier.policy.settings = toast_settings(new)
-        self.notifier.settings_changed()
-        if new.language != old.language:
-            self._inform(
-                self.tr("Language"),
-                self.tr("The new language is used after Tray Notifier restarts."),
-            )
-
-    def _set_dnd(self, on: bool) -> None:
-        self._save(self.config.with_changes(do_not_disturb=on))
-        self.tray.set_dnd(on)
-        self.notifier.policy.settings = toast_settings(self.config)
-        self.notifier.settings_changed()
-
-    def _save(self, new: Config) -> bool:
-        try:
-            config_mod.save_user(new, self.paths)
-        except (OSError, ConfigError) as exc:
-            log.error("cannot save settings: %s", exc)
-            self._inform(
-                self.tr("Settings"),
-                self.tr("The settings could not be saved: %1").replace("%1", str(exc)),
-            )
-            return False
-        self.config = new
-        return True
 
     # ------------------------------------------------------------------ quit
 
@@ -527,14 +398,13 @@ class Root(QObject):
         self.notifier.close()
         self._unread_timer.stop()
         self._close_urgent_windows()
-        for widget in (self.history, self.login_dialog, self.settings_dialog):
+        self.login_flow.close()
+        for widget in (self.history, self.settings_dialog):
             if widget is not None:
                 widget.close()
                 widget.deleteLater()
-        self.history = self.login_dialog = self.settings_dialog = None
+        self.history = self.settings_dialog = None
         self.tray.close()
         if finished:  # the worker no longer writes: the stores may close
-            for store in self._stores.values():
-                store.close()
-            self._stores.clear()
+            self.stores.close()
         return finished

@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from app.config import Config
 from app.core.model import ConnState, Status
 from app.ui import icons
 
@@ -29,7 +30,8 @@ class Tray(QObject):
         historyRequested(): Announcements… chosen, or the icon clicked.
         loginRequested(): Log in… chosen.
         logoutRequested(): Log out chosen.
-        dndToggled(bool): Do not disturb switched.
+        dndToggled(bool): Do not disturb switched (asks for it: the mark follows the settings,
+            see :meth:`settings_changed`).
         settingsRequested(): Settings… chosen.
         quitRequested(): Quit chosen.
     """
@@ -65,6 +67,10 @@ class Tray(QObject):
 
     def set_dnd(self, dnd: bool) -> None:
         self._update(dnd=dnd)
+
+    def settings_changed(self, config: Config) -> None:
+        """The settings changed (``Settings.changed``): show their do-not-disturb mark."""
+        self.set_dnd(config.do_not_disturb)
 
     def show(self) -> None:
         self.icon.show()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import time
 
-from app.config import QuietHours
+from app.config import Config, QuietHours
 from app.core.model import Announcement, ConnState, Priority
-from app.core.toast_policy import Toast, ToastKind, ToastPolicy, ToastSettings
+from app.core.toast_policy import Toast, ToastKind, ToastPolicy
 
 
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
         self.local = time(12, 0)
+        self.settings = Config()
 
     def __call__(self) -> float:
         return self.now
@@ -23,11 +24,9 @@ def ann(n: int, priority: Priority = Priority.NORMAL) -> Announcement:
 
 
 def make(clock: FakeClock, **settings: object) -> ToastPolicy:
-    return ToastPolicy(
-        ToastSettings(**settings),  # type: ignore[arg-type]
-        clock=clock,
-        local_time=lambda: clock.local,
-    )
+    """A policy reading ``clock.settings``: change them there, as the Settings object does."""
+    clock.settings = Config().with_changes(**settings)
+    return ToastPolicy(lambda: clock.settings, clock=clock, local_time=lambda: clock.local)
 
 
 def settle(policy: ToastPolicy, clock: FakeClock) -> list[Toast]:
@@ -105,7 +104,7 @@ def test_do_not_disturb_holds_back_then_sums_up() -> None:
     for n in range(5):
         assert policy.announcement(ann(n)) == []
     assert policy.due() == []
-    policy.settings = ToastSettings(do_not_disturb=False)
+    clock.settings = clock.settings.with_changes(do_not_disturb=False)
     assert policy.due() == [Toast(ToastKind.SUMMARY, count=5)]
     assert policy.due() == []
 
@@ -124,7 +123,7 @@ def test_quiet_hours_spanning_midnight() -> None:
 
 def test_min_priority_threshold() -> None:
     clock = FakeClock()
-    policy = make(clock, min_priority=Priority.HIGH)
+    policy = make(clock, toast_min_priority=Priority.HIGH)
     assert policy.announcement(ann(1, Priority.NORMAL)) == []
     assert policy.next_deadline() is None
     policy.announcement(ann(2, Priority.HIGH))
@@ -238,13 +237,13 @@ def test_what_is_told_held_back_or_skipped() -> None:
     """Held back by do not disturb is told by the summary at its end; below the minimum
     priority is settled at once without a toast."""
     clock = FakeClock()
-    policy = make(clock, do_not_disturb=True, min_priority=Priority.NORMAL)
+    policy = make(clock, do_not_disturb=True, toast_min_priority=Priority.NORMAL)
     policy.announcement(ann(1, Priority.LOW))
     policy.announcement(ann(2))
     policy.announcement(ann(3, Priority.HIGH))
     assert policy.take_skipped() == ["1"]
     assert policy.take_skipped() == []
     assert policy.due() == []
-    policy.settings = ToastSettings(do_not_disturb=False)
+    clock.settings = clock.settings.with_changes(do_not_disturb=False)
     (summary,) = policy.due()
     assert (summary.kind, summary.count, summary.ids) == (ToastKind.SUMMARY, 2, ("2", "3"))

@@ -204,13 +204,24 @@ def test_revoke_removes_it_and_closes_the_urgent_window(
     assert "Wrong alarm" not in history_titles(root)
 
 
+class ServerClock:
+    """The server's clock (epoch seconds), moved on by the test: tokens expire at once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 def test_token_expiry_and_server_restart_need_no_user_action(
     qtbot: QtBot,
     server_factory: Any,
     make_root: Callable[..., Root],
     recording_transport: RecordingTransport,
 ) -> None:
-    server = server_factory(demo_users=True, ping_interval=0.5, token_ttl=2.0, retry_ms=100)
+    clock = ServerClock()
+    server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100, clock=clock)
     root = make_root()
     delivered = Spy(root.notifier.delivered)
     root.start()
@@ -218,15 +229,20 @@ def test_token_expiry_and_server_restart_need_no_user_action(
     wait_connected(qtbot, root)
     first = server.publish("Before", "the token expires")
     qtbot.waitUntil(lambda: len(delivered.calls) == 1, timeout=WAIT)
-    # 2 s tokens: wait for two refreshes, then the stream must still deliver
-    qtbot.waitUntil(
-        lambda: recording_transport.paths("POST").count("/auth/refresh") >= 2, timeout=WAIT
-    )
+
+    # two token expiries (900 s tokens, the server's clock moved on): two refreshes
+    def refreshes() -> int:
+        return recording_transport.paths("POST").count("/auth/refresh")
+
+    for expiry in (1, 2):
+        clock.offset += 901.0
+        qtbot.waitUntil(lambda: refreshes() == expiry, timeout=WAIT)  # noqa: B023 - waited here
+        wait_connected(qtbot, root)
     second = server.publish("After", "two token expiries")
     qtbot.waitUntil(lambda: len(delivered.calls) == 2, timeout=WAIT)
     server.stop()
     server = server_factory(
-        data_dir=server.data_dir, port=server.port, token_ttl=2.0, retry_ms=100, ping_interval=0.5
+        data_dir=server.data_dir, port=server.port, retry_ms=100, ping_interval=0.5, clock=clock
     )
     third = server.publish("Restarted", "the server came back")
     qtbot.waitUntil(lambda: len(delivered.calls) >= 3, timeout=WAIT)

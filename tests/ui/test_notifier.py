@@ -1,5 +1,6 @@
 """Toast delivery without a system tray (offscreen): our own toast window, plain text, clicks,
-bursts, do not disturb and quiet hours."""
+bursts, do not disturb and quiet hours. Time is the policy's injected clock, moved by the test
+(``settle``): no test waits for a real timer."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from PySide6.QtCore import QObject, QPoint, Qt, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from app.config import QuietHours
+from app.config import Config, QuietHours
 from app.core.model import Announcement, ConnState, Priority
-from app.core.toast_policy import ToastPolicy, ToastSettings
+from app.core.toast_policy import ToastPolicy
 from app.ui.notifier import DeliveryMethod, Notifier, ToastRecord
 from tests.fixtures.qt import Spy
 
@@ -29,13 +30,48 @@ def ann(n: int, priority: Priority = Priority.NORMAL, title: str = "") -> Announ
     return Announcement(id=str(n), title=title or f"Title {n}", body=f"Body {n}", priority=priority)
 
 
+class Clock:
+    """The policy's clock, moved by the test; also holds the settings the policy reads."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.settings = Config()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settle(notifier: Notifier, seconds: float | None = None) -> None:
+    """Move the clock ``seconds`` on (default: to the policy's next deadline) and let the
+    notifier show what is due then, as its timer would."""
+    clock = notifier.policy.clock
+    assert isinstance(clock, Clock)
+    if seconds is None:
+        deadline = notifier.policy.next_deadline()
+        assert deadline is not None, "nothing is waiting"
+        clock.now = max(clock.now, deadline)
+    else:
+        clock.now += seconds
+    notifier.show_due()
+
+
+def quiet_after(notifier: Notifier, delivered: Spy) -> None:
+    """Nothing waits any more, and nothing more comes however long one waits."""
+    assert notifier.policy.next_deadline() is None
+    before = len(delivered.calls)
+    settle(notifier, 3600.0)
+    assert len(delivered.calls) == before
+
+
 @pytest.fixture
 def make_notifier(qapp: QApplication) -> Iterator[object]:
     made: list[Notifier] = []
 
-    def make(settings: ToastSettings | None = None, **policy: object) -> Notifier:
-        policy.setdefault("settle", 0.05)
-        n = Notifier(None, policy=ToastPolicy(settings, **policy))  # type: ignore[arg-type]
+    def make(settings: Config | None = None, **policy: Any) -> Notifier:
+        clock = Clock()
+        clock.settings = settings or Config()
+        policy.setdefault("settle", 0.3)
+        n = Notifier(None, policy=ToastPolicy(lambda: clock.settings, clock=clock, **policy))
         made.append(n)
         return n
 
@@ -50,8 +86,9 @@ def test_offscreen_has_no_tray_so_our_own_window_shows_the_toast(
     assert not QSystemTrayIcon.isSystemTrayAvailable()
     notifier: Notifier = make_notifier()  # type: ignore[operator]
     assert notifier.method() is DeliveryMethod.WINDOW
-    with qtbot.waitSignal(notifier.delivered, timeout=5000) as blocker:
+    with qtbot.waitSignal(notifier.delivered, timeout=1000) as blocker:
         notifier.announcement(ann(1, title=HOSTILE))
+        settle(notifier)
     record: ToastRecord = blocker.args[0]
     assert record == ToastRecord(HOSTILE, "Body 1", DeliveryMethod.WINDOW, "1")
     window = notifier.windows[-1]
@@ -69,8 +106,9 @@ def test_offscreen_has_no_tray_so_our_own_window_shows_the_toast(
 
 def test_clicking_our_toast_opens_the_announcement(qtbot: QtBot, make_notifier: object) -> None:
     notifier: Notifier = make_notifier()  # type: ignore[operator]
-    with qtbot.waitSignal(notifier.delivered, timeout=5000):
+    with qtbot.waitSignal(notifier.delivered, timeout=1000):
         notifier.announcement(ann(7))
+        settle(notifier)
     window = notifier.windows[-1]
     with qtbot.waitSignal(notifier.clicked, timeout=1000) as blocker:
         qtbot.mouseClick(window, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
@@ -79,32 +117,37 @@ def test_clicking_our_toast_opens_the_announcement(qtbot: QtBot, make_notifier: 
 
 
 def test_toasts_stack_instead_of_replacing(qtbot: QtBot, make_notifier: object) -> None:
-    notifier: Notifier = make_notifier(settle=0.01)  # type: ignore[operator]
+    notifier: Notifier = make_notifier()  # type: ignore[operator]
     delivered = Spy(notifier.delivered)
     notifier.announcement(ann(1))
-    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
+    settle(notifier)
+    assert len(delivered.calls) == 1
     notifier.announcement(ann(2))
-    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
+    settle(notifier)
+    assert len(delivered.calls) == 2
     first, second = notifier.windows
     assert second.geometry().bottom() < first.geometry().top()
 
 
 def test_burst_gives_one_summary(qtbot: QtBot, make_notifier: object) -> None:
-    notifier: Notifier = make_notifier(settle=0.2)  # type: ignore[operator]
+    notifier: Notifier = make_notifier()  # type: ignore[operator]
     delivered = Spy(notifier.delivered)
     for n in range(12):
         notifier.announcement(ann(n))
-    qtbot.waitUntil(lambda: len(delivered.calls) >= 1, timeout=5000)
-    qtbot.wait(300)  # nothing else follows the summary
+        settle(notifier, 0.01)
+    assert delivered.calls == []  # a burst is gathered until its window ends
+    settle(notifier)
     assert [r.title for r in delivered.values] == ["12 new announcements"]
     assert delivered.values[0].announcement_id is None
+    quiet_after(notifier, delivered)  # nothing else follows the summary
 
 
 def test_summary_click_opens_the_history(qtbot: QtBot, make_notifier: object) -> None:
-    notifier: Notifier = make_notifier(settle=0.05)  # type: ignore[operator]
+    notifier: Notifier = make_notifier()  # type: ignore[operator]
     for n in range(5):
         notifier.announcement(ann(n))
-    qtbot.waitUntil(lambda: len(notifier.windows) == 1, timeout=5000)
+    settle(notifier)
+    assert len(notifier.windows) == 1
     window = notifier.windows[0]
     assert window.title_label.text() == "5 new announcements"
     with qtbot.waitSignal(notifier.clicked, timeout=1000) as blocker:
@@ -113,41 +156,48 @@ def test_summary_click_opens_the_history(qtbot: QtBot, make_notifier: object) ->
 
 
 def test_do_not_disturb_holds_back_all_but_urgent(qtbot: QtBot, make_notifier: object) -> None:
-    notifier: Notifier = make_notifier(ToastSettings(do_not_disturb=True))  # type: ignore[operator]
+    notifier: Notifier = make_notifier(Config(do_not_disturb=True))  # type: ignore[operator]
     delivered = Spy(notifier.delivered)
     notifier.announcement(ann(1))
     notifier.announcement(ann(2, Priority.HIGH))
     notifier.announcement(ann(3, Priority.URGENT))
-    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
+    assert len(delivered.calls) == 1  # urgent: at once
     assert delivered.values[0].announcement_id == "3"
     assert delivered.values[0].urgent
-    notifier.policy.settings = ToastSettings(do_not_disturb=False)
-    notifier.settings_changed()
-    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
+    settle(notifier, 3600.0)
+    assert len(delivered.calls) == 1  # held back for as long as it is on
+    clock = notifier.policy.clock
+    assert isinstance(clock, Clock)
+    clock.settings = Config(do_not_disturb=False)
+    notifier.settings_changed(clock.settings)
+    assert len(delivered.calls) == 2
     assert delivered.values[1].title == "2 new announcements"
+    quiet_after(notifier, delivered)
 
 
 def test_quiet_hours_hold_back_all_but_urgent(qtbot: QtBot, make_notifier: object) -> None:
     quiet = QuietHours(time(22, 0), time(7, 0))
     notifier: Notifier = make_notifier(  # type: ignore[operator]
-        ToastSettings(quiet_hours=quiet), local_time=lambda: time(23, 15)
+        Config(quiet_hours=quiet), local_time=lambda: time(23, 15)
     )
     delivered = Spy(notifier.delivered)
     notifier.announcement(ann(1, Priority.HIGH))
     notifier.announcement(ann(2, Priority.URGENT))
-    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
-    assert delivered.values[0].announcement_id == "2"
+    assert [r.announcement_id for r in delivered.values] == ["2"]
+    quiet_after(notifier, delivered)
 
 
 def test_offline_and_back_toasts(qtbot: QtBot, make_notifier: object) -> None:
-    notifier: Notifier = make_notifier(offline_after=0.1)  # type: ignore[operator]
+    notifier: Notifier = make_notifier(offline_after=180.0)  # type: ignore[operator]
     delivered = Spy(notifier.delivered)
     notifier.connection(ConnState.OFFLINE)
-    qtbot.waitUntil(lambda: len(delivered.calls) == 1, timeout=5000)
-    assert delivered.values[0].title == "Not connected"
+    settle(notifier, 179.0)
+    assert delivered.calls == []  # a short drop says nothing
+    settle(notifier)
+    assert [r.title for r in delivered.values] == ["Not connected"]
     notifier.connection(ConnState.CONNECTED)
-    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
-    assert delivered.values[1].title == "Connected again"
+    assert [r.title for r in delivered.values] == ["Not connected", "Connected again"]
+    quiet_after(notifier, delivered)
 
 
 class FakeBus(QObject):
@@ -182,7 +232,9 @@ class FakeBus(QObject):
 @pytest.fixture
 def bus_notifier(qapp: QApplication) -> Iterator[tuple[Notifier, FakeBus]]:
     bus = FakeBus()
-    notifier = Notifier(None, policy=ToastPolicy(settle=0.01), bus=bus)  # type: ignore[arg-type]
+    clock = Clock()
+    policy = ToastPolicy(lambda: clock.settings, clock=clock)
+    notifier = Notifier(None, policy=policy, bus=bus)  # type: ignore[arg-type]
     yield notifier, bus
     notifier.close()
 
@@ -195,7 +247,8 @@ def test_notification_actions_open_acknowledge_and_forget(
     delivered = Spy(notifier.delivered)
     notifier.announcement(ann(1))
     notifier.announcement(ann(2, Priority.URGENT))
-    qtbot.waitUntil(lambda: len(delivered.calls) == 2)
+    settle(notifier)
+    assert len(delivered.calls) == 2
     by_title = {title: (nid, urgent, actions) for nid, title, urgent, actions in bus.sent}
     normal, urgent = by_title["Title 1"], by_title["Title 2"]
     assert [key for key, _ in normal[2]] == ["default"]
@@ -226,7 +279,7 @@ def test_acknowledged_elsewhere_closes_its_notification(
     notifier, bus = bus_notifier
     delivered = Spy(notifier.delivered)
     notifier.announcement(ann(5, Priority.URGENT))
-    qtbot.waitUntil(lambda: len(delivered.calls) == 1)
+    assert len(delivered.calls) == 1  # urgent: at once
     nid = bus.sent[0][0]
     notifier.dismiss("5")
     assert bus.closed == [nid]
@@ -234,11 +287,11 @@ def test_acknowledged_elsewhere_closes_its_notification(
 
 
 def test_a_summary_tells_every_announcement_it_counts(qtbot: QtBot, make_notifier: object) -> None:
-    notifier: Notifier = make_notifier(settle=0.05)  # type: ignore[operator]
+    notifier: Notifier = make_notifier()  # type: ignore[operator]
     shown = Spy(notifier.shown)
     for n in range(6):
         notifier.announcement(ann(n))
-    qtbot.waitUntil(lambda: len(shown.calls) == 1, timeout=5000)
+    settle(notifier)
     assert shown.values == [tuple(str(n) for n in range(6))]
 
 
@@ -249,9 +302,8 @@ def test_a_catch_up_gives_one_summary(qtbot: QtBot, make_notifier: object) -> No
     for n in range(2500):
         notifier.announcement(ann(n))
         if n in (1000, 2000):  # pages: longer than the burst window apart
-            qtbot.wait(150)
+            settle(notifier, 0.15)
     assert delivered.calls == []
     notifier.catch_up_finished()
     assert [r.title for r in delivered.values] == ["2500 new announcements"]
-    qtbot.wait(200)
-    assert len(delivered.calls) == 1
+    quiet_after(notifier, delivered)

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QTime, QUrl
 from PySide6.QtWidgets import QLineEdit
 
 from app.config import Config, QuietHours
+from app.core.login_failure import FailureKind, LoginFailure
 from app.core.model import Priority
 from app.ui.login_dialog import LoginDialog
 from app.ui.settings_dialog import SettingsDialog
@@ -87,6 +88,28 @@ def test_show_error_is_plain_text_and_ends_busy(qtbot, login: LoginDialog) -> No
     assert login.password_edit.isEnabled() and login.login_button.isEnabled()
     assert not login.busy_box.isVisible()
     assert login.password_edit.hasFocus()
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        (FailureKind.WRONG_CREDENTIALS, "The user name or password is wrong."),
+        (FailureKind.UNREACHABLE, "The server cannot be reached."),
+        (FailureKind.CERTIFICATE, "ask IT to set the CA bundle setting"),
+        (FailureKind.NOT_SERVER, "This address is not an announcement server."),
+        (FailureKind.KEYRING, "the system keyring is not available"),
+        (FailureKind.OTHER, "<i>the core's own message</i>"),
+    ],
+)
+def test_a_failed_login_in_plain_words(
+    qtbot, login: LoginDialog, kind: FailureKind, words: str
+) -> None:
+    login.password_edit.setText("pw")
+    login.submit()
+    login.show_failure(LoginFailure(kind, "<i>the core's own message</i>"))
+    assert words in login.error_label.text()
+    assert login.error_label.textFormat() == Qt.TextFormat.PlainText
+    assert login.login_button.isEnabled() and not login.busy_box.isVisible()
 
 
 def test_succeeded_accepts_and_forgets_password(qtbot, login: LoginDialog) -> None:

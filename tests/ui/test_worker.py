@@ -3,6 +3,7 @@ acknowledgements, logout and quit within a second."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -10,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pytestqt.qtbot import QtBot
 
 from app.config import Config
 from app.core.login_failure import FailureKind, LoginFailure
-from app.core.model import Announcement, ConnState, Priority
+from app.core.model import Announcement, ConnState, Priority, Status
 from app.core.secrets import MemorySecretStore, login_key
-from app.core.store import HistoryStore
+from app.core.store import HistoryStore, HistoryStoreError
 from app.server.embedded import EmbeddedServer
 from app.ui.worker import StreamWorker
 from tests.fixtures.qt import RecordingTransport, Spy
@@ -116,29 +118,44 @@ def test_server_restart_loses_and_repeats_nothing(
     assert len(store.list()) == 6
 
 
-def test_two_second_tokens_expire_and_the_stream_continues(
+class ServerClock:
+    """The server's clock (epoch seconds), moved on by the test: tokens expire at once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def test_an_expired_token_is_refreshed_and_the_stream_continues(
     qtbot: QtBot,
     server_factory: ServerFactory,
     make_worker: Callable[..., Any],
     tmp_path: Path,
     recording_transport: RecordingTransport,
 ) -> None:
-    server = server_factory(demo_users=True, ping_interval=0.5, token_ttl=2.0, retry_ms=100)
+    clock = ServerClock()
+    server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100, clock=clock)
     store = open_store(tmp_path, server)
     worker = make_worker()
     login(qtbot, worker, server, store)
-    started = time.monotonic()
-    # wait until the first token has expired and been refreshed, with no user action
+    statuses = Spy(worker.statusChanged)
+    assert recording_transport.paths("POST").count("/auth/refresh") == 0
+    clock.offset += 901.0  # past the 900 s token: the server ends the stream (event: close)
+    # refreshed and connected again, with no user action
     qtbot.waitUntil(
         lambda: (
-            recording_transport.paths("POST").count("/auth/refresh") >= 1
-            and time.monotonic() - started > 2.5
+            recording_transport.paths("POST").count("/auth/refresh") == 1
+            and statuses.values[-1:] == [Status(ConnState.CONNECTED)]
         ),
         timeout=WAIT,
     )
+    assert recording_transport.paths("GET").count("/sse/connect/alice") >= 2
     spy = Spy(worker.announcementReceived)
     server.publish("After expiry", "still here")
     qtbot.waitUntil(lambda: [a.title for a in spy.values] == ["After expiry"], timeout=WAIT)
+    assert not [s for s in statuses.values if s.state is ConnState.LOGIN_REQUIRED]
 
 
 def test_wrong_password_is_a_typed_failure(
@@ -296,3 +313,45 @@ def test_quit_right_after_start_ends_the_thread(qapp: Any, tmp_path: Path) -> No
         worker.connect_stored("http://127.0.0.1:9", "alice", store)
         assert worker.shutdown(5000)
     store.close()
+
+
+class DiskFullStore(HistoryStore):
+    """A history that stops taking announcements, as on a full disk."""
+
+    full = False
+
+    def record(self, ann: Announcement | None, last_event_id: str) -> bool:
+        if self.full and ann is not None:
+            raise HistoryStoreError(f"cannot write the history file {self.path}: disk full")
+        return super().record(ann, last_event_id)
+
+
+def test_a_store_failing_while_connected_is_an_error_state_and_logged(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The stream task is supervised: its failure is never silent (no more "connected" with
+    nothing arriving and nothing in the log)."""
+    caplog.set_level(logging.ERROR)
+    worker = make_worker()
+    store = DiskFullStore(HistoryStore.path_for(tmp_path / "data", companion_server.url, "alice"))
+    login(qtbot, worker, companion_server, store)
+    statuses, got = Spy(worker.statusChanged), Spy(worker.announcementReceived)
+    store.full = True
+    companion_server.publish("Lost?", "the history cannot take it")
+    qtbot.waitUntil(lambda: bool(statuses.values), timeout=WAIT)
+    assert [(s.state, s.detail) for s in statuses.values] == [
+        (ConnState.ERROR, f"cannot write the history file {store.path}: disk full")
+    ]
+    assert got.calls == []  # never told as if it were stored
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.getMessage() == "the stream failed"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], HistoryStoreError)
+    # a logout still ends cleanly
+    logged_out = Spy(worker.loggedOut)
+    worker.logout()
+    qtbot.waitUntil(lambda: len(logged_out.calls) == 1, timeout=WAIT)
+    assert statuses.values[-1].state is ConnState.STOPPED

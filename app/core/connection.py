@@ -1,0 +1,286 @@
+"""One user's connection: the auth session, the stream, storing what arrives, the receipts.
+
+No Qt here: :class:`Connection` runs on one asyncio loop and tells a :class:`Listener` what
+happens (the UI's worker turns each call into a Qt signal). Rules it keeps:
+
+- Each announcement and the last event id are stored in the history BEFORE the listener hears
+  of it, so a restart resumes without loss or repeat; an id already stored is not told again.
+- Logout or quit ends the stream within :data:`STOP_TIMEOUT` even while it is blocked in a read.
+- Its tasks (the stream, the receipts) are supervised: when one fails (the history cannot be
+  written, a bug) the failure is logged with its traceback and told as ``ConnState.ERROR``
+  with a detail, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+import httpx
+
+from app.config import Config
+from app.core.auth import AuthSession
+from app.core.errors import TrayNotifierError
+from app.core.login_failure import LoginFailure, classify
+from app.core.model import (
+    Announcement,
+    ConnState,
+    ControlEvent,
+    RawEvent,
+    Revoke,
+    Status,
+    StreamEvent,
+)
+from app.core.receipts import RETRY, ReceiptQueue
+from app.core.secrets import MemorySecretStore, SecretStore, SecretStoreUnavailable
+from app.core.store import HistoryStore, HistoryStoreError
+from app.core.stream import StreamEngine
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 1.0  # the stream ends within this after logout or quit
+CLOSE_TIMEOUT = 2.0  # the close call on quit waits at most this
+
+
+class Listener(Protocol):
+    """What a :class:`Connection` tells; called on its loop."""
+
+    def status(self, status: Status) -> None: ...
+    def announcement(self, ann: Announcement) -> None: ...
+    def revoked(self, ann_id: str) -> None: ...
+    def logged_in(self, username: str) -> None: ...
+    def login_failed(self, failure: LoginFailure) -> None: ...
+    def logged_out(self) -> None: ...
+    def receipt_sent(self, ann_id: str) -> None: ...
+    def catch_up_started(self) -> None: ...
+    def catch_up_finished(self) -> None: ...
+
+
+def failure_detail(exc: BaseException) -> str:
+    """A failed task in words for the status line (our errors already say what to do)."""
+    if isinstance(exc, TrayNotifierError | HistoryStoreError) and str(exc):
+        return str(exc)
+    return f"unexpected error ({type(exc).__name__}): see the log"
+
+
+class Connection:
+    """Logs in (or uses the stored login), runs the stream into the history store, sends the
+    receipts, and logs out. Coroutines and methods for ONE asyncio loop; commands are run one
+    after the other by the caller (the worker serialises them).
+
+    ``config`` is read at each session start (:meth:`use_config` hands a newer one);
+    ``receipt_retry`` is the receipts' retry time.
+    """
+
+    def __init__(
+        self,
+        listener: Listener,
+        *,
+        config: Config,
+        secrets: SecretStore,
+        transport: httpx.AsyncBaseTransport | None = None,
+        receipt_retry: float = RETRY,
+    ) -> None:
+        self._listener = listener
+        self._config = config
+        self._secrets = secrets
+        self._transport = transport
+        self._receipt_retry = receipt_retry
+        self._session: AuthSession | None = None
+        self._store: HistoryStore | None = None
+        self._engine: StreamEngine | None = None
+        self._receipts: ReceiptQueue | None = None
+        self._stream: asyncio.Task[Any] | None = None  # supervised: see _task_done
+        self._sender: asyncio.Task[Any] | None = None  # the receipts' task, supervised too
+        self._catching_up = False  # between catch_up_started and catch_up_finished
+
+    def use_config(self, config: Config) -> None:
+        """The settings changed: the next session uses ``config``."""
+        self._config = config
+
+    # ------------------------------------------------------------------ commands
+
+    async def connect_stored(self, server_url: str, username: str, store: HistoryStore) -> None:
+        """Connect with the login stored in the keyring; LOGIN_REQUIRED when there is none."""
+        await self.end(logout=False)
+        session = self._new_session(server_url, username, self._secrets)
+        try:
+            stored = session.has_stored_login()
+        except SecretStoreUnavailable as exc:
+            log.warning("%s", exc)
+            stored = False
+        if not stored:
+            await session.aclose()
+            self._listener.status(Status(ConnState.LOGIN_REQUIRED))
+            return
+        self._begin(session, store)
+
+    async def login(
+        self,
+        server_url: str,
+        username: str,
+        password: str,
+        store: HistoryStore,
+        *,
+        this_run_only: bool = False,
+    ) -> None:
+        """Log in (ending any current session) and connect. ``this_run_only`` keeps the tokens
+        in memory instead of the keyring, from now on."""
+        await self.end(logout=False)
+        if this_run_only and not isinstance(self._secrets, MemorySecretStore):
+            log.warning("keeping the login in memory for this run only (no keyring)")
+            self._secrets = MemorySecretStore()
+        session = self._new_session(server_url, username, self._secrets)
+        self._listener.status(Status(ConnState.CONNECTING))
+        try:
+            await session.login(password)
+        except (TrayNotifierError, OSError, ValueError) as exc:
+            log.info("login as %s at %s failed: %s", username, server_url, exc)
+            await session.aclose()
+            self._listener.status(Status(ConnState.LOGIN_REQUIRED))
+            self._listener.login_failed(classify(exc, server_url=server_url, username=username))
+            return
+        self._begin(session, store)
+
+    async def logout(self) -> None:
+        """End the stream, call the close and logout endpoints, forget the tokens."""
+        await self.end(logout=True)
+        self._listener.logged_out()
+
+    def acknowledge(self, ann_id: str) -> None:
+        """Queue the acknowledgement in the store and send it (retried until it is sent)."""
+        if self._receipts is None:
+            log.warning("acknowledgement of %s while logged out: sent after the next login", ann_id)
+            return
+        self._receipts.add(ann_id)
+
+    def reconnect_now(self) -> None:
+        """Drop the wait or the stream and reconnect at once (wake from sleep, network back)."""
+        if self._engine is not None:
+            self._engine.reconnect_now()
+
+    # ------------------------------------------------------------------ session
+
+    def _new_session(self, server_url: str, username: str, secrets: SecretStore) -> AuthSession:
+        return AuthSession(
+            server_url=server_url,
+            username=username,
+            endpoints=self._config.endpoints,
+            secrets=secrets,
+            settings=self._config.stream,
+            transport=self._transport,
+        )
+
+    def _begin(self, session: AuthSession, store: HistoryStore) -> None:
+        self._session, self._store = session, store
+        self._engine = StreamEngine(
+            url=session.stream_url(),
+            settings=self._config.stream,
+            token_source=session,
+            on_event=self._on_event,
+            on_status=self._on_status,
+            last_event_id=store.last_event_id(),
+            transport=self._transport,
+        )
+        self._receipts = ReceiptQueue(
+            store, session, on_sent=self._listener.receipt_sent, retry=self._receipt_retry
+        )
+        self._stream = self._supervise(self._engine.run(), "the stream")
+        self._sender = self._supervise(self._receipts.run(), "sending receipts")
+        self._listener.logged_in(session.username)
+        log.info(
+            "connecting as %s, resuming after event %r", session.username, store.last_event_id()
+        )
+
+    def _supervise(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(what)
+        task.add_done_callback(lambda t: self._task_done(t, what))
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any], what: str) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        log.error("%s failed", what, exc_info=exc)
+        self._listener.status(Status(ConnState.ERROR, failure_detail(exc)))
+
+    async def end(self, *, logout: bool) -> None:
+        """Stop the stream (within STOP_TIMEOUT), then log out or just close the streams."""
+        engine, session, stream, sender = self._engine, self._session, self._stream, self._sender
+        self._engine = self._session = self._store = self._receipts = None
+        self._stream = self._sender = None
+        self._end_catch_up()
+        if sender is not None:  # a receipt cut short is sent again: the server takes it once
+            sender.cancel()
+            await asyncio.wait({sender})
+        if engine is not None and stream is not None:
+            engine.stop()
+            await self._stop(stream)
+        if session is None:
+            return
+        try:
+            if logout:
+                await session.logout()
+            else:
+                await asyncio.wait_for(session.close_streams(), CLOSE_TIMEOUT)
+        except SecretStoreUnavailable as exc:
+            log.warning("logout: %s", exc)
+        except (TimeoutError, TrayNotifierError) as exc:
+            log.warning("the close call failed: %s", exc)
+        finally:
+            await session.aclose()
+        self._listener.status(Status(ConnState.STOPPED))
+
+    @staticmethod
+    async def _stop(stream: asyncio.Task[Any]) -> None:
+        """Let the stream end within STOP_TIMEOUT, else cancel it. A failure was already told
+        by the supervisor."""
+        await asyncio.wait({stream}, timeout=STOP_TIMEOUT)
+        if not stream.done():
+            log.warning("the stream did not stop within %.1f s: cancelled", STOP_TIMEOUT)
+            stream.cancel()
+            await asyncio.wait({stream})
+
+    # ------------------------------------------------------------------ engine callbacks
+
+    def _on_event(self, raw: RawEvent, event: StreamEvent) -> None:
+        store = self._store
+        if store is None:
+            return
+        if isinstance(event, Announcement):
+            if store.record(event, raw.id):
+                self._listener.announcement(event)
+            return
+        if raw.id:
+            store.set_last_event_id(raw.id)
+        if isinstance(event, Revoke):
+            store.remove(event.id)
+            self._listener.revoked(event.id)
+        elif isinstance(event, ControlEvent):
+            self._follow_catch_up()  # the engine updates it on connected and sync
+
+    def _follow_catch_up(self) -> None:
+        """Mirror the engine's catch-up state in catch_up_started / catch_up_finished."""
+        engine = self._engine
+        now = engine is not None and engine.catching_up
+        if now and not self._catching_up:
+            self._catching_up = True
+            self._listener.catch_up_started()
+        elif not now:
+            self._end_catch_up()
+
+    def _end_catch_up(self) -> None:
+        if self._catching_up:
+            self._catching_up = False
+            self._listener.catch_up_finished()
+
+    def _on_status(self, status: Status) -> None:
+        self._follow_catch_up()  # a catch-up broken off ends before the status is told
+        self._listener.status(status)
+        if status.state is ConnState.CONNECTED and self._receipts is not None:
+            self._receipts.wake()
