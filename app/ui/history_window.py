@@ -5,23 +5,13 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import (
-    QDesktopServices,
-    QFont,
-    QHideEvent,
-    QKeySequence,
-    QShortcut,
-    QShowEvent,
-    QStandardItem,
-    QStandardItemModel,
-)
+from PySide6.QtGui import QDesktopServices, QHideEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -33,20 +23,14 @@ from PySide6.QtWidgets import (
 )
 
 from app import APP_NAME
-from app.core.links import safe_link
-from app.core.model import Priority
-from app.core.store import HistoryStore, StoredAnnouncement
+from app.core.model import Announcement
+from app.core.store import HistoryStore
 from app.ui import widgets
+from app.ui.detail import AnnouncementView
+from app.ui.history_model import COL_PRIORITY, COL_TIME, COL_TITLE, ID_ROLE, LIMIT, HistoryModel
 from app.ui.icons import app_icon
 
-_ID_ROLE = Qt.ItemDataRole.UserRole + 1
-_COL_TITLE, _COL_PRIORITY, _COL_TIME = range(3)
-RELOAD_INTERVAL_MS = 200  # new announcements reload the list at most this often
-
-
-def display_title(stored: StoredAnnouncement) -> str:
-    """The title to show: a legacy backend's text has none and goes under the app's name."""
-    return stored.announcement.title or APP_NAME
+UPDATE_INTERVAL_MS = 200  # arrivals are listed (and store changes re-read) at most this often
 
 
 class _RoomyDelegate(QStyledItemDelegate):
@@ -60,17 +44,23 @@ class _RoomyDelegate(QStyledItemDelegate):
 
 
 class HistoryWindow(QWidget):
-    """The history of announcements with a details pane.
+    """The history of announcements (a :class:`HistoryModel` over the store) and the details of
+    the current one (an :class:`AnnouncementView`).
 
     Signals (all emitted on the GUI thread):
         readChanged(): the read state of one or more announcements changed (the tray updates
             its unread badge).
         acknowledgeRequested(str): Acknowledge was pressed for this urgent announcement (the
-            composition root acknowledges it everywhere, then calls :meth:`reload`).
+            composition root acknowledges it everywhere, then calls :meth:`announcement_changed`
+            or :meth:`reload`).
 
-    New announcements call :meth:`schedule_reload`: the list is re-read at most every
-    ``RELOAD_INTERVAL_MS`` (longer when a reload is slow) while the window is shown, and once
-    when it is shown again, so thousands of arrivals never flood the GUI thread.
+    What the store gets is told, and the window keeps up with little work: a new announcement
+    (:meth:`announcement_arrived`) is inserted in its place, a revoked one
+    (:meth:`announcement_removed`) and an acknowledged one (:meth:`announcement_changed`)
+    change their row, and any other change (:meth:`schedule_reload`) re-reads the list. Arrivals
+    and re-reads are gathered for ``UPDATE_INTERVAL_MS`` (longer when a re-read is slow), so
+    thousands of arrivals cost the GUI thread little; a hidden window does nothing but re-read
+    the list when it is shown again.
 
     ``confirm_link`` and ``open_url`` (keyword options) decide and perform link opening; tests
     inject them instead of driving the modal confirmation.
@@ -89,26 +79,27 @@ class HistoryWindow(QWidget):
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self._store = store
-        self._confirm_link = confirm_link
-        self._open_url = open_url
-        self._current: StoredAnnouncement | None = None
+        self._arrived: list[str] = []  # ids to list at the next update
+        self._reload_due = False  # the next update re-reads the list
         self._stale = False  # the store changed while the window was hidden
-        self._reload_cost = 0.0  # seconds the last reload took
-        self._reload_timer = QTimer(self, singleShot=True)
-        self._reload_timer.timeout.connect(self.reload)
-        self._dots = {p: widgets.priority_dot(p) for p in Priority}
+        self._reload_cost = 0.0  # seconds the last re-read took
+        self._unread = 0  # the store's unread count, as last shown
+        self._update_timer = QTimer(self, singleShot=True)
+        self._update_timer.timeout.connect(self._update)
+        self.model = HistoryModel(store, self)
+        self.model.readChanged.connect(self._after_read_change)
         self.setObjectName("historyWindow")
         self.setWindowTitle(self.tr("Announcements — %1").replace("%1", APP_NAME))
         self.setWindowIcon(app_icon())
         self.setStyleSheet(widgets.stylesheet())
         self.resize(900, 560)
         self.setMinimumSize(560, 360)
-        self._build()
+        self._build(confirm_link, open_url)
         self.reload()
 
     # ------------------------------------------------------------------ layout
 
-    def _build(self) -> None:
+    def _build(self, confirm_link: widgets.ConfirmLink, open_url: widgets.OpenUrl) -> None:
         self.search = QLineEdit(self)
         self.search.setPlaceholderText(self.tr("Search announcements (Ctrl+F)"))
         self.search.setClearButtonEnabled(True)
@@ -118,10 +109,6 @@ class HistoryWindow(QWidget):
         self.unread_label = QLabel(self)
         self.unread_label.setObjectName("unreadCount")
 
-        self.model = QStandardItemModel(0, 3, self)
-        self.model.setHorizontalHeaderLabels(
-            [self.tr("Title"), self.tr("Priority"), self.tr("Date")]
-        )
         self.list = QTreeView(self)
         self.list.setModel(self.model)
         self.list.setItemDelegate(_RoomyDelegate(self.list))
@@ -135,21 +122,30 @@ class HistoryWindow(QWidget):
         self.list.setAccessibleName(self.tr("Announcements"))
         header = self.list.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(_COL_TITLE, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(_COL_PRIORITY, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(_COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_PRIORITY, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
+        # fitted to the rows on screen, not to all of them after every insertion
+        header.setResizeContentsPrecision(0)
         self.list.selectionModel().currentRowChanged.connect(self._on_current_changed)
         self.list.selectionModel().selectionChanged.connect(self._update_buttons)
         self.list.activated.connect(self._on_activated)
 
-        left = QWidget(self)
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.list)
+        self.details = QStackedWidget(self)
+        self.placeholder = QLabel(self)
+        self.placeholder.setObjectName("placeholder")
+        self.placeholder.setTextFormat(Qt.TextFormat.PlainText)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.details.addWidget(self.placeholder)
+        self.detail = AnnouncementView(self, confirm_link=confirm_link, open_url=open_url)
+        self.detail.setContentsMargins(12, 4, 4, 4)
+        self.detail.acknowledgeRequested.connect(self.acknowledgeRequested)
+        self.details.addWidget(self.detail)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        splitter.addWidget(left)
-        splitter.addWidget(self._build_details())
+        splitter.addWidget(self.list)
+        splitter.addWidget(self.details)
         splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 6)
@@ -160,13 +156,6 @@ class HistoryWindow(QWidget):
         self.mark_all_button = QPushButton(self.tr("Mark &all read"), self)
         self.mark_all_button.setAccessibleName(self.tr("Mark all announcements read"))
         self.mark_all_button.clicked.connect(self.mark_all_read)
-        self.ack_button = QPushButton(self.tr("Ac&knowledge"), self)
-        self.ack_button.setObjectName("acknowledgeButton")
-        self.ack_button.setAccessibleName(self.tr("Acknowledge the selected urgent announcement"))
-        self.ack_button.setToolTip(
-            self.tr("Confirm that you have read this urgent announcement; the sender is told.")
-        )
-        self.ack_button.clicked.connect(self.acknowledge_current)
         self.close_button = QPushButton(self.tr("&Close"), self)
         self.close_button.clicked.connect(self.close)
 
@@ -177,7 +166,6 @@ class HistoryWindow(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.mark_read_button)
         buttons.addWidget(self.mark_all_button)
-        buttons.addWidget(self.ack_button)
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)
@@ -189,77 +177,85 @@ class HistoryWindow(QWidget):
 
         QShortcut(QKeySequence.StandardKey.Find, self, self._focus_search)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
-        self.setTabOrder(self.search, self.list)
-        self.setTabOrder(self.list, self.body)
-        self.setTabOrder(self.body, self.link_field)
-        self.setTabOrder(self.link_field, self.open_link_button)
-        self.setTabOrder(self.open_link_button, self.mark_read_button)
-        self.setTabOrder(self.mark_read_button, self.mark_all_button)
-        self.setTabOrder(self.mark_all_button, self.ack_button)
-        self.setTabOrder(self.ack_button, self.close_button)
+        widgets.tab_order(
+            self.search,
+            self.list,
+            *self.detail.focus_chain(),
+            self.mark_read_button,
+            self.mark_all_button,
+            self.close_button,
+        )
 
-    def _build_details(self) -> QWidget:
-        self.details = QStackedWidget(self)
-        self.placeholder = QLabel(self)
-        self.placeholder.setObjectName("placeholder")
-        self.placeholder.setTextFormat(Qt.TextFormat.PlainText)
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setWordWrap(True)
-        self.details.addWidget(self.placeholder)
+    @property
+    def ack_button(self) -> QPushButton:
+        """Acknowledge (in the details): shown for an urgent announcement not acknowledged."""
+        return self.detail.ack_button
 
-        page = QWidget(self)
-        self.chip = widgets.PriorityChip(page)
-        self.meta_label = widgets.plain_label("", page)
-        self.meta_label.setObjectName("detailMeta")
-        self.title_label = widgets.plain_label("", page)
-        self.title_label.setObjectName("detailTitle")
-        self.body = QPlainTextEdit(page)
-        self.body.setObjectName("detailBody")
-        self.body.setReadOnly(True)
-        self.body.setTabChangesFocus(True)
-        self.body.setAccessibleName(self.tr("Announcement text"))
-        self.link_caption = QLabel(self.tr("Link:"), page)
-        self.link_field = QLineEdit(page)
-        self.link_field.setObjectName("linkField")
-        self.link_field.setReadOnly(True)
-        self.link_field.setAccessibleName(self.tr("Link address"))
-        self.link_caption.setBuddy(self.link_field)
-        self.open_link_button = QPushButton(self.tr("&Open link…"), page)
-        self.open_link_button.setAccessibleName(self.tr("Open the link in your web browser"))
-        self.open_link_button.clicked.connect(self.open_link)
-        self.link_note = widgets.plain_label("", page)
-        self.link_note.setObjectName("hint")
+    # ------------------------------------------------------------------ keeping up with the store
 
-        head = QHBoxLayout()
-        head.addWidget(self.chip)
-        head.addWidget(self.meta_label, 1)
-        link_row = QHBoxLayout()
-        link_row.addWidget(self.link_caption)
-        link_row.addWidget(self.link_field, 1)
-        link_row.addWidget(self.open_link_button)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(12, 4, 4, 4)
-        layout.setSpacing(8)
-        layout.addLayout(head)
-        layout.addWidget(self.title_label)
-        layout.addWidget(self.body, 1)
-        layout.addLayout(link_row)
-        layout.addWidget(self.link_note)
-        self.details.addWidget(page)
-        return self.details
-
-    # ------------------------------------------------------------------ public API
-
-    def schedule_reload(self) -> None:
-        """The store changed (a new announcement): reload soon, coalescing many changes into
-        one reload; a hidden window reloads when it is shown again."""
+    def announcement_arrived(self, ann: Announcement) -> None:
+        """A new announcement is in the store: list it at the next update (O(1) now)."""
         if not self.isVisible():
             self._stale = True
             return
-        if not self._reload_timer.isActive():
-            # a slow reload (thousands of rows, a busy machine) waits longer: the GUI stays
-            # responsive, spending at most about a fifth of its time reloading
-            self._reload_timer.start(max(RELOAD_INTERVAL_MS, round(self._reload_cost * 4000)))
+        self._arrived.append(ann.id)
+        self._schedule_update()
+
+    def announcement_removed(self, ann_id: str) -> None:
+        """An announcement left the store (revoked): drop its row (and its details)."""
+        if ann_id in self._arrived:
+            self._arrived.remove(ann_id)
+        row = self.model.row_of(ann_id)
+        if row >= 0:
+            self._before_rows_removed(row)
+            self.model.remove(ann_id)
+        self._update_state()
+
+    def announcement_changed(self, ann_id: str) -> None:
+        """An announcement changed in the store (acknowledged): re-read its row and details."""
+        if not self.model.refresh(ann_id):  # gone from the store meanwhile
+            self.announcement_removed(ann_id)
+            return
+        if self.current_id() == ann_id:
+            self.detail.show_stored(self.model.stored(self.model.row_of(ann_id)))
+        self._update_state()
+
+    def schedule_reload(self) -> None:
+        """The store changed in some other way: re-read the list soon, gathering many changes
+        into one re-read; a hidden window re-reads when it is shown again."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._reload_due = True
+        self._schedule_update()
+
+    def _schedule_update(self) -> None:
+        if not self._update_timer.isActive():
+            # a slow re-read (thousands of rows, a busy machine) waits longer: the GUI stays
+            # responsive, spending at most about a fifth of its time re-reading
+            wait = round(self._reload_cost * 4000) if self._reload_due else 0
+            self._update_timer.start(max(UPDATE_INTERVAL_MS, wait))
+
+    def _update(self) -> None:
+        """List what arrived (or re-read the list when due, or when a search is on: the store
+        decides what matches)."""
+        if self._reload_due or self.search.text().strip():
+            self.reload()
+            return
+        arrived, self._arrived = self._arrived, []
+        stored = [s for s in map(self._store.get, arrived) if s is not None]
+        self.model.insert(stored)
+        if self.model.rowCount() > LIMIT:
+            self._before_rows_removed(LIMIT)
+            self.model.trim()
+        self._update_state()
+
+    def _before_rows_removed(self, first: int) -> None:
+        """Rows from ``first`` on are about to go: when the current one is among them, show
+        nothing rather than letting Qt move the current row (and so read another one)."""
+        current = self.list.currentIndex()
+        if current.isValid() and current.row() >= first:
+            self.list.selectionModel().clearCurrentIndex()
 
     def showEvent(self, event: QShowEvent) -> None:
         if self._stale:
@@ -267,226 +263,121 @@ class HistoryWindow(QWidget):
         super().showEvent(event)
 
     def hideEvent(self, event: QHideEvent) -> None:
-        # closed (or the store about to close on quit): no reload behind its back
-        if self._reload_timer.isActive():
-            self._reload_timer.stop()
+        # closed (or the store about to close on quit): nothing runs behind its back
+        if self._update_timer.isActive() or self._arrived:
+            self._update_timer.stop()
+            self._arrived.clear()
             self._stale = True
         super().hideEvent(event)
 
     def reload(self) -> None:
-        """Re-read the store (a new announcement, a revoke, a search): keeps the selection."""
+        """Re-read the list from the store (opened, searched, changed): keeps the current one."""
         started = time.perf_counter()
-        self._reload_timer.stop()
-        self._stale = False
+        self._update_timer.stop()
+        self._arrived.clear()
+        self._stale = self._reload_due = False
         keep = self.current_id()
-        search = self.search.text()
-        items = self._store.list(search=search)
-        bold = QFont(self.list.font())
-        bold.setBold(True)
-        self.list.setUpdatesEnabled(False)
-        try:
-            self.model.removeRows(0, self.model.rowCount())
-            for stored in items:
-                self.model.appendRow(self._row(stored, bold))
-        finally:
-            self.list.setUpdatesEnabled(True)
-        row = self._row_of(keep)
+        self.model.reload(self.search.text())
+        row = self.model.row_of(keep)
         if row >= 0:  # the kept one was read when it was selected: this reads nothing new
             self.list.setCurrentIndex(self.model.index(row, 0))
-        if not items:
-            self.placeholder.setText(
-                self.tr("No announcements match “%1”.").replace("%1", search.strip())
-                if search.strip()
-                else self.tr("No announcements yet. New ones will appear here.")
-            )
-        else:
-            self.placeholder.setText(self.tr("Select an announcement to read it."))
-        self._update_unread()
-        self._update_buttons()
+        else:  # a reset moves the current row silently
+            self._show_details(None)
+        self._update_state()
         self._reload_cost = time.perf_counter() - started
 
     def show_announcement(self, ann_id: str) -> None:
         """Show the window, raise and activate it, and select (and so read) ``ann_id``."""
-        if self._stale:
+        fresh = self._stale
+        if fresh:
             self.reload()
-        if self._row_of(ann_id) < 0 and self.search.text():
-            self.search.clear()  # reloads
-        elif self._row_of(ann_id) < 0:
-            self.reload()
+        if ann_id not in self.model:
+            if self.search.text():
+                self.search.clear()  # re-reads
+            elif not fresh:
+                self.reload()
         widgets.bring_to_front(self)
-        row = self._row_of(ann_id)
+        row = self.model.row_of(ann_id)
         if row >= 0:
-            self.list.setCurrentIndex(self.model.index(row, 0))
-            self.list.scrollTo(self.model.index(row, 0))
+            index = self.model.index(row, 0)
+            self.list.setCurrentIndex(index)
+            self.list.scrollTo(index)
             self.list.setFocus()
+
+    # ------------------------------------------------------------------ actions
 
     def current_id(self) -> str | None:
         index = self.list.currentIndex()
-        if not index.isValid():
-            return None
-        return str(self.model.index(index.row(), 0).data(_ID_ROLE))
-
-    def mark_selected_read(self) -> None:
-        ids = [str(index.data(_ID_ROLE)) for index in self.list.selectionModel().selectedRows(0)]
-        current = self.current_id()
-        if current and current not in ids:
-            ids.append(current)
-        changed = False
-        for ann_id in ids:
-            changed |= self._mark_read(ann_id, notify=False)
-        if changed:
-            self.readChanged.emit()
-
-    def mark_all_read(self) -> None:
-        if self._store.unread_count() == 0:
-            return
-        self._store.mark_all_read()
-        for row in range(self.model.rowCount()):
-            self._set_row_bold(row, False)
-        self._after_read_change()
-
-    def acknowledge_current(self) -> None:
-        """Acknowledge the current announcement when it is urgent and not acknowledged yet."""
-        current = self._current
-        if current is None or not self._acknowledgeable(current):
-            return
-        self.acknowledgeRequested.emit(current.announcement.id)
-
-    @staticmethod
-    def _acknowledgeable(stored: StoredAnnouncement) -> bool:
-        return stored.announcement.priority is Priority.URGENT and not stored.acked
-
-    def open_link(self) -> bool:
-        """Open the current announcement's link after confirmation; False when refused."""
-        if self._current is None:
-            return False
-        return widgets.open_link(
-            self, self._current.announcement.url, confirm=self._confirm_link, opener=self._open_url
-        )
-
-    # ------------------------------------------------------------------ rows
-
-    def _row(self, stored: StoredAnnouncement, bold: QFont) -> list[QStandardItem]:
-        ann = stored.announcement
-        title = QStandardItem(display_title(stored))
-        title.setData(ann.id, _ID_ROLE)
-        priority = QStandardItem(widgets.priority_name(ann.priority))
-        priority.setData(self._dots[ann.priority], Qt.ItemDataRole.DecorationRole)
-        received = QStandardItem(widgets.format_time(ann.created_at or stored.received_at))
-        row = [title, priority, received]
-        for item in row:
-            item.setEditable(False)
-            if not stored.read:
-                item.setFont(bold)
-        title.setAccessibleText(
-            self.tr("%1 (unread)").replace("%1", display_title(stored))
-            if not stored.read
-            else display_title(stored)
-        )
-        return row
-
-    def _row_of(self, ann_id: str | None) -> int:
-        for row in range(self.model.rowCount()):
-            if self.model.index(row, 0).data(_ID_ROLE) == ann_id:
-                return row
-        return -1
+        return str(index.siblingAtColumn(0).data(ID_ROLE)) if index.isValid() else None
 
     def is_bold(self, ann_id: str) -> bool:
         """Whether the row of ``ann_id`` is shown in bold (unread); False when not listed."""
-        row = self._row_of(ann_id)
-        item = self.model.item(row, 0) if row >= 0 else None
-        return bool(item and item.font().bold())
+        row = self.model.row_of(ann_id)
+        font = self.model.index(row, 0).data(Qt.ItemDataRole.FontRole) if row >= 0 else None
+        return bool(font is not None and font.bold())
 
-    def _set_row_bold(self, row: int, bold: bool) -> None:
-        for col in range(self.model.columnCount()):
-            item = self.model.item(row, col)
-            font = item.font()
-            font.setBold(bold)
-            item.setFont(font)
-        title = self.model.item(row, _COL_TITLE)
-        title.setAccessibleText(title.text())
+    def mark_selected_read(self) -> None:
+        ids = {str(i.data(ID_ROLE)) for i in self.list.selectionModel().selectedRows(0)}
+        current = self.current_id()
+        if current:
+            ids.add(current)
+        self.model.mark_read(ids)
 
-    def _mark_read(self, ann_id: str, *, notify: bool = True) -> bool:
-        stored = self._store.get(ann_id)
-        if stored is None or stored.read:
-            return False
-        self._store.mark_read(ann_id)
-        row = self._row_of(ann_id)
-        if row >= 0:
-            self._set_row_bold(row, False)
-        if notify:
-            self._after_read_change()
-        else:
-            self._update_unread()
-            self._update_buttons()
-        return True
+    def mark_all_read(self) -> None:
+        self.model.mark_all_read()
 
-    def _after_read_change(self) -> None:
-        self._update_unread()
-        self._update_buttons()
-        self.readChanged.emit()
+    def acknowledge_current(self) -> None:
+        """Acknowledge the current announcement when it is urgent and not acknowledged yet."""
+        self.detail.acknowledge()
+
+    def open_link(self) -> bool:
+        """Open the current announcement's link after confirmation; False when refused."""
+        return self.detail.open_link()
 
     # ------------------------------------------------------------------ reactions
+
+    def _after_read_change(self) -> None:
+        self._update_state()
+        self.readChanged.emit()
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             self._show_details(None)
             return
-        ann_id = str(self.model.index(current.row(), 0).data(_ID_ROLE))
-        self._mark_read(ann_id)
-        self._show_details(self._store.get(ann_id))
+        ann_id = str(current.siblingAtColumn(0).data(ID_ROLE))
+        self.model.mark_read([ann_id])
+        self._show_details(ann_id)
 
     def _on_activated(self, index: QModelIndex) -> None:
         """Enter or double-click: open the announcement (read it; focus its text)."""
-        self._mark_read(str(self.model.index(index.row(), 0).data(_ID_ROLE)))
-        self.body.setFocus()
+        self.model.mark_read([str(index.siblingAtColumn(0).data(ID_ROLE))])
+        self.detail.body.setFocus()
 
-    def _show_details(self, stored: StoredAnnouncement | None) -> None:
-        self._current = stored
+    def _show_details(self, ann_id: str | None) -> None:
+        row = self.model.row_of(ann_id)
+        self.detail.show_stored(self.model.stored(row) if row >= 0 else None)
+        self.details.setCurrentIndex(1 if row >= 0 else 0)
         self._update_buttons()
-        if stored is None:
-            self.details.setCurrentIndex(0)
-            return
-        ann = stored.announcement
-        self.chip.set_priority(ann.priority)
-        received = widgets.format_time(stored.received_at)
-        created = widgets.format_time(ann.created_at)
-        self.meta_label.setText(
-            self.tr("Published %1").replace("%1", created)
-            if created
-            else self.tr("Received %1").replace("%1", received)
-        )
-        self.title_label.setText(display_title(stored))
-        self.body.setPlainText(ann.body)
-        link = safe_link(ann.url)
-        has_url = bool(ann.url)
-        self.link_caption.setVisible(has_url)
-        self.link_field.setVisible(has_url)
-        self.open_link_button.setVisible(has_url)
-        self.link_field.setText(ann.url or "")
-        self.link_field.setCursorPosition(0)
-        self.open_link_button.setEnabled(link is not None)
-        self.link_field.setProperty("unsafe", link is None)
-        self.link_field.style().unpolish(self.link_field)
-        self.link_field.style().polish(self.link_field)
-        self.link_note.setVisible(has_url and link is None)
-        self.link_note.setText(
-            self.tr("This link cannot be opened: only web addresses (http, https) are allowed.")
-        )
-        self.details.setCurrentIndex(1)
 
-    def _update_unread(self) -> None:
-        unread = self._store.unread_count()
-        self.unread_label.setText(self.tr("%1 unread").replace("%1", str(unread)) if unread else "")
+    def _update_state(self) -> None:
+        """The unread count, the placeholder's words and the buttons, after a change."""
+        self._unread = self._store.unread_count()
+        self.unread_label.setText(
+            self.tr("%1 unread").replace("%1", str(self._unread)) if self._unread else ""
+        )
+        search = self.search.text().strip()
+        if self.model.rowCount():
+            self.placeholder.setText(self.tr("Select an announcement to read it."))
+        elif search:
+            self.placeholder.setText(self.tr("No announcements match “%1”.").replace("%1", search))
+        else:
+            self.placeholder.setText(self.tr("No announcements yet. New ones will appear here."))
+        self._update_buttons()
 
     def _update_buttons(self) -> None:
-        self.mark_all_button.setEnabled(self._store.unread_count() > 0)
-        current = self._current
-        can_ack = current is not None and self._acknowledgeable(current)
-        self.ack_button.setEnabled(can_ack)
-        self.ack_button.setVisible(can_ack)
+        self.mark_all_button.setEnabled(self._unread > 0)
         rows = self.list.selectionModel().selectedRows(0)
-        self.mark_read_button.setEnabled(any(self.is_bold(str(i.data(_ID_ROLE))) for i in rows))
+        self.mark_read_button.setEnabled(any(self.model.is_unread(i.row()) for i in rows))
 
     def _focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)

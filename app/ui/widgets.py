@@ -4,6 +4,7 @@ through widgets made here or explicitly set to plain text."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import datetime
 
@@ -143,6 +144,12 @@ def open_link(
     if link is None or not confirm(parent, link):
         return False
     return bool(opener(QUrl(link, QUrl.ParsingMode.StrictMode)))
+
+
+def tab_order(*chain: QWidget) -> None:
+    """Tab moves through ``chain`` in this order."""
+    for first, second in itertools.pairwise(chain):
+        QWidget.setTabOrder(first, second)
 
 
 def bring_to_front(window: QWidget) -> None:

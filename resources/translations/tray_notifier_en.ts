@@ -4,7 +4,7 @@
 <context>
     <name>Notifier</name>
     <message numerus="yes">
-        <location filename="../../app/ui/notifier.py" line="+428"/>
+        <location filename="../../app/ui/notifier.py" line="+431"/>
         <source>%n new announcements</source>
         <translation>
             <numerusform>%n new announcement</numerusform>
@@ -15,7 +15,7 @@
 <context>
     <name>Tray</name>
     <message numerus="yes">
-        <location filename="../../app/ui/tray.py" line="+103"/>
+        <location filename="../../app/ui/tray.py" line="+109"/>
         <source>Offline: trying again in %n s</source>
         <translation>
             <numerusform>Offline: trying again in %n s</numerusform>

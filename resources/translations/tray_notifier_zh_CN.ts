@@ -2,24 +2,67 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="zh_CN" sourcelanguage="en">
 <context>
-    <name>HistoryWindow</name>
+    <name>AnnouncementView</name>
     <message>
-        <location filename="../../app/ui/history_window.py" line="+101"/>
-        <source>Announcements — %1</source>
-        <translation>公告 — %1</translation>
+        <location filename="../../app/ui/detail.py" line="+71"/>
+        <source>Announcement text</source>
+        <translation>公告内容</translation>
     </message>
     <message>
-        <location line="+12"/>
-        <source>Search announcements (Ctrl+F)</source>
-        <translation>搜索公告 (Ctrl+F)</translation>
+        <location line="+1"/>
+        <source>Link:</source>
+        <translation>链接：</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Link address</source>
+        <translation>链接地址</translation>
     </message>
     <message>
         <location line="+2"/>
-        <source>Search announcements</source>
-        <translation>搜索公告</translation>
+        <source>&amp;Open link…</source>
+        <translation>打开链接(&amp;O)…</translation>
     </message>
     <message>
-        <location line="+8"/>
+        <location line="+1"/>
+        <source>Open the link in your web browser</source>
+        <translation>在网页浏览器中打开链接</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>This link cannot be opened: only web addresses (http, https) are allowed.</source>
+        <translation>无法打开此链接：只允许网页地址（http、https）。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Ac&amp;knowledge</source>
+        <translation>确认收到(&amp;K)</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Acknowledge this announcement</source>
+        <translation>确认收到此公告</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Confirm that you have read this urgent announcement; the sender is told.</source>
+        <translation>确认您已阅读此紧急公告；发布者会收到通知。</translation>
+    </message>
+    <message>
+        <location line="+67"/>
+        <source>Published %1</source>
+        <translation>发布于 %1</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Received %1</source>
+        <translation>收到于 %1</translation>
+    </message>
+</context>
+<context>
+    <name>HistoryModel</name>
+    <message>
+        <location filename="../../app/ui/history_model.py" line="+87"/>
         <source>Title</source>
         <translation>标题</translation>
     </message>
@@ -34,12 +77,35 @@
         <translation>日期</translation>
     </message>
     <message>
+        <location line="+22"/>
+        <source>%1 (unread)</source>
+        <translation>%1（未读）</translation>
+    </message>
+</context>
+<context>
+    <name>HistoryWindow</name>
+    <message>
+        <location filename="../../app/ui/history_window.py" line="+92"/>
+        <source>Announcements — %1</source>
+        <translation>公告 — %1</translation>
+    </message>
+    <message>
         <location line="+12"/>
+        <source>Search announcements (Ctrl+F)</source>
+        <translation>搜索公告 (Ctrl+F)</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Search announcements</source>
+        <translation>搜索公告</translation>
+    </message>
+    <message>
+        <location line="+16"/>
         <source>Announcements</source>
         <translation>公告</translation>
     </message>
     <message>
-        <location line="+22"/>
+        <location line="+31"/>
         <source>&amp;Mark read</source>
         <translation>标为已读(&amp;M)</translation>
     </message>
@@ -60,51 +126,11 @@
     </message>
     <message>
         <location line="+2"/>
-        <source>Ac&amp;knowledge</source>
-        <translation>确认收到(&amp;K)</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>Acknowledge the selected urgent announcement</source>
-        <translation>确认收到所选的紧急公告</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>Confirm that you have read this urgent announcement; the sender is told.</source>
-        <translation>确认您已阅读此紧急公告；发布者会收到通知。</translation>
-    </message>
-    <message>
-        <location line="+3"/>
         <source>&amp;Close</source>
         <translation>关闭(&amp;C)</translation>
     </message>
     <message>
-        <location line="+50"/>
-        <source>Announcement text</source>
-        <translation>公告内容</translation>
-    </message>
-    <message>
-        <location line="+1"/>
-        <source>Link:</source>
-        <translation>链接：</translation>
-    </message>
-    <message>
-        <location line="+4"/>
-        <source>Link address</source>
-        <translation>链接地址</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>&amp;Open link…</source>
-        <translation>打开链接(&amp;O)…</translation>
-    </message>
-    <message>
-        <location line="+1"/>
-        <source>Open the link in your web browser</source>
-        <translation>在网页浏览器中打开链接</translation>
-    </message>
-    <message>
-        <location line="+70"/>
+        <location line="+213"/>
         <source>No announcements match “%1”.</source>
         <translation>没有与“%1”匹配的公告。</translation>
     </message>
@@ -114,32 +140,12 @@
         <translation>暂无公告。新公告将显示在这里。</translation>
     </message>
     <message>
-        <location line="+3"/>
+        <location line="-4"/>
         <source>Select an announcement to read it.</source>
         <translation>选择一条公告以阅读。</translation>
     </message>
     <message>
-        <location line="+79"/>
-        <source>%1 (unread)</source>
-        <translation>%1（未读）</translation>
-    </message>
-    <message>
-        <location line="+73"/>
-        <source>Published %1</source>
-        <translation>发布于 %1</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>Received %1</source>
-        <translation>收到于 %1</translation>
-    </message>
-    <message>
-        <location line="+17"/>
-        <source>This link cannot be opened: only web addresses (http, https) are allowed.</source>
-        <translation>无法打开此链接：只允许网页地址（http、https）。</translation>
-    </message>
-    <message>
-        <location line="+6"/>
+        <location line="-4"/>
         <source>%1 unread</source>
         <translation>%1 条未读</translation>
     </message>
@@ -147,7 +153,7 @@
 <context>
     <name>LinkConfirmation</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="+114"/>
+        <location filename="../../app/ui/widgets.py" line="+115"/>
         <source>Open link?</source>
         <translation>打开链接？</translation>
     </message>
@@ -170,7 +176,7 @@
 <context>
     <name>LoginDialog</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="+69"/>
+        <location filename="../../app/ui/login_dialog.py" line="+71"/>
         <source>Log in — %1</source>
         <translation>登录 — %1</translation>
     </message>
@@ -249,11 +255,99 @@
         <source>Enter your password.</source>
         <translation>请输入密码。</translation>
     </message>
+    <message>
+        <location line="+28"/>
+        <source>The user name or password is wrong. Check both and try again.</source>
+        <translation>用户名或密码错误。请检查后重试。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>The server cannot be reached. Check the server address and your network connection.</source>
+        <translation>无法访问服务器。请检查服务器地址和网络连接。</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>The server&apos;s certificate is not trusted. If your organisation uses its own certificate authority, ask IT to set the CA bundle setting.</source>
+        <translation>服务器的证书不受信任。如果您所在机构使用自己的证书颁发机构，请让 IT 部门设置 CA 证书包。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>This address is not an announcement server. Check the server address.</source>
+        <translation>此地址不是公告服务器。请检查服务器地址。</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Your login cannot be saved: the system keyring is not available.</source>
+        <translation>无法保存登录信息：系统密钥环不可用。</translation>
+    </message>
+</context>
+<context>
+    <name>Notices</name>
+    <message>
+        <location filename="../../app/ui/notices.py" line="+54"/>
+        <source>Announcement history damaged</source>
+        <translation>公告历史已损坏</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Your announcement history could not be read: the file is damaged. It was moved aside to:
+%1
+
+Tray Notifier starts with a new, empty history. New announcements arrive as usual.</source>
+        <translation>无法读取您的公告历史：文件已损坏。它已被移到：
+%1
+
+Tray Notifier 将使用一个新的空白历史。新公告照常接收。</translation>
+    </message>
+    <message>
+        <location line="+8"/>
+        <source>Settings</source>
+        <translation>设置</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>The settings could not be saved: %1</source>
+        <translation>无法保存设置：%1</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Start at login</source>
+        <translation>登录时启动</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Start at login could not be changed: %1</source>
+        <translation>无法更改“登录时启动”：%1</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Language</source>
+        <translation>语言</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>The new language is used after Tray Notifier restarts.</source>
+        <translation>新语言将在 Tray Notifier 重新启动后生效。</translation>
+    </message>
+    <message>
+        <location line="+6"/>
+        <source>Keyring not available</source>
+        <translation>密钥环不可用</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>You are logged in, but your login cannot be saved: the system keyring is not available or locked.
+
+Stay logged in for this run only? You will have to log in again next time.</source>
+        <translation>您已登录，但无法保存登录信息：系统密钥环不可用或已锁定。
+
+是否仅在本次运行期间保持登录？下次启动时需要重新登录。</translation>
+    </message>
 </context>
 <context>
     <name>Notifier</name>
     <message>
-        <location filename="../../app/ui/notifier.py" line="+389"/>
+        <location filename="../../app/ui/notifier.py" line="+392"/>
         <source>Open</source>
         <translation>打开</translation>
     </message>
@@ -329,97 +423,9 @@
     </message>
 </context>
 <context>
-    <name>Root</name>
-    <message>
-        <location filename="../../app/ui/root.py" line="+194"/>
-        <source>Announcement history damaged</source>
-        <translation>公告历史已损坏</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>Your announcement history could not be read: the file is damaged. It was moved aside to:
-%1
-
-Tray Notifier starts with a new, empty history. New announcements arrive as usual.</source>
-        <translation>无法读取您的公告历史：文件已损坏。它已被移到：
-%1
-
-Tray Notifier 将使用一个新的空白历史。新公告照常接收。</translation>
-    </message>
-    <message>
-        <location line="+139"/>
-        <source>Keyring not available</source>
-        <translation>密钥环不可用</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>You are logged in, but your login cannot be saved: the system keyring is not available or locked.
-
-Stay logged in for this run only? You will have to log in again next time.</source>
-        <translation>您已登录，但无法保存登录信息：系统密钥环不可用或已锁定。
-
-是否仅在本次运行期间保持登录？下次启动时需要重新登录。</translation>
-    </message>
-    <message>
-        <location line="+19"/>
-        <source>The user name or password is wrong. Check both and try again.</source>
-        <translation>用户名或密码错误。请检查后重试。</translation>
-    </message>
-    <message>
-        <location line="+3"/>
-        <source>The server cannot be reached. Check the server address and your network connection.</source>
-        <translation>无法访问服务器。请检查服务器地址和网络连接。</translation>
-    </message>
-    <message>
-        <location line="+5"/>
-        <source>The server&apos;s certificate is not trusted. If your organisation uses its own certificate authority, ask IT to set the CA bundle setting.</source>
-        <translation>服务器的证书不受信任。如果您所在机构使用自己的证书颁发机构，请让 IT 部门设置 CA 证书包。</translation>
-    </message>
-    <message>
-        <location line="+4"/>
-        <source>This address is not an announcement server. Check the server address.</source>
-        <translation>此地址不是公告服务器。请检查服务器地址。</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>Your login cannot be saved: the system keyring is not available.</source>
-        <translation>无法保存登录信息：系统密钥环不可用。</translation>
-    </message>
-    <message>
-        <location line="+89"/>
-        <source>Start at login</source>
-        <translation>登录时启动</translation>
-    </message>
-    <message>
-        <location line="+1"/>
-        <source>Start at login could not be changed: %1</source>
-        <translation>无法更改“登录时启动”：%1</translation>
-    </message>
-    <message>
-        <location line="+7"/>
-        <source>Language</source>
-        <translation>语言</translation>
-    </message>
-    <message>
-        <location line="+1"/>
-        <source>The new language is used after Tray Notifier restarts.</source>
-        <translation>新语言将在 Tray Notifier 重新启动后生效。</translation>
-    </message>
-    <message>
-        <location line="+15"/>
-        <source>Settings</source>
-        <translation>设置</translation>
-    </message>
-    <message>
-        <location line="+1"/>
-        <source>The settings could not be saved: %1</source>
-        <translation>无法保存设置：%1</translation>
-    </message>
-</context>
-<context>
     <name>ServerAddress</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="-142"/>
+        <location filename="../../app/ui/login_dialog.py" line="-184"/>
         <source>Enter the server address, for example https://announcements.example.org.</source>
         <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
     </message>
@@ -611,12 +617,12 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Tray</name>
     <message>
-        <location filename="../../app/ui/tray.py" line="+49"/>
+        <location filename="../../app/ui/tray.py" line="+51"/>
         <source>Tray Notifier menu</source>
         <translation>Tray Notifier 菜单</translation>
     </message>
     <message>
-        <location line="+48"/>
+        <location line="+52"/>
         <source>Connected as %1</source>
         <translation>已以 %1 的身份连接</translation>
     </message>
@@ -715,34 +721,9 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>UrgentWindow</name>
     <message>
-        <location filename="../../app/ui/urgent_window.py" line="+50"/>
+        <location filename="../../app/ui/urgent_window.py" line="+52"/>
         <source>Urgent announcement — %1</source>
         <translation>紧急公告 — %1</translation>
-    </message>
-    <message>
-        <location line="+21"/>
-        <source>Announcement text</source>
-        <translation>公告内容</translation>
-    </message>
-    <message>
-        <location line="+3"/>
-        <source>&amp;Acknowledge</source>
-        <translation>确认已读(&amp;A)</translation>
-    </message>
-    <message>
-        <location line="+1"/>
-        <source>Acknowledge this announcement</source>
-        <translation>确认已读此公告</translation>
-    </message>
-    <message>
-        <location line="+22"/>
-        <source>Link address</source>
-        <translation>链接地址</translation>
-    </message>
-    <message>
-        <location line="+2"/>
-        <source>Link:</source>
-        <translation>链接：</translation>
     </message>
 </context>
 </TS>

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QCoreApplication, Qt, QUrl
 from PySide6.QtWidgets import QWidget
 
 from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore
+from app.ui.history_model import LIMIT
 from app.ui.history_window import HistoryWindow
 
 # the offscreen platform warns about this for every shown window with a layout
@@ -87,14 +88,14 @@ def test_hostile_title_is_plain_text(window: HistoryWindow, store: HistoryStore)
     add(store, "x", title=HOSTILE, body=HOSTILE)
     window.reload()
     window.show_announcement("x")
-    assert window.title_label.textFormat() == Qt.TextFormat.PlainText
-    assert window.title_label.text() == HOSTILE
-    assert window.body.toPlainText() == HOSTILE
+    assert window.detail.title_label.textFormat() == Qt.TextFormat.PlainText
+    assert window.detail.title_label.text() == HOSTILE
+    assert window.detail.body.toPlainText() == HOSTILE
     assert window.model.item(0, 0).text() == HOSTILE
     # the rendered label shows the markup literally: it is as wide as the raw text
     assert (
-        window.title_label.sizeHint().width()
-        > window.title_label.fontMetrics().horizontalAdvance("hi") * 5
+        window.detail.title_label.sizeHint().width()
+        > window.detail.title_label.fontMetrics().horizontalAdvance("hi") * 5
     )
 
 
@@ -109,7 +110,7 @@ def test_selecting_marks_read_and_signals(
     assert store.get("1").read  # type: ignore[union-attr]
     assert not window.is_bold("1")
     assert window.is_bold("2")
-    assert window.title_label.text() == "Title 1"
+    assert window.detail.title_label.text() == "Title 1"
     assert window.unread_label.text() == "1 unread"
 
 
@@ -180,17 +181,18 @@ def test_keyboard_enter_opens(qtbot, window: HistoryWindow, store: HistoryStore)
     qtbot.keyClick(window.list, Qt.Key.Key_Down)
     assert window.current_id() == "1"
     qtbot.keyClick(window.list, Qt.Key.Key_Return)
-    qtbot.waitUntil(window.body.hasFocus, timeout=2000)
-    assert window.body.toPlainText() == "Body of 1"
+    qtbot.waitUntil(window.detail.body.hasFocus, timeout=2000)
+    assert window.detail.body.toPlainText() == "Body of 1"
 
 
 def test_tab_order_and_accessible_names(window: HistoryWindow) -> None:
     chain = [
         window.search,
         window.list,
-        window.body,
-        window.link_field,
-        window.open_link_button,
+        window.detail.body,
+        window.detail.link_field,
+        window.detail.open_link_button,
+        window.ack_button,
         window.mark_read_button,
         window.mark_all_button,
         window.close_button,
@@ -200,10 +202,11 @@ def test_tab_order_and_accessible_names(window: HistoryWindow) -> None:
     for w in (
         window.search,
         window.list,
-        window.body,
+        window.detail.body,
         window.mark_read_button,
         window.mark_all_button,
-        window.open_link_button,
+        window.detail.open_link_button,
+        window.ack_button,
     ):
         assert w.accessibleName()
 
@@ -226,8 +229,8 @@ def test_open_link_shows_address_then_opens(
     add(store, "1", url=url)
     window.reload()
     window.show_announcement("1")
-    assert window.link_field.text() == url
-    assert window.open_link_button.isEnabled()
+    assert window.detail.link_field.text() == url
+    assert window.detail.open_link_button.isEnabled()
     assert window.open_link() is True
     assert links.confirmed == [url]
     assert [u.toString() for u in links.opened] == [url]
@@ -254,9 +257,9 @@ def test_unsafe_links_are_refused(
     add(store, "1", url=url)
     window.reload()
     window.show_announcement("1")
-    assert window.link_field.text() == url  # shown, as text
-    assert not window.open_link_button.isEnabled()
-    assert not window.link_note.isHidden()
+    assert window.detail.link_field.text() == url  # shown, as text
+    assert not window.detail.open_link_button.isEnabled()
+    assert not window.detail.link_note.isHidden()
     assert window.open_link() is False
     assert links.confirmed == [] and links.opened == []
 
@@ -294,7 +297,7 @@ def test_show_announcement_clears_a_hiding_search(
     assert window.search.text() == ""
     assert window.current_id() == "2"
     assert window.isVisible()
-    assert window.title_label.text() == "Beta"
+    assert window.detail.title_label.text() == "Beta"
 
 
 def test_acknowledge_button_for_an_urgent_unacknowledged_one(
@@ -321,49 +324,183 @@ def test_acknowledge_button_for_an_urgent_unacknowledged_one(
         window.acknowledge_current()
 
 
-def test_new_announcements_reload_coalesced(
-    qtbot, window: HistoryWindow, store: HistoryStore
-) -> None:
-    """Many arrivals with the window open: a few reloads, not one each; the list ends complete."""
+class StoreReads:
+    """Counts the store's full list reads (re-reads of the whole list)."""
+
+    def __init__(self, store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.lists = 0
+        original = store.list
+
+        def counting(**kw: Any) -> list[Any]:
+            self.lists += 1
+            return original(**kw)
+
+        monkeypatch.setattr(store, "list", counting)
+
+
+def shown(qtbot, window: HistoryWindow) -> HistoryWindow:
     window.show()
     qtbot.waitExposed(window)
-    reloads = []
-    original = window.reload
+    return window
 
-    def counting() -> None:
-        reloads.append(1)
-        original()
 
-    window._reload_timer.timeout.disconnect()
-    window._reload_timer.timeout.connect(counting)
+def test_arrivals_are_inserted_in_one_batch_without_a_reread(
+    qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many arrivals with the window open: one insertion at the top, no re-read of the list."""
+    add(store, "old", 0)
+    shown(qtbot, window).show_announcement("old")
+    reads = StoreReads(store, monkeypatch)
+    insertions: list[tuple[int, int]] = []
+    window.model.rowsInserted.connect(lambda _parent, first, last: insertions.append((first, last)))
+    for i in range(300):
+        window.announcement_arrived(add(store, f"a{i}", 1 + i))
+    assert window.model.rowCount() == 1  # nothing done per arrival
+    qtbot.waitUntil(lambda: window.model.rowCount() == 301, timeout=5000)
+    assert insertions == [(0, 299)]
+    assert reads.lists == 0
+    assert titles(window)[:2] == ["Title a299", "Title a298"]
+    assert window.current_id() == "old"  # the selection stays on its announcement
+    assert window.is_bold("a0") and not window.is_bold("old")
+    assert window.unread_label.text() == "300 unread"
+
+
+def test_arrivals_land_where_a_reread_puts_them(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    """Out of order (a replay, a late publish, equal times, a duplicate): the same order as the
+    store's own list."""
+    for minutes in (0, 10, 20):
+        add(store, f"s{minutes}", minutes)
+    shown(qtbot, window).reload()
+    arrivals = [add(store, f"n{i}", m) for i, m in enumerate((15, 25, 5, 10, -3, 25, 20))]
+    arrivals.append(arrivals[0])  # told twice: listed once
+    with qtbot.waitSignal(window.model.rowsInserted, timeout=2000):
+        for ann in arrivals:
+            window.announcement_arrived(ann)
+    inserted = titles(window)
+    window.reload()
+    assert inserted == titles(window)
+    assert len(inserted) == 10
+    assert inserted[:4] == ["Title n5", "Title n1", "Title n6", "Title s20"]  # n5 came last
+
+
+def test_the_list_keeps_the_newest_thousand(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    for i in range(LIMIT - 2):
+        add(store, f"o{i}", i)
+    shown(qtbot, window)
+    window.reload()
+    oldest = window.model.index(LIMIT - 3, 0)
+    window.list.setCurrentIndex(oldest)  # read, shown: about to drop off the end
+    assert window.current_id() == "o0"
+    with qtbot.waitSignal(window.model.rowsRemoved, timeout=2000):
+        for i in range(5):
+            window.announcement_arrived(add(store, f"n{i}", LIMIT + i))
+    assert window.model.rowCount() == LIMIT
+    assert titles(window)[0] == "Title n4"
+    assert titles(window)[-1] == "Title o3"
+    # its row went: nothing is shown, and no other row was read in its place
+    assert window.current_id() is None
+    assert window.details.currentIndex() == 0
+    assert store.unread_count() == LIMIT + 3 - 1
+
+
+def test_a_search_rereads_on_arrivals(qtbot, window: HistoryWindow, store: HistoryStore) -> None:
+    """The store decides what matches: with a search on, arrivals re-read the list."""
+    add(store, "1", 0, title="Fire drill")
+    shown(qtbot, window)
+    window.search.setText("fire")
+    window.announcement_arrived(add(store, "2", 1, title="Lunch"))
+    window.announcement_arrived(add(store, "3", 2, title="Fire alarm test"))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 2, timeout=2000)
+    assert titles(window) == ["Fire alarm test", "Fire drill"]
+
+
+def test_revoked_one_is_removed_without_reading_another(
+    qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        add(store, str(i), i)
+    shown(qtbot, window).show_announcement("1")
+    reads = StoreReads(store, monkeypatch)
+    store.remove("1")
+    window.announcement_removed("1")
+    assert titles(window) == ["Title 2", "Title 0"]
+    assert window.details.currentIndex() == 0 and window.current_id() is None
+    assert window.is_bold("2") and window.is_bold("0")  # Qt did not move the current row
+    assert store.unread_count() == 2 and window.unread_label.text() == "2 unread"
+    assert reads.lists == 0
+
+
+def test_acknowledged_elsewhere_updates_its_row(
+    qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(store, "u", 0, priority=Priority.URGENT)
+    shown(qtbot, window).show_announcement("u")
+    assert window.ack_button.isVisible()
+    reads = StoreReads(store, monkeypatch)
+    store.queue_ack("u")  # from its urgent window
+    window.announcement_changed("u")
+    assert window.ack_button.isHidden()
+    assert window.model.stored(0).acked
+    assert reads.lists == 0
+
+
+def test_changed_but_gone_is_removed_without_reading_another(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    add(store, "a", 0)
+    add(store, "u", 1, priority=Priority.URGENT)
+    add(store, "b", 2)
+    shown(qtbot, window).show_announcement("u")
+    store.queue_ack("u")
+    store.remove("u")  # acknowledged, then revoked before the window heard of it
+    window.announcement_changed("u")
+    assert titles(window) == ["Title b", "Title a"]
+    assert window.current_id() is None and window.details.currentIndex() == 0
+    assert window.is_bold("a") and window.is_bold("b")
+
+
+def test_a_hidden_window_does_nothing_until_shown(
+    qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = StoreReads(store, monkeypatch)
+    window.announcement_arrived(add(store, "1", 0))
+    window.schedule_reload()
+    assert window.model.rowCount() == 0  # hidden: nothing done yet
+    assert not window._update_timer.isActive()
+    assert reads.lists == 0
+    window.show()
+    assert titles(window) == ["Title 1"]
+    assert reads.lists == 1
+
+
+def test_store_changes_reread_coalesced(
+    qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many changes of another kind with the window open: one re-read, the list complete."""
+    shown(qtbot, window)
+    reads = StoreReads(store, monkeypatch)
     for i in range(300):
         add(store, f"a{i}", i)
         window.schedule_reload()
     qtbot.waitUntil(lambda: window.model.rowCount() == 300, timeout=5000)
-    assert len(reloads) == 1
+    assert reads.lists == 1
     assert window.unread_label.text() == "300 unread"
 
 
-def test_a_hidden_window_reloads_when_shown(
+def test_closing_cancels_a_pending_update(
     qtbot, window: HistoryWindow, store: HistoryStore
 ) -> None:
-    window.reload()
-    add(store, "1", 0)
+    """On quit the window closes, then the store: nothing may run after that."""
+    shown(qtbot, window)
+    window.announcement_arrived(add(store, "1", 0))
     window.schedule_reload()
-    assert window.model.rowCount() == 0  # hidden: nothing done yet
-    window.show()
-    assert titles(window) == ["Title 1"]
-
-
-def test_closing_cancels_a_pending_reload(
-    qtbot, window: HistoryWindow, store: HistoryStore
-) -> None:
-    """On quit the window closes, then the store: no reload may run after that."""
-    window.show()
-    qtbot.waitExposed(window)
-    add(store, "1", 0)
-    window.schedule_reload()
+    assert window._update_timer.isActive()
     window.close()
     store.close()
-    qtbot.wait(300)  # longer than RELOAD_INTERVAL_MS: nothing runs (a reload would raise)
+    assert not window._update_timer.isActive()  # so no update can run (it would raise)
+    QCoreApplication.processEvents()
     assert window.model.rowCount() == 0

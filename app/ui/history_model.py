@@ -1,0 +1,230 @@
+"""The history as a Qt table model: a view of the store, newest first, unread in bold."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QFont
+
+from app.core.model import Priority
+from app.core.store import HistoryStore, StoredAnnouncement
+from app.ui import widgets
+
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+COL_TITLE, COL_PRIORITY, COL_TIME = range(3)
+LIMIT = 1000  # the newest this many are listed
+
+_Index = QModelIndex | QPersistentModelIndex
+_ROW_FLAGS = (  # asked for every row on every layout of the view: computed once
+    Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
+)
+
+
+def sort_key(stored: StoredAnnouncement) -> float:
+    """The list's order, newest first (the store's ``COALESCE(created_at, received_at)``)."""
+    return (stored.announcement.created_at or stored.received_at).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One cell's text, for callers written against ``QStandardItemModel.item(row, column)``."""
+
+    _text: str
+
+    def text(self) -> str:
+        return self._text
+
+
+class HistoryModel(QAbstractTableModel):
+    """The listed announcements (title, priority, date), newest first, at most ``LIMIT``.
+
+    Rows are the store's :class:`StoredAnnouncement` values: :meth:`reload` reads them (the
+    window opens, the search changes, the store changed), :meth:`insert` places new arrivals
+    where they belong without re-reading the rest, :meth:`remove` and :meth:`refresh` change
+    one. Read state is written only by :meth:`mark_read` and :meth:`mark_all_read`: the store
+    first, then the row, so a row's ``read`` is always what the store holds.
+
+    Signals (emitted on the GUI thread):
+        readChanged(): :meth:`mark_read` or :meth:`mark_all_read` read something unread.
+    """
+
+    readChanged = Signal()
+
+    def __init__(self, store: HistoryStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._rows: list[StoredAnnouncement] = []
+        self._ids: set[str] = set()
+        self._dots = {p: widgets.priority_dot(p) for p in Priority}
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    # ------------------------------------------------------------------ Qt model
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else 3
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        return _ROW_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if orientation is Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return (self.tr("Title"), self.tr("Priority"), self.tr("Date"))[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        stored = self._rows[index.row()]
+        ann, column = stored.announcement, index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == COL_TITLE:
+                return ann.display_title()
+            if column == COL_PRIORITY:
+                return widgets.priority_name(ann.priority)
+            return widgets.format_time(ann.created_at or stored.received_at)
+        if role == ID_ROLE:
+            return ann.id
+        if role == Qt.ItemDataRole.FontRole:
+            return None if stored.read else self._bold
+        if role == Qt.ItemDataRole.DecorationRole and column == COL_PRIORITY:
+            return self._dots[ann.priority]
+        if role == Qt.ItemDataRole.AccessibleTextRole and column == COL_TITLE:
+            title = ann.display_title()
+            return title if stored.read else self.tr("%1 (unread)").replace("%1", title)
+        return None
+
+    # ------------------------------------------------------------------ rows
+
+    def stored(self, row: int) -> StoredAnnouncement:
+        return self._rows[row]
+
+    def row_of(self, ann_id: str | None) -> int:
+        """The row of ``ann_id``; -1 when it is not listed."""
+        if ann_id not in self._ids:
+            return -1
+        return next(r for r, s in enumerate(self._rows) if s.announcement.id == ann_id)
+
+    def __contains__(self, ann_id: object) -> bool:
+        return ann_id in self._ids
+
+    def item(self, row: int, column: int = COL_TITLE) -> Cell:
+        """The text of a cell (``index(row, column).data()`` is the Qt way)."""
+        return Cell(str(self.index(row, column).data() or ""))
+
+    def is_unread(self, row: int) -> bool:
+        return not self._rows[row].read
+
+    # ------------------------------------------------------------------ changes
+
+    def reload(self, search: str = "") -> None:
+        """Re-read the newest ``LIMIT`` from the store (matching ``search``, if given)."""
+        rows = self._store.list(search=search, limit=LIMIT)
+        self.beginResetModel()
+        self._rows = rows
+        self._ids = {s.announcement.id for s in rows}
+        self.endResetModel()
+
+    def insert(self, arrivals: Iterable[StoredAnnouncement]) -> None:
+        """Place new announcements where the order puts them (one insertion for those that land
+        together: a burst of new ones at the top is one insertion). Those already listed are
+        skipped; the list may now hold more than ``LIMIT`` rows (see :meth:`trim`)."""
+        fresh: list[StoredAnnouncement] = []
+        for stored in arrivals:
+            if stored.announcement.id not in self._ids:
+                self._ids.add(stored.announcement.id)
+                fresh.append(stored)
+        # newest first; among equal times the later arrival first, like the store's seq DESC
+        fresh.reverse()
+        fresh.sort(key=sort_key, reverse=True)
+        # where each goes in the current list: before the first row not newer than it
+        positions = [
+            bisect.bisect_left(self._rows, -sort_key(s), key=lambda r: -sort_key(r)) for s in fresh
+        ]
+        inserted = 0
+        start = 0
+        while start < len(fresh):
+            end = start
+            while end + 1 < len(fresh) and positions[end + 1] == positions[start]:
+                end += 1
+            row = positions[start] + inserted
+            group = fresh[start : end + 1]
+            self.beginInsertRows(QModelIndex(), row, row + len(group) - 1)
+            self._rows[row:row] = group
+            self.endInsertRows()
+            inserted += len(group)
+            start = end + 1
+
+    def trim(self) -> None:
+        """Drop the rows beyond ``LIMIT`` (the oldest)."""
+        if len(self._rows) <= LIMIT:
+            return
+        self.beginRemoveRows(QModelIndex(), LIMIT, len(self._rows) - 1)
+        for stored in self._rows[LIMIT:]:
+            self._ids.discard(stored.announcement.id)
+        del self._rows[LIMIT:]
+        self.endRemoveRows()
+
+    def remove(self, ann_id: str) -> bool:
+        """Drop the row of ``ann_id`` (revoked); False when it was not listed."""
+        row = self.row_of(ann_id)
+        if row < 0:
+            return False
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._rows[row]
+        self._ids.discard(ann_id)
+        self.endRemoveRows()
+        return True
+
+    def refresh(self, ann_id: str) -> bool:
+        """Re-read the row of ``ann_id`` from the store (acknowledged elsewhere). False when the
+        store no longer holds it: the caller removes the row (:meth:`remove`)."""
+        row = self.row_of(ann_id)
+        stored = self._store.get(ann_id) if row >= 0 else None
+        if stored is None:
+            return row < 0
+        self._set_row(row, stored)
+        return True
+
+    def mark_read(self, ann_ids: Iterable[str]) -> bool:
+        """Mark these read (in the store, then their rows); True when one was unread."""
+        wanted = set(ann_ids) & self._ids
+        changed = False
+        for row, stored in enumerate(self._rows):
+            if stored.announcement.id in wanted and not stored.read:
+                self._store.mark_read(stored.announcement.id)
+                self._set_row(row, replace(stored, read=True))
+                changed = True
+        if changed:
+            self.readChanged.emit()
+        return changed
+
+    def mark_all_read(self) -> bool:
+        """Mark every announcement read, listed or not; True when one was unread."""
+        if self._store.unread_count() == 0:
+            return False
+        self._store.mark_all_read()
+        self._rows = [s if s.read else replace(s, read=True) for s in self._rows]
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, 2))
+        self.readChanged.emit()
+        return True
+
+    def _set_row(self, row: int, stored: StoredAnnouncement) -> None:
+        self._rows[row] = stored
+        self.dataChanged.emit(self.index(row, 0), self.index(row, 2))

@@ -1,0 +1,153 @@
+"""The history model over a real history file: order, insertion, read state in one place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app import APP_NAME
+from app.core.model import Announcement, Priority
+from app.core.store import HistoryStore, StoredAnnouncement
+from app.ui.history_model import COL_PRIORITY, COL_TIME, COL_TITLE, ID_ROLE, LIMIT, HistoryModel
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+RECEIVED = T0 + timedelta(hours=1)  # the store's "now": every arrival is received then
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with HistoryStore(tmp_path / "history.sqlite3", clock=lambda: RECEIVED) as s:
+        yield s
+
+
+@pytest.fixture
+def model(qapp, qtmodeltester, store: HistoryStore) -> HistoryModel:
+    m = HistoryModel(store)
+    qtmodeltester.check(m)  # Qt's model tester keeps checking every change from here on
+    return m
+
+
+def add(store: HistoryStore, ann_id: str, minutes: int | None = 0, **kw: Any) -> StoredAnnouncement:
+    kw.setdefault("title", f"Title {ann_id}")
+    kw.setdefault("body", f"Body of {ann_id}")
+    created = T0 + timedelta(minutes=minutes) if minutes is not None else None
+    assert store.add(Announcement(id=ann_id, created_at=created, **kw))
+    stored = store.get(ann_id)
+    assert stored is not None
+    return stored
+
+
+def ids(model: HistoryModel) -> list[str]:
+    return [str(model.index(r, 0).data(ID_ROLE)) for r in range(model.rowCount())]
+
+
+def bold(model: HistoryModel, row: int) -> bool:
+    font = model.index(row, COL_TITLE).data(Qt.ItemDataRole.FontRole)
+    return font is not None and font.bold()
+
+
+def test_columns_and_roles(model: HistoryModel, store: HistoryStore) -> None:
+    add(store, "1", 0, priority=Priority.HIGH)
+    add(store, "legacy", 5, title="")
+    model.reload()
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(3)] == [
+        "Title",
+        "Priority",
+        "Date",
+    ]
+    assert ids(model) == ["legacy", "1"]
+    assert model.index(0, COL_TITLE).data() == APP_NAME  # a legacy text has no title
+    assert model.index(1, COL_PRIORITY).data() == "High"
+    assert model.index(1, COL_PRIORITY).data(Qt.ItemDataRole.DecorationRole) is not None
+    assert model.index(1, COL_TIME).data()  # the publication time, formatted
+    assert model.index(1, COL_TITLE).data(Qt.ItemDataRole.AccessibleTextRole) == (
+        "Title 1 (unread)"
+    )
+    assert model.item(1).text() == "Title 1" and model.item(1, COL_PRIORITY).text() == "High"
+    assert "1" in model and "2" not in model
+
+
+def test_reload_reads_the_newest_limit(model: HistoryModel, store: HistoryStore) -> None:
+    for i in range(LIMIT + 3):
+        add(store, f"{i:04d}", i)
+    model.reload()
+    assert model.rowCount() == LIMIT
+    assert ids(model)[0] == f"{LIMIT + 2:04d}" and ids(model)[-1] == "0003"
+    model.reload("0042")
+    assert ids(model) == ["0042"]
+
+
+def test_insert_keeps_the_store_order(model: HistoryModel, store: HistoryStore) -> None:
+    """New ones land where the store's own list puts them, untimed ones by their arrival."""
+    for m in (0, 10, 20):
+        add(store, f"s{m}", m)
+    model.reload()
+    arrivals = [add(store, f"n{i}", m) for i, m in enumerate((15, 30, 10, -5, None, 30))]
+    model.insert([*arrivals, arrivals[0]])
+    inserted = ids(model)
+    model.reload()
+    assert inserted == ids(model)
+    assert inserted[:3] == ["n4", "n5", "n1"]  # untimed: received after; equal: the later first
+
+
+def test_a_burst_at_the_top_is_one_insertion(model: HistoryModel, store: HistoryStore) -> None:
+    add(store, "old", 0)
+    model.reload()
+    seen: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _p, first, last: seen.append((first, last)))
+    model.insert([add(store, f"n{i}", 1 + i) for i in range(50)])
+    assert seen == [(0, 49)]
+    assert ids(model)[0] == "n49" and ids(model)[-1] == "old"
+
+
+def test_trim_drops_the_oldest(model: HistoryModel, store: HistoryStore) -> None:
+    for i in range(LIMIT):
+        add(store, f"{i:04d}", i)
+    model.reload()
+    model.insert([add(store, "new", LIMIT)])
+    assert model.rowCount() == LIMIT + 1
+    model.trim()
+    assert model.rowCount() == LIMIT
+    assert "0000" not in model and ids(model)[0] == "new"
+
+
+def test_read_state_lives_in_the_store_and_its_row(
+    qtbot, model: HistoryModel, store: HistoryStore
+) -> None:
+    add(store, "1", 0)
+    add(store, "2", 1)
+    model.reload()
+    assert bold(model, 0) and bold(model, 1) and model.is_unread(1)
+    with qtbot.waitSignal(model.dataChanged, timeout=1000), qtbot.waitSignal(model.readChanged):
+        assert model.mark_read(["1", "unknown"]) is True
+    assert store.get("1").read  # type: ignore[union-attr]
+    assert not bold(model, 1) and bold(model, 0)
+    assert model.index(1, 0).data(Qt.ItemDataRole.AccessibleTextRole) == "Title 1"
+    with qtbot.assertNotEmitted(model.readChanged):
+        assert model.mark_read(["1"]) is False  # read already: nothing written
+    model.reload()
+    assert not bold(model, 1)  # the store agrees
+    with qtbot.waitSignal(model.readChanged, timeout=1000):
+        assert model.mark_all_read() is True
+    assert store.unread_count() == 0 and not bold(model, 0)
+    with qtbot.assertNotEmitted(model.readChanged):
+        assert model.mark_all_read() is False
+
+
+def test_refresh_and_remove_one_row(model: HistoryModel, store: HistoryStore) -> None:
+    add(store, "u", 0, priority=Priority.URGENT)
+    add(store, "n", 1)
+    model.reload()
+    store.queue_ack("u")
+    assert model.refresh("u") is True
+    assert model.stored(model.row_of("u")).acked and not bold(model, model.row_of("u"))
+    store.remove("u")
+    assert model.refresh("u") is False  # gone from the store: the caller removes it
+    assert model.remove("u") is True and ids(model) == ["n"]
+    assert model.refresh("u") is True  # not listed: nothing to re-read
+    assert model.remove("n") is True and model.remove("n") is False
+    assert model.rowCount() == 0 and model.row_of("n") == -1
