@@ -32,7 +32,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from app.core.model import Announcement, ConnState
 from app.core.toast_policy import Toast, ToastKind, ToastPolicy
-from app.ui.toast_window import ToastWindow
+from app.ui.toast_window import TOAST_TIMEOUT_MS, ToastWindow
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class Notifier(QObject):
         *,
         policy: ToastPolicy,
         bus: FreedesktopNotifications | None = None,
-        timeout_ms: int = 8000,
+        timeout_ms: int = TOAST_TIMEOUT_MS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)

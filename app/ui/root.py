@@ -30,6 +30,7 @@ from app.ui.notices import Notices
 from app.ui.notifier import FreedesktopNotifications, Notifier
 from app.ui.settings import Settings
 from app.ui.settings_dialog import SettingsDialog
+from app.ui.toast_window import TOAST_TIMEOUT_MS
 from app.ui.tray import Tray
 from app.ui.urgent_window import UrgentWindow
 from app.ui.wake import WakeMonitor
@@ -60,7 +61,7 @@ class Root(QObject):
         transport: httpx.AsyncBaseTransport | None = None,
         ask_yes_no: notices.AskYesNo = notices.ask_yes_no,
         inform: notices.Inform = notices.inform,
-        toast_timeout_ms: int = 8000,
+        toast_timeout_ms: int = TOAST_TIMEOUT_MS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)

@@ -7,6 +7,7 @@ from PySide6.QtCore import QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
 
+TOAST_TIMEOUT_MS = 8000  # how long a toast stays: ours, Qt's balloon and a Notify call alike
 _MARGIN = 12
 _WIDTH = 340
 
@@ -23,7 +24,7 @@ class ToastWindow(QFrame):
     closed = Signal()
 
     def __init__(
-        self, title: str, body: str, *, timeout_ms: int = 8000, urgent: bool = False
+        self, title: str, body: str, *, timeout_ms: int = TOAST_TIMEOUT_MS, urgent: bool = False
     ) -> None:
         flags = (
             Qt.WindowType.Tool
