@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import itertools
 import logging
+import shlex
+import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -117,10 +121,32 @@ def _announce(server: EmbeddedServer, folder: Path) -> None:
     _say(f"Demo users (password '{DEMO_PASSWORD}'): alice (group it), bob (group hr), publisher")
     _say("Publish your own:")
     _say(
-        f"  echo {DEMO_PASSWORD} | python -m app publish --server {server.url} --all "
+        f"  echo {DEMO_PASSWORD} | {self_command()} publish --server {server.url} --all "
         "--password-stdin --title 'Hello' --body 'From the command line'"
     )
     _say(f"Demo data and logs: {folder}")
+
+
+def self_command() -> str:
+    """How to run this program again from a shell, as it runs now: the frozen binary, the
+    installed ``tray-notifier`` script when it is this environment's, else this Python with
+    ``-m app`` (with the checkout on ``PYTHONPATH`` when the package is not installed)."""
+    if getattr(sys, "frozen", False):
+        return shlex.quote(sys.executable)
+    script = shutil.which(SCRIPT_NAME)
+    if script is not None and Path(script).parent == Path(sys.executable).parent:
+        return SCRIPT_NAME
+    command = f"{shlex.quote(sys.executable)} -m app"
+    try:
+        importlib.metadata.distribution(SCRIPT_NAME)
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout
+        root = Path(__file__).resolve().parent.parent
+        if Path.cwd().resolve() != root:
+            return f"PYTHONPATH={shlex.quote(str(root))} {command}"
+    return command
+
+
+SCRIPT_NAME = "tray-notifier"  # pyproject.toml [project.scripts], and the distribution's name
 
 
 def demo_secrets() -> SecretStore:

@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import io
 import json
+import subprocess
+from pathlib import Path
 
 import keyring
 import pytest
@@ -83,3 +85,20 @@ def test_demo_secrets_fall_back_to_memory_without_a_keyring() -> None:
         assert isinstance(demo.demo_secrets(), MemorySecretStore)
     finally:
         keyring.set_keyring(previous)
+
+
+def test_the_printed_publish_command_works_as_printed(tmp_path: Path) -> None:
+    """The command the demo prints runs in a shell from any folder (here: ``--help``)."""
+    command = f"{demo.self_command()} publish --help"
+    result = subprocess.run(  # noqa: S602 - the printed line, as a person runs it
+        command,
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--password-stdin" in result.stdout
+    assert "visible to every user" in " ".join(result.stdout.split())

@@ -12,6 +12,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -323,3 +324,54 @@ def test_install_stops_when_the_binary_cannot_start(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "libgl1 libegl1 fontconfig-config" in result.stderr
     assert not (home / ".local/opt").exists()
+
+
+# ------------------------------------------------------------------ a plain install (no extras)
+
+# Runs ``python -m app`` with the optional ``redis`` package made unimportable, as in an
+# environment where ``pip install .`` installed no extras (.ci/run also checks a real clean
+# virtual environment).
+_WITHOUT_REDIS = """
+import runpy, sys
+class _NoRedis:
+    def find_spec(self, name, path=None, target=None):
+        if name == "redis" or name.startswith("redis."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, _NoRedis())
+sys.argv = ["tray-notifier", *sys.argv[1:]]
+runpy.run_module("app", run_name="__main__", alter_sys=True)
+"""
+
+
+def _run_without_redis(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRAY_NOTIFIER_HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_REDIS, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_the_self_test_runs_without_the_redis_extra(tmp_path: Path) -> None:
+    result = _run_without_redis(tmp_path, "--self-test")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_redis_without_the_extra_says_which_extra_to_install(tmp_path: Path) -> None:
+    result = _run_without_redis(tmp_path, "server", "--port", "0", "--redis", "redis://x:1/0")
+    assert result.returncode == 1
+    assert "pip install 'tray-notifier[redis]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_server_modules_do_not_import_redis_eagerly() -> None:
+    code = (
+        "import sys; import app.server.main, app.server.runtime, app.server.embedded, app.cli;"
+        " sys.exit('redis' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60, check=False).returncode == 0

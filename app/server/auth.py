@@ -105,6 +105,7 @@ def load_signing_key(data_dir: Path) -> bytes:
 class AccessClaims:
     principal: Principal
     expires_at: float  # epoch seconds
+    issued_at: float = 0.0  # epoch seconds
 
 
 class TokenIssuer:
@@ -123,7 +124,7 @@ class TokenIssuer:
             "groups": sorted(user.groups),
             "roles": user.roles,
             "sid": session_id,
-            "iat": int(now),
+            "iat": now,  # not rounded: "every token issued up to now" must be exact
             "exp": now + self.ttl,
         }
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM), self.ttl
@@ -136,7 +137,11 @@ class TokenIssuer:
                 self._key,
                 algorithms=[_ALGORITHM],
                 # the times are checked below against this issuer's clock, not PyJWT's
-                options={"require": ["sub", "exp"], "verify_exp": False, "verify_iat": False},
+                options={
+                    "require": ["sub", "exp", "sid", "iat"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.InvalidTokenError:
             raise InvalidToken("the access token is not valid: log in again") from None
@@ -144,15 +149,22 @@ class TokenIssuer:
         if not isinstance(exp, int | float) or exp <= self._clock():
             raise InvalidToken("the access token has expired: refresh it or log in again")
         groups, roles = claims.get("groups", []), claims.get("roles", [])
-        if not isinstance(groups, list) or not isinstance(roles, list):
+        sid, iat = claims["sid"], claims["iat"]
+        if (
+            not isinstance(groups, list)
+            or not isinstance(roles, list)
+            or not isinstance(sid, str)
+            or not sid
+            or not isinstance(iat, int | float)
+        ):
             raise InvalidToken("the access token is not valid: log in again")
         principal = Principal(
             user_id=str(claims["sub"]),
             groups=frozenset(str(g) for g in groups),
             publisher=PUBLISHER_ROLE in roles,
-            session_id=str(claims.get("sid", "")),
+            session_id=sid,
         )
-        return AccessClaims(principal, float(exp))
+        return AccessClaims(principal, float(exp), float(iat))
 
 
 def new_refresh_token() -> tuple[str, str]:

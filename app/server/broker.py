@@ -71,16 +71,42 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def use_refresh_token(self, token_hash: str, *, now: float) -> RefreshGrant | None:
         """Consume a refresh token (single use). None when unknown, expired or already used;
-        an already used one also revokes every token of its session."""
+        an already used one also revokes every token of its session and ends the session on
+        every process (as :meth:`revoke_refresh_token`)."""
 
     @abc.abstractmethod
-    async def revoke_refresh_token(self, token_hash: str) -> None:
-        """Logout: revoke this token and every other token of its session. Unknown: no-op."""
+    async def revoke_refresh_token(self, token_hash: str, *, now: float) -> None:
+        """Logout: revoke this token and every other token of its session, and end the
+        session on every process (:meth:`session_ended`, its streams closed). Unknown: no-op."""
+
+    @abc.abstractmethod
+    async def end_user_sessions(self, user_id: str, *, now: float) -> None:
+        """Revoke every refresh token of ``user_id`` and end all its sessions on every
+        process: access tokens issued up to ``now`` are refused, its streams closed."""
+
+    # ended sessions: every backend remembers one this long (the runtime sets the access
+    # token lifetime: after that, every token of the session has expired anyway)
+    session_memory: float = 86400.0
+
+    @abc.abstractmethod
+    def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
+        """Whether the access token (of ``viewer``, issued at ``issued_at``) belongs to an
+        ended session: an in-memory lookup (the hub's), on every authenticated request."""
 
     # announcements ----------------------------------------------------------------------
+    # how long a publish's idempotency key is remembered (the runtime sets the setting's)
+    idempotency_ttl: float = 86400.0
+
     @abc.abstractmethod
-    async def publish(self, draft: Draft, *, author: str, now: datetime) -> Record:
-        """Store a new announcement, then fan it out to its audience's streams."""
+    async def publish(
+        self, draft: Draft, *, author: str, now: datetime, idempotency_key: str | None = None
+    ) -> Record:
+        """Store a new announcement, then fan it out to its audience's streams.
+
+        With ``idempotency_key``: if ``author`` published with the same key within
+        :attr:`idempotency_ttl`, nothing is stored and the first announcement is returned
+        (atomically, on every process). A publish that raises BrokerUnavailable stored
+        nothing, so a retry never makes a second announcement."""
 
     @abc.abstractmethod
     async def get(self, ann_id: str) -> Record | None:
@@ -139,6 +165,11 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> BrokerStats: ...
+
+    async def check(self) -> str | None:
+        """A cheap probe of the storage for ``/healthz``: None when it answers, else what is
+        wrong (in words an operator can act on). Default: nothing to probe."""
+        return None
 
     async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Connect before serving (the server awaits it once, on its loop); default: nothing."""

@@ -42,6 +42,26 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_data_dir(APP_ID, appauthor=False)) / "server"
 
 
+def check_origin(origin: str) -> str:
+    """A web origin as browsers send it (``scheme://host[:port]``); ValueError otherwise (a
+    wildcard is refused: the server answers with credentials allowed)."""
+    parts = urlsplit(origin)
+    if (
+        origin == "*"
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or origin != f"{parts.scheme}://{parts.netloc}"
+    ):
+        raise ValueError(
+            f"{origin!r} is not a web origin like https://intranet.example.org or"
+            " http://127.0.0.1:8000 (no path, no trailing slash, no wildcard)"
+        )
+    return origin
+
+
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     """Tunables of the HTTP layer (defaults are the production values)."""
@@ -62,6 +82,23 @@ class HttpSettings:
     ping_batch: int = 500  # streams pinged between two yields to the event loop
     retry_after: int = 5  # seconds, the Retry-After of a 503 (backend unreachable)
     shutdown_timeout: float = 5.0  # seconds for open requests to finish on stop
+    # connections (app/server/connections.py)
+    max_connections: int | None = None  # open connections; None: below the fd limit
+    fd_reserve: int = 64  # fds kept free under the limit by the cap (files, Redis pool)
+    backlog: int = 128  # the listen backlog, also connections accepted per wake-up (at most
+    # an eighth of the fd limit): kept free under the limit too, as closes land just after
+    header_timeout: float = 10.0  # a new connection's request must arrive (headers) in this
+    body_timeout: float = 10.0  # a request body must arrive in this
+    keepalive_timeout: float = 15.0  # an idle kept-alive (non-stream) connection is closed
+    lingering_time: float = 1.0  # after answering early, the rest of a body is read this long
+    log_interval: float = 60.0  # a repeating error is logged once per interval, with a count
+    # login throttling (app/server/throttle.py): per account and per client address
+    login_free_failures: int = 5  # failures in a row before any wait
+    login_backoff: float = 1.0  # the first wait, seconds; doubles with each further failure
+    login_backoff_max: float = 300.0  # the longest wait (never a permanent lockout)
+    login_forget: float = 3600.0  # failures older than this are forgotten
+    login_address_failures: int = 20  # an address's failures (any account) before it waits
+    idempotency_ttl: float = 86400.0  # seconds a publish's Idempotency-Key is remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +132,12 @@ class RedisSettings:
 
     @classmethod
     def from_url(cls, url: str) -> RedisSettings:
-        """Settings from ``redis://HOST:PORT/DB?maxlen=N&max_age=S&prefix=P`` (the three
+        """Settings from ``redis://HOST:PORT/DB?maxlen=N&max_age=S&prefix=P&timeout=S`` (these
         query options are this backend's; any other is passed on to redis-py)."""
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError("the Redis URL must start with redis://, rediss:// or unix://")
-        ours = {"maxlen", "max_age", "prefix"}
+        ours = {"maxlen", "max_age", "prefix", "timeout"}
         query = parse_qsl(parts.query, keep_blank_values=True)
         options = dict(q for q in query if q[0] in ours)
         rest = urlencode([q for q in query if q[0] not in ours])
@@ -112,6 +149,8 @@ class RedisSettings:
                 chosen["maxlen"] = int(options["maxlen"])
             if "max_age" in options:
                 chosen["max_age"] = float(options["max_age"])
+            if "timeout" in options:
+                chosen["timeout"] = float(options["timeout"])
             return cls(url=urlunsplit(parts._replace(query=rest)), **chosen)
         except ValueError as exc:
             raise ValueError(f"bad Redis URL option: {exc}") from None
@@ -134,6 +173,17 @@ class ServerConfig:
     redis_url: str | None = None  # set: the Redis Streams backend instead of SQLite
     http: HttpSettings = field(default_factory=HttpSettings)
     access_log: bool = False
+    # web origins allowed to call the API and open streams (CORS); empty: none
+    cors_origins: tuple[str, ...] = ()
+    tls_cert: Path | None = None  # both set: serve HTTPS
+    tls_key: Path | None = None
+    metrics_token: str | None = None  # set: /metrics needs "Authorization: Bearer <it>"
+
+    def __post_init__(self) -> None:
+        for origin in self.cors_origins:
+            check_origin(origin)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both or neither")
 
     @property
     def database(self) -> Path:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from app.server.config import HttpSettings, ServerConfig
 from app.server.model import PUBLISHER_ROLE
-from app.server.runtime import Runtime, create_demo_users, save_user
+from app.server.runtime import Runtime, save_user
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +117,7 @@ class EmbeddedServer:
             loop.close()
 
     async def _start(self) -> Runtime:
-        runtime = await Runtime.start(self.config, clock=self._clock)
-        if self._demo_users:
-            try:
-                await create_demo_users(runtime.broker)
-            except BaseException:
-                await runtime.stop()
-                raise
-        return runtime
+        return await Runtime.start(self.config, clock=self._clock, demo_users=self._demo_users)
 
     def __enter__(self) -> EmbeddedServer:
         return self.start()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from app.server.auth import (
 )
 from app.server.broker import Broker
 from app.server.config import HttpSettings
+from app.server.connections import ConnectionGuard
 from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Sink, Subscription
 from app.server.model import (
     NOTHING_YET,
@@ -42,6 +44,7 @@ from app.server.model import (
     Record,
     User,
 )
+from app.server.throttle import LoginThrottle
 from app.server.validation import BadInput, parse_draft, require_object, string_field
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class Metrics:
     acks: int = 0
     logins: int = 0
     login_failures: int = 0
+    login_throttled: int = 0
 
     def prometheus(self, *, subscriptions: int, extra: dict[str, float] | None = None) -> str:
         rows: list[tuple[str, str, str, float]] = [
@@ -78,6 +82,7 @@ class Metrics:
             ("acks_total", "counter", "read receipts recorded", self.acks),
             ("logins_total", "counter", "successful logins", self.logins),
             ("login_failures_total", "counter", "refused logins", self.login_failures),
+            ("login_throttled_total", "counter", "logins answered 429", self.login_throttled),
         ]
         rows += [(name, "gauge", "backend figure", value) for name, value in (extra or {}).items()]
         out: list[str] = []
@@ -97,11 +102,26 @@ class Api:
         settings: HttpSettings,
         *,
         clock: Callable[[], float] = time.time,
+        cors_origins: Iterable[str] = (),
+        metrics_token: str | None = None,
     ) -> None:
         self.broker = broker
         self.issuer = issuer
         self.settings = settings
         self.metrics = Metrics()
+        self.cors_origins = frozenset(cors_origins)
+        self._metrics_token = metrics_token
+        # False until start-up work (demo users...) is done: /healthz answers 503 "starting"
+        self.ready = False
+        self.guard: ConnectionGuard | None = None  # set by the runtime once it listens
+        self.throttle = LoginThrottle(
+            free_failures=settings.login_free_failures,
+            address_failures=settings.login_address_failures,
+            backoff=settings.login_backoff,
+            backoff_max=settings.login_backoff_max,
+            forget=settings.login_forget,
+            clock=clock,
+        )
         self._clock = clock
         self._started = clock()
         self._direct: set[_Stream] = set()  # live streams the hub writes to: pinged from here
@@ -111,6 +131,7 @@ class Api:
             web.post("/auth/login", self.login),
             web.post("/auth/refresh", self.refresh),
             web.post("/auth/logout", self.logout),
+            web.post("/auth/revoke-all", self.revoke_all),
             # no HEAD: a stream has no end, and a HEAD answer must carry no body
             web.get("/sse/connect/{userId}", self.connect, allow_head=False),
             web.route("GET", "/sse/close/{userId}", self.close),
@@ -134,6 +155,15 @@ class Api:
         username = string_field(obj, "username")
         password = string_field(obj, "password")
         assert username is not None and password is not None
+        address = request.remote or "unknown"
+        wait = self.throttle.retry_after(username, address)
+        if wait:
+            self.metrics.login_throttled += 1
+            raise _http_error(
+                web.HTTPTooManyRequests,
+                f"too many failed logins: try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         user = await self.broker.get_user(username)
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(
@@ -141,8 +171,10 @@ class Api:
         )
         if user is None or not ok:
             self.metrics.login_failures += 1
-            log.info("refused login for %r", username)
+            self.throttle.failed(username, address)
+            log.info("refused login for %r from %s", username, address)
             raise _http_error(web.HTTPUnauthorized, "wrong user name or password")
+        self.throttle.succeeded(username, address)
         self.metrics.logins += 1
         return web.json_response(await self._grant(user, new_session_id()))
 
@@ -163,7 +195,16 @@ class Api:
         obj = require_object(await _json_body(request))
         token = string_field(obj, "refresh_token")
         assert token is not None
-        await self.broker.revoke_refresh_token(hash_refresh_token(token))
+        await self.broker.revoke_refresh_token(hash_refresh_token(token), now=self._clock())
+        return web.Response(status=204)
+
+    async def revoke_all(self, request: web.Request) -> web.Response:
+        """Ends every login session of the caller's user, on every process (a lost laptop:
+        log in elsewhere, then call this; that new login ends too)."""
+        claims = self._claims(request)
+        user_id = claims.principal.user_id
+        await self.broker.end_user_sessions(user_id, now=self._clock())
+        log.info("every session of %r ended at its request", user_id)
         return web.Response(status=204)
 
     async def _grant(self, user: User, session_id: str) -> dict[str, Any]:
@@ -188,9 +229,15 @@ class Api:
         if scheme.lower() != "bearer" or not token.strip():
             raise _http_error(web.HTTPUnauthorized, "a Bearer access token is required: log in")
         try:
-            return self.issuer.verify(token.strip())
+            claims = self.issuer.verify(token.strip())
         except InvalidToken as exc:
             raise _http_error(web.HTTPUnauthorized, str(exc)) from None
+        if self.broker.session_ended(claims.principal, issued_at=claims.issued_at):
+            raise _http_error(
+                web.HTTPUnauthorized,
+                "this login session has ended (logged out or revoked): log in again",
+            )
+        return claims
 
     def _caller(self, request: web.Request, *, publisher: bool = False) -> Principal:
         principal = self._claims(request).principal
@@ -252,15 +299,26 @@ class Api:
     # announcements ----------------------------------------------------------------------
     async def publish(self, request: web.Request) -> web.Response:
         author = self._caller(request, publisher=True)
-        record = await self.publish_payload(await _json_body(request), author=author.user_id)
+        key = _idempotency_key(request)
+        record = await self.publish_payload(
+            await _json_body(request), author=author.user_id, idempotency_key=key
+        )
         return web.json_response({"id": record.id}, status=201)
 
-    async def publish_payload(self, payload: Any, *, author: str) -> Record:
+    async def publish_payload(
+        self, payload: Any, *, author: str, idempotency_key: str | None = None
+    ) -> Record:
         """Validate the API's JSON body, store and fan out: the one publish path, of ``POST
-        /announcements`` and of the embedded server. Bad input raises BadInput."""
+        /announcements`` and of the embedded server. Bad input raises BadInput. A key already
+        used by ``author`` returns the first announcement instead."""
         now = self._now()
         draft = parse_draft(payload, now=now)
-        record = await self.broker.publish(draft, author=author, now=now)
+        record = await self.broker.publish(
+            draft, author=author, now=now, idempotency_key=idempotency_key
+        )
+        if record.created_at != now:
+            log.info("publish by %r repeated with its idempotency key: %s", author, record.id)
+            return record
         self.metrics.published += 1
         log.info("announcement %s published by %r", record.id, author)
         return record
@@ -323,18 +381,30 @@ class Api:
 
     # operations -------------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
+        """200 ``ok`` when ready and the storage answers; 503 ``starting`` before start-up
+        work is done, 503 ``degraded`` (with the problem) when the storage fails."""
         stats = self.broker.stats()
+        problem = stats.problem if not stats.healthy else await self.broker.check()
+        status = "starting" if not self.ready else "degraded" if problem else "ok"
         return web.json_response(
             {
-                "status": "ok" if stats.healthy else "degraded",
+                "status": status,
                 "version": __version__,
                 "connections": self.metrics.connections,
                 "uptime_s": round(self._clock() - self._started, 3),
-                **({} if stats.healthy else {"problem": stats.problem}),
-            }
+                **({"problem": problem} if problem else {}),
+            },
+            status=200 if status == "ok" else 503,
         )
 
     async def prometheus(self, request: web.Request) -> web.Response:
+        if self._metrics_token is not None:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            given = token.strip().encode()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given, self._metrics_token.encode()
+            ):
+                raise _http_error(web.HTTPUnauthorized, "/metrics needs the metrics token")
         stats = self.broker.stats()
         text = self.metrics.prometheus(subscriptions=stats.subscriptions, extra=stats.extra)
         return web.Response(
@@ -554,16 +624,161 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
-async def _json_body(request: web.Request) -> Any:
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Last-Event-ID",
+    "Idempotency-Key",
+    # what EventSourcePolyfill and fetch-based clients add
+    "Accept",
+    "Cache-Control",
+    "X-Requested-With",
+)
+CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
+CORS_MAX_AGE = 600  # seconds a browser may cache a preflight
+# every answer is JSON, an event stream or text: nothing may load, frame or run anything
+CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
+@web.middleware
+async def _track(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tells the connection guard a request is in progress on this connection (a busy
+    connection is never closed to make room for a new one)."""
+    guard = request.app[API].guard
+    if guard is None:
+        return await handler(request)
+    guard.request_started(request.protocol)
     try:
-        raw = await request.read()
+        return await handler(request)
+    finally:
+        guard.request_ended(request.protocol)
+
+
+@web.middleware
+async def _cors_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answers a CORS preflight (OPTIONS with ``Access-Control-Request-Method``) from an
+    allowed origin; anything else goes on (a disallowed origin's preflight gets the 405 of
+    an OPTIONS, with no CORS header)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if (
+        request.method == hdrs.METH_OPTIONS
+        and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+        and origin in request.app[API].cors_origins
+    ):
+        return web.Response(
+            status=204,
+            headers={
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: CORS_ALLOW_METHODS,
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ", ".join(CORS_ALLOW_HEADERS),
+                hdrs.ACCESS_CONTROL_MAX_AGE: str(CORS_MAX_AGE),
+            },
+        )
+    return await handler(request)
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers of every answer (errors and the stream included): CORS for an allowed origin,
+    ``nosniff``, the CSP, and ``no-store`` (answers carry tokens or per-user data)."""
+    headers = response.headers
+    origin = request.headers.get(hdrs.ORIGIN)
+    api = request.app[API]
+    if api.cors_origins:
+        headers.add(hdrs.VARY, "Origin")
+        if origin in api.cors_origins:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
+            headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "Retry-After, WWW-Authenticate"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+
+
+async def _json_body(request: web.Request) -> Any:
+    settings = request.app[API].settings
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        error = _http_error(
+            web.HTTPRequestTimeout,
+            f"the request body did not arrive within {settings.body_timeout:g} s",
+        )
+        error.force_close()  # then close: the rest of the body is not waited for
+        raise error from None
     except web.HTTPRequestEntityTooLarge:
         max_body = request.app[API].settings.max_body
         raise BadInput(f"the request body is over {max_body // 1024} KiB") from None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("the request body is not UTF-8") from None
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise BadInput(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        payload = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         raise BadInput("the request body is not valid JSON") from None
+    _check_strings(payload)
+    return payload
+
+
+MAX_JSON_DEPTH = 32  # no request of this API nests deeper than 3
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
+
+
+def _nesting(text: str) -> int:
+    """How deep ``[`` and ``{`` nest in JSON text (brackets in strings counted too: an upper
+    bound, cheap, and it never recurses)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_strings(payload: Any) -> None:
+    """BadInput for a string (or key) that is not valid Unicode text: a lone surrogate
+    (``"\\ud800"``) parses, but can be neither stored nor sent."""
+    todo = [payload]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo += item.keys()
+            todo += item.values()
+        elif isinstance(item, list):
+            todo += item
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadInput(
+                    "the request body holds a lone surrogate (\\ud800-\\udfff): not valid"
+                    " Unicode text"
+                ) from None
+
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 200 visible ASCII characters, or none."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isascii() and key.isprintable()):
+        raise BadInput(
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters",
+            "Idempotency-Key",
+        )
+    return key
 
 
 def _int_query(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
@@ -575,8 +790,12 @@ def _int_query(request: web.Request, name: str, *, default: int, low: int, high:
     return int(text)
 
 
-def _http_error(cls: type[web.HTTPError], message: str) -> web.HTTPError:
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if cls.status_code == 401 else {}
+def _http_error(
+    cls: type[web.HTTPError], message: str, *, headers: dict[str, str] | None = None
+) -> web.HTTPError:
+    headers = dict(headers or {})
+    if cls.status_code == 401:
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return cls(
         text=json.dumps({"error": message}), content_type="application/json", headers=headers
     )
@@ -588,12 +807,26 @@ def create_app(
     settings: HttpSettings,
     *,
     clock: Callable[[], float] = time.time,
+    cors_origins: Iterable[str] = (),
+    metrics_token: str | None = None,
 ) -> web.Application:
     """The aiohttp application; its :class:`Api` is reachable as ``app[API]``. ``clock``
-    (epoch seconds) is the one the token issuer uses: token expiry is measured on it."""
-    api = Api(broker, issuer, settings, clock=clock)
-    app = web.Application(middlewares=[_errors], client_max_size=settings.max_body)
+    (epoch seconds) is the one the token issuer uses: token expiry is measured on it.
+    ``cors_origins``: web origins allowed to call it from a browser; ``metrics_token``: the
+    Bearer token ``/metrics`` then requires."""
+    api = Api(
+        broker,
+        issuer,
+        settings,
+        clock=clock,
+        cors_origins=cors_origins,
+        metrics_token=metrics_token,
+    )
+    app = web.Application(
+        middlewares=[_track, _cors_preflight, _errors], client_max_size=settings.max_body
+    )
     app.add_routes(api.routes())
+    app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(api.on_shutdown)
     app.cleanup_ctx.append(api.keepalive)
     app[API] = api

@@ -40,6 +40,7 @@ CLOSED = "closed"  # the close endpoint was called
 SHUTDOWN = "shutdown"
 OVERFLOW = "overflow"
 TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason, not a secret
+SESSION_ENDED = "session_ended"  # logged out, a refresh token reused, or every session revoked
 
 
 class Subscription:
@@ -145,6 +146,11 @@ class Hub:
     """The streams of this process, indexed by user and group, and the fan-out to them."""
 
     def __init__(self) -> None:
+        # ended login sessions: session id -> until when to remember it (epoch seconds, when
+        # every access token of it has expired); user -> (tokens issued up to then are
+        # refused, until). Checked on every request: dictionary lookups only.
+        self._ended_sessions: dict[str, float] = {}
+        self._ended_users: dict[str, tuple[float, float]] = {}
         self._subs: dict[str, Subscription] = {}
         self._by_user: defaultdict[str, set[str]] = defaultdict(set)
         self._by_group: defaultdict[str, set[str]] = defaultdict(set)
@@ -192,6 +198,33 @@ class Hub:
                 sub.close(reason)
                 closed += 1
         return closed
+
+    def end_session(self, user_id: str, session_id: str, *, until: float, now: float) -> None:
+        """Refuse the session's tokens from now on (until ``until``) and close its streams."""
+        self._prune(now)
+        self._ended_sessions[session_id] = max(until, self._ended_sessions.get(session_id, 0))
+        self.close_user(user_id, session_id=session_id, reason=SESSION_ENDED)
+
+    def end_user_sessions(self, user_id: str, *, before: float, until: float, now: float) -> None:
+        """Refuse every token of ``user_id`` issued up to ``before``; close all its streams."""
+        self._prune(now)
+        old_before, old_until = self._ended_users.get(user_id, (0.0, 0.0))
+        self._ended_users[user_id] = (max(before, old_before), max(until, old_until))
+        self.close_user(user_id, session_id=None, reason=SESSION_ENDED)
+
+    def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
+        """Whether a token of ``viewer`` issued at ``issued_at`` belongs to an ended session."""
+        if viewer.session_id in self._ended_sessions:
+            return True
+        ended = self._ended_users.get(viewer.user_id)
+        return ended is not None and issued_at <= ended[0]
+
+    def _prune(self, now: float) -> None:
+        """Forget ended sessions whose tokens have all expired (on each new ending: cheap)."""
+        for sid in [s for s, until in self._ended_sessions.items() if until < now]:
+            del self._ended_sessions[sid]
+        for user in [u for u, (_, until) in self._ended_users.items() if until < now]:
+            del self._ended_users[user]
 
     def close_all(self, reason: str) -> None:
         for sub in self._subs.values():

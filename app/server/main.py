@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from app.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from app.server.config import HttpSettings, ServerConfig
-from app.server.model import BrokerUnavailable
+from app.server.model import BrokerUnavailable, StorageDamaged
 from app.server.runtime import (
     DEMO_PASSWORD,
     DEMO_USERS,
+    MissingExtra,
     Runtime,
-    create_demo_users,
     open_broker,
     save_user,
 )
@@ -24,8 +25,15 @@ from app.server.runtime import (
 log = logging.getLogger(__name__)
 
 
+METRICS_TOKEN_VARIABLE = "TRAY_NOTIFIER_METRICS_TOKEN"  # noqa: S105 - a variable's name
+
+
 def run(args: argparse.Namespace) -> int:
-    config = _config(args)
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        _say(f"error: {exc}", err=True)
+        return EXIT_USAGE
     try:
         config.redis()
     except ValueError as exc:
@@ -35,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
         if args.server_command == "add-user":
             return _add_user(args, config)
         return asyncio.run(_serve(config, demo_users=args.demo_users))
+    except (MissingExtra, StorageDamaged) as exc:
+        _say(f"error: {exc}", err=True)
+        return EXIT_FAILURE
+    except ValueError as exc:  # a TLS file that does not fit, a damaged signing key
+        _say(f"error: {exc}", err=True)
+        return EXIT_USAGE
     except (OSError, BrokerUnavailable) as exc:
         hint = "; is redis-server running there?" if isinstance(exc, BrokerUnavailable) else ""
         _say(f"error: {exc}{hint}", err=True)
@@ -43,17 +57,40 @@ def run(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> ServerConfig:
     """The command's options over the defaults (``app/cli.py`` takes its defaults from the
-    same :class:`ServerConfig`)."""
+    same :class:`ServerConfig`); ValueError names a bad option."""
     data_dir = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    http = HttpSettings(
+        token_ttl=args.token_ttl,
+        ping_interval=args.ping_interval,
+        **({"max_connections": args.max_connections} if args.max_connections else {}),
+        header_timeout=args.header_timeout,
+    )
     return ServerConfig(
         **data_dir,
         host=args.host,
         port=args.port,
         db_path=Path(args.db) if args.db else None,
         redis_url=args.redis or None,
-        http=HttpSettings(token_ttl=args.token_ttl, ping_interval=args.ping_interval),
+        http=http,
         access_log=True,
+        cors_origins=tuple(args.cors_origin),
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        metrics_token=_metrics_token(args.metrics_token_file),
     )
+
+
+def _metrics_token(path: str | None) -> str | None:
+    """The token /metrics requires: the file's first line, else the environment variable."""
+    if path is not None:
+        try:
+            token = Path(path).read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--metrics-token-file {path}: cannot read a token ({exc})") from None
+        if not token:
+            raise ValueError(f"--metrics-token-file {path}: the first line is empty")
+        return token
+    return os.environ.get(METRICS_TOKEN_VARIABLE) or None
 
 
 def _add_user(args: argparse.Namespace, config: ServerConfig) -> int:
@@ -89,10 +126,9 @@ async def _serve(config: ServerConfig, *, demo_users: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runtime = await Runtime.start(config)
+    runtime = await Runtime.start(config, demo_users=demo_users)
     try:
         if demo_users:
-            await create_demo_users(runtime.broker)
             for name, groups, publisher in DEMO_USERS:
                 what = "publisher role" if publisher else f"group {', '.join(groups)}"
                 _say(f"demo user {name} ({what}), password {DEMO_PASSWORD!r}")

@@ -29,6 +29,11 @@ class BrokerUnavailable(Exception):
     message says what is unreachable and to try again; it never holds a credential."""
 
 
+class StorageDamaged(Exception):
+    """The server's database cannot be used (damaged, or not a database): the message names
+    the file and what to do. The server does not start."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling, as the access token says: the user id, groups, role and login session."""

@@ -82,6 +82,9 @@ log = logging.getLogger(__name__)
 # Errors that mean "Redis cannot be reached right now" (refused, reset, timed out, still loading).
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 _ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
+# a publish's script must run this long before the command timeout, or it refuses: the reply
+# then still arrives before this process gives up on it (seconds)
+PUBLISH_MARGIN = 1.0
 
 # Consume a refresh token: single use; a used one presented again revokes its whole session.
 # KEYS[1] token key; ARGV: token key prefix, session key prefix, now (epoch seconds).
@@ -92,20 +95,51 @@ local session = ARGV[2] .. f[2]
 if f[4] == '1' then
   for _, h in ipairs(redis.call('SMEMBERS', session)) do redis.call('DEL', ARGV[1] .. h) end
   redis.call('DEL', session, KEYS[1])
-  return {'reused'}
+  return {'reused', f[1], f[2]}
 end
 redis.call('HSET', KEYS[1], 'used', '1')
 if tonumber(f[3]) <= tonumber(ARGV[3]) then return {'expired'} end
 return {'ok', f[1], f[2]}
 """
 
-# Logout: delete the token and every other token of its session. KEYS[1] token key.
+# Logout: delete the token and every other token of its session; returns {user, session}.
+# KEYS[1] token key.
 _REVOKE_SESSION = """
-local sid = redis.call('HGET', KEYS[1], 'session_id')
-if not sid then return 0 end
-local session = ARGV[2] .. sid
+local f = redis.call('HMGET', KEYS[1], 'user_id', 'session_id')
+if not f[2] then return false end
+local session = ARGV[2] .. f[2]
 for _, h in ipairs(redis.call('SMEMBERS', session)) do redis.call('DEL', ARGV[1] .. h) end
 redis.call('DEL', session, KEYS[1])
+return {f[1], f[2]}
+"""
+
+# Publish: XADD unless too late or already done under the idempotency key. KEYS: the stream,
+# the idempotency key (or a placeholder); ARGV: deadline (Redis's own clock, ms), trim kind
+# (MAXLEN or MINID), trim value, use the key ("1"/"0"), its ttl (s), then the entry's fields.
+# Past the deadline the caller has given up (answered 503): storing it then would be a
+# phantom that a retry duplicates, so the script refuses instead.
+_PUBLISH = """
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then
+  return {'late'}
+end
+if ARGV[4] == '1' then
+  local first = redis.call('GET', KEYS[2])
+  if first then return {'again', first} end
+end
+local id = redis.call('XADD', KEYS[1], ARGV[2], '~', ARGV[3], '*', unpack(ARGV, 6))
+if ARGV[4] == '1' then redis.call('SET', KEYS[2], id, 'EX', ARGV[5]) end
+return {'new', id}
+"""
+
+# Revoke every session of a user: KEYS[1] the user's set of session ids.
+_END_USER = """
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local session = ARGV[2] .. sid
+  for _, h in ipairs(redis.call('SMEMBERS', session)) do redis.call('DEL', ARGV[1] .. h) end
+  redis.call('DEL', session)
+end
+redis.call('DEL', KEYS[1])
 return 1
 """
 
@@ -138,6 +172,8 @@ class RedisBroker(Broker):
         self._use_refresh = self._redis.register_script(_USE_REFRESH)
         self._revoke_session = self._redis.register_script(_REVOKE_SESSION)
         self._revoke_once = self._redis.register_script(_REVOKE)
+        self._end_user = self._redis.register_script(_END_USER)
+        self._publish = self._redis.register_script(_PUBLISH)
         prefix = settings.prefix
         self._k_ann = prefix + "announcements"
         self._k_ctl = prefix + "control"
@@ -145,6 +181,10 @@ class RedisBroker(Broker):
         self._k_users = prefix + "users"
         self._k_refresh = prefix + "refresh:"  # + token hash
         self._k_session = prefix + "session:"  # + session id
+        self._k_user_sessions = prefix + "user-sessions:"  # + user id: its session ids
+        self._k_idem = prefix + "idempotency:"  # + author NUL key -> the first id
+        self._k_ended = prefix + "ended-sessions"  # session id -> JSON {user, until}
+        self._k_ended_users = prefix + "ended-users"  # user id -> JSON {before, until}
         self._hub = Hub()
         self._last_ann = self._last_ctl = "0-0"
         self._delivered = asyncio.Condition()
@@ -159,6 +199,7 @@ class RedisBroker(Broker):
         with self._unavailable():
             self._last_ann = await self._last_id(self._k_ann)
             self._last_ctl = await self._last_id(self._k_ctl)
+            await self._load_ended()
         self._up = True
         log.info("Redis Streams backend on %s", self._settings.where)
         self._loop_task = asyncio.get_running_loop().create_task(self._fan_out(), name="xread")
@@ -174,6 +215,32 @@ class RedisBroker(Broker):
                     "the Redis fan-out loop did not stop within %.0f s", self._settings.timeout
                 )
         await self._redis.aclose(close_connection_pool=True)
+
+    async def _load_ended(self) -> None:
+        """Ended sessions from Redis (a process that starts later refuses them too); the
+        control stream keeps it current from here on."""
+        now = time.time()
+        for key, end in (
+            (self._k_ended, self._end_local),
+            (self._k_ended_users, self._end_user_local),
+        ):
+            stale = []
+            for name, raw in (await self._redis.hgetall(key)).items():
+                row = json.loads(raw)
+                if row["until"] < now:
+                    stale.append(name)
+                else:
+                    end(str(name), row, now)
+            if stale:
+                await self._redis.hdel(key, *stale)
+
+    def _end_local(self, sid: str, row: Mapping[str, Any], now: float) -> None:
+        self._hub.end_session(str(row["user"]), sid, until=float(row["until"]), now=now)
+
+    def _end_user_local(self, user: str, row: Mapping[str, Any], now: float) -> None:
+        self._hub.end_user_sessions(
+            user, before=float(row["before"]), until=float(row["until"]), now=now
+        )
 
     async def _last_id(self, key: str) -> str:
         last = await self._redis.xrevrange(key, count=1)
@@ -215,6 +282,8 @@ class RedisBroker(Broker):
                 pipe.pexpireat(key, expire_ms)
                 pipe.sadd(session, token_hash)
                 pipe.pexpireat(session, expire_ms)
+                pipe.sadd(self._k_user_sessions + user_id, session_id)
+                pipe.pexpireat(self._k_user_sessions + user_id, expire_ms, gt=True)
                 await pipe.execute()
 
     async def use_refresh_token(self, token_hash: str, *, now: float) -> RefreshGrant | None:
@@ -227,32 +296,105 @@ class RedisBroker(Broker):
             return None
         if reply[0] == "reused":
             log.warning("a used refresh token was presented again: session revoked")
+            await self._end_session(reply[1], reply[2], now)
         if reply[0] != "ok":
             return None
         return RefreshGrant(user_id=reply[1], session_id=reply[2])
 
-    async def revoke_refresh_token(self, token_hash: str) -> None:
+    async def revoke_refresh_token(self, token_hash: str, *, now: float) -> None:
         with self._unavailable():
-            await self._revoke_session(
+            reply = await self._revoke_session(
                 keys=[self._k_refresh + token_hash], args=[self._k_refresh, self._k_session]
             )
+        if reply:
+            await self._end_session(reply[0], reply[1], now)
+
+    async def _end_session(self, user_id: str, session_id: str, now: float) -> None:
+        """End here at once, remember it in Redis, and tell every process."""
+        row = {"user": user_id, "until": now + self.session_memory}
+        self._end_local(session_id, row, now)
+        fields: dict[FieldT, EncodableT] = {
+            "kind": "end-session",
+            "session": session_id,
+            "row": json.dumps(row),
+        }
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._k_ended, session_id, json.dumps(row))
+                pipe.xadd(
+                    self._k_ctl, fields, maxlen=self._settings.control_maxlen, approximate=True
+                )
+                await pipe.execute()
+
+    async def end_user_sessions(self, user_id: str, *, now: float) -> None:
+        row = {"before": now, "until": now + self.session_memory}
+        self._end_user_local(user_id, row, now)
+        fields: dict[FieldT, EncodableT] = {
+            "kind": "end-user",
+            "user": user_id,
+            "row": json.dumps(row),
+        }
+        with self._unavailable():
+            await self._end_user(
+                keys=[self._k_user_sessions + user_id], args=[self._k_refresh, self._k_session]
+            )
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._k_ended_users, user_id, json.dumps(row))
+                pipe.xadd(
+                    self._k_ctl, fields, maxlen=self._settings.control_maxlen, approximate=True
+                )
+                await pipe.execute()
+
+    def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
+        return self._hub.session_ended(viewer, issued_at=issued_at)
 
     # announcements ----------------------------------------------------------------------
-    async def publish(self, draft: Draft, *, author: str, now: datetime) -> Record:
-        """XADD (trimmed to the retention), then wait briefly until this process's loop has
-        fanned it out, so a local subscriber has it queued when ``publish`` returns."""
+    async def publish(
+        self, draft: Draft, *, author: str, now: datetime, idempotency_key: str | None = None
+    ) -> Record:
+        """XADD (trimmed to the retention) in a script that refuses once the deadline on
+        Redis's own clock has passed (this call has then raised BrokerUnavailable: nothing
+        is stored behind a 503), then wait briefly until this process's loop has fanned it
+        out, so a local subscriber has it queued when ``publish`` returns."""
         unnumbered = codec.new_record(draft, ann_id="", author=author, now=now)
-        entry: dict[FieldT, EncodableT] = dict(codec.to_entry(unnumbered).items())
+        fields = [x for pair in codec.to_entry(unnumbered).items() for x in pair]
+        trim_kind, trim_value = self._trim()
+        key = self._k_idem + author + "\0" + (idempotency_key or "")
         with self._unavailable():
-            ann_id = str(await self._redis.xadd(self._k_ann, entry, **self._trim()))
+            seconds, micros = await self._redis.time()
+            budget = self._settings.timeout - PUBLISH_MARGIN
+            deadline_ms = int(seconds) * 1000 + int(micros) // 1000 + int(budget * 1000)
+            reply = await self._publish(
+                keys=[self._k_ann, key],
+                args=[
+                    deadline_ms,
+                    trim_kind,
+                    trim_value,
+                    "1" if idempotency_key is not None else "0",
+                    max(int(self.idempotency_ttl), 1),
+                    *fields,
+                ],
+            )
+        if reply[0] == "late":
+            raise BrokerUnavailable(
+                f"the announcement store (Redis at {self._settings.where}) answered too late:"
+                " nothing was stored; try again in a few seconds"
+            )
+        ann_id = str(reply[1])
+        if reply[0] == "again":
+            first = await self.get(ann_id)
+            if first is not None:
+                return first
+            # trimmed away since: the key still names it
+            return dataclasses.replace(unnumbered, id=ann_id)
         await self._wait_delivered(ann_id)
         return dataclasses.replace(unnumbered, id=ann_id)
 
-    def _trim(self) -> dict[str, Any]:
+    def _trim(self) -> tuple[str, str]:
         if self._settings.max_age is None:
-            return {"maxlen": self._settings.maxlen, "approximate": True}
+            return "MAXLEN", str(self._settings.maxlen)
         oldest_ms = int((time.time() - self._settings.max_age) * 1000)
-        return {"minid": f"{max(oldest_ms, 0)}-0", "approximate": True}
+        return "MINID", f"{max(oldest_ms, 0)}-0"
 
     async def _wait_delivered(self, ann_id: str) -> None:
         async with self._delivered:
@@ -471,6 +613,10 @@ class RedisBroker(Broker):
             self._hub.deliver(Revocation(fields["id"], audience))
         elif fields["kind"] == "close":
             self._hub.close_user(fields["user"], session_id=fields["session"] or None)
+        elif fields["kind"] == "end-session":
+            self._end_local(fields["session"], json.loads(fields["row"]), time.time())
+        elif fields["kind"] == "end-user":
+            self._end_user_local(fields["user"], json.loads(fields["row"]), time.time())
 
     @contextlib.contextmanager
     def _skip_bad_entry(self, entry_id: str) -> Iterator[None]:

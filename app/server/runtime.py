@@ -4,21 +4,38 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import os
+import ssl
+import stat
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from aiohttp import web
 
 from app.server.auth import TokenIssuer, hash_password, load_signing_key
 from app.server.broker import Broker
 from app.server.config import ServerConfig
+from app.server.connections import (
+    ConnectionGuard,
+    RepeatLog,
+    default_cap,
+    loop_exception_handler,
+    raise_fd_limit,
+)
 from app.server.http import API, Api, create_app
 from app.server.model import User
-from app.server.redis_broker import RedisBroker
 from app.server.sqlite_broker import SqliteBroker
 
 log = logging.getLogger(__name__)
+
+
+class MissingExtra(Exception):
+    """An option needs an optional dependency that is not installed; the message says which
+    extra to install."""
+
 
 DEMO_PASSWORD = "demo"  # noqa: S105 - the documented password of the demo accounts
 DEMO_USERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
@@ -32,6 +49,14 @@ def open_broker(config: ServerConfig) -> Broker:
     """The backend the config asks for: Redis Streams with ``redis_url``, else SQLite."""
     redis = config.redis()
     if redis is not None:
+        try:
+            from app.server.redis_broker import RedisBroker  # the optional "redis" extra
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not exc.name.startswith("redis"):
+                raise
+            raise MissingExtra(
+                "the Redis backend needs the redis package: pip install 'tray-notifier[redis]'"
+            ) from None
         return RedisBroker(redis)
     return SqliteBroker(config.database)
 
@@ -66,54 +91,183 @@ async def create_demo_users(broker: Broker) -> list[User]:
 class Runtime:
     """One running server on the current event loop; build it with :meth:`start`."""
 
-    def __init__(self, runner: web.AppRunner, broker: Broker, api: Api, port: int, host: str):
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        server: asyncio.AbstractServer,
+        broker: Broker,
+        api: Api,
+        guard: ConnectionGuard,
+        *,
+        port: int,
+        host: str,
+        tls: bool,
+    ):
         self._runner = runner
+        self._server = server
         self.broker = broker
         self.api = api
+        self.guard = guard
         self.port = port
         self.host = host
+        self.tls = tls
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @classmethod
     async def start(
-        cls, config: ServerConfig, *, clock: Callable[[], float] = time.time
+        cls,
+        config: ServerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        demo_users: bool = False,
     ) -> Runtime:
-        """Open the backend, load (or create) the signing key and listen. ``clock`` (epoch
-        seconds) issues and checks the tokens (tests pass one they move on by hand)."""
-        key = load_signing_key(config.data_dir)
-        broker = open_broker(config)
+        """Open the backend, load (or create) the signing key and listen; then create the demo
+        users if asked, and only then report ready on ``/healthz``. ``clock`` (epoch seconds)
+        issues and checks the tokens (tests pass one they move on by hand)."""
         settings = config.http
+        ssl_context = tls_context(config)  # a bad certificate stops here, before anything
+        private_dir(config.data_dir)
+        key = load_signing_key(config.data_dir)
+        fd_limit = raise_fd_limit()
+        backlog = min(settings.backlog, max(fd_limit // 8, 8)) if fd_limit else settings.backlog
+        cap = default_cap(fd_limit, settings.fd_reserve + backlog)
+        if settings.max_connections is not None:
+            if settings.max_connections > cap:
+                log.warning(
+                    "max_connections %d is too close to the open-file limit %s: using %d",
+                    settings.max_connections,
+                    fd_limit,
+                    cap,
+                )
+            cap = min(cap, settings.max_connections)
+        loop = asyncio.get_running_loop()
+        repeat_log = RepeatLog(log, interval=settings.log_interval)
+        loop.set_exception_handler(loop_exception_handler(repeat_log))
+        broker = open_broker(config)
+        broker.session_memory = settings.token_ttl + 60  # every token of a session expired
+        broker.idempotency_ttl = settings.idempotency_ttl
         try:
             await broker.start()
             issuer = TokenIssuer(key, ttl=settings.token_ttl, clock=clock)
-            app = create_app(broker, issuer, settings, clock=clock)
+            app = create_app(
+                broker,
+                issuer,
+                settings,
+                clock=clock,
+                cors_origins=config.cors_origins,
+                metrics_token=config.metrics_token,
+            )
             runner = web.AppRunner(
                 app,
                 access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
                 shutdown_timeout=settings.shutdown_timeout,
                 handle_signals=False,
+                keepalive_timeout=settings.keepalive_timeout,
+                lingering_time=settings.lingering_time,
             )
             await runner.setup()
-            site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+            assert runner.server is not None
+            guard = ConnectionGuard(
+                runner.server,
+                cap=cap,
+                header_timeout=settings.header_timeout,
+                retry_after=settings.retry_after,
+                repeat_log=repeat_log,
+            )
+            app[API].guard = guard
             try:
-                await site.start()
+                server = await loop.create_server(
+                    guard,
+                    config.host,
+                    config.port,
+                    ssl=ssl_context,
+                    reuse_address=True,
+                    backlog=backlog,
+                )
             except BaseException:
                 await runner.cleanup()
                 raise
         except BaseException:
             await broker.close()
             raise
-        port = int(runner.addresses[0][1])
-        log.info("announcement server listening on %s:%d", config.host, port)
-        return cls(runner, broker, app[API], port, config.host)
+        port = int(server.sockets[0].getsockname()[1])
+        log.info(
+            "announcement server listening on %s:%d (%s; at most %d connections, fd limit %s)",
+            config.host,
+            port,
+            "HTTPS" if ssl_context else "HTTP",
+            cap,
+            fd_limit,
+        )
+        if ssl_context is None and not is_loopback(config.host):
+            log.warning(
+                "serving plain HTTP on %s, which is not a loopback address: passwords and"
+                " tokens cross the network readable by anyone on the path. Give --tls-cert and"
+                " --tls-key, or put a TLS reverse proxy in front (docs/security.md)",
+                config.host,
+            )
+        runtime = cls(
+            runner,
+            server,
+            broker,
+            app[API],
+            guard,
+            port=port,
+            host=config.host,
+            tls=ssl_context is not None,
+        )
+        try:
+            if demo_users:
+                await create_demo_users(broker)
+        except BaseException:
+            await runtime.stop()
+            raise
+        runtime.api.ready = True
+        return runtime
 
     async def stop(self) -> None:
         """Close every stream (``event: close``, reason shutdown), the socket and the backend."""
         try:
+            self._server.close()
             await self._runner.cleanup()
         finally:
             await self.broker.close()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server's TLS context from ``tls_cert``/``tls_key``; None without them. A file that
+    cannot be read or does not match raises ValueError naming it."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"cannot use the TLS certificate {config.tls_cert} with the key {config.tls_key}:"
+            f" {exc}. Give a PEM certificate (chain) and its PEM private key"
+        ) from None
+    return context
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it 0700 whatever the umask: it holds the
+    signing key, the database and its WAL."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) != 0o700:
+        path.chmod(0o700)

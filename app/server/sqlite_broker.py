@@ -12,7 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import os
 import sqlite3
+import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +38,7 @@ from app.server.model import (
     Record,
     RefreshGrant,
     Revocation,
+    StorageDamaged,
     User,
 )
 
@@ -54,6 +59,24 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     used INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_session ON refresh_tokens (session_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens (user_id);
+CREATE TABLE IF NOT EXISTS idempotency (    -- a publish's Idempotency-Key, per author
+    author TEXT NOT NULL,
+    key TEXT NOT NULL,
+    announcement_id INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (author, key)
+);
+CREATE TABLE IF NOT EXISTS ended_sessions (  -- remembered until every token of it expired
+    session_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    until REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ended_users (     -- every token issued up to "before" is refused
+    user_id TEXT PRIMARY KEY,
+    before REAL NOT NULL,
+    until REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS announcements (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids only increase
     title TEXT NOT NULL,
@@ -99,15 +122,69 @@ class SqliteBroker(Broker):
     """:class:`Broker` on one SQLite file; create it on the event loop that will use it."""
 
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(db_path, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_MS)}")
-        self._db.executescript(_SCHEMA)
+        """Open (or create) the database, private to this user (0600, and its WAL and SHM);
+        a damaged file raises :class:`StorageDamaged` naming it."""
+        if not db_path.parent.exists():
+            db_path.parent.mkdir(parents=True, mode=0o700)
+        self._path = db_path
+        _private_file(db_path)
+        try:
+            self._db = sqlite3.connect(db_path, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_MS)}")
+            self._db.executescript(_SCHEMA)
+            verdict = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(str(exc)) from None
+        if verdict != "ok":
+            raise self._damaged(verdict)
+        for suffix in ("-wal", "-shm"):
+            _private_file(db_path.with_name(db_path.name + suffix), create=False)
         self._hub = Hub()
+        self._last_error_log = -math.inf
+        self._load_ended()
+
+    def _load_ended(self) -> None:
+        """The ended sessions survive a restart: their tokens stay refused."""
+        now = time.time()
+        for row in self._db.execute("SELECT * FROM ended_sessions WHERE until >= ?", (now,)):
+            self._hub.end_session(row["user_id"], row["session_id"], until=row["until"], now=now)
+        for row in self._db.execute("SELECT * FROM ended_users WHERE until >= ?", (now,)):
+            self._hub.end_user_sessions(
+                row["user_id"], before=row["before"], until=row["until"], now=now
+            )
+
+    def _damaged(self, detail: str) -> StorageDamaged:
+        path = self._path
+        return StorageDamaged(
+            f"the database {path} is damaged ({detail}). Stop every server using it, then"
+            f" either restore it from a backup, or try `sqlite3 {path} .recover | sqlite3"
+            f" {path}.recovered` and put the recovered file in its place, or move it aside to"
+            " start empty (users and announcements are then lost)"
+        )
+
+    async def check(self) -> str | None:
+        """The file is still there and still an SQLite database (its header: a cached page
+        would hide a damaged file from a query), and a query on it answers."""
+        try:
+            with self._path.open("rb") as fh:
+                header = fh.read(len(_SQLITE_HEADER))
+            if header != _SQLITE_HEADER:
+                raise sqlite3.DatabaseError("the file is no longer an SQLite database")
+            self._db.execute("SELECT MAX(id) FROM announcements").fetchone()
+        except (OSError, sqlite3.Error) as exc:
+            self._repeat_error(exc)
+            return f"the database {self._path} fails ({exc}): see the server's log"
+        return None
+
+    def _repeat_error(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= _ERROR_LOG_INTERVAL:
+            self._last_error_log = now
+            log.error("the database %s fails: %s", self._path, exc)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -162,6 +239,7 @@ class SqliteBroker(Broker):
             if row["used"]:
                 log.warning("a used refresh token was presented again: session revoked")
                 db.execute("DELETE FROM refresh_tokens WHERE session_id = ?", (row["session_id"],))
+                self._end_session(db, row["user_id"], row["session_id"], now)
                 return None
             db.execute("UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?", (token_hash,))
             db.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?", (now,))
@@ -169,18 +247,58 @@ class SqliteBroker(Broker):
                 return None
             return RefreshGrant(user_id=row["user_id"], session_id=row["session_id"])
 
-    async def revoke_refresh_token(self, token_hash: str) -> None:
+    async def revoke_refresh_token(self, token_hash: str, *, now: float) -> None:
         with self._tx() as db:
-            db.execute(
-                "DELETE FROM refresh_tokens WHERE session_id IN"
-                " (SELECT session_id FROM refresh_tokens WHERE token_hash = ?)",
+            row = db.execute(
+                "SELECT user_id, session_id FROM refresh_tokens WHERE token_hash = ?",
                 (token_hash,),
+            ).fetchone()
+            if row is None:
+                return
+            db.execute("DELETE FROM refresh_tokens WHERE session_id = ?", (row["session_id"],))
+            self._end_session(db, row["user_id"], row["session_id"], now)
+
+    def _end_session(self, db: sqlite3.Connection, user_id: str, sid: str, now: float) -> None:
+        until = now + self.session_memory
+        db.execute("DELETE FROM ended_sessions WHERE until < ?", (now,))
+        db.execute(
+            "INSERT OR REPLACE INTO ended_sessions (session_id, user_id, until) VALUES (?, ?, ?)",
+            (sid, user_id, until),
+        )
+        self._hub.end_session(user_id, sid, until=until, now=now)
+
+    async def end_user_sessions(self, user_id: str, *, now: float) -> None:
+        until = now + self.session_memory
+        with self._tx() as db:
+            db.execute("DELETE FROM refresh_tokens WHERE user_id = ?", (user_id,))
+            db.execute("DELETE FROM ended_users WHERE until < ?", (now,))
+            db.execute(
+                "INSERT OR REPLACE INTO ended_users (user_id, before, until) VALUES (?, ?, ?)",
+                (user_id, now, until),
             )
+        self._hub.end_user_sessions(user_id, before=now, until=until, now=now)
+
+    def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
+        return self._hub.session_ended(viewer, issued_at=issued_at)
 
     # announcements ----------------------------------------------------------------------
-    async def publish(self, draft: Draft, *, author: str, now: datetime) -> Record:
+    async def publish(
+        self, draft: Draft, *, author: str, now: datetime, idempotency_key: str | None = None
+    ) -> Record:
         unnumbered = codec.new_record(draft, ann_id="", author=author, now=now)
+        ts = now.timestamp()
         with self._tx() as db:
+            if idempotency_key is not None:
+                db.execute("DELETE FROM idempotency WHERE expires_at < ?", (ts,))
+                row = db.execute(
+                    "SELECT announcement_id FROM idempotency WHERE author = ? AND key = ?",
+                    (author, idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    first = db.execute(
+                        "SELECT * FROM announcements WHERE id = ?", (row[0],)
+                    ).fetchone()
+                    return codec.from_row(first)
             cur = db.execute(
                 "INSERT INTO announcements (title, body, priority, url, created_at, expires_at,"
                 " expires_ts, audience, author) VALUES (:title, :body, :priority, :url,"
@@ -192,6 +310,12 @@ class SqliteBroker(Broker):
                 "INSERT INTO audience (announcement_id, kind, value) VALUES (?, ?, ?)",
                 [(ann_id, kind, value) for kind, value in _audience_rows(draft.audience)],
             )
+            if idempotency_key is not None:
+                db.execute(
+                    "INSERT INTO idempotency (author, key, announcement_id, expires_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (author, idempotency_key, ann_id, ts + self.idempotency_ttl),
+                )
         record = dataclasses.replace(unnumbered, id=str(ann_id))
         self._hub.deliver(record)
         return record
@@ -296,6 +420,23 @@ class SqliteBroker(Broker):
 
 
 _MAX_ID = 2**63 - 1
+_SQLITE_HEADER = b"SQLite format 3\0"
+_ERROR_LOG_INTERVAL = 60.0  # seconds: a failing database is logged once per interval
+
+
+def _private_file(path: Path, *, create: bool = True) -> None:
+    """Make ``path`` readable and writable by this user only (0600), whatever the umask:
+    created so before SQLite opens it (SQLite gives its WAL and SHM the database's mode), or
+    tightened if it exists."""
+    if os.name != "posix":
+        return
+    if create:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            path.chmod(0o600)
+    except FileNotFoundError:
+        pass
 
 
 def _is_id(text: str) -> bool:

@@ -1,0 +1,223 @@
+"""Holding the server up under too many connections: the fd limit, a cap on open connections,
+the wait for a request, and logging that does not flood.
+
+- :func:`raise_fd_limit`: the soft ``RLIMIT_NOFILE`` up to the hard one, at start.
+- :class:`ConnectionGuard`: the protocol factory given to ``loop.create_server``. It counts
+  the open connections; at the cap it first closes the oldest connection that has not started
+  a request (an idle socket holds no one's work), and when every connection is busy (streams,
+  requests in progress) it answers the new one ``503`` with ``Retry-After`` and closes it. It
+  never refuses to accept, so the accept loop never spins on a full backlog, and the cap
+  (below the fd limit) keeps ``accept()`` from ever failing with EMFILE. A connection whose
+  first request has not arrived (headers complete) within ``header_timeout`` is closed;
+  idle kept-alive connections are aiohttp's ``keepalive_timeout``; the body's own timeout is
+  in ``app/server/http.py``.
+- :class:`RepeatLog`: a message that repeats is logged once per interval, with a count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+log = logging.getLogger(__name__)
+
+try:  # not on Windows
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
+
+def raise_fd_limit() -> int | None:
+    """Raise the soft limit on open files to the hard one; returns the soft limit now (None
+    where the platform has no such limit)."""
+    if resource is None:  # pragma: no cover - Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def default_cap(fd_limit: int | None, reserve: int) -> int:
+    """The connection cap that leaves ``reserve`` descriptors (database, Redis, logs, the
+    listening socket, one refused connection at a time) below the limit."""
+    if fd_limit is None:
+        return 10_000
+    return max(fd_limit - reserve, 8)
+
+
+class RepeatLog:
+    """Logs a message the first time, then at most once per ``interval`` seconds per key,
+    saying how many times it happened meanwhile."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._interval = interval
+        self._clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # key -> (last logged, count since)
+
+    def __call__(self, level: int, key: str, message: str, *args: Any) -> None:
+        now = self._clock()
+        last, count = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self._interval:
+            self._seen[key] = (last, count + 1)
+            return
+        self._seen[key] = (now, 0)
+        if count:
+            message += " (%d more times in the last %.0f s)"
+            args = (*args, count, now - last) if last is not None else args
+        self._log.log(level, message, *args)
+
+
+class _Refused(asyncio.Protocol):
+    """Answers 503 with Retry-After and closes: the server is at its connection cap."""
+
+    def __init__(self, answer: bytes) -> None:
+        self._answer = answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self._answer)
+        transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request is not read: the answer is already on its way
+
+
+class ConnectionGuard:
+    """The protocol factory of one listening socket: see the module's docstring."""
+
+    def __init__(
+        self,
+        server: web.Server,
+        *,
+        cap: int,
+        header_timeout: float,
+        retry_after: int,
+        repeat_log: RepeatLog,
+    ) -> None:
+        self._server = server
+        self.cap = cap
+        self._header_timeout = header_timeout
+        self._repeat_log = repeat_log
+        # every connection of this socket, oldest first -> whether a request is in progress
+        self._open: dict[RequestHandler, bool] = {}
+        self._served: set[RequestHandler] = set()  # has had a request: keepalive rules it
+        self.refused = 0
+        self.evicted = 0
+        self.timed_out = 0
+        body = b'{"error": "the server is at its connection limit: try again shortly"}'
+        self._refusal = (
+            b"HTTP/1.1 503 Service Unavailable\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Retry-After: {retry_after}\r\nContent-Length: {len(body)}\r\n".encode()
+            + b"Connection: close\r\nCache-Control: no-store\r\n"
+            b"X-Content-Type-Options: nosniff\r\n\r\n" + body
+        )
+        lost = server.connection_lost
+
+        def connection_lost(handler: RequestHandler, exc: BaseException | None = None) -> None:
+            self._forget(handler)
+            lost(handler, exc)
+
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self._open) >= self.cap and not self._evict_idle():
+            self.refused += 1
+            self._repeat_log(
+                logging.WARNING,
+                "cap",
+                "at the connection cap (%d open): answered a new connection 503",
+                len(self._open),
+            )
+            return _Refused(self._refusal)
+        handler = self._server()
+        self._open[handler] = False
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._header_timeout, self._check_first_request, handler)
+        return handler
+
+    # called by the HTTP layer's middleware around each request
+    def request_started(self, handler: Any) -> None:
+        if handler in self._open:
+            self._open[handler] = True
+            self._served.add(handler)
+
+    def request_ended(self, handler: Any) -> None:
+        if handler in self._open:
+            self._open[handler] = False
+
+    def _forget(self, handler: RequestHandler) -> None:
+        self._open.pop(handler, None)
+        self._served.discard(handler)
+
+    def _evict_idle(self) -> bool:
+        """Close the oldest connection that has no request in progress; False if none."""
+        for handler, busy in self._open.items():
+            if not busy:
+                self._forget(handler)
+                if handler.transport is not None:
+                    self._close(handler)
+                else:  # accepted in the same burst: connected by a callback already queued
+                    asyncio.get_running_loop().call_soon(self._close, handler)
+                self.evicted += 1
+                self._repeat_log(
+                    logging.WARNING,
+                    "evict",
+                    "at the connection cap (%d): closed the oldest idle connection",
+                    self.cap,
+                )
+                return True
+        return False
+
+    def _check_first_request(self, handler: RequestHandler) -> None:
+        if handler not in self._open or handler in self._served or self._open[handler]:
+            return
+        self.timed_out += 1
+        self._repeat_log(
+            logging.INFO,
+            "header-timeout",
+            "closed a connection that sent no request within %g s",
+            self._header_timeout,
+        )
+        self._forget(handler)
+        self._close(handler)
+
+    @staticmethod
+    def _close(handler: RequestHandler) -> None:
+        transport = handler.transport
+        if transport is not None:
+            transport.abort()
+
+
+def loop_exception_handler(repeat_log: RepeatLog) -> Callable[[Any, dict[str, Any]], None]:
+    """An event loop exception handler that logs each kind of error once per interval with a
+    count (``socket.accept() out of system resource`` must not log thousands of lines)."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", "unhandled error in the event loop"))
+        exc = context.get("exception")
+        detail = f"{type(exc).__name__}: {exc}" if exc is not None else ""
+        repeat_log(logging.ERROR, message, "%s %s", message, detail)
+
+    return handle

@@ -1,0 +1,256 @@
+"""Holding up under too many connections, against the real server on loopback: the cap (idle
+sockets make room, busy ones get 503), the fd limit (a server process with a lowered limit),
+slow and half-sent requests, the keepalive timeout, and logging that does not flood.
+
+The backend plays no part here: these run on SQLite only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import resource
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.server.connections import RepeatLog, default_cap
+from tests.fixtures.server import ServerFactory
+from tests.server.conftest import TIMEOUT, login, wait_until
+
+FLOOD = 60  # idle sockets opened by a test (a bounded count)
+
+
+@pytest.fixture
+def server_backend() -> str:
+    return "sqlite"
+
+
+def _idle_sockets(port: int, count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        socks.append(sock)
+    return socks
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Read until the server closes the socket (True) or ``seconds`` pass (False); returns
+    what was read too."""
+    sock.settimeout(seconds)
+    got = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return True, got
+            got += chunk
+    except ConnectionResetError:
+        return True, got
+    except TimeoutError:
+        return False, got
+    return False, got
+
+
+def _healthz_ms(url: str) -> float:
+    with httpx.Client(base_url=url, timeout=TIMEOUT) as client:
+        start = time.perf_counter()
+        answer = client.get("/healthz")
+        elapsed = (time.perf_counter() - start) * 1000
+    assert answer.status_code == 200, answer.text
+    return elapsed
+
+
+def _open_stream(port: int, user: str, token: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        f"GET /sse/connect/{user} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    got = b""
+    while b"event: connected" not in got:
+        chunk = sock.recv(65536)
+        assert chunk, "the stream ended before connected"
+        got += chunk
+    return sock
+
+
+def test_idle_sockets_past_the_cap_leave_healthz_answering_fast(
+    server_factory: ServerFactory,
+) -> None:
+    cap = 20
+    server = server_factory(max_connections=cap, header_timeout=60)
+    guard = server._running().guard
+    socks = _idle_sockets(server.port, FLOOD)
+    try:
+        wait_until(lambda: guard.evicted + guard.refused >= FLOOD - cap)
+        assert len(guard) <= cap
+        latencies = [_healthz_ms(server.url) for _ in range(5)]
+        assert max(latencies) < 1000, latencies
+        print(f"\nheld at the cap: {len(guard)} of {FLOOD}; healthz {max(latencies):.1f} ms max")
+    finally:
+        for sock in socks:
+            sock.close()
+    wait_until(lambda: len(guard) == 0)
+    assert _healthz_ms(server.url) < 1000
+
+
+def test_busy_connections_at_the_cap_get_503_with_retry_after(
+    server_factory: ServerFactory,
+) -> None:
+    cap = 5
+    server = server_factory(demo_users=True, max_connections=cap, ping_interval=0.5)
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        token = login(client, "alice")["access_token"]
+    guard = server._running().guard
+    streams = [_open_stream(server.port, "alice", token) for _ in range(cap)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        closed, answer = _closed_within(extra, 5)
+        extra.close()
+        assert closed
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        assert b"Retry-After: 5" in answer
+        assert guard.refused == 1
+    finally:
+        for sock in streams:
+            sock.close()
+    wait_until(lambda: len(guard) == 0)
+    assert _healthz_ms(server.url) < 1000  # serves again by itself
+
+
+def test_a_request_that_does_not_arrive_is_closed(server_factory: ServerFactory) -> None:
+    server = server_factory(header_timeout=0.5)
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    half = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: headers unfinished
+    start = time.monotonic()
+    try:
+        assert _closed_within(silent, 5)[0]
+        assert _closed_within(half, 5)[0]
+    finally:
+        silent.close()
+        half.close()
+    assert time.monotonic() - start < 5
+
+
+def test_a_body_that_does_not_arrive_is_a_408_and_closed(server_factory: ServerFactory) -> None:
+    server = server_factory(body_timeout=0.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"username":'
+        )
+        closed, answer = _closed_within(sock, 5)
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_an_idle_kept_alive_connection_is_closed(server_factory: ServerFactory) -> None:
+    server = server_factory(keepalive_timeout=0.5, header_timeout=60)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        closed, answer = _closed_within(sock, 5)
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_repeating_error_is_logged_once_per_interval_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    repeat = RepeatLog(logging.getLogger("test.repeat"), interval=60, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="test.repeat"):
+        for _ in range(1000):
+            repeat(logging.ERROR, "accept", "accept failed")
+            now[0] += 0.01  # 1000 in 10 s
+        now[0] = 61
+        repeat(logging.ERROR, "accept", "accept failed")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["accept failed", "accept failed (999 more times in the last 61 s)"]
+
+
+def test_the_default_cap_leaves_room_below_the_fd_limit() -> None:
+    assert default_cap(1024, 64) == 960
+    assert default_cap(None, 64) > 0
+
+
+# a server process with a lowered open-file limit --------------------------------------
+SOFT, HARD = 64, 96  # the server raises the soft limit to the hard one; 32 fds are kept free
+
+
+@pytest.fixture
+def limited_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT, HARD))
+
+    env = {**os.environ, "TRAY_NOTIFIER_HOME": str(tmp_path / "home")}
+    # fmt: off
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "server", "--port", "0",
+         "--data-dir", str(tmp_path / "server")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env=env, preexec_fn=limit,
+    )
+    # fmt: on
+    try:
+        url = _wait_for_url(proc)
+        yield proc, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def _wait_for_url(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"the server did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def test_more_idle_sockets_than_the_fd_limit_do_not_take_the_server_down(
+    limited_server: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, url = limited_server
+    limits = Path(f"/proc/{proc.pid}/limits").read_text()
+    assert re.search(rf"Max open files\s+{HARD}\s+{HARD}", limits), limits  # soft raised
+    port = int(url.rsplit(":", 1)[1])
+    count = HARD + 24  # more sockets than the server may hold file descriptors
+    socks = _idle_sockets(port, count)
+    try:
+        latencies = [_healthz_ms(url) for _ in range(5)]
+        with httpx.Client(base_url=url, timeout=TIMEOUT) as client:
+            assert client.get("/metrics").status_code == 200
+        print(f"\n{count} idle sockets at fd limit {HARD}: healthz {max(latencies):.1f} ms max")
+        assert max(latencies) < 1000, latencies
+    finally:
+        for sock in socks:
+            sock.close()
+    assert _healthz_ms(url) < 1000
+    proc.terminate()
+    _, err = proc.communicate(timeout=15)
+    # eviction is logged once per interval, never once per connection; no accept errors
+    assert err.count("closed the oldest idle connection") <= 2, err[-2000:]
+    assert "out of system resource" not in err
+    assert len(err.splitlines()) < 40, err[-2000:]
