@@ -41,6 +41,7 @@ from typing import Any
 import platformdirs
 
 from app import APP_ID
+from app.core import pointer
 from app.core.errors import ConfigError as ConfigError  # its home is the error tree
 from app.core.files import write_private
 from app.core.model import Priority
@@ -84,6 +85,68 @@ class StreamSettings:
     ca_bundle: str = ""  # PEM file of a private certificate authority; verification stays on
 
 
+AUTH_STYLES = ("companion", "token")
+BODY_FORMATS = ("text", "html")
+
+
+@dataclass(frozen=True, slots=True)
+class OkTest:
+    """A login reply is a success only when the JSON Pointer ``pointer`` finds ``value``."""
+
+    pointer: str
+    value: Any
+
+
+def _default_login_body() -> dict[str, Any]:
+    return {"username": "{username}", "password": "{password}"}
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class AuthProfile:
+    """``[auth]``: how to log in. ``companion`` (our ``/auth/*`` API, the ``[endpoints]``
+    login, refresh and logout paths) or ``token``: any login endpoint that answers JSON with a
+    token, read with JSON Pointers (see docs/existing-backend.md)."""
+
+    style: str = "companion"
+    login_path: str = "/login"
+    login_body: dict[str, Any] = field(default_factory=_default_login_body)
+    token: str = "/token"  # noqa: S105 - a JSON Pointer to the access token, not a secret
+    ok: OkTest | None = None  # the reply is a success only when this holds
+    message: str = ""  # JSON Pointer to the backend's own words when login fails
+    user_info_path: str = ""  # a GET with the token whose reply holds the user id
+    user_id: str = ""  # JSON Pointer to the user id; empty: the user name
+    relogin: bool = False  # on 401 log in again with the password kept in the keyring
+
+    __hash__ = None  # type: ignore[assignment]  # holds a table
+
+    def describe(self) -> str:
+        """One line for people: which server type is configured."""
+        if self.style == "token":
+            return f"token login ({self.login_path})"
+        return "companion"
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadProfile:
+    """``[payload]``: JSON Pointers into an event's data; all empty: the companion format."""
+
+    id: str = ""
+    title: str = ""
+    body: str = ""
+    priority: str = ""
+    priorities: dict[str, Priority] = field(default_factory=dict)  # backend value -> ours
+    url: str = ""
+    body_format: str = "text"  # "text" or "html": turned into plain text, never rendered
+
+    __hash__ = None  # type: ignore[assignment]  # holds a table
+
+    @property
+    def is_set(self) -> bool:
+        """True when any pointer is set (or HTML bodies): the profile reads the data."""
+        pointers = (self.id, self.title, self.body, self.priority, self.url)
+        return any(pointers) or self.body_format != "text"
+
+
 @dataclass(frozen=True, slots=True)
 class QuietHours:
     start: time
@@ -104,6 +167,8 @@ class Config:
     username: str = ""
     endpoints: Endpoints = field(default_factory=Endpoints)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    auth: AuthProfile = field(default_factory=AuthProfile)
+    payload: PayloadProfile = field(default_factory=PayloadProfile)
     # tray
     start_at_login: bool = False
     do_not_disturb: bool = False
@@ -261,6 +326,62 @@ def _dump_quiet(v: QuietHours | None) -> dict[str, str]:
     return {"start": v.start.strftime("%H:%M"), "end": v.end.strftime("%H:%M")}
 
 
+def _parse_table(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ValueError('must be a table, like { username = "{username}" }')
+    return dict(v)
+
+
+def _parse_ok(v: Any) -> OkTest | None:
+    if v in ({}, None, ""):
+        return None
+    if not isinstance(v, dict) or set(v) != {"pointer", "value"}:
+        raise ValueError(
+            'must be a table of pointer and value, like { pointer = "/code", value = 200 }'
+        )
+    try:
+        pointer.parse(v["pointer"])
+    except ValueError as exc:
+        raise ValueError(f"has a pointer that {exc}") from None
+    return OkTest(v["pointer"], v["value"])
+
+
+def _dump_ok(v: OkTest | None) -> dict[str, Any]:
+    return {} if v is None else {"pointer": v.pointer, "value": v.value}
+
+
+def _parse_priorities(v: Any) -> dict[str, Priority]:
+    if not isinstance(v, dict):
+        raise ValueError('must be a table of the backend\'s values, like { "1" = "urgent" }')
+    return {str(k): _parse_priority(p) for k, p in v.items()}
+
+
+def _check_pointer(v: str) -> str:
+    pointer.parse(v)
+    return v
+
+
+def _check_token_pointer(v: str) -> str:
+    if not v:
+        raise ValueError('must name where the token is, like "/token"')
+    return _check_pointer(v)
+
+
+def _check_path(v: str) -> str:
+    if v and not v.startswith("/"):
+        raise ValueError(f'must be a path starting with "/", like "/{v}"')
+    return v
+
+
+def _one_of(*allowed: str) -> Callable[[str], str]:
+    def check(v: str) -> str:
+        if v not in allowed:
+            raise ValueError(f"is not known: use one of {', '.join(allowed)}")
+        return v
+
+    return check
+
+
 def _check_server_url(v: str) -> str:
     if v and not v.startswith(("http://", "https://")):
         raise ValueError("must start with https:// (or http:// on loopback)")
@@ -285,7 +406,22 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "server_url": _check_server_url,
     "retention_days": _check_retention,
     "log_level": _check_log_level,
+    "auth.style": _one_of(*AUTH_STYLES),
+    "auth.login_path": _check_path,
+    "auth.token": _check_token_pointer,
+    "auth.message": _check_pointer,
+    "auth.user_info_path": _check_path,
+    "auth.user_id": _check_pointer,
+    "payload.id": _check_pointer,
+    "payload.title": _check_pointer,
+    "payload.body": _check_pointer,
+    "payload.priority": _check_pointer,
+    "payload.url": _check_pointer,
+    "payload.body_format": _one_of(*BODY_FORMATS),
 }
+#: sections IT writes as a profile: an unknown key there stops (a misspelt pointer would
+#: otherwise lose every announcement's title silently)
+_STRICT_SECTIONS = frozenset({"auth", "payload"})
 
 
 def _kind(key: str, typ: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
@@ -301,6 +437,12 @@ def _kind(key: str, typ: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any
         return _parse_priority, lambda p: p.value
     if typ == QuietHours | None:
         return _parse_quiet, _dump_quiet
+    if typ == dict[str, Any]:
+        return _parse_table, _same
+    if typ == OkTest | None:
+        return _parse_ok, _dump_ok
+    if typ == dict[str, Priority]:
+        return _parse_priorities, lambda m: {k: p.value for k, p in m.items()}
     # a new field of a type nobody taught us: fail at import, never drop the setting silently
     raise TypeError(f"config setting {key}: no parser for {typ!r}; add one in app/config.py")
 
@@ -396,6 +538,12 @@ def _walk(raw: Mapping[str, Any], origin: _Origin, *, warn: bool) -> Iterator[tu
         else:
             items = [(k, v)]
         for key, value in items:
+            if key not in _SETTINGS and k in _STRICT_SECTIONS:
+                known = ", ".join(n.partition(".")[2] for n in _SETTINGS if n.startswith(k + "."))
+                raise ConfigError(
+                    f"{origin.where}: unknown setting {key} in the [{k}] profile (known: "
+                    f"{known}). {origin.fix}"
+                )
             if key not in _SETTINGS:
                 if warn:
                     log.warning(

@@ -127,6 +127,26 @@ def test_every_setting_round_trips_through_a_file(paths: config.Paths, ca_file: 
         username="u",
         endpoints=changed(config.Endpoints, ca_file),
         stream=changed(config.StreamSettings, ca_file),
+        auth=config.AuthProfile(
+            style="token",
+            login_path="/api/login",
+            login_body={"user": {"name": "{username}"}, "pass": "{password}", "n": 1},
+            token="/data/access~1token",
+            ok=config.OkTest("/code", 200),
+            message="/msg",
+            user_info_path="/getInfo",
+            user_id="/user/userId",
+            relogin=True,
+        ),
+        payload=config.PayloadProfile(
+            id="/noticeId",
+            title="/noticeTitle",
+            body="/noticeContent",
+            priority="/level",
+            priorities={"1": Priority.URGENT, "2": Priority.LOW},
+            url="/link",
+            body_format="html",
+        ),
         start_at_login=True,
         do_not_disturb=True,
         quiet_hours=config.QuietHours(time(1, 0), time(2, 0)),
@@ -451,3 +471,67 @@ def test_the_users_file_is_private(paths: config.Paths) -> None:
     assert stat.S_IMODE(paths.user_config_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(paths.config_dir.stat().st_mode) == 0o700
     assert sorted(p.name for p in paths.config_dir.iterdir()) == ["config.toml"]
+
+
+# ---------------------------------------------------------------- backend profiles (issue 11)
+
+RUOYI_PROFILE = """
+server_url = "https://oa.example.org/prod-api"
+[auth]
+style = "token"
+login_path = "/login"
+login_body = { username = "{username}", password = "{password}", code = "", uuid = "" }
+token = "/token"
+ok = { pointer = "/code", value = 200 }
+message = "/msg"
+user_info_path = "/getInfo"
+user_id = "/user/userId"
+relogin = true
+[endpoints]
+close_method = "GET"
+[payload]
+id = "/noticeId"
+title = "/noticeTitle"
+body = "/noticeContent"
+priorities = { "1" = "urgent", "2" = "normal" }
+body_format = "html"
+[stream]
+heartbeat_timeout = 3600
+"""
+
+
+def test_a_ruoyi_profile_loads_from_a_system_file(paths: config.Paths) -> None:
+    etc(paths).write_text(RUOYI_PROFILE)
+    cfg = config.load(paths, environ={})
+    assert cfg.auth.style == "token" and cfg.auth.relogin
+    assert cfg.auth.ok == config.OkTest("/code", 200)
+    assert cfg.auth.login_body["code"] == ""
+    assert cfg.payload.priorities == {"1": Priority.URGENT, "2": Priority.NORMAL}
+    assert cfg.payload.is_set and not config.PayloadProfile().is_set
+    assert cfg.stream.heartbeat_timeout == 3600.0
+    assert cfg.auth.describe() == "token login (/login)"
+    assert config.AuthProfile().describe() == "companion"
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('[auth]\nstyle = "oauth"', "auth.style"),
+        ('[auth]\ntoken = "token"', "auth.token"),
+        ('[auth]\nuser_id = "/user/~2"', "auth.user_id"),
+        ('[auth]\nok = { pointer = "code", value = 200 }', "auth.ok"),
+        ('[auth]\nlogin_body = "username"', "auth.login_body"),
+        ('[auth]\ntokn = "/token"', "auth.tokn"),
+        ('[payload]\ntitle = "noticeTitle"', "payload.title"),
+        ('[payload]\nbody_format = "markdown"', "payload.body_format"),
+        ('[payload]\ntitel = "/t"', "payload.titel"),
+        ('[payload]\npriorities = { "1" = "very" }', "payload.priorities"),
+    ],
+)
+def test_a_bad_profile_stops_naming_the_key_and_the_file(
+    paths: config.Paths, line: str, key: str
+) -> None:
+    etc(paths).write_text(line + "\n")
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(paths, environ={})
+    assert key in str(caught.value) and str(etc(paths)) in str(caught.value)

@@ -6,6 +6,11 @@ happens (the UI's worker turns each call into a Qt signal). Rules it keeps:
 - Each announcement and the last event id are stored in the history BEFORE the listener hears
   of it, so a restart resumes without loss or repeat; an id already stored is not told again.
 - Logout or quit ends the stream within :data:`STOP_TIMEOUT` even while it is blocked in a read.
+- An event that carried no id is new each time it arrives, except a connect greeting: an
+  event without any id that arrives within :data:`GREETING_WINDOW` of a connect and whose
+  exact content (event name and data) was such a greeting before is not stored or told
+  again. The first one is stored and told like any announcement; the store keeps the last few
+  greetings' fingerprints, so a restart does not bring it back either.
 - Its tasks (the stream, the receipts) are supervised: when one fails (the history cannot be
   written, a bug) the failure is logged with its traceback and told as ``ConnState.ERROR``
   with a detail, never silently dropped.
@@ -14,8 +19,10 @@ happens (the UI's worker turns each call into a Qt signal). Rules it keeps:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import httpx
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 1.0  # the stream ends within this after logout or quit
 CLOSE_TIMEOUT = 2.0  # the close call on quit waits at most this
+GREETING_WINDOW = 10.0  # an id-less event this soon after a connect may be a greeting
 
 
 class Listener(Protocol):
@@ -82,8 +90,11 @@ class Connection:
         secrets: SecretStore,
         transport: httpx.AsyncBaseTransport | None = None,
         receipt_retry: float = RETRY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._listener = listener
+        self._clock = clock
+        self._connected_at: float | None = None  # when the stream last connected
         self._config = config
         self._secrets = secrets
         self._transport = transport
@@ -171,6 +182,7 @@ class Connection:
             secrets=secrets,
             settings=self._config.stream,
             transport=self._transport,
+            profile=self._config.auth,
         )
 
     def _begin(self, session: AuthSession, store: HistoryStore) -> None:
@@ -183,6 +195,7 @@ class Connection:
             on_status=self._on_status,
             last_event_id=store.last_event_id(),
             transport=self._transport,
+            payload=self._config.payload,
         )
         self._receipts = ReceiptQueue(
             store, session, on_sent=self._listener.receipt_sent, retry=self._receipt_retry
@@ -253,6 +266,11 @@ class Connection:
         if store is None:
             return
         if isinstance(event, Announcement):
+            if event.anonymous and self._repeated_greeting(store, raw):
+                log.info("the connect greeting came again: not shown again")
+                if raw.id:
+                    store.set_last_event_id(raw.id)
+                return
             if store.record(event, raw.id):
                 self._listener.announcement(event)
             return
@@ -263,6 +281,18 @@ class Connection:
             self._listener.revoked(event.id)
         elif isinstance(event, ControlEvent):
             self._follow_catch_up()  # the engine updates it on connected and sync
+
+    def _repeated_greeting(self, store: HistoryStore, raw: RawEvent) -> bool:
+        """True for a connect greeting seen before; remembers a new one (then False)."""
+        at = self._connected_at
+        if at is None or self._clock() - at > GREETING_WINDOW:
+            return False
+        content = f"{raw.event}\n{raw.data}".encode("utf-8", "replace")
+        fingerprint = hashlib.sha256(content).hexdigest()
+        if store.is_known_greeting(fingerprint):
+            return True
+        store.remember_greeting(fingerprint)
+        return False
 
     def _follow_catch_up(self) -> None:
         """Mirror the engine's catch-up state in catch_up_started / catch_up_finished."""
@@ -281,6 +311,8 @@ class Connection:
 
     def _on_status(self, status: Status) -> None:
         self._follow_catch_up()  # a catch-up broken off ends before the status is told
+        if status.state is ConnState.CONNECTED:
+            self._connected_at = self._clock()
         self._listener.status(status)
         if status.state is ConnState.CONNECTED and self._receipts is not None:
             self._receipts.wake()

@@ -51,12 +51,17 @@ class LoginRequired(TrayNotifierError):
 
 
 class WrongCredentials(TrayNotifierError):
-    """The server refused the user name and password."""
+    """The server refused the user name and password; ``reason`` holds its own words, when it
+    gave any (a token-style backend's ``msg``)."""
 
     def __init__(
-        self, message: str = "The user name or password is wrong: check both and try again."
+        self,
+        message: str = "The user name or password is wrong: check both and try again.",
+        *,
+        reason: str = "",
     ) -> None:
         super().__init__(message)
+        self.reason = reason
 
 
 class ServerUnreachable(TrayNotifierError):

@@ -34,6 +34,7 @@ class LoginFailure:
     message: str
     server_url: str = ""
     username: str = ""
+    reason: str = ""  # the server's own words for a refusal, when it gave any
 
 
 _KINDS: tuple[tuple[type[Exception], FailureKind], ...] = (
@@ -51,4 +52,5 @@ _KINDS: tuple[tuple[type[Exception], FailureKind], ...] = (
 def classify(exc: Exception, *, server_url: str = "", username: str = "") -> LoginFailure:
     """The LoginFailure for an exception raised by a login attempt."""
     kind = next((k for t, k in _KINDS if isinstance(exc, t)), FailureKind.OTHER)
-    return LoginFailure(kind, str(exc) or type(exc).__name__, server_url, username)
+    reason = exc.reason if isinstance(exc, WrongCredentials) else ""
+    return LoginFailure(kind, str(exc) or type(exc).__name__, server_url, username, reason)

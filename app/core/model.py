@@ -5,6 +5,7 @@ Every value that crosses a thread or a signal is one of these frozen dataclasses
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -86,6 +87,9 @@ class Announcement:
     created_at: datetime | None = None
     expires_at: datetime | None = None
     legacy: bool = False  # plain text from a legacy backend, shown under the app's name
+    #: the event carried no id (no ``id:`` line of its own, no id in its data): the id is made
+    #: up here, so each arrival is new. Not stored: only the arrival needs it (greetings).
+    anonymous: bool = field(default=False, compare=False)
 
     # ------------------------------------------------------------------ display
 
@@ -227,9 +231,17 @@ class RawEvent:
 
     event: str = "message"
     data: str = ""
-    id: str = ""  # the last event id in force when it was dispatched
+    id: str = ""  # the last event id in force when it was dispatched: the resume position
     retry: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: whether ``id`` is the event's own (its block carried an ``id:`` line) or inherited; the
+    #: decoder always sets it, a hand-made event's id is its own
+    own_id: bool = field(default=True, compare=False)
+
+    @property
+    def event_id(self) -> str:
+        """The id this event itself carried, or "": the only id that may identify it."""
+        return self.id if self.own_id else ""
 
 
 def parse_time(value: object) -> datetime | None:
@@ -262,13 +274,29 @@ def from_epoch(value: object) -> datetime | None:
 CONTROL_EVENTS = frozenset({"connected", "close", "sync", "ping"})
 
 
-def to_stream_event(raw: RawEvent) -> StreamEvent:
-    """Type a raw event. Never raises: bad JSON becomes a plain-text announcement.
+ANONYMOUS_PREFIX = "legacy-"
 
-    - ``message`` (or no event name) with JSON ``{"type": "announcement", ...}``: Announcement.
+
+def anonymous_id() -> str:
+    """A made-up id for an event that carried none: unique, so the event is new each time."""
+    return f"{ANONYMOUS_PREFIX}{uuid.uuid4().hex}"
+
+
+def to_stream_event(raw: RawEvent) -> StreamEvent:
+    """Type a raw event of the companion format (no backend profile). Never raises.
+
+    - ``message`` (or no event name) with JSON ``{"type": "announcement", ...}`` (or an object
+      with a ``title`` or ``body`` and no ``type``): Announcement.
     - JSON ``{"type": "revoke", "id": ...}``: Revoke.
-    - A legacy backend's plain text (or malformed JSON): an Announcement whose body is the text.
+    - The common envelope ``{"code": 200, "msg": "New notice", "data": ...}``: an Announcement
+      titled with ``msg`` whose body is the text of ``data``.
+    - A legacy backend's plain text, malformed JSON or JSON we do not understand: an
+      Announcement whose body is the text, never an empty one.
     - Named control events (connected, close, sync): ControlEvent.
+
+    Identity: only an id the event itself carried counts (its own ``id:`` line, or the ``id``
+    of its JSON); an event with neither gets a made-up id (:func:`anonymous_id`) and is new
+    each time. The inherited last event id is the resume position, never an identity.
     """
     if raw.event in CONTROL_EVENTS:
         return ControlEvent(raw.event, raw.data)
@@ -280,16 +308,66 @@ def to_stream_event(raw: RawEvent) -> StreamEvent:
         except ValueError:
             log.warning("event %r carries malformed JSON; shown as plain text", raw.id or raw.event)
     if isinstance(obj, dict):
-        kind = obj.get("type", "announcement")
+        kind = obj.get("type")
         if kind == "revoke" and obj.get("id") not in (None, ""):
             return Revoke(str(obj["id"]))
-        if kind == "announcement":
+        if kind == "announcement" or (kind is None and ("title" in obj or "body" in obj)):
+            own = raw.event_id
             try:
-                return Announcement.from_json(obj, fallback_id=raw.id)
+                ann = Announcement.from_json(obj, fallback_id=own)
             except ValueError as exc:
                 log.warning("event %r is not a valid announcement (%s); shown as text", raw.id, exc)
-    # legacy backend: plain text (or JSON we do not understand) shown as the body
-    # without an id a legacy event cannot be de-duplicated: each one is new
-    ident = raw.id or f"legacy-{uuid.uuid4().hex}"
-    title = "" if raw.event == "message" else raw.event
-    return Announcement(id=ident, title=title, body=raw.data, legacy=True)
+            else:
+                if ann.title or ann.body:
+                    if ann.id:
+                        return ann
+                    return dataclasses.replace(ann, id=anonymous_id(), anonymous=True)
+        envelope = from_envelope(obj, raw)
+        if envelope is not None:
+            return envelope
+    return plain_text(raw, raw.data)
+
+
+def plain_text(raw: RawEvent, body: str, title: str = "") -> Announcement:
+    """The announcement of text we show as it is (a legacy backend's, JSON nobody mapped)."""
+    own = raw.event_id
+    if not title and raw.event != "message":
+        title = raw.event
+    return Announcement(
+        id=own or anonymous_id(), title=title, body=body, legacy=True, anonymous=not own
+    )
+
+
+#: the members of a ``data`` object that hold its text, most telling first
+_TEXT_KEYS = ("body", "content", "text", "message", "msg", "noticeContent", "description")
+_TITLE_KEYS = ("title", "subject", "noticeTitle", "name")
+
+
+def from_envelope(obj: dict[str, Any], raw: RawEvent) -> Announcement | None:
+    """``{"code": 200, "msg": "New notice", "data": ...}`` (Spring's common reply envelope):
+    titled with ``msg`` (or data's own title), the body the text of ``data``; None when
+    ``obj`` is not such an envelope."""
+    msg = obj.get("msg", obj.get("message"))
+    if "data" not in obj or not isinstance(msg, str):
+        return None
+    data = obj["data"]
+    title, body = msg, ""
+    if isinstance(data, str):
+        body = data
+    elif isinstance(data, dict):
+        body = next((data[k] for k in _TEXT_KEYS if isinstance(data.get(k), str)), "")
+        inner = next((data[k] for k in _TITLE_KEYS if isinstance(data.get(k), str)), "")
+        if inner and not body:
+            body = inner
+        elif inner and inner != title:
+            title = f"{title}: {inner}" if title else inner
+        if not body and data:
+            body = json.dumps(data, ensure_ascii=False)
+    elif data is not None:
+        body = json.dumps(data, ensure_ascii=False)
+    if not title and not body:
+        return None
+    own = raw.event_id
+    if isinstance(data, dict) and data.get("id") not in (None, "", True, False):
+        own = str(data["id"])
+    return Announcement(id=own or anonymous_id(), title=title, body=body, anonymous=not own)

@@ -17,6 +17,9 @@ trailing CR back until the next chunk. Here:
   one leading space of the value is stripped;
 - ``data`` lines are joined with LF; an event is dispatched only on a blank line and only when it
   has data; the ``id`` updates the last event id even for a block without data;
+- an event's ``id`` is the last event id (inherited when its block had no ``id:`` line, as the
+  rules say: that is the resume position); ``own_id`` tells whether its own block carried one,
+  for the identity of an event (de-duplication) that must never use an inherited id;
 - an ``id`` holding NUL is ignored; ``retry`` counts only when it is all ASCII digits;
 - the unterminated last event of a response is dropped;
 - an event whose data (the UTF-8 bytes of the joined ``data`` lines, LFs between them included;
@@ -58,6 +61,7 @@ class SSEDecoder:
     _event_retry: int | None
     _size: int
     _oversized: bool
+    _own_id: bool
 
     def __init__(
         self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, last_event_id: str = ""
@@ -169,6 +173,7 @@ class SSEDecoder:
             elif name == b"id":
                 if b"\0" not in value:
                     self._id_buffer = value.decode("utf-8", "replace")
+                    self._own_id = True
             elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII digits, not empty
                 self.retry = int(value)
                 self._event_retry = self.retry
@@ -181,6 +186,7 @@ class SSEDecoder:
     def _dispatch(self) -> RawEvent | None:
         self.last_event_id = self._id_buffer
         oversized, data, event, retry = self._oversized, self._data, self._event, self._event_retry
+        own_id = self._own_id
         self._reset_event()
         if oversized:
             self.dropped += 1
@@ -198,6 +204,7 @@ class SSEDecoder:
             data=joined.decode("utf-8", "replace"),
             id=self.last_event_id,
             retry=retry,
+            own_id=own_id,
         )
 
     def _reset_event(self) -> None:
@@ -206,3 +213,4 @@ class SSEDecoder:
         self._event_retry = None
         self._size = 0
         self._oversized = False
+        self._own_id = False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 import re
 import sqlite3
 import threading
@@ -103,6 +104,9 @@ _INSERT = (
     "INSERT OR IGNORE INTO announcements (id, title, body, priority, url, created_at, "
     "expires_at, legacy, received_at, read, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
 )
+
+
+GREETINGS_KEPT = 16  # connect greetings remembered (different texts a backend may greet with)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +365,33 @@ class HistoryStore:
 
     def set_last_event_id(self, event_id: str) -> None:
         self.record(None, event_id)
+
+    # ------------------------------------------------------------------ connect greetings
+
+    def is_known_greeting(self, fingerprint: str) -> bool:
+        """True when a connect greeting with this fingerprint was stored before."""
+        return fingerprint in self._greetings()
+
+    def remember_greeting(self, fingerprint: str) -> None:
+        """Keep ``fingerprint`` among the last :data:`GREETINGS_KEPT` greetings."""
+        kept = [f for f in self._greetings() if f != fingerprint][-(GREETINGS_KEPT - 1) :]
+        kept.append(fingerprint)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('greetings', ?)",
+                (json.dumps(kept),),
+            )
+
+        self._transaction(work)
+
+    def _greetings(self) -> builtins.list[str]:
+        rows = self._query("SELECT value FROM meta WHERE key = 'greetings'")
+        try:
+            kept = json.loads(str(rows[0][0])) if rows else []
+        except ValueError:
+            return []
+        return [str(f) for f in kept] if isinstance(kept, list) else []
 
     # ------------------------------------------------------------------ acknowledgements
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from app.config import ConfigError, StreamSettings
+from app.config import ConfigError, PayloadProfile, StreamSettings
 from app.core import http
 from app.core.backoff import Backoff
 from app.core.errors import (
@@ -54,8 +54,8 @@ from app.core.model import (
     RawEvent,
     Status,
     StreamEvent,
-    to_stream_event,
 )
+from app.core.payload import parse_event
 from app.core.sse import SSEDecoder
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,8 @@ class StreamEngine:
     it like an announcement's. :attr:`catching_up` changes just before such an event is handed
     over, so ``on_event`` sees the new value (and ``on_status`` when a catch-up breaks off).
 
-    ``sleep`` waits before a reconnect (tests pass one that records the wait).
+    ``sleep`` waits before a reconnect (tests pass one that records the wait). ``payload`` is
+    the backend profile that reads an event's data (:mod:`app.core.payload`).
     """
 
     def __init__(
@@ -148,6 +149,7 @@ class StreamEngine:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
+        payload: PayloadProfile | None = None,
     ) -> None:
         if any(c in last_event_id for c in "\r\n\0"):
             raise ValueError("a last event id cannot hold CR, LF or NUL")
@@ -157,6 +159,7 @@ class StreamEngine:
         self._on_event = on_event
         self._on_status = on_status
         self._transport = transport
+        self._payload = payload
         self._decoder = SSEDecoder(max_event_bytes=settings.max_event_bytes)
         self._backoff = Backoff(rng=rng, clock=clock)
         self._sleep = sleep
@@ -307,7 +310,10 @@ class StreamEngine:
         status = response.status_code
         if status == 200:
             content_type = response.headers.get("content-type", "")
-            if content_type.partition(";")[0].strip().lower() != EVENT_STREAM:
+            media = content_type.partition(";")[0].strip().lower()
+            if media != EVENT_STREAM:
+                if media == "application/json" and await _json_says_401(response):
+                    return self._unauthorized(token)  # RuoYi answers an expired token so
                 return Outcome(OutcomeKind.FATAL, _not_event_stream(response.url, content_type))
             return await self._stream(response)
         if status == 204:
@@ -357,7 +363,7 @@ class StreamEngine:
                     if self._stopping:
                         return Outcome(OutcomeKind.STOPPED)
                     self._last_event_id = raw.id
-                    typed = to_stream_event(raw)
+                    typed = parse_event(raw, self._payload)
                     if isinstance(typed, ControlEvent):
                         more = self._control(typed)
                     self._on_event(raw, typed)
@@ -388,6 +394,24 @@ class StreamEngine:
             self._catching_up = _flag(event.data, "more")
             return self._catching_up
         return False
+
+
+_JSON_401_LIMIT = 64 * 1024  # a refusal's JSON body is small: read no more than this
+
+
+async def _json_says_401(response: httpx.Response) -> bool:
+    """Whether a 200 JSON answer to the stream request is a refused token in disguise:
+    ``{"code": 401, ...}``, as Spring/RuoYi security filters answer an expired token."""
+    body = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > _JSON_401_LIMIT:
+                return False
+        obj = json.loads(body)
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(obj, dict) and obj.get("code") in (401, "401")
 
 
 def _flag(data: str, key: str) -> bool:

@@ -57,7 +57,10 @@ class LoginFlow(QObject):
             return
         cfg = self._settings.config
         dialog = LoginDialog(
-            cfg.server_url, cfg.username, server_fixed=self._settings.server_fixed()
+            cfg.server_url,
+            cfg.username,
+            server_fixed=self._settings.server_fixed(),
+            profile=cfg.auth,
         )
         dialog.loginRequested.connect(self.request)
         dialog.finished.connect(lambda _result: self._closed(dialog))

@@ -29,7 +29,7 @@ from app.core.files import private_dir
 from app.core.model import Priority
 from app.ui import widgets
 from app.ui.icons import app_icon
-from app.ui.login_dialog import check_server_url
+from app.ui.login_dialog import check_server_url, profile_text
 
 #: languages offered: (config value, name shown). Language names are written in their own
 #: language so that anyone can find theirs; "" follows the system.
@@ -158,6 +158,10 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         form.addRow(self.tr("&Server address:"), self.server_edit)
+        self.profile_label = QLabel(self)
+        self.profile_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.profile_label.setObjectName("hint")
+        form.addRow("", self.profile_label)
         form.addRow("", self.autostart_check)
         form.addRow(self.tr("&Pop up:"), self.threshold_combo)
         form.addRow(self.tr("&Language:"), self.language_combo)
@@ -197,6 +201,7 @@ class SettingsDialog(QDialog):
 
     def _load(self, config: Config) -> None:
         self.server_edit.setText(config.server_url)
+        self.profile_label.setText(profile_text(config.auth))
         self.autostart_check.setChecked(config.start_at_login)
         self.threshold_combo.setCurrentIndex(
             self.threshold_combo.findData(config.toast_min_priority.value)

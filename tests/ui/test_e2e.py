@@ -4,6 +4,7 @@ login errors in plain words, and the keyring-unavailable offer."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import stat
 import sys
@@ -27,6 +28,7 @@ from app.ui.root import Root
 from app.ui.urgent_window import UrgentWindow
 from tests.fixtures.qt import RecordingTransport, Spy
 from tests.fixtures.server import DEMO_PASSWORD
+from tests.fixtures.spring import GREETING, PROFILE, SpringBackend
 
 WAIT = 15_000
 
@@ -429,3 +431,60 @@ def test_a_server_it_locked_is_read_only_in_the_login_dialog_and_used_for_the_lo
     assert root.store.path == HistoryStore.path_for(
         tray_paths.data_dir, companion_server.url, "alice"
     )
+
+
+# ---------------------------------------------------------------- a RuoYi-style backend (issue 11)
+
+
+def test_the_tray_against_a_ruoyi_backend_configured_by_a_file_alone(
+    qtbot: QtBot,
+    spring: Callable[..., SpringBackend],
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+    recording_transport: RecordingTransport,
+) -> None:
+    """The profile in a system config file, nothing else: each notice toasts once with its
+    title and readable text, the connect greeting does not repeat, an expired token is
+    replaced by relogin with no user action, and quit calls close with the token."""
+    backend = spring()
+    system = tray_paths.config_dir.parent / "system.toml"
+    system.parent.mkdir(parents=True, exist_ok=True)
+    system.write_text(config_mod.dumps({"server_url": backend.url, **PROFILE}), encoding="utf-8")
+    paths = dataclasses.replace(tray_paths, system_config_files=(system,))
+    root = make_root(config=config_mod.load(paths), paths=paths)
+    delivered = Spy(root.notifier.delivered)
+    root.start()
+    dialog = root.login_dialog
+    assert dialog is not None and dialog.server_edit.text() == backend.url
+    assert dialog.profile_label.text() == "Server type: token login (/login)"
+    dialog.user_edit.setText("admin")
+    dialog.password_edit.setText("admin123")
+    qtbot.mouseClick(dialog.login_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(delivered.calls) == 1, timeout=WAIT)  # the greeting, once
+    assert delivered.values[0].body == GREETING
+
+    for n, html in (
+        (1, "<p>今晚&nbsp;<b>22:00</b> 停电</p><p>请保存</p>"),
+        (2, "<ul><li>a</li></ul>"),
+    ):
+        backend.notice({"noticeId": n, "noticeTitle": f"通知 {n}", "noticeContent": html})
+        count = n + 1
+        qtbot.waitUntil(lambda: len(delivered.calls) == count, timeout=WAIT)  # noqa: B023
+    shown = [(r.title, r.body) for r in delivered.values[1:]]
+    assert shown == [("通知 1", "今晚 22:00 停电\n请保存"), ("通知 2", "• a")]
+
+    # the token expires and the stream drops: relogin, same greeting not toasted again
+    backend.expire_tokens()
+    backend.drop_streams()
+    root.worker.reconnect_now()  # (skips the 3 s wait, as a wake-up does)
+    qtbot.waitUntil(lambda: len(backend.logins) == 2 and backend.open_streams() == 1, timeout=WAIT)
+    backend.notice({"noticeId": 3, "noticeTitle": "通知 3", "noticeContent": "<p>after</p>"})
+    qtbot.waitUntil(lambda: len(delivered.calls) == 4, timeout=WAIT)
+    assert [r.title for r in delivered.values].count("通知 3") == 1
+    assert [r.body for r in delivered.values].count(GREETING) == 1
+    assert root.login_dialog is None and root.tray.state.status.state is ConnState.CONNECTED
+
+    token = backend.connects[-1].authorization
+    assert root.shutdown(3000)
+    assert [(c.path, c.authorization) for c in backend.closes] == [("/sse/close/1", token)]
+    assert ("GET", "/sse/close/1") in recording_transport.requests
