@@ -5,6 +5,10 @@ to a file, argv or the log), and the server and user name to the user's settings
 ``listen --server --user`` and the next start connect without asking. The password is read from
 standard input (``--password-stdin``) or asked for in a terminal; it never appears in argv.
 
+Both use the configured backend profile (``[auth]``, see docs/existing-backend.md): against a
+token-style backend the login reply's token (and, with ``relogin``, the password) goes to the
+keyring, and a refusal exits 3 with the backend's own message on stderr.
+
 ``logout`` does what the tray menu's *Log out* does: the close call (the server ends this
 user's streams), the logout call (the refresh token is revoked), and the tokens leave the
 keyring. The history stays.
@@ -23,6 +27,7 @@ import sys
 
 from app import config as config_mod
 from app.config import Config
+from app.core import http
 from app.core.auth import AuthSession
 from app.core.errors import (
     ConfigError,
@@ -73,6 +78,7 @@ def _session(config: Config, server: str, user: str, secrets: SecretStore | None
         endpoints=config.endpoints,
         secrets=secrets if secrets is not None else KeyringSecretStore(),
         settings=config.stream,
+        profile=config.auth,
     )
 
 
@@ -93,6 +99,12 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
     if target is None:
         return EXIT_USAGE
     server, user = target
+    if http.in_clear(server):
+        log.warning(
+            "%s is not encrypted (http://): the password travels in plain text. Use https:// "
+            "unless your IT department says otherwise.",
+            server,
+        )
     password = _read_password(args)
     if not password:
         log.error("no password given: pass it on standard input with --password-stdin")

@@ -140,6 +140,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"seconds between keepalive comments (default {server_defaults.http.ping_interval:g})",
     )
+    s.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (https://intranet.example.org) whose pages may call the API and open"
+        " streams from a browser (repeatable; default: none)",
+    )
+    s.add_argument("--tls-cert", default=None, metavar="FILE", help="PEM certificate: serve HTTPS")
+    s.add_argument("--tls-key", default=None, metavar="FILE", help="PEM private key of --tls-cert")
+    s.add_argument(
+        "--metrics-token-file",
+        default=None,
+        metavar="FILE",
+        help="/metrics then needs 'Authorization: Bearer <the file's first line>' (or set"
+        " TRAY_NOTIFIER_METRICS_TOKEN); default: /metrics is open",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="open connections at most (default: the open-file limit less a reserve)",
+    )
+    s.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=server_defaults.http.header_timeout,
+        metavar="S",
+        help="close a connection whose request has not arrived in S seconds"
+        f" (default {server_defaults.http.header_timeout:g})",
+    )
     ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
     au = ssub.add_parser("add-user", help="create or update a user")
     au.add_argument("name")
@@ -170,10 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="publisher account to log in as (default 'publisher')",
     )
-    pb.add_argument(
+    secret = pb.add_mutually_exclusive_group()
+    secret.add_argument(
         "--password-stdin",
         action="store_true",
-        help="read the password from standard input (else you are asked in a terminal)",
+        help="read the password from standard input (else $TRAY_NOTIFIER_PASSWORD, else you"
+        " are asked in a terminal). There is no --password option: a command line is visible"
+        " to every user of the machine (ps); standard input, a file of yours and your own"
+        " environment are not",
+    )
+    secret.add_argument(
+        "--password-file",
+        default=None,
+        metavar="FILE",
+        help="read the password from the first line of FILE (keep it mode 0600)",
     )
     pb.add_argument("--ca-bundle", default=None, help="PEM file of a private certificate authority")
 
@@ -193,7 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     # listen -----------------------------------------------------------------------------
     ls = sub.add_parser("listen", help="headless listener: one JSON line per event")
     ls.add_argument("--url", help="full stream URL, e.g. https://host/sse/connect/alice")
-    ls.add_argument("--token", help="access token (sent only in the Authorization header)")
+    ls.add_argument(
+        "--token",
+        help="access token (sent only in the Authorization header). A command line is visible "
+        "to every user of this computer (ps): prefer --token-stdin, --token-file or the "
+        "TRAY_NOTIFIER_TOKEN environment variable",
+    )
+    ls.add_argument(
+        "--token-stdin", action="store_true", help="read the access token from standard input"
+    )
+    ls.add_argument("--token-file", metavar="FILE", help="read the access token from FILE")
     ls.add_argument("--server", help="server URL, with --user: use the stored login")
     ls.add_argument("--user", help="user name of the stored login (with --server)")
     ls.add_argument("--max-events", type=_positive_int, default=None, metavar="N")

@@ -14,9 +14,11 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from app import config as app_config
@@ -57,7 +59,39 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return asyncio.run(_listen(args, cfg.with_changes(stream=settings)))
 
 
+TOKEN_VARIABLE = "TRAY_NOTIFIER_TOKEN"  # noqa: S105 - the name of a variable, not a token
+
+
+def _read_token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
+    """The token from --token, --token-stdin, --token-file or TRAY_NOTIFIER_TOKEN (in that
+    order of explicitness; giving two of the first three is a usage error)."""
+    given = [
+        name
+        for name, on in (
+            ("--token", args.token is not None),
+            ("--token-stdin", args.token_stdin),
+            ("--token-file", args.token_file is not None),
+        )
+        if on
+    ]
+    if len(given) > 1:
+        parser.error(f"listen: give the token one way only, not {' and '.join(given)}")
+    if args.token_stdin:
+        return sys.stdin.readline().strip()
+    if args.token_file is not None:
+        try:
+            return Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            parser.error(f"listen: cannot read the token file {args.token_file}: {exc.strerror}")
+    if args.token is not None:
+        return str(args.token)
+    if args.url is not None:
+        return os.environ.get(TOKEN_VARIABLE) or None
+    return None
+
+
 def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    args.token = _read_token(args, parser)
     direct = args.url is not None or args.token is not None
     stored = args.server is not None or args.user is not None
     if direct and stored:
@@ -85,6 +119,7 @@ async def _listen(args: argparse.Namespace, cfg: app_config.Config) -> int:
                 endpoints=cfg.endpoints,
                 secrets=KeyringSecretStore(),
                 settings=cfg.stream,
+                profile=cfg.auth,
             )
             if not session.has_stored_login():
                 log.error(
@@ -118,6 +153,7 @@ async def run_engine(
         on_event=printer.on_event,
         on_status=_log_status,
         last_event_id=args.last_event_id or "",
+        payload=cfg.payload,
     )
     printer.on_done = engine.stop
     loop = asyncio.get_running_loop()

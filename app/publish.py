@@ -15,7 +15,10 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
+import os
 import sys
+import uuid
+from pathlib import Path
 
 from app import config as app_config
 from app.core.auth import AuthSession
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     password = _password(args)
     if password is None:
         return _fail(
-            "no password: pass --password-stdin and pipe it in, or run in a terminal to be asked",
+            "no password: pipe it in with --password-stdin, give --password-file FILE, set"
+            f" {PASSWORD_VARIABLE}, or run in a terminal to be asked",
             EXIT_USAGE,
         )
     try:
@@ -94,16 +98,30 @@ async def _publish(session: AuthSession, password: str, draft: Draft) -> str:
     try:
         await session.login(password)
         try:
-            return await session.publish(draft)
+            # one key per call: a retry inside it (after a refresh) never publishes twice
+            return await session.publish(draft, idempotency_key=uuid.uuid4().hex)
         finally:
             await session.logout(end_streams=False)  # revoke this call's refresh token
     finally:
         await session.aclose()
 
 
+PASSWORD_VARIABLE = "TRAY_NOTIFIER_PASSWORD"  # noqa: S105 - the variable's name
+
+
 def _password(args: argparse.Namespace) -> str | None:
+    """From standard input, a file, the environment, or a terminal prompt: never from the
+    command line, which every user of the machine can read."""
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n") or None
+    if getattr(args, "password_file", None):
+        try:
+            lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return lines[0] if lines and lines[0] else None
+    if os.environ.get(PASSWORD_VARIABLE):
+        return os.environ[PASSWORD_VARIABLE]
     if sys.stdin.isatty():
         return getpass.getpass(f"password for {args.login}: ") or None
     return None

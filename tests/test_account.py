@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +22,9 @@ from app.core.secrets import MemorySecretStore, login_key
 from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.server import DEMO_PASSWORD
+from tests.fixtures.spring import PROFILE, SpringBackend
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -136,3 +143,63 @@ def test_a_server_it_locked_cannot_be_changed_from_the_command_line(
     assert code == EXIT_OK
     assert secrets.get(login_key(companion_server.url, "alice")) is not None
     assert "server_url" not in config_mod.Paths.default().user_config_file.read_text()
+
+
+# ---------------------------------------------------------------- a Spring/RuoYi backend (issue 11)
+
+
+def write_profile(tmp_path: Path, backend: SpringBackend) -> Path:
+    """The profile as IT would write it: a system config file."""
+    target = tmp_path / "system.toml"
+    target.write_text(config_mod.dumps({"server_url": backend.url, **PROFILE}), encoding="utf-8")
+    return target
+
+
+def test_login_and_logout_with_a_token_profile(
+    home: Path,
+    tmp_path: Path,
+    spring: Callable[..., SpringBackend],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backend = spring()
+    monkeypatch.setenv("TRAY_NOTIFIER_SYSTEM_CONFIG", str(write_profile(tmp_path, backend)))
+    secrets = MemorySecretStore()
+    feed_stdin(monkeypatch, "admin123\n")
+    code = account.run_login(args("login", "--user", "admin", "--password-stdin"), secrets=secrets)
+    assert code == EXIT_OK
+    tokens = Tokens.from_secret(secrets.get(login_key(backend.url, "admin")) or "")
+    assert tokens is not None and tokens.user_id == "1"
+    assert "admin123" not in capsys.readouterr().out
+
+    assert account.run_logout(args("logout"), secrets=secrets) == EXIT_OK
+    assert [(c.path, c.authorization) for c in backend.closes] == [
+        ("/sse/close/1", f"Bearer {tokens.access_token}")
+    ]
+    assert secrets.get(login_key(backend.url, "admin")) is None
+
+
+def test_a_refused_token_login_is_exit_3_with_the_backends_words(
+    tmp_path: Path, spring: Callable[..., SpringBackend]
+) -> None:
+    backend = spring()
+    env = {
+        **os.environ,
+        "TRAY_NOTIFIER_HOME": str(tmp_path / "home"),
+        "TRAY_NOTIFIER_SYSTEM_CONFIG": str(write_profile(tmp_path, backend)),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "login", "--user", "admin", "--password-stdin"],
+        input="wrong\n",
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=40,
+        check=False,
+    )
+    assert result.returncode == EXIT_AUTH
+    assert "用户不存在/密码错误" in result.stderr
+    assert not (tmp_path / "home" / "config" / "config.toml").exists()  # nothing saved

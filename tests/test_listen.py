@@ -16,10 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app import config as app_config
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.keyring import KeyringRunner
 from tests.fixtures.scripted import ScriptedServer, sse, status
 from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
+from tests.fixtures.spring import PROFILE, SpringBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 Scripted = Callable[..., ScriptedServer]
@@ -322,3 +324,80 @@ def test_stored_login_on_a_real_keyring(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["event"] == "connected"
+
+
+def test_login_then_listen_against_a_ruoyi_backend(
+    spring: Callable[..., SpringBackend], gnome_keyring: KeyringRunner, tmp_path: Path
+) -> None:
+    """``login`` with the configured token profile into gnome-keyring, then ``listen --server
+    --user``: the greeting, then each notice once with its title and readable text."""
+    backend = spring()
+    profile = tmp_path / "system.toml"
+    profile.write_text(app_config.dumps({"server_url": backend.url, **PROFILE}), encoding="utf-8")
+
+    def publish() -> None:
+        if backend.wait_for(lambda: backend.open_streams() == 1, timeout=40):
+            backend.notice(
+                {"noticeId": 7, "noticeTitle": "停电", "noticeContent": "<p>今晚&amp;明早</p>"}
+            )
+            backend.notice("plain words")
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    py = sys.executable
+    script = (
+        f'printf admin123 | "{py}" -m app login --user admin --password-stdin && '
+        f'exec "{py}" -m app listen --server "$0" --user admin --max-events 3'
+    )
+    result = gnome_keyring(
+        ["env", f"TRAY_NOTIFIER_SYSTEM_CONFIG={profile}", "sh", "-c", script, backend.url]
+    )
+    publisher.join()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Logged in as admin")
+    assert lines[1:] == [
+        "- [normal] 连接成功",
+        "- [normal] 停电: 今晚&明早",
+        "- [normal] plain words",
+    ]
+    assert backend.connects[0].path == "/sse/connect/1"
+
+
+@pytest.mark.parametrize("way", ["stdin", "file", "environment"])
+def test_the_token_can_stay_out_of_the_process_list(
+    scripted: Scripted, tmp_path: Path, way: str
+) -> None:
+    server = scripted(sse('id: 7\ndata: {"type":"announcement","id":"7","title":"Hi"}\n\n'))
+    argv = ["listen", "--url", server.url, "--json", "--max-events", "1"]
+    env = env_for(tmp_path)
+    stdin = None
+    if way == "stdin":
+        argv.append("--token-stdin")
+        stdin = TOKEN + "\n"
+    elif way == "file":
+        secret = tmp_path / "token"
+        secret.write_text(TOKEN + "\n")
+        argv += ["--token-file", str(secret)]
+    else:
+        env["TRAY_NOTIFIER_TOKEN"] = TOKEN
+    result = subprocess.run(
+        [sys.executable, "-m", "app", *argv],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=40,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == "7"
+    assert server.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in " ".join(argv)
+
+
+def test_two_ways_of_giving_the_token_is_a_usage_error(tmp_path: Path) -> None:
+    result = listen(tmp_path, "--url", "http://127.0.0.1:9/s", "--token", "x", "--token-stdin")
+    assert result.returncode == 2
+    assert "one way only" in result.stderr

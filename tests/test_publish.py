@@ -13,7 +13,10 @@ import pytest
 
 from app import publish
 from app.cli import build_parser
+from app.config import Config
+from app.core.auth import AuthSession
 from app.core.model import Draft, Priority
+from app.core.secrets import MemorySecretStore
 from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.scripted import Conn, ScriptedServer, redirect, status
@@ -82,6 +85,7 @@ def test_publish_uses_the_configured_endpoints_and_revokes_its_login(
     assert json.loads(login_req.body) == {"username": "publisher", "password": DEMO_PASSWORD}
     assert (publish_req.method, publish_req.path) == ("POST", "/api/notices")
     assert publish_req.headers["authorization"] == "Bearer pub-access"
+    assert len(publish_req.headers["idempotency-key"]) >= 16  # a retry never publishes twice
     assert json.loads(publish_req.body) == {
         "title": "Fire drill",
         "body": "at ten",
@@ -135,3 +139,55 @@ def test_draft_of_the_options() -> None:
     argv = ["--server", "http://x", "--user", "a", "--user", "b", "--title", "t", "--body", "b"]
     args = build_parser().parse_args(["publish", *argv])
     assert publish.draft_of(args) == Draft("t", "b", Priority.NORMAL, users=("a", "b"))
+
+
+def _run_with(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal, nothing piped
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    return publish.run(build_parser().parse_args(["publish", *argv])), out.getvalue()
+
+
+def test_the_password_comes_from_a_file_or_the_environment_never_the_command_line(
+    home: Path,
+    companion_server: EmbeddedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ("--server", companion_server.url, "--all", "--title", "T", "--body", "B")
+    secret = tmp_path / "password"
+    secret.write_text(DEMO_PASSWORD + "\n")
+    assert _run_with(monkeypatch, *argv, "--password-file", str(secret))[0] == EXIT_OK
+    monkeypatch.setenv(publish.PASSWORD_VARIABLE, DEMO_PASSWORD)
+    assert _run_with(monkeypatch, *argv)[0] == EXIT_OK
+    monkeypatch.delenv(publish.PASSWORD_VARIABLE)
+    assert _run_with(monkeypatch, *argv)[0] == 2  # none: a usage error saying where from
+    assert "--password-file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["publish", *argv, "--password", DEMO_PASSWORD])
+
+
+async def test_a_retried_publish_with_the_same_key_is_one_announcement(
+    companion_server: EmbeddedServer,
+) -> None:
+    config = Config()
+    session = AuthSession(
+        server_url=companion_server.url,
+        username="publisher",
+        endpoints=config.endpoints,
+        secrets=MemorySecretStore(),
+        settings=config.stream,
+    )
+    try:
+        await session.login(DEMO_PASSWORD)
+        draft = Draft("Once", "only once", Priority.NORMAL)
+        first = await session.publish(draft, idempotency_key="retry-key-1")
+        again = await session.publish(draft, idempotency_key="retry-key-1")
+        other = await session.publish(draft, idempotency_key="retry-key-2")
+    finally:
+        await session.aclose()
+    assert first == again != other
+    with httpx.Client(base_url=companion_server.url) as client:
+        seen = client.get("/announcements", headers=bearer(login(client, "alice"))).json()
+    assert sorted(a["id"] for a in seen) == sorted([first, other])

@@ -5,6 +5,14 @@ object's memory; they travel only in request bodies of the auth endpoints and in
 ``Authorization`` header. Endpoint paths are templates (:class:`~app.config.Endpoints`), so the
 session also works against an existing Spring-style backend.
 
+Two login styles (``[auth] style``, :class:`~app.config.AuthProfile`): ``companion`` (our
+``/auth/*`` API: access and refresh tokens, rotation) and ``token``: any login endpoint that
+answers JSON holding a token, read with JSON Pointers. Such a backend has no refresh endpoint:
+the token is used until the server refuses it (HTTP 401); then, with ``relogin``, the session
+logs in again once with the password kept in the keyring beside the token, else a login is
+required. A refused login raises WrongCredentials in the backend's own words (``message``);
+nothing is stored unless the login succeeded.
+
 Callers get typed results, never an ``httpx.Response``: tokens, a :class:`~app.core.http.Reply`
 (status and JSON) of :meth:`AuthSession.request`, or the answer of a specific call
 (:meth:`AuthSession.publish`); refusals are errors of :mod:`app.core.errors`.
@@ -15,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,8 +32,8 @@ from urllib.parse import quote
 
 import httpx
 
-from app.config import Endpoints, StreamSettings
-from app.core import http
+from app.config import AuthProfile, Endpoints, StreamSettings
+from app.core import http, pointer
 from app.core.errors import (
     AccessDenied,
     InputRefused,
@@ -55,6 +64,7 @@ class Tokens:
     expires_at: float
     user_id: str
     issued_at: float = 0.0
+    password: str = ""  # token style with relogin only: to log in again on a 401
 
     def __repr__(self) -> str:  # never show a token in a log line or a traceback
         return f"Tokens(user_id={self.user_id!r}, expires_at={self.expires_at!r}, ...)"
@@ -77,6 +87,7 @@ class Tokens:
                 expires_at=float(obj["expires_at"]),
                 user_id=str(obj["user_id"]),
                 issued_at=float(obj.get("issued_at", 0.0)),
+                password=str(obj.get("password", "")),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("the stored login is unreadable; a new login is needed")
@@ -100,8 +111,10 @@ class AuthSession:
         settings: StreamSettings,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        profile: AuthProfile | None = None,
     ) -> None:
         self.server_url = server_url.rstrip("/")
+        self.profile = profile or AuthProfile()
         self.username = username
         self.endpoints = endpoints
         self._secrets = secrets
@@ -146,6 +159,8 @@ class AuthSession:
 
     async def login(self, password: str) -> Tokens:
         """Log in and store the tokens. Raises WrongCredentials, ServerUnreachable, ..."""
+        if self.profile.style == "token":
+            return self._remember(await self._token_login(password))
         response = await self._post(
             self.endpoints.login, {"username": self.username, "password": password}
         )
@@ -179,6 +194,8 @@ class AuthSession:
                 raise LoginRequired(f"Not logged in as {self.username}: log in first.")
             if tokens.access_token != seen and not tokens.needs_refresh(self._clock()):
                 return tokens.access_token  # another caller refreshed while we waited
+            if self.profile.style == "token":
+                return await self._relogin(tokens)
             response = await self._post(
                 self.endpoints.refresh, {"refresh_token": tokens.refresh_token}
             )
@@ -200,12 +217,21 @@ class AuthSession:
                 close_path = self._path(self.endpoints.close, user_id=tokens.user_id)
                 method = self.endpoints.close_method.upper()
                 await self._best_effort(method, close_path, auth, None)
-            body = {"refresh_token": tokens.refresh_token}
-            await self._best_effort("POST", self.endpoints.logout, auth, body)
+            if self.profile.style != "token":
+                body = {"refresh_token": tokens.refresh_token}
+                await self._best_effort("POST", self.endpoints.logout, auth, body)
+            elif self.endpoints.logout != Endpoints().logout:  # IT named the backend's logout
+                await self._best_effort("POST", self.endpoints.logout, auth, None)
         self._forget()
 
     async def request(
-        self, method: str, template: str, *, json: Any = None, **values: str
+        self,
+        method: str,
+        template: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **values: str,
     ) -> Reply:
         """An authorized call to ``template`` filled with ``values`` (URL-quoted), with an
         optional JSON body; the server's answer as a :class:`~app.core.http.Reply`.
@@ -216,19 +242,23 @@ class AuthSession:
         """
         path = self._path(template, **values)
         token = await self.access_token()
-        reply = await self._authorized(method, path, token, json)
+        reply = await self._authorized(method, path, token, json, headers)
         if reply.status == 401:
-            reply = await self._authorized(method, path, await self.refresh(), json)
+            reply = await self._authorized(method, path, await self.refresh(), json, headers)
         return reply
 
-    async def publish(self, draft: Draft) -> str:
+    async def publish(self, draft: Draft, *, idempotency_key: str | None = None) -> str:
         """Publish ``draft`` (the ``announcements`` endpoint, POST); the new announcement's id.
+
+        ``idempotency_key`` (``Idempotency-Key``): a retry with the same key (a lost answer, a
+        503) returns the first announcement's id instead of publishing it twice.
 
         Raises AccessDenied (not a publisher account), InputRefused (HTTP 400: ``field`` names
         what the server refused), ProtocolError (any other answer), LoginRequired.
         """
         path = self.endpoints.announcements
-        reply = await self.request("POST", path, json=draft.to_json())
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        reply = await self.request("POST", path, json=draft.to_json(), headers=extra)
         reason = reply.reason()
         if reply.status == 401:  # the token was refused even after a refresh
             raise LoginRequired(f"login refused: {reason or 'log in again'}")
@@ -256,17 +286,115 @@ class AuthSession:
             )
             log.info("close endpoint answered HTTP %d", reply.status)
 
-    async def _authorized(self, method: str, path: str, token: str, body: Any = None) -> Reply:
+    async def _authorized(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         request = self._client.build_request(
             method.upper(),
             self.server_url + path,
-            headers={"Authorization": f"Bearer {token}"},
+            headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             json=body,
         )
         return Reply.of(await http.send(self._client, request))
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    # ------------------------------------------------------------------ token style
+
+    async def _token_login(self, password: str) -> Tokens:
+        """Log in at the profile's ``login_path``; the Tokens (not stored yet)."""
+        profile = self.profile
+        body = _fill(profile.login_body, {"{username}": self.username, "{password}": password})
+        path = profile.login_path
+        response = await self._post(path, body)
+        reply = Reply.of(response)
+        words = self._words(reply)
+        if response.status_code in (400, 401, 403) or (
+            reply.ok and profile.ok is not None and not _holds(reply.json, profile.ok)
+        ):
+            if words:
+                raise WrongCredentials(f"The server refused the login: {words}", reason=words)
+            raise WrongCredentials()
+        if not reply.ok:
+            raise ProtocolError(
+                f"unexpected answer HTTP {reply.status} from {path}"
+                + (f" ({words})" if words else "")
+                + ": check the server URL and [auth] login_path."
+            )
+        if reply.json is None:
+            raise NotAnnouncementServer(
+                f"{path} did not answer with JSON: check the server URL and [auth] login_path."
+            )
+        token = _scalar(pointer.resolve(reply.json, profile.token))
+        if not token:
+            raise NotAnnouncementServer(
+                f"the login reply of {path} holds no token at {profile.token!r}"
+                + (f" (the server said: {words})" if words else "")
+                + ": check [auth] token (a JSON Pointer) in the config file."
+            )
+        user_id = await self._user_id(token, reply.json)
+        now = self._clock()
+        return Tokens(
+            access_token=token,
+            refresh_token="",
+            expires_at=math.inf,  # no expiry known: used until the server refuses it
+            user_id=user_id,
+            issued_at=now,
+            password=password if profile.relogin else "",
+        )
+
+    def _words(self, reply: Reply) -> str | None:
+        if self.profile.message:
+            found = _scalar(pointer.resolve(reply.json, self.profile.message))
+            if found:
+                return found
+        return reply.reason()
+
+    async def _user_id(self, token: str, login_reply: Any) -> str:
+        """The user id for ``{user_id}``: from the user info reply, else the login reply, else
+        the user name."""
+        profile = self.profile
+        if not profile.user_id:
+            return self.username
+        where, document = "the login reply", login_reply
+        if profile.user_info_path:
+            where = profile.user_info_path
+            reply = await self._authorized("GET", profile.user_info_path, token)
+            if not reply.ok or (profile.ok is not None and not _holds(reply.json, profile.ok)):
+                words = self._words(reply)
+                raise ProtocolError(
+                    f"{where} answered HTTP {reply.status}"
+                    + (f" ({words})" if words else "")
+                    + " after the login: check [auth] user_info_path."
+                )
+            document = reply.json
+        found = _scalar(pointer.resolve(document, profile.user_id))
+        if not found:
+            raise NotAnnouncementServer(
+                f"{where} holds no user id at {profile.user_id!r}: check [auth] user_id (a "
+                "JSON Pointer) in the config file."
+            )
+        return found
+
+    async def _relogin(self, tokens: Tokens) -> str:
+        """The server refused the token: log in again once with the kept password, or
+        LoginRequired (and the login is forgotten)."""
+        if not (self.profile.relogin and tokens.password):
+            self._forget()
+            raise LoginRequired()
+        log.info("the server refused the token: logging in again as %s", self.username)
+        try:
+            fresh = await self._token_login(tokens.password)
+        except WrongCredentials as exc:
+            self._forget()
+            raise LoginRequired(f"Logging in again failed: {exc} Log in again.") from exc
+        return self._remember(fresh).access_token
 
     # ------------------------------------------------------------------ helpers
 
@@ -325,3 +453,33 @@ class AuthSession:
                 f"{response.url.path} did not answer with tokens: check that the server URL "
                 "points at an announcement server."
             ) from exc
+
+
+def _fill(value: Any, placeholders: dict[str, str]) -> Any:
+    """``value`` (a login body) with the placeholders filled in, inside JSON strings only."""
+    if isinstance(value, str):
+        for name, text in placeholders.items():
+            value = value.replace(name, text)
+        return value
+    if isinstance(value, dict):
+        return {k: _fill(v, placeholders) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, placeholders) for v in value]
+    return value
+
+
+def _scalar(value: Any) -> str:
+    """A found string or number as text; "" for nothing, null, a table or a list."""
+    if isinstance(value, bool) or value is None or value is pointer.MISSING:
+        return ""
+    if isinstance(value, str | int | float):
+        return str(value)
+    return ""
+
+
+def _holds(document: Any, ok: Any) -> bool:
+    """Whether the success test ``ok`` (an OkTest) holds in ``document``."""
+    found = pointer.resolve(document, ok.pointer)
+    if found is pointer.MISSING:
+        return False
+    return bool(found == ok.value or str(found) == str(ok.value))

@@ -11,8 +11,11 @@ to another origin: a 307/308 there is refused with a ProtocolError.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import ssl
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,26 @@ SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
 MAX_REDIRECTS = 10
 REQUEST_TIMEOUT = 20.0  # read timeout of ordinary (non-stream) calls
 USER_AGENT = f"{APP_ID}/{__version__}"
+#: TCP keepalive on every connection: a backend that sends nothing for hours (no SSE
+#: keepalive) keeps its stream, and a dead peer is still noticed within about two minutes
+KEEPALIVE_IDLE = 60  # seconds of silence before the first probe
+KEEPALIVE_INTERVAL = 15  # seconds between probes
+KEEPALIVE_PROBES = 4  # unanswered probes before the connection counts as dead
+
+
+def keepalive_options() -> list[tuple[int, int, int]]:
+    """``setsockopt`` arguments that turn TCP keepalive on with short times, for the constants
+    this platform has (Linux and Windows: TCP_KEEPIDLE; macOS: TCP_KEEPALIVE)."""
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    for name, value in (
+        (idle, KEEPALIVE_IDLE),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES),
+    ):
+        if name is not None:
+            options.append((socket.IPPROTO_TCP, name, value))
+    return options
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +101,26 @@ def make_client(
     read_timeout: float | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with our timeouts, TLS policy and proxy policy.
+    """An AsyncClient with our timeouts, TLS policy, proxy policy and TCP keepalive.
 
-    ``read_timeout`` defaults to the heartbeat timeout: the stream's "no byte for so long".
-    Raises ConfigError when the CA bundle cannot be read.
+    ``read_timeout`` defaults to the heartbeat timeout: the stream's "no byte for so long"
+    (``[stream] heartbeat_timeout``: a backend without keepalives needs a long one). Raises
+    ConfigError when the CA bundle cannot be read.
     """
     read = settings.heartbeat_timeout if read_timeout is None else read_timeout
     timeout = httpx.Timeout(
         connect=settings.connect_timeout, read=read, write=REQUEST_TIMEOUT, pool=REQUEST_TIMEOUT
     )
+    verify = _verify(settings.ca_bundle)
+    if transport is None and not urllib.request.getproxies():
+        # (with a proxy from the environment httpx builds the proxy transports itself, and the
+        # proxy's own timeouts govern the silent leg beyond it)
+        transport = httpx.AsyncHTTPTransport(
+            verify=verify, trust_env=True, socket_options=keepalive_options()
+        )
     return httpx.AsyncClient(
         timeout=timeout,
-        verify=_verify(settings.ca_bundle),
+        verify=verify,
         trust_env=True,
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
@@ -224,3 +255,21 @@ def _root(exc: BaseException) -> str:
         seen.add(id(inner))
         exc, inner = inner, inner.__cause__ or inner.__context__
     return str(exc) or type(exc).__name__
+
+
+def in_clear(url: str) -> bool:
+    """True when ``url`` is plain ``http://`` to a host that is not this computer (loopback):
+    a password or token sent there can be read by anyone on the way."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+    if parsed.scheme != "http":
+        return False
+    host = parsed.host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere

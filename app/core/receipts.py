@@ -45,7 +45,15 @@ class Session(Protocol):
     @property
     def endpoints(self) -> Any: ...
 
-    async def request(self, method: str, template: str, **values: str) -> Reply: ...
+    async def request(
+        self,
+        method: str,
+        template: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **values: str,
+    ) -> Reply: ...
 
 
 class ReceiptQueue:

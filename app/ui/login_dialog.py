@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from app import APP_NAME
+from app.config import AuthProfile
+from app.core import http
 from app.core.links import safe_link
 from app.core.login_failure import FailureKind, LoginFailure
 from app.ui import widgets
@@ -45,6 +47,16 @@ def check_server_url(text: str) -> tuple[str, str]:
     return url, ""
 
 
+def profile_text(profile: AuthProfile) -> str:
+    """Which backend profile is active, in one line: "Server type: companion" or "Server type:
+    token login (/login)" (the login path IT configured)."""
+    if profile.style == "token":
+        return QCoreApplication.translate(
+            "BackendProfile", "Server type: token login (%1)"
+        ).replace("%1", profile.login_path)
+    return QCoreApplication.translate("BackendProfile", "Server type: companion")
+
+
 class LoginDialog(QDialog):
     """Asks for a server address, user name and password; validates them; shows progress and
     the login's errors. Escape or Cancel rejects it; ``succeeded()`` accepts it.
@@ -64,9 +76,12 @@ class LoginDialog(QDialog):
         parent: QWidget | None = None,
         *,
         server_fixed: bool = False,
+        profile: AuthProfile | None = None,
     ) -> None:
-        """``server_fixed``: IT locked the server (or the environment set it): shown read-only."""
+        """``server_fixed``: IT locked the server (or the environment set it): shown read-only.
+        ``profile``: the configured backend profile, named in a line below the fields."""
         super().__init__(parent)
+        self._profile = profile or AuthProfile()
         self.setObjectName("loginDialog")
         self.setWindowTitle(self.tr("Log in — %1").replace("%1", APP_NAME))
         self.setWindowIcon(app_icon())
@@ -110,6 +125,20 @@ class LoginDialog(QDialog):
         form.addRow(self.tr("&Server address:"), self.server_edit)
         form.addRow(self.tr("&User name:"), self.user_edit)
         form.addRow(self.tr("&Password:"), self.password_edit)
+        self.profile_label = widgets.plain_label(profile_text(self._profile), self)
+        self.profile_label.setObjectName("hint")
+        form.addRow("", self.profile_label)
+
+        self.clear_warning = widgets.plain_label(
+            self.tr(
+                "This address is not encrypted (http://): your password would travel in plain "
+                "text. Use https:// unless your IT department says otherwise."
+            ),
+            self,
+        )
+        self.clear_warning.setObjectName("errorLabel")
+        self.clear_warning.hide()
+        self.server_edit.textChanged.connect(self._warn_if_in_clear)
 
         self.error_label = widgets.plain_label("", self)
         self.error_label.setObjectName("errorLabel")
@@ -145,9 +174,14 @@ class LoginDialog(QDialog):
         layout.setSpacing(12)
         layout.addLayout(header)
         layout.addLayout(form)
+        layout.addWidget(self.clear_warning)
         layout.addWidget(self.error_label)
         layout.addWidget(self.busy_box)
         layout.addWidget(self.buttons)
+
+    def _warn_if_in_clear(self, text: str) -> None:
+        """Before a password goes out: say so when the address is plain HTTP off this computer."""
+        self.clear_warning.setVisible(http.in_clear(text))
 
     def _focus_first_empty(self) -> None:
         for edit in (self.server_edit, self.user_edit, self.password_edit):
@@ -198,6 +232,8 @@ class LoginDialog(QDialog):
         """A failed login in plain words."""
         kind = failure.kind
         if kind is FailureKind.WRONG_CREDENTIALS:
+            if failure.reason:  # the backend's own words (a token-style login)
+                return self.tr("The server refused the login: %1").replace("%1", failure.reason)
             return self.tr("The user name or password is wrong. Check both and try again.")
         if kind is FailureKind.UNREACHABLE:
             return self.tr(

@@ -60,6 +60,19 @@
     </message>
 </context>
 <context>
+    <name>BackendProfile</name>
+    <message>
+        <location filename="../../app/ui/login_dialog.py" line="+54"/>
+        <source>Server type: token login (%1)</source>
+        <translation>服务器类型：令牌登录（%1）</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Server type: companion</source>
+        <translation>服务器类型：配套服务器</translation>
+    </message>
+</context>
+<context>
     <name>HistoryModel</name>
     <message>
         <location filename="../../app/ui/history_model.py" line="+87"/>
@@ -176,7 +189,7 @@
 <context>
     <name>LoginDialog</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="+71"/>
+        <location filename="../../app/ui/login_dialog.py" line="+29"/>
         <source>Log in — %1</source>
         <translation>登录 — %1</translation>
     </message>
@@ -226,7 +239,12 @@
         <translation>密码(&amp;P)：</translation>
     </message>
     <message>
-        <location line="+10"/>
+        <location line="+7"/>
+        <source>This address is not encrypted (http://): your password would travel in plain text. Use https:// unless your IT department says otherwise.</source>
+        <translation>此地址未加密（http://）：您的密码将以明文传输。除非 IT 部门另有说明，请使用 https://。</translation>
+    </message>
+    <message>
+        <location line="+17"/>
         <source>Logging in</source>
         <translation>正在登录</translation>
     </message>
@@ -246,7 +264,7 @@
         <translation>取消</translation>
     </message>
     <message>
-        <location line="+32"/>
+        <location line="+37"/>
         <source>Enter your user name.</source>
         <translation>请输入用户名。</translation>
     </message>
@@ -256,7 +274,12 @@
         <translation>请输入密码。</translation>
     </message>
     <message>
-        <location line="+28"/>
+        <location line="+29"/>
+        <source>The server refused the login: %1</source>
+        <translation>服务器拒绝了登录：%1</translation>
+    </message>
+    <message>
+        <location line="+1"/>
         <source>The user name or password is wrong. Check both and try again.</source>
         <translation>用户名或密码错误。请检查后重试。</translation>
     </message>
@@ -425,7 +448,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>ServerAddress</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="-184"/>
+        <location filename="../../app/ui/login_dialog.py" line="-218"/>
         <source>Enter the server address, for example https://announcements.example.org.</source>
         <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
     </message>
@@ -566,7 +589,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>服务器地址(&amp;S)：</translation>
     </message>
     <message>
-        <location line="+2"/>
+        <location line="+6"/>
         <source>&amp;Pop up:</source>
         <translation>弹出通知(&amp;P)：</translation>
     </message>
@@ -591,7 +614,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>取消</translation>
     </message>
     <message>
-        <location line="+52"/>
+        <location line="+53"/>
         <source>Set by your IT department: this setting cannot be changed here.</source>
         <translation>由您的 IT 部门设定：此设置无法在此更改。</translation>
     </message>
@@ -609,7 +632,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>ToastWindow</name>
     <message>
-        <location filename="../../app/ui/toast_window.py" line="+54"/>
+        <location filename="../../app/ui/toast_window.py" line="+55"/>
         <source>Notification: %1</source>
         <translation>通知：%1</translation>
     </message>

@@ -305,3 +305,21 @@ async def test_same_origin_redirect_keeps_the_body_and_the_token(
     first, second = server.requests
     assert second.path == "/v2/auth/login" and second.method == "POST"
     assert second.body == first.body and PASSWORD.encode() in second.body
+
+
+@pytest.mark.parametrize(
+    ("url", "clear"),
+    [
+        ("http://announcements.example.org", True),
+        ("http://10.1.2.3:8080/api", True),
+        ("https://announcements.example.org", False),
+        ("http://127.0.0.1:8080", False),
+        ("http://127.5.5.5", False),
+        ("http://[::1]:8080", False),
+        ("http://localhost:8080", False),
+        ("HTTP://Example.org", True),
+        ("not a url", False),
+    ],
+)
+def test_in_clear_is_plain_http_off_this_computer(url: str, clear: bool) -> None:
+    assert http.in_clear(url) is clear

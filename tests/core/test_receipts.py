@@ -30,7 +30,15 @@ class FakeSession:
         self.posted: list[str] = []
         self.called = asyncio.Event()
 
-    async def request(self, method: str, template: str, **values: str) -> Reply:
+    async def request(
+        self,
+        method: str,
+        template: str,
+        *,
+        json: object = None,
+        headers: dict[str, str] | None = None,
+        **values: str,
+    ) -> Reply:
         assert (method, template) == ("POST", "/announcements/{id}/ack")
         self.posted.append(values["id"])
         self.called.set()

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt, QTime, QUrl
 from PySide6.QtWidgets import QLineEdit
 
-from app.config import Config, QuietHours
+from app.config import AuthProfile, Config, QuietHours
 from app.core.login_failure import FailureKind, LoginFailure
 from app.core.model import Priority
 from app.ui.login_dialog import LoginDialog
@@ -280,3 +280,45 @@ def test_open_log_folder(qtbot, tmp_path: Path, opener: Opener) -> None:
     if os.name == "posix":
         assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
     assert [u.toLocalFile() for u in opener.urls] == [str(tmp_path / "logs")]
+
+
+# ------------------------------------------------------------------ backend profile (issue 11)
+
+TOKEN_PROFILE = AuthProfile(style="token", login_path="/prod-api/login")
+
+
+def test_login_dialog_names_the_active_profile(qtbot) -> None:
+    companion = LoginDialog("https://news.example.org", "alice")
+    token = LoginDialog("https://oa.example.org", "admin", profile=TOKEN_PROFILE)
+    for d in (companion, token):
+        qtbot.addWidget(d)
+    assert companion.profile_label.text() == "Server type: companion"
+    assert token.profile_label.text() == "Server type: token login (/prod-api/login)"
+    assert token.profile_label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_a_refusal_in_the_backends_words(qtbot, login: LoginDialog) -> None:
+    login.password_edit.setText("pw")
+    login.submit()
+    words = "用户不存在/密码错误"
+    login.show_failure(LoginFailure(FailureKind.WRONG_CREDENTIALS, "x", reason=words))
+    assert login.error_label.text() == f"The server refused the login: {words}"
+
+
+def test_settings_name_the_active_profile(qtbot, tmp_path: Path, opener: Opener) -> None:
+    d = settings(qtbot, Config(auth=TOKEN_PROFILE), tmp_path, opener)
+    assert d.profile_label.text() == "Server type: token login (/prod-api/login)"
+    d = settings(qtbot, Config(), tmp_path, opener)
+    assert d.profile_label.text() == "Server type: companion"
+
+
+def test_login_warns_before_a_password_goes_out_in_plain_http(qtbot) -> None:
+    dialog = LoginDialog("http://oa.example.org", "alice")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.clear_warning.isVisible()
+    assert "plain text" in dialog.clear_warning.text()
+    dialog.server_edit.setText("https://oa.example.org")
+    assert not dialog.clear_warning.isVisible()
+    dialog.server_edit.setText("http://127.0.0.1:8080")
+    assert not dialog.clear_warning.isVisible()
