@@ -18,8 +18,10 @@ pytest_plugins: list[str] = [
     "tests.fixtures.server",
     "tests.fixtures.redis",
     "tests.fixtures.scripted",
+    "tests.fixtures.spring",
     "tests.fixtures.keyring",
     "tests.fixtures.qt",
     "tests.fixtures.desktop",
     "tests.fixtures.tray_process",
+    "tests.fixtures.browser",
 ]
