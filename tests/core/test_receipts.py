@@ -1,51 +1,71 @@
-"""The receipt queue without Qt: kept in the store until sent, retried while the server cannot
-be reached or refuses, waiting (not retrying) when the login is gone, 404 settles it.
+"""The receipt queue without Qt, with the real AuthSession against a scripted server on
+loopback: kept in the store until sent, retried while the server cannot be reached or refuses,
+waiting (not retrying) when the login is gone, 404 settles it.
 (Against the real companion server: tests/ui/test_worker.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from app.config import Endpoints
-from app.core.errors import LoginRequired, ServerUnreachable
-from app.core.http import Reply
+from app.config import Endpoints, StreamSettings
+from app.core.auth import AuthSession, Tokens
 from app.core.model import Announcement, Priority
 from app.core.receipts import ReceiptQueue
+from app.core.secrets import MemorySecretStore, login_key
 from app.core.store import HistoryStore
+from tests.fixtures.scripted import Conn, ScriptedServer, status
 
 WAIT = 5.0
+Scripted = Callable[..., ScriptedServer]
 
 
-class FakeSession:
-    """Answers each POST with the next of ``replies`` (an exception is raised), then 200."""
+async def drop(conn: Conn) -> None:
+    """Close the connection without an answer: the server cannot be reached."""
 
-    endpoints = Endpoints()
 
-    def __init__(self, *replies: int | Exception) -> None:
-        self.replies = list(replies)
-        self.posted: list[str] = []
-        self.called = asyncio.Event()
+def logged_in(secrets: MemorySecretStore, url: str) -> None:
+    tokens = Tokens("access-1", "refresh-1", time.time() + 3600, "alice", time.time())
+    secrets.set(login_key(url, "alice"), tokens.to_secret())
 
-    async def request(
-        self,
-        method: str,
-        template: str,
-        *,
-        json: object = None,
-        headers: dict[str, str] | None = None,
-        **values: str,
-    ) -> Reply:
-        assert (method, template) == ("POST", "/announcements/{id}/ack")
-        self.posted.append(values["id"])
-        self.called.set()
-        reply = self.replies.pop(0) if self.replies else 200
-        if isinstance(reply, Exception):
-            raise reply
-        return Reply(reply)
+
+def acks(server: ScriptedServer) -> list[str]:
+    """The announcement ids the server was sent receipts for, in order."""
+    return [
+        r.path.split("/")[2]
+        for r in server.requests
+        if r.method == "POST" and r.path.endswith("/ack")
+    ]
+
+
+@pytest.fixture
+def secrets() -> MemorySecretStore:
+    return MemorySecretStore()
+
+
+@pytest.fixture
+async def session_for(secrets: MemorySecretStore) -> AsyncIterator[Callable[[str], AuthSession]]:
+    sessions: list[AuthSession] = []
+
+    def make(url: str) -> AuthSession:
+        logged_in(secrets, url)
+        session = AuthSession(
+            server_url=url,
+            username="alice",
+            endpoints=Endpoints(),
+            secrets=secrets,
+            settings=StreamSettings(),
+        )
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        await session.aclose()
 
 
 class Sent:
@@ -70,75 +90,112 @@ def store(tmp_path: Path) -> Iterator[HistoryStore]:
         yield s
 
 
-async def run_until(queue: ReceiptQueue, done: asyncio.Event | None = None) -> None:
+async def run_until(
+    queue: ReceiptQueue,
+    done: asyncio.Event | None = None,
+    *,
+    seen: Callable[[], bool] | None = None,
+) -> None:
+    """Run the queue until ``done`` is set, or until ``seen()`` holds (checked every 10 ms,
+    within WAIT) and then for a hundred more loop turns, in which a retry storm would show."""
     task = asyncio.ensure_future(queue.run())
     try:
         if done is not None:
             await asyncio.wait_for(done.wait(), WAIT)
-        else:
-            for _ in range(100):  # a few loop turns: the queue sends without waiting
+        if seen is not None:
+            deadline = asyncio.get_running_loop().time() + WAIT
+            while not seen():
+                assert asyncio.get_running_loop().time() < deadline, "not seen in time"
+                await asyncio.sleep(0.01)
+            for _ in range(100):
                 await asyncio.sleep(0)
     finally:
         task.cancel()
         await asyncio.wait({task})
 
 
-async def test_a_receipt_is_queued_in_the_store_sent_and_removed(store: HistoryStore) -> None:
-    session, sent = FakeSession(), Sent()
-    queue = ReceiptQueue(store, session, on_sent=sent)
+async def test_a_receipt_is_queued_in_the_store_sent_and_removed(
+    store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
+) -> None:
+    server = scripted(status(200))
+    sent = Sent()
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent)
     queue.add("1")
     queue.add("1")  # a second press: one receipt
     assert store.pending_acks() == ["1"]
     stored = store.get("1")
     assert stored is not None and stored.acked and stored.read
     await run_until(queue, sent.done)
-    assert (session.posted, sent.ids, store.pending_acks()) == (["1"], ["1"], [])
+    assert (acks(server), sent.ids, store.pending_acks()) == (["1"], ["1"], [])
+    assert server.requests[0].headers["authorization"] == "Bearer access-1"
 
 
-async def test_what_an_earlier_run_left_pending_is_sent_at_start(store: HistoryStore) -> None:
+async def test_what_an_earlier_run_left_pending_is_sent_at_start(
+    store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
+) -> None:
     store.queue_ack("1")
     store.queue_ack("2")
+    server = scripted(status(200))
     sent = Sent(expected=2)
-    queue = ReceiptQueue(store, FakeSession(), on_sent=sent)
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent)
     await run_until(queue, sent.done)
-    assert sent.ids == ["1", "2"] and store.pending_acks() == []
+    assert acks(server) == sent.ids == ["1", "2"] and store.pending_acks() == []
 
 
-@pytest.mark.parametrize("failure", [ServerUnreachable("offline"), 500, 503])
+@pytest.mark.parametrize("failure", ["dropped", 500, 503])
 async def test_unsent_receipts_stay_and_are_retried(
-    store: HistoryStore, failure: int | Exception
+    store: HistoryStore,
+    scripted: Scripted,
+    session_for: Callable[[str], AuthSession],
+    failure: int | str,
 ) -> None:
-    session, sent = FakeSession(failure), Sent()
-    queue = ReceiptQueue(store, session, on_sent=sent, retry=0.01)
-    queue.add("1")
-    await run_until(queue, sent.done)
-    assert session.posted == ["1", "1"]
-    assert store.pending_acks() == []
-
-
-async def test_a_gone_announcement_settles_its_receipt(store: HistoryStore) -> None:
+    first = drop if failure == "dropped" else status(int(failure), b"busy")
+    server = scripted(first, status(200))
     sent = Sent()
-    queue = ReceiptQueue(store, FakeSession(404), on_sent=sent)
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, retry=0.01)
     queue.add("1")
     await run_until(queue, sent.done)
+    assert len(server.requests) == 2 and all(r.path.endswith("/1/ack") for r in server.requests)
     assert store.pending_acks() == []
 
 
-async def test_without_a_login_it_waits_until_woken(store: HistoryStore) -> None:
-    session = FakeSession(LoginRequired("log in again"))
+async def test_a_gone_announcement_settles_its_receipt(
+    store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
+) -> None:
+    server = scripted(status(404))
+    sent = Sent()
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent)
+    queue.add("1")
+    await run_until(queue, sent.done)
+    assert acks(server) == ["1"] and store.pending_acks() == []
+
+
+async def test_without_a_login_it_waits_until_woken(
+    store: HistoryStore,
+    scripted: Scripted,
+    session_for: Callable[[str], AuthSession],
+    secrets: MemorySecretStore,
+) -> None:
+    # the receipt is refused (401) and so is the refresh: the login is gone
+    server = scripted(status(401), status(401), status(200))
+    session = session_for(server.url)
     sent = Sent()
     queue = ReceiptQueue(store, session, on_sent=sent, retry=0.0)
     queue.add("1")
-    await run_until(queue)
-    # no retry storm: one attempt, then it waits for a wake (connected again)
-    assert session.posted == ["1"] and sent.ids == [] and store.pending_acks() == ["1"]
+    await run_until(queue, seen=lambda: len(server.requests) >= 2)
+    # no retry storm: one attempt (and the one refresh), then it waits for a wake
+    assert [r.path for r in server.requests] == ["/announcements/1/ack", "/auth/refresh"]
+    assert sent.ids == [] and store.pending_acks() == ["1"]
+    logged_in(secrets, server.url)  # logged in again, connected again: a wake
     queue.wake()
-    await run_until(queue)
+    await run_until(queue, sent.done)
     assert sent.ids == ["1"] and store.pending_acks() == []
 
 
-async def test_a_failing_store_ends_the_run_with_its_error(store: HistoryStore) -> None:
-    queue = ReceiptQueue(store, FakeSession())
+async def test_a_failing_store_ends_the_run_with_its_error(
+    store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
+) -> None:
+    queue = ReceiptQueue(store, session_for(scripted(status(200)).url))
     store.close()
     with pytest.raises(Exception, match="closed"):
         await asyncio.wait_for(queue.run(), WAIT)
