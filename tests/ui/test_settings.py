@@ -5,13 +5,14 @@ nothing changes anywhere."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
 
 from app import config as config_mod
 from app.config import Config, Paths
-from app.core.autostart import AutostartError
+from app.core.autostart import XdgAutostart
 from app.core.model import Announcement, Priority
 from app.ui.root import Root
 from app.ui.settings import Settings
@@ -20,15 +21,13 @@ from tests.fixtures.qt import Spy
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support", ".*systemTrayWindowChanged")
 
 
-class FakeAutostart:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.calls: list[bool] = []
-
-    def set_enabled(self, on: bool) -> None:
-        self.calls.append(on)
-        if self.fail:
-            raise AutostartError("no autostart folder")
+def autostart_in(folder: Path, *, broken: bool = False) -> XdgAutostart:
+    """The real XDG autostart entry, under ``folder`` as XDG_CONFIG_HOME; ``broken``: a file
+    stands where its folder must go, so switching it on fails."""
+    if broken:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "autostart").write_text("not a folder")
+    return XdgAutostart(["tray-notifier"], config_home=folder)
 
 
 def break_saving(paths: Paths) -> None:
@@ -36,40 +35,41 @@ def break_saving(paths: Paths) -> None:
     paths.user_config_file.mkdir(parents=True)
 
 
-def test_save_writes_then_announces(qapp: object, tray_paths: Paths) -> None:
-    autostart = FakeAutostart()
-    settings = Settings(Config(), tray_paths, autostart=autostart)  # type: ignore[arg-type]
+def test_save_writes_then_announces(qapp: object, tray_paths: Paths, tmp_path: Path) -> None:
+    autostart = autostart_in(tmp_path / "xdg")
+    settings = Settings(Config(), tray_paths, autostart=autostart)
     changed, language = Spy(settings.changed), Spy(settings.languageChanged)
     new = Config(do_not_disturb=True, start_at_login=True, language="zh_CN")
     assert settings.save(new)
     assert settings.config is new
     assert changed.values == [new] and language.values == ["zh_CN"]
-    assert autostart.calls == [True]
+    assert autostart.is_enabled()  # the entry is written
     assert config_mod.load(tray_paths).do_not_disturb  # on disk before anyone heard of it
     assert settings.save(new)  # nothing new: nothing written, nothing announced
     assert len(changed.calls) == 1
 
 
-def test_a_failed_save_changes_nothing(qapp: object, tray_paths: Paths) -> None:
-    autostart = FakeAutostart()
-    settings = Settings(Config(), tray_paths, autostart=autostart)  # type: ignore[arg-type]
+def test_a_failed_save_changes_nothing(qapp: object, tray_paths: Paths, tmp_path: Path) -> None:
+    autostart = autostart_in(tmp_path / "xdg")
+    settings = Settings(Config(), tray_paths, autostart=autostart)
     changed, failed = Spy(settings.changed), Spy(settings.saveFailed)
     break_saving(tray_paths)
     assert not settings.set_do_not_disturb(True)
     assert not settings.save(Config(start_at_login=True))
     assert settings.config == Config()
     assert changed.calls == [] and len(failed.calls) == 2
-    assert autostart.calls == []  # start at login is not switched for settings not saved
+    assert not autostart.is_enabled()  # start at login is not switched for settings not saved
 
 
 def test_autostart_failure_is_reported_and_the_settings_kept(
-    qapp: object, tray_paths: Paths
+    qapp: object, tray_paths: Paths, tmp_path: Path
 ) -> None:
-    settings = Settings(Config(), tray_paths, autostart=FakeAutostart(fail=True))  # type: ignore[arg-type]
+    autostart = autostart_in(tmp_path / "xdg", broken=True)
+    settings = Settings(Config(), tray_paths, autostart=autostart)
     problems = Spy(settings.autostartFailed)
     assert settings.save(Config(start_at_login=True))
     assert settings.config.start_at_login
-    assert problems.values == ["no autostart folder"]
+    assert len(problems.values) == 1 and "cannot write" in problems.values[0]
 
 
 def connection_config(root: Root) -> Config:
