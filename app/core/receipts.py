@@ -1,14 +1,18 @@
 """Receipts the server must get: kept in the history until it has them (no Qt here).
 
-A receipt is queued in the history store first (``HistoryStore.queue_ack``), so it survives a
-quit, a crash and a logout, and is sent by :class:`ReceiptQueue` while a session is open:
-at once when queued, again whenever the connection comes back (:meth:`ReceiptQueue.wake`),
-and every :data:`RETRY` seconds while the server cannot be reached or refuses it.
+A receipt is queued in the history store first, in the same transaction as what it reports,
+so it survives a quit, a crash and a logout: **delivered** when an announcement is stored,
+**read** when it is first marked read (opened in the history, a notification clicked, Mark
+read, Mark all read), **acknowledged** when Acknowledge is pressed (``HistoryStore.queue_ack``).
+The store tells :class:`ReceiptQueue` (a listener, from any thread), which gathers them for
+:data:`BATCH_DELAY` seconds and sends them in batches with ``POST /receipts`` while a session is
+open: never in the way of a toast (the stream stores and tells first; sending runs apart), again
+whenever the connection comes back (:meth:`ReceiptQueue.wake`), and every :data:`RETRY` seconds
+while the server cannot be reached or refuses them. The server keeps the first time of each.
 
-Today the queue carries acknowledgements (``POST`` to ``endpoints.ack``). Delivered and read
-receipts (``POST /receipts``) join as further :class:`ReceiptKind` values with their own
-pending list in the store; the sending loop, the retry rule and the outcome of a reply stay
-here, in one place.
+A server without ``POST /receipts`` (it answers 404 or 405: an organisation's own backend) gets
+acknowledgements one by one at ``endpoints.ack``, as before; delivered and read receipts are
+then dropped (logged once).
 """
 
 from __future__ import annotations
@@ -27,9 +31,14 @@ from app.core.store import HistoryStore
 log = logging.getLogger(__name__)
 
 RETRY = 30.0  # seconds between attempts while receipts cannot be sent
+BATCH_DELAY = 1.0  # seconds receipts are gathered before a batch goes
+BATCH_MAX = 500  # receipts in one POST /receipts
+RECEIPTS_PATH = "/receipts"  # the companion server's batch endpoint
 
 
 class ReceiptKind(enum.StrEnum):
+    DELIVERED = "delivered"  # stored on this machine
+    READ = "read"  # opened, clicked or marked read
     ACKNOWLEDGED = "acknowledged"  # the person pressed Acknowledge
 
 
@@ -72,19 +81,26 @@ class ReceiptQueue:
         *,
         on_sent: Callable[[str], None] = lambda _id: None,
         retry: float = RETRY,
+        batch_delay: float = BATCH_DELAY,
     ) -> None:
         self._store = store
         self._session = session
         self._on_sent = on_sent
         self._retry = retry
+        self._batch_delay = batch_delay
+        self._batches = True  # False once the server said it has no POST /receipts
         self._wake = asyncio.Event()
         self._wake.set()  # send what an earlier run left pending as soon as run() starts
 
     def add(self, ann_id: str, kind: ReceiptKind = ReceiptKind.ACKNOWLEDGED) -> None:
-        """Queue a receipt (idempotent: an acknowledged announcement is queued once) and send
-        it now."""
+        """Queue a receipt (idempotent: each kind is queued once per announcement) and send
+        it soon."""
         if kind is ReceiptKind.ACKNOWLEDGED:
             self._store.queue_ack(ann_id)
+        elif kind is ReceiptKind.READ:
+            self._store.mark_read(ann_id)
+        else:
+            self._store.queue_receipt(ann_id, kind.value)
         self.wake()
 
     def wake(self) -> None:
@@ -92,26 +108,79 @@ class ReceiptQueue:
         self._wake.set()
 
     def pending(self) -> list[str]:
-        """Announcement ids whose receipts the server does not have yet, oldest first."""
+        """Announcement ids whose acknowledgements the server does not have yet, oldest first."""
         return self._store.pending_acks()
 
     async def run(self) -> None:
-        """Send whenever woken, and every ``retry`` seconds while something fails to go."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if await self._send_pending() is not _Outcome.RETRY:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._retry)
-            self._wake.set()
+        """Send whenever woken (a receipt queued in the store wakes it, from any thread), and
+        every ``retry`` seconds while something fails to go."""
+        loop = asyncio.get_running_loop()
+
+        def queued() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        unlisten = self._store.add_receipt_listener(queued)
+        try:
+            while True:
+                await self._wake.wait()
+                await asyncio.sleep(self._batch_delay)  # gather a burst into one batch
+                self._wake.clear()
+                if await self._send_pending() is not _Outcome.RETRY:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._retry)
+                self._wake.set()
+        finally:
+            unlisten()
 
     async def _send_pending(self) -> _Outcome:
+        while self._batches:
+            batch = self._store.pending_receipts(limit=BATCH_MAX)
+            if not batch:
+                return _Outcome.SENT
+            outcome = await self._send_batch(batch)
+            if outcome is not _Outcome.SENT:
+                return outcome
+        dropped = [r for r in self._store.pending_receipts() if r[1] != ReceiptKind.ACKNOWLEDGED]
+        self._store.receipts_sent(dropped)
         for ann_id in self.pending():
             outcome = await self._send(ann_id)
             if outcome is not _Outcome.SENT:
                 return outcome
         return _Outcome.SENT
+
+    async def _send_batch(self, batch: list[tuple[str, str]]) -> _Outcome:
+        body: dict[str, list[str]] = {kind.value: [] for kind in ReceiptKind}
+        for ann_id, kind in batch:
+            body.setdefault(kind, []).append(ann_id)
+        try:
+            response = await self._session.request("POST", RECEIPTS_PATH, json=body)
+        except LoginRequired:
+            return _Outcome.WAIT
+        except TrayNotifierError as exc:
+            log.info("%d receipts not sent (%s): retry in %.0f s", len(batch), exc, self._retry)
+            return _Outcome.RETRY
+        if response.status in (404, 405):
+            log.warning(
+                "the server has no %s (HTTP %d): acknowledgements go one by one, delivered"
+                " and read receipts are not sent",
+                RECEIPTS_PATH,
+                response.status,
+            )
+            self._batches = False
+            return _Outcome.SENT
+        if response.ok or response.status == 400:
+            if not response.ok:  # never retried: it would be refused again for ever
+                log.warning("the server refused %d receipts (HTTP 400): dropped", len(batch))
+            self._store.receipts_sent(batch)
+            for ann_id, kind in batch:
+                if kind == ReceiptKind.ACKNOWLEDGED:
+                    self._on_sent(ann_id)
+            return _Outcome.SENT
+        log.warning(
+            "%d receipts: HTTP %d, retry in %.0f s", len(batch), response.status, self._retry
+        )
+        return _Outcome.RETRY
 
     async def _send(self, ann_id: str) -> _Outcome:
         session = self._session

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from app.core.errors import HistoryDamagedError as HistoryDamagedError  # re-exported
 from app.core.errors import HistoryStoreError as HistoryStoreError  # re-exported
 from app.core.files import private_dir, private_file
-from app.core.model import ROW_COLUMNS, Announcement, from_epoch
+from app.core.model import ANONYMOUS_PREFIX, ROW_COLUMNS, Announcement, from_epoch
 
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
@@ -69,6 +69,19 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE announcements ADD COLUMN shown INTEGER NOT NULL DEFAULT 0;
     UPDATE announcements SET shown = 1;
     CREATE INDEX announcements_unshown ON announcements (shown) WHERE shown = 0;
+    """,
+    # 2 -> 3: receipts of every kind wait to be sent (delivered, read, acknowledged), not only
+    # acknowledgements; those pending are kept
+    """
+    CREATE TABLE pending_receipts (
+        id        TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        queued_at REAL NOT NULL,
+        PRIMARY KEY (id, kind)
+    );
+    INSERT INTO pending_receipts (id, kind, queued_at)
+        SELECT id, 'acknowledged', queued_at FROM pending_acks;
+    DROP TABLE pending_acks;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -105,6 +118,10 @@ _INSERT = (
     "expires_at, legacy, received_at, read, acked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
 )
 
+
+# receipt kinds (the server's ``POST /receipts`` keys); app/core/receipts.py sends them
+DELIVERED, READ, ACKNOWLEDGED = "delivered", "read", "acknowledged"
+_QUEUE_RECEIPT = "INSERT OR IGNORE INTO pending_receipts (id, kind, queued_at) VALUES (?, ?, ?)"
 
 GREETINGS_KEPT = 16  # connect greetings remembered (different texts a backend may greet with)
 
@@ -143,6 +160,8 @@ class HistoryStore:
         self._path = path
         self._clock = clock
         self._lock = threading.RLock()
+        # called (from the thread that queued) after receipts were queued: the sender wakes
+        self._receipt_listeners: builtins.list[Callable[[], None]] = []
         try:
             private_dir(path.parent)
             private_file(path)  # SQLite gives the -wal and -shm files the same mode
@@ -247,10 +266,17 @@ class HistoryStore:
         return self._clock().timestamp()
 
     def _insert(self, conn: sqlite3.Connection, ann: Announcement) -> bool:
+        """Insert a new one and queue its delivered receipt (not for an event that carried
+        no id: the server cannot know it)."""
         if conn.execute("SELECT 1 FROM revoked WHERE id = ?", (ann.id,)).fetchone():
             return False
-        cur = conn.execute(_INSERT, (*ann.to_row(), self._now_ts()))
-        return cur.rowcount == 1
+        now = self._now_ts()
+        cur = conn.execute(_INSERT, (*ann.to_row(), now))
+        if cur.rowcount != 1:
+            return False
+        if not ann.anonymous and not ann.id.startswith(ANONYMOUS_PREFIX):
+            conn.execute(_QUEUE_RECEIPT, (ann.id, DELIVERED, now))
+        return True
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredAnnouncement:
@@ -279,18 +305,18 @@ class HistoryStore:
             )
             return new
 
-        return self._transaction(work)
+        return self._notify_if(self._transaction(work))
 
     def add(self, ann: Announcement) -> bool:
         """Store ``ann``; True when it is new (not known, not revoked)."""
-        return self._transaction(lambda conn: self._insert(conn, ann))
+        return self._notify_if(self._transaction(lambda conn: self._insert(conn, ann)))
 
     def remove(self, ann_id: str) -> bool:
         """Revoke: delete it and remember the id so it is never added again. True if it was here."""
 
         def work(conn: sqlite3.Connection) -> bool:
             cur = conn.execute("DELETE FROM announcements WHERE id = ?", (ann_id,))
-            conn.execute("DELETE FROM pending_acks WHERE id = ?", (ann_id,))
+            conn.execute("DELETE FROM pending_receipts WHERE id = ?", (ann_id,))
             conn.execute(
                 "INSERT OR REPLACE INTO revoked (id, revoked_at) VALUES (?, ?)",
                 (ann_id, self._now_ts()),
@@ -317,19 +343,24 @@ class HistoryStore:
     # ------------------------------------------------------------------ read state
 
     def mark_read(self, ann_id: str) -> None:
-        self._transaction(
-            lambda conn: (
-                conn.execute("UPDATE announcements SET read = 1 WHERE id = ?", (ann_id,)).rowcount
-                > 0
-            )
-        )
+        """Read (opened, clicked, marked read): a read receipt is queued the first time."""
+        self._read_ids("SELECT id FROM announcements WHERE id = ? AND read = 0", (ann_id,))
 
     def mark_all_read(self) -> None:
-        self._transaction(
-            lambda conn: (
-                conn.execute("UPDATE announcements SET read = 1 WHERE read = 0").rowcount > 0
+        self._read_ids("SELECT id FROM announcements WHERE read = 0", ())
+
+    def _read_ids(self, select: str, params: tuple[object, ...]) -> None:
+        def work(conn: sqlite3.Connection) -> bool:
+            ids = [str(r[0]) for r in conn.execute(select, params).fetchall()]
+            now = self._now_ts()
+            conn.executemany("UPDATE announcements SET read = 1 WHERE id = ?", [(i,) for i in ids])
+            conn.executemany(
+                _QUEUE_RECEIPT,
+                [(i, READ, now) for i in ids if not i.startswith(ANONYMOUS_PREFIX)],
             )
-        )
+            return bool(ids)
+
+        self._notify_if(self._transaction(work))
 
     def unread_count(self) -> int:
         rows = self._query(
@@ -408,13 +439,10 @@ class HistoryStore:
             conn.execute(
                 "UPDATE announcements SET acked = 1, read = 1, shown = 1 WHERE id = ?", (ann_id,)
             )
-            conn.execute(
-                "INSERT OR IGNORE INTO pending_acks (id, queued_at) VALUES (?, ?)",
-                (ann_id, self._now_ts()),
-            )
+            conn.execute(_QUEUE_RECEIPT, (ann_id, ACKNOWLEDGED, self._now_ts()))
             return True
 
-        return self._transaction(work)
+        return self._notify_if(self._transaction(work))
 
     def unacknowledged_urgent(self) -> builtins.list[StoredAnnouncement]:
         """Urgent announcements not acknowledged, not expired (revoked ones are gone), oldest
@@ -422,16 +450,63 @@ class HistoryStore:
         return [self._row(r) for r in self._query(_UNACKED_URGENT, (self._now_ts(),))]
 
     def pending_acks(self) -> builtins.list[str]:
-        """Receipts not yet sent, oldest first."""
-        rows = self._query("SELECT id FROM pending_acks ORDER BY queued_at, rowid")
+        """Acknowledgements not yet sent, oldest first."""
+        rows = self._query(
+            "SELECT id FROM pending_receipts WHERE kind = 'acknowledged' ORDER BY queued_at, rowid"
+        )
         return [str(r[0]) for r in rows]
 
     def ack_sent(self, ann_id: str) -> None:
-        self._transaction(
-            lambda conn: (
-                conn.execute("DELETE FROM pending_acks WHERE id = ?", (ann_id,)).rowcount > 0
-            )
+        self.receipts_sent([(ann_id, ACKNOWLEDGED)])
+
+    # ------------------------------------------------------------------ receipts
+
+    def pending_receipts(self, *, limit: int = 10_000) -> builtins.list[tuple[str, str]]:
+        """``(announcement id, kind)`` of the receipts not yet sent, oldest first."""
+        rows = self._query(
+            "SELECT id, kind FROM pending_receipts ORDER BY queued_at, rowid LIMIT ?",
+            (max(0, limit),),
         )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def queue_receipt(self, ann_id: str, kind: str) -> None:
+        """Keep a receipt until it is sent (once per announcement and kind)."""
+        self._transaction(lambda conn: conn.execute(_QUEUE_RECEIPT, (ann_id, kind, self._now_ts())))
+        self._notify_if(True)
+
+    def receipts_sent(self, receipts: Iterable[tuple[str, str]]) -> None:
+        """The server has these (or they cannot be sent): forget them."""
+        pairs = builtins.list(receipts)
+        if pairs:
+            self._transaction(
+                lambda conn: (
+                    conn.executemany(
+                        "DELETE FROM pending_receipts WHERE id = ? AND kind = ?", pairs
+                    ).rowcount
+                )
+            )
+
+    def add_receipt_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` whenever receipts are queued (on the queueing thread: it must
+        only hand over, e.g. ``loop.call_soon_threadsafe``); returns the call that stops it."""
+        with self._lock:
+            self._receipt_listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._receipt_listeners:
+                    self._receipt_listeners.remove(listener)
+
+        return remove
+
+    def _notify_if(self, queued: _T) -> _T:
+        """Tell the receipt listeners when ``queued`` is true; returns it."""
+        if queued:
+            with self._lock:
+                listeners = builtins.list(self._receipt_listeners)
+            for listener in listeners:
+                listener()
+        return queued
 
     # ------------------------------------------------------------------ retention
 

@@ -35,7 +35,7 @@ Rules every backend keeps (the contract test suite in ``tests/server`` checks th
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
 from app.server.hub import Subscription
@@ -44,6 +44,7 @@ from app.server.model import (
     BrokerStats,
     Draft,
     Principal,
+    Receipt,
     Record,
     RefreshGrant,
     User,
@@ -60,6 +61,10 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def get_user(self, name: str) -> User | None: ...
+
+    @abc.abstractmethod
+    async def list_users(self) -> list[User]:
+        """Every user, by name (the directory, and an audience's recipients)."""
 
     # refresh tokens (hashes only) -------------------------------------------------------
     @abc.abstractmethod
@@ -99,9 +104,16 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def publish(
-        self, draft: Draft, *, author: str, now: datetime, idempotency_key: str | None = None
+        self,
+        draft: Draft,
+        *,
+        author: str,
+        now: datetime,
+        idempotency_key: str | None = None,
+        recipients: Collection[str] = (),
     ) -> Record:
-        """Store a new announcement, then fan it out to its audience's streams.
+        """Store a new announcement and its ``recipients`` (the user ids its audience named
+        at ``now``), then fan it out to its audience's streams.
 
         With ``idempotency_key``: if ``author`` published with the same key within
         :attr:`idempotency_ttl`, nothing is stored and the first announcement is returned
@@ -144,6 +156,34 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def acks(self, ann_id: str) -> list[Ack]:
         """Read receipts of one announcement, oldest first."""
+
+    # receipts and reach -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def record_receipts(
+        self, user_id: str, marks: Iterable[tuple[str, str]], *, now: datetime
+    ) -> list[str]:
+        """Record ``(announcement id, kind)`` receipts of ``user_id`` (kinds of
+        :data:`~app.server.model.RECEIPT_KINDS`; a kind also records those it implies,
+        :data:`~app.server.model.IMPLIED`). Idempotent: the first time of each is kept.
+        Returns the ids whose receipts changed, and tells every process's reach watchers
+        (:meth:`watch_reach`) about them."""
+
+    @abc.abstractmethod
+    async def receipts(self, ann_id: str) -> list[Receipt]:
+        """Every user's receipts of one announcement (any order)."""
+
+    @abc.abstractmethod
+    async def recipients(self, ann_id: str) -> list[str]:
+        """The user ids the announcement's audience named when it was published."""
+
+    @abc.abstractmethod
+    def online(self, user_ids: Iterable[str]) -> set[str]:
+        """Those of ``user_ids`` with a stream open on THIS process now."""
+
+    @abc.abstractmethod
+    def watch_reach(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(ann_id)`` on this process's loop whenever receipts of that
+        announcement are recorded (by any process); returns the call that stops it."""
 
     # streams ----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -16,12 +16,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import hdrs, web
 
 from app import __version__
-from app.server import codec, wire
+from app.server import codec, reach, wire
 from app.server.auth import (
     AccessClaims,
     InvalidToken,
@@ -34,9 +35,10 @@ from app.server.auth import (
 from app.server.broker import Broker
 from app.server.config import HttpSettings
 from app.server.connections import ConnectionGuard
-from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Sink, Subscription
+from app.server.hub import OVERFLOW, SESSION_ENDED, SHUTDOWN, TOKEN_EXPIRED, Sink, Subscription
 from app.server.model import (
     NOTHING_YET,
+    RECEIPT_KINDS,
     BrokerUnavailable,
     Delivery,
     InvalidCursor,
@@ -125,6 +127,8 @@ class Api:
         self._clock = clock
         self._started = clock()
         self._direct: set[_Stream] = set()  # live streams the hub writes to: pinged from here
+        # the open GET /console/events streams: None in one ends it (shutdown)
+        self._console_queues: set[asyncio.Queue[str | None]] = set()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -142,6 +146,12 @@ class Api:
             web.post("/announcements/{id}/ack", self.ack),
             web.get("/announcements/{id}/acks", self.acks),
             web.delete("/announcements/{id}", self.revoke),
+            # receipts and reach (DESIGN.md "Server API"; docs/api.md "Receipts and reach")
+            web.post("/receipts", self.receipts),
+            web.get("/announcements/{id}/reach", self.reach),
+            web.get("/announcements/{id}/reach.csv", self.reach_csv),
+            web.get("/directory", self.directory),
+            web.get("/console/events", self.console_events, allow_head=False),
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.prometheus),
         ]
@@ -313,8 +323,18 @@ class Api:
         used by ``author`` returns the first announcement instead."""
         now = self._now()
         draft = parse_draft(payload, now=now)
+        users = await self.broker.list_users()
+        unknown = reach.unknown_names(draft.audience, users)
+        if unknown:
+            raise BadInput(
+                f"the audience names what does not exist: {', '.join(unknown)}", "audience"
+            )
         record = await self.broker.publish(
-            draft, author=author, now=now, idempotency_key=idempotency_key
+            draft,
+            author=author,
+            now=now,
+            idempotency_key=idempotency_key,
+            recipients=reach.recipients(draft.audience, users),
         )
         if record.created_at != now:
             log.info("publish by %r repeated with its idempotency key: %s", author, record.id)
@@ -379,6 +399,130 @@ class Api:
             log.info("announcement %s revoked by %r", record.id, by)
         return True
 
+    # receipts and reach -----------------------------------------------------------------
+    async def receipts(self, request: web.Request) -> web.Response:
+        """``{"delivered": [ids], "read": [ids], "acknowledged": [ids]}`` of the caller's own
+        user: ids it may not see (unknown, revoked, not addressed to it) are ignored and
+        counted. Answers ``{"recorded": n, "ignored": m}`` (receipts, not ids)."""
+        viewer = self._caller(request)
+        obj = require_object(await _json_body(request))
+        marks: list[tuple[str, str]] = []
+        for kind in RECEIPT_KINDS:
+            ids = obj.get(kind, [])
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise BadInput(f"{kind} must be a list of announcement ids", kind)
+            marks += [(i, kind) for i in dict.fromkeys(ids)]
+        if len(marks) > RECEIPTS_MAX:
+            raise BadInput(f"at most {RECEIPTS_MAX} receipts in one request", None)
+        visible: dict[str, bool] = {}
+        for ann_id in {i for i, _ in marks}:
+            record = await self.broker.get(ann_id)
+            visible[ann_id] = (
+                record is not None and not record.revoked and record.audience.includes(viewer)
+            )
+        kept = [(i, kind) for i, kind in marks if visible[i]]
+        if kept:
+            await self.broker.record_receipts(viewer.user_id, kept, now=self._now())
+        self.metrics.acks += sum(1 for _, kind in kept if kind == "acknowledged")
+        return web.json_response({"recorded": len(kept), "ignored": len(marks) - len(kept)})
+
+    async def _reach(self, request: web.Request) -> dict[str, Any]:
+        self._caller(request, publisher=True)
+        record = await self.broker.get(request.match_info["id"])
+        if record is None:
+            raise _http_error(web.HTTPNotFound, "no such announcement")
+        named = await self.broker.recipients(record.id)
+        receipts = await self.broker.receipts(record.id)
+        users = {u.name: u for u in await self.broker.list_users()}
+        everyone = set(named) | {r.user_id for r in receipts}
+        return reach.reach_json(
+            record.id, record.audience, named, receipts, users, self.broker.online(everyone)
+        )
+
+    async def reach(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._reach(request))
+
+    async def reach_csv(self, request: web.Request) -> web.Response:
+        data = await self._reach(request)
+        return web.Response(
+            text=reach.reach_csv(data),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="reach-{data["id"]}.csv"'},
+        )
+
+    async def directory(self, request: web.Request) -> web.Response:
+        self._caller(request, publisher=True)
+        return web.json_response(reach.directory_json(await self.broker.list_users()))
+
+    async def console_events(self, request: web.Request) -> web.StreamResponse:
+        """Publishers' live signal: ``event: reach`` ``{"id"}`` whenever receipts of that
+        announcement are recorded (on any process), ``: ping`` comments, and ``event: close``
+        when the token expires or the server stops."""
+        claims = self._claims(request)
+        if not claims.principal.publisher:
+            raise _http_error(web.HTTPForbidden, "this needs a publisher account")
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=CONSOLE_QUEUE)
+
+        def changed(ann_id: str) -> None:
+            if not queue.full():
+                queue.put_nowait(ann_id)
+
+        unwatch = self.broker.watch_reach(changed)
+        self._console_queues.add(queue)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        try:
+            await response.prepare(request)
+            hello = {"user_id": claims.principal.user_id}
+            await response.write(
+                wire.retry(self.settings.retry_ms) + wire.json_event(hello, name="connected")
+            )
+            await self._console_loop(response, queue, claims)
+        except ConnectionError:
+            log.debug("console events: client gone")
+        finally:
+            unwatch()
+            self._console_queues.discard(queue)
+        return response
+
+    async def _console_loop(
+        self,
+        response: web.StreamResponse,
+        queue: asyncio.Queue[str | None],
+        claims: AccessClaims,
+    ) -> None:
+        while True:
+            left = claims.expires_at - self._clock()
+            if left <= 0:
+                await response.write(wire.json_event({"reason": TOKEN_EXPIRED}, name="close"))
+                return
+            # logged out or revoked (on any process): ends at the next wake, a ping interval
+            # at most
+            if self.broker.session_ended(claims.principal, issued_at=claims.issued_at):
+                await response.write(wire.json_event({"reason": SESSION_ENDED}, name="close"))
+                return
+            try:
+                async with asyncio.timeout(min(left, self.settings.ping_interval)):
+                    first = await queue.get()
+            except TimeoutError:
+                await response.write(wire.PING)
+                continue
+            items = [first]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            ids = [i for i in dict.fromkeys(items) if i is not None]
+            chunk = b"".join(wire.json_event({"id": i}, name="reach") for i in ids)
+            if None in items:
+                await response.write(chunk + wire.json_event({"reason": SHUTDOWN}, name="close"))
+                return
+            await response.write(chunk)
+
     # operations -------------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
         """200 ``ok`` when ready and the storage answers; 503 ``starting`` before start-up
@@ -416,6 +560,9 @@ class Api:
 
     async def on_shutdown(self, app: web.Application) -> None:
         self.broker.close_local_streams(SHUTDOWN)
+        for queue in list(self._console_queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
 
     async def keepalive(self, app: web.Application) -> AsyncIterator[None]:
         """Runs :meth:`_ping_loop` while the application runs (an aiohttp cleanup context)."""
@@ -724,6 +871,8 @@ async def _json_body(request: web.Request) -> Any:
 
 
 MAX_JSON_DEPTH = 32  # no request of this API nests deeper than 3
+RECEIPTS_MAX = 3000  # receipts in one POST /receipts
+CONSOLE_QUEUE = 1000  # reach signals a console stream may fall behind (more are dropped)
 
 
 def _no_constant(name: str) -> Any:
@@ -801,6 +950,50 @@ def _http_error(
     )
 
 
+# ---------------------------------------------------------------- the publisher console
+# GET /console/: the static files of app/server/console (docs/console.md), with the page's own
+# CSP (its own script and style files only: nothing inline, nothing from elsewhere)
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+CONSOLE_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+async def _console_file(request: web.Request) -> web.Response:
+    path = CONSOLE_DIR / request.match_info.get("name", "index.html")
+    content_type = CONSOLE_TYPES.get(path.suffix)
+    if content_type is None or not path.is_file():
+        raise _http_error(web.HTTPNotFound, "no such file")
+    return web.Response(
+        body=path.read_bytes(),
+        content_type=content_type,
+        charset=None if content_type == "image/png" else "utf-8",
+        headers={"Content-Security-Policy": CONSOLE_CSP},
+    )
+
+
+async def _console_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("console/")  # relative: works behind a path prefix too
+
+
+def console_routes() -> list[web.RouteDef]:
+    """``/console`` -> ``/console/``, the page and its files (one name with an extension:
+    no sub-folder, no ``..``; ``/console/events`` is the API's)."""
+    return [
+        web.get("/console", _console_redirect),
+        web.get("/console/", _console_file),
+        web.get(r"/console/{name:[A-Za-z0-9_-]+\.[a-z]+}", _console_file),
+    ]
+
+
 def create_app(
     broker: Broker,
     issuer: TokenIssuer,
@@ -826,6 +1019,7 @@ def create_app(
         middlewares=[_track, _cors_preflight, _errors], client_max_size=settings.max_body
     )
     app.add_routes(api.routes())
+    app.add_routes(console_routes())
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(api.on_shutdown)
     app.cleanup_ctx.append(api.keepalive)

@@ -155,6 +155,25 @@ class Hub:
         self._by_user: defaultdict[str, set[str]] = defaultdict(set)
         self._by_group: defaultdict[str, set[str]] = defaultdict(set)
         self._see_all: set[str] = set()
+        self._reach_watchers: set[Callable[[str], None]] = set()
+
+    def online(self, user_ids: Iterable[str]) -> set[str]:
+        """Those of ``user_ids`` with a stream open here now."""
+        return {u for u in user_ids if self._by_user.get(u)}
+
+    def watch_reach(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(ann_id)`` on each :meth:`reach_changed`; returns the unwatch."""
+        self._reach_watchers.add(callback)
+        return lambda: self._reach_watchers.discard(callback)
+
+    def reach_changed(self, ann_ids: Iterable[str]) -> None:
+        """Receipts of these announcements were recorded: tell the watchers."""
+        for ann_id in ann_ids:
+            for callback in list(self._reach_watchers):
+                try:
+                    callback(ann_id)
+                except Exception:
+                    log.exception("a reach watcher failed")
 
     def __len__(self) -> int:
         return len(self._subs)

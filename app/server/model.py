@@ -152,6 +152,29 @@ class Ack:
     acked_at: datetime
 
 
+# receipt kinds (``POST /receipts``), each implying the ones after it: an acknowledged
+# announcement was read, a read one was delivered
+ACKNOWLEDGED = "acknowledged"
+READ = "read"
+DELIVERED = "delivered"
+RECEIPT_KINDS: tuple[str, ...] = (DELIVERED, READ, ACKNOWLEDGED)
+IMPLIED: dict[str, tuple[str, ...]] = {
+    ACKNOWLEDGED: (ACKNOWLEDGED, READ, DELIVERED),
+    READ: (READ, DELIVERED),
+    DELIVERED: (DELIVERED,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What one user's client reported of one announcement (None: not yet)."""
+
+    user_id: str
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    acked_at: datetime | None = None
+
+
 @dataclass(slots=True)
 class BrokerStats:
     """Backend figures for ``/metrics`` (the HTTP layer counts the rest itself)."""

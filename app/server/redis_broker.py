@@ -8,9 +8,14 @@ key                    type         holds
 =====================  ===========  ==========================================================
 ``announcements``      stream       one entry per announcement; the entry id IS the announcement
                                     id (and the SSE ``id:``), field ``data`` is its JSON
-``control``            stream       ``revoke`` and ``close`` commands for every process
+``control``            stream       ``revoke``, ``close`` and ``reach`` (receipts recorded)
+                                    commands for every process
 ``revoked``            hash         announcement id -> revoked_at
 ``acks:{id}``          hash         user id -> acked_at (first ack wins)
+``reads:{id}``         hash         user id -> read_at (first read receipt wins)
+``deliveries:{id}``    hash         user id -> delivered_at (first delivered receipt wins)
+``recipients``         hash         announcement id -> JSON list of the user ids its audience
+                                    named when it was published
 ``users``              hash         user name -> JSON (password hash, groups, publisher)
 ``refresh:{hash}``     hash         one refresh token (user, session, expiry, used); expires
 ``session:{sid}``      set          the token hashes of one login session; expires
@@ -45,7 +50,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,7 +68,11 @@ from app.server.broker import Broker
 from app.server.config import RedisSettings
 from app.server.hub import Hub, Subscription
 from app.server.model import (
+    ACKNOWLEDGED,
+    DELIVERED,
+    IMPLIED,
     NOTHING_YET,
+    READ,
     Ack,
     Audience,
     BrokerStats,
@@ -71,6 +80,7 @@ from app.server.model import (
     Draft,
     InvalidCursor,
     Principal,
+    Receipt,
     Record,
     RefreshGrant,
     Revocation,
@@ -114,8 +124,9 @@ return {f[1], f[2]}
 """
 
 # Publish: XADD unless too late or already done under the idempotency key. KEYS: the stream,
-# the idempotency key (or a placeholder); ARGV: deadline (Redis's own clock, ms), trim kind
-# (MAXLEN or MINID), trim value, use the key ("1"/"0"), its ttl (s), then the entry's fields.
+# the idempotency key (or a placeholder), the recipients hash; ARGV: deadline (Redis's own
+# clock, ms), trim kind (MAXLEN or MINID), trim value, use the key ("1"/"0"), its ttl (s), the
+# recipients (JSON), then the entry's fields.
 # Past the deadline the caller has given up (answered 503): storing it then would be a
 # phantom that a retry duplicates, so the script refuses instead.
 _PUBLISH = """
@@ -127,8 +138,9 @@ if ARGV[4] == '1' then
   local first = redis.call('GET', KEYS[2])
   if first then return {'again', first} end
 end
-local id = redis.call('XADD', KEYS[1], ARGV[2], '~', ARGV[3], '*', unpack(ARGV, 6))
+local id = redis.call('XADD', KEYS[1], ARGV[2], '~', ARGV[3], '*', unpack(ARGV, 7))
 if ARGV[4] == '1' then redis.call('SET', KEYS[2], id, 'EX', ARGV[5]) end
+redis.call('HSET', KEYS[3], id, ARGV[6])
 return {'new', id}
 """
 
@@ -179,6 +191,7 @@ class RedisBroker(Broker):
         self._k_ctl = prefix + "control"
         self._k_revoked = prefix + "revoked"
         self._k_users = prefix + "users"
+        self._k_recipients = prefix + "recipients"
         self._k_refresh = prefix + "refresh:"  # + token hash
         self._k_session = prefix + "session:"  # + session id
         self._k_user_sessions = prefix + "user-sessions:"  # + user id: its session ids
@@ -261,8 +274,12 @@ class RedisBroker(Broker):
             raw = await self._redis.hget(self._k_users, name)
         if raw is None:
             return None
-        row = json.loads(raw)
-        return User(name, row["password_hash"], frozenset(row["groups"]), bool(row["publisher"]))
+        return _user(name, raw)
+
+    async def list_users(self) -> list[User]:
+        with self._unavailable():
+            rows = await self._redis.hgetall(self._k_users)
+        return sorted((_user(str(n), raw) for n, raw in rows.items()), key=lambda u: u.name)
 
     # refresh tokens ---------------------------------------------------------------------
     async def add_refresh_token(
@@ -350,7 +367,13 @@ class RedisBroker(Broker):
 
     # announcements ----------------------------------------------------------------------
     async def publish(
-        self, draft: Draft, *, author: str, now: datetime, idempotency_key: str | None = None
+        self,
+        draft: Draft,
+        *,
+        author: str,
+        now: datetime,
+        idempotency_key: str | None = None,
+        recipients: Collection[str] = (),
     ) -> Record:
         """XADD (trimmed to the retention) in a script that refuses once the deadline on
         Redis's own clock has passed (this call has then raised BrokerUnavailable: nothing
@@ -365,13 +388,14 @@ class RedisBroker(Broker):
             budget = self._settings.timeout - PUBLISH_MARGIN
             deadline_ms = int(seconds) * 1000 + int(micros) // 1000 + int(budget * 1000)
             reply = await self._publish(
-                keys=[self._k_ann, key],
+                keys=[self._k_ann, key, self._k_recipients],
                 args=[
                     deadline_ms,
                     trim_kind,
                     trim_value,
                     "1" if idempotency_key is not None else "0",
                     max(int(self.idempotency_ttl), 1),
+                    json.dumps(sorted(recipients)),
                     *fields,
                 ],
             )
@@ -496,13 +520,74 @@ class RedisBroker(Broker):
         return dataclasses.replace(record, revoked=True)
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
-        key = f"{self._settings.prefix}acks:{ann_id}"
+        await self.record_receipts(user_id, [(ann_id, ACKNOWLEDGED)], now=now)
+        with self._unavailable():
+            acked_at = await self._redis.hget(self._receipt_key(ACKNOWLEDGED, ann_id), user_id)
+        return _time(str(acked_at) if acked_at is not None else None)
+
+    def _receipt_key(self, kind: str, ann_id: str) -> str:
+        name = {ACKNOWLEDGED: "acks", READ: "reads", DELIVERED: "deliveries"}[kind]
+        return f"{self._settings.prefix}{name}:{ann_id}"
+
+    async def record_receipts(
+        self, user_id: str, marks: Iterable[tuple[str, str]], *, now: datetime
+    ) -> list[str]:
+        """HSETNX per receipt (first time kept), then a ``reach`` command on the control
+        stream for the ids that changed: every process's loop tells its reach watchers."""
+        at = now.astimezone(UTC).isoformat()
+        todo = [
+            (ann_id, implied)
+            for ann_id, kind in marks
+            if _ID.fullmatch(ann_id)
+            for implied in IMPLIED[kind]
+        ]
+        if not todo:
+            return []
         with self._unavailable():
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hsetnx(key, user_id, now.astimezone(UTC).isoformat())
-                pipe.hget(key, user_id)
-                _, acked_at = await pipe.execute()
-        return _time(acked_at)
+                for ann_id, kind in todo:
+                    pipe.hsetnx(self._receipt_key(kind, ann_id), user_id, at)
+                done = await pipe.execute()
+            changed = list(dict.fromkeys(a for (a, _), new in zip(todo, done, strict=True) if new))
+            if changed:
+                fields: dict[FieldT, EncodableT] = {"kind": "reach", "ids": json.dumps(changed)}
+                await self._redis.xadd(
+                    self._k_ctl, fields, maxlen=self._settings.control_maxlen, approximate=True
+                )
+        return changed
+
+    async def receipts(self, ann_id: str) -> list[Receipt]:
+        if not _ID.fullmatch(ann_id):
+            return []
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for kind in (DELIVERED, READ, ACKNOWLEDGED):
+                    pipe.hgetall(self._receipt_key(kind, ann_id))
+                delivered, read, acked = await pipe.execute()
+        users = sorted({*delivered, *read, *acked})
+        return [
+            Receipt(
+                str(u),
+                parse_time(delivered.get(u)),
+                parse_time(read.get(u)),
+                parse_time(acked.get(u)),
+            )
+            for u in users
+        ]
+
+    async def recipients(self, ann_id: str) -> list[str]:
+        if not _ID.fullmatch(ann_id):
+            return []
+        with self._unavailable():
+            raw = await self._redis.hget(self._k_recipients, ann_id)
+        return [str(u) for u in json.loads(raw)] if raw else []
+
+    def online(self, user_ids: Iterable[str]) -> set[str]:
+        """Only this process's streams: a user streaming to another process shows offline."""
+        return self._hub.online(user_ids)
+
+    def watch_reach(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        return self._hub.watch_reach(callback)
 
     async def acks(self, ann_id: str) -> list[Ack]:
         with self._unavailable():
@@ -617,6 +702,8 @@ class RedisBroker(Broker):
             self._end_local(fields["session"], json.loads(fields["row"]), time.time())
         elif fields["kind"] == "end-user":
             self._end_user_local(fields["user"], json.loads(fields["row"]), time.time())
+        elif fields["kind"] == "reach":
+            self._hub.reach_changed(str(i) for i in json.loads(fields["ids"]))
 
     @contextlib.contextmanager
     def _skip_bad_entry(self, entry_id: str) -> Iterator[None]:
@@ -644,6 +731,11 @@ def _by_stream(reply: Any) -> dict[str, Sequence[Any]]:
     if isinstance(reply, dict):
         return {str(k): v[0] if v and isinstance(v[0], list) else v for k, v in reply.items()}
     return {str(name): entries for name, entries in reply}
+
+
+def _user(name: str, raw: str | bytes) -> User:
+    row = json.loads(raw)
+    return User(name, row["password_hash"], frozenset(row["groups"]), bool(row["publisher"]))
 
 
 def _key(entry_id: str) -> tuple[int, int]:

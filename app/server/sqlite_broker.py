@@ -17,7 +17,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,13 +28,18 @@ from app.server.broker import Broker
 from app.server.config import SQLITE_BUSY_TIMEOUT_MS
 from app.server.hub import Hub, Subscription
 from app.server.model import (
+    ACKNOWLEDGED,
+    DELIVERED,
+    IMPLIED,
     NOTHING_YET,
+    READ,
     Ack,
     Audience,
     BrokerStats,
     Draft,
     InvalidCursor,
     Principal,
+    Receipt,
     Record,
     RefreshGrant,
     Revocation,
@@ -102,6 +107,18 @@ CREATE TABLE IF NOT EXISTS acks (
     user_id TEXT NOT NULL,
     acked_at TEXT NOT NULL,
     PRIMARY KEY (announcement_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS recipients (      -- the users the audience named at publication
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (announcement_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS receipts (        -- delivered and read; acknowledged is in acks
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('delivered', 'read')),
+    at TEXT NOT NULL,
+    PRIMARY KEY (announcement_id, user_id, kind)
 );
 """
 
@@ -218,6 +235,18 @@ class SqliteBroker(Broker):
             publisher=bool(row["publisher"]),
         )
 
+    async def list_users(self) -> list[User]:
+        rows = self._db.execute("SELECT * FROM users ORDER BY name").fetchall()
+        return [
+            User(
+                name=row["name"],
+                password_hash=row["password_hash"],
+                groups=frozenset(json.loads(row["groups"])),
+                publisher=bool(row["publisher"]),
+            )
+            for row in rows
+        ]
+
     # refresh tokens ---------------------------------------------------------------------
     async def add_refresh_token(
         self, token_hash: str, *, user_id: str, session_id: str, expires_at: float
@@ -283,7 +312,13 @@ class SqliteBroker(Broker):
 
     # announcements ----------------------------------------------------------------------
     async def publish(
-        self, draft: Draft, *, author: str, now: datetime, idempotency_key: str | None = None
+        self,
+        draft: Draft,
+        *,
+        author: str,
+        now: datetime,
+        idempotency_key: str | None = None,
+        recipients: Collection[str] = (),
     ) -> Record:
         unnumbered = codec.new_record(draft, ann_id="", author=author, now=now)
         ts = now.timestamp()
@@ -309,6 +344,10 @@ class SqliteBroker(Broker):
             db.executemany(
                 "INSERT INTO audience (announcement_id, kind, value) VALUES (?, ?, ?)",
                 [(ann_id, kind, value) for kind, value in _audience_rows(draft.audience)],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO recipients (announcement_id, user_id) VALUES (?, ?)",
+                [(ann_id, user) for user in sorted(recipients)],
             )
             if idempotency_key is not None:
                 db.execute(
@@ -374,15 +413,12 @@ class SqliteBroker(Broker):
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO acks (announcement_id, user_id, acked_at) VALUES (?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                (int(ann_id), user_id, now.astimezone(UTC).isoformat()),
-            )
+            changed = self._record(db, user_id, [(ann_id, ACKNOWLEDGED)], now)
             row = db.execute(
                 "SELECT acked_at FROM acks WHERE announcement_id = ? AND user_id = ?",
                 (int(ann_id), user_id),
             ).fetchone()
+        self._hub.reach_changed(changed)
         return _time(row["acked_at"])
 
     async def acks(self, ann_id: str) -> list[Ack]:
@@ -392,6 +428,74 @@ class SqliteBroker(Broker):
             (int(ann_id),),
         ).fetchall()
         return [Ack(row["user_id"], _time(row["acked_at"])) for row in rows]
+
+    async def record_receipts(
+        self, user_id: str, marks: Iterable[tuple[str, str]], *, now: datetime
+    ) -> list[str]:
+        with self._tx() as db:
+            changed = self._record(db, user_id, marks, now)
+        self._hub.reach_changed(changed)
+        return changed
+
+    def _record(
+        self,
+        db: sqlite3.Connection,
+        user_id: str,
+        marks: Iterable[tuple[str, str]],
+        now: datetime,
+    ) -> list[str]:
+        """Insert the receipts (and those they imply), first time kept; the ids changed."""
+        at = now.astimezone(UTC).isoformat()
+        changed: dict[str, None] = {}
+        for ann_id, kind in marks:
+            if not _is_id(ann_id):
+                continue
+            for implied in IMPLIED[kind]:
+                if implied == ACKNOWLEDGED:
+                    cur = db.execute(
+                        "INSERT INTO acks (announcement_id, user_id, acked_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT DO NOTHING",
+                        (int(ann_id), user_id, at),
+                    )
+                else:
+                    cur = db.execute(
+                        "INSERT INTO receipts (announcement_id, user_id, kind, at)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (int(ann_id), user_id, implied, at),
+                    )
+                if cur.rowcount > 0:
+                    changed[ann_id] = None
+        return list(changed)
+
+    async def receipts(self, ann_id: str) -> list[Receipt]:
+        if not _is_id(ann_id):
+            return []
+        times: dict[str, dict[str, datetime]] = {}
+        for row in self._db.execute(
+            "SELECT user_id, kind, at FROM receipts WHERE announcement_id = ?", (int(ann_id),)
+        ):
+            times.setdefault(row["user_id"], {})[row["kind"]] = _time(row["at"])
+        for ack in await self.acks(ann_id):
+            times.setdefault(ack.user_id, {})[ACKNOWLEDGED] = ack.acked_at
+        return [
+            Receipt(user, t.get(DELIVERED), t.get(READ), t.get(ACKNOWLEDGED))
+            for user, t in times.items()
+        ]
+
+    async def recipients(self, ann_id: str) -> list[str]:
+        if not _is_id(ann_id):
+            return []
+        rows = self._db.execute(
+            "SELECT user_id FROM recipients WHERE announcement_id = ? ORDER BY user_id",
+            (int(ann_id),),
+        ).fetchall()
+        return [row["user_id"] for row in rows]
+
+    def online(self, user_ids: Iterable[str]) -> set[str]:
+        return self._hub.online(user_ids)
+
+    def watch_reach(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        return self._hub.watch_reach(callback)
 
     # streams ----------------------------------------------------------------------------
     def subscribe(

@@ -1,11 +1,13 @@
 """The receipt queue without Qt, with the real AuthSession against a scripted server on
 loopback: kept in the store until sent, retried while the server cannot be reached or refuses,
-waiting (not retrying) when the login is gone, 404 settles it.
+waiting (not retrying) when the login is gone, 404 settles it; batches of every kind through
+``POST /receipts``, and one by one at the ack endpoint for a server without it.
 (Against the real companion server: tests/ui/test_worker.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -117,9 +119,9 @@ async def run_until(
 async def test_a_receipt_is_queued_in_the_store_sent_and_removed(
     store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
 ) -> None:
-    server = scripted(status(200))
+    server = scripted(status(404), status(200))  # a server without POST /receipts
     sent = Sent()
-    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent)
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
     queue.add("1")
     queue.add("1")  # a second press: one receipt
     assert store.pending_acks() == ["1"]
@@ -135,9 +137,9 @@ async def test_what_an_earlier_run_left_pending_is_sent_at_start(
 ) -> None:
     store.queue_ack("1")
     store.queue_ack("2")
-    server = scripted(status(200))
+    server = scripted(status(404), status(200))
     sent = Sent(expected=2)
-    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent)
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
     await run_until(queue, sent.done)
     assert acks(server) == sent.ids == ["1", "2"] and store.pending_acks() == []
 
@@ -150,12 +152,12 @@ async def test_unsent_receipts_stay_and_are_retried(
     failure: int | str,
 ) -> None:
     first = drop if failure == "dropped" else status(int(failure), b"busy")
-    server = scripted(first, status(200))
+    server = scripted(status(404), first, status(200))
     sent = Sent()
-    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, retry=0.01)
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, retry=0.01, batch_delay=0.0)
     queue.add("1")
     await run_until(queue, sent.done)
-    assert len(server.requests) == 2 and all(r.path.endswith("/1/ack") for r in server.requests)
+    assert [r.path for r in server.requests] == ["/receipts"] + ["/announcements/1/ack"] * 2
     assert store.pending_acks() == []
 
 
@@ -164,7 +166,7 @@ async def test_a_gone_announcement_settles_its_receipt(
 ) -> None:
     server = scripted(status(404))
     sent = Sent()
-    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent)
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
     queue.add("1")
     await run_until(queue, sent.done)
     assert acks(server) == ["1"] and store.pending_acks() == []
@@ -180,11 +182,11 @@ async def test_without_a_login_it_waits_until_woken(
     server = scripted(status(401), status(401), status(200))
     session = session_for(server.url)
     sent = Sent()
-    queue = ReceiptQueue(store, session, on_sent=sent, retry=0.0)
+    queue = ReceiptQueue(store, session, on_sent=sent, retry=0.0, batch_delay=0.0)
     queue.add("1")
     await run_until(queue, seen=lambda: len(server.requests) >= 2)
     # no retry storm: one attempt (and the one refresh), then it waits for a wake
-    assert [r.path for r in server.requests] == ["/announcements/1/ack", "/auth/refresh"]
+    assert [r.path for r in server.requests] == ["/receipts", "/auth/refresh"]
     assert sent.ids == [] and store.pending_acks() == ["1"]
     logged_in(secrets, server.url)  # logged in again, connected again: a wake
     queue.wake()
@@ -195,7 +197,61 @@ async def test_without_a_login_it_waits_until_woken(
 async def test_a_failing_store_ends_the_run_with_its_error(
     store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
 ) -> None:
-    queue = ReceiptQueue(store, session_for(scripted(status(200)).url))
+    queue = ReceiptQueue(store, session_for(scripted(status(200)).url), batch_delay=0.0)
     store.close()
     with pytest.raises(Exception, match="closed"):
         await asyncio.wait_for(queue.run(), WAIT)
+
+
+async def test_receipts_of_every_kind_go_in_one_batch(
+    store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
+) -> None:
+    server = scripted(status(200, b'{"recorded": 4, "ignored": 0}'))
+    sent = Sent()
+    store.mark_read("2")
+    store.mark_read("2")  # read once: one receipt
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
+    queue.add("1")  # acknowledged
+    await run_until(queue, sent.done)
+    assert [(r.method, r.path) for r in server.requests] == [("POST", "/receipts")]
+    body = json.loads(server.requests[0].body)
+    assert body == {"delivered": ["1", "2"], "read": ["2"], "acknowledged": ["1"]}
+    assert sent.ids == ["1"] and store.pending_receipts() == []
+
+
+async def test_a_receipt_queued_from_another_thread_wakes_the_queue(
+    store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
+) -> None:
+    server = scripted(status(200))
+    queue = ReceiptQueue(store, session_for(server.url), batch_delay=0.0)
+    task = asyncio.ensure_future(queue.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while store.pending_receipts():  # the two delivered receipts go first
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(store.mark_read, "1")  # as the GUI thread does
+        while store.pending_receipts() or len(server.requests) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "not sent in time"
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+    assert json.loads(server.requests[-1].body)["read"] == ["1"]
+
+
+async def test_without_post_receipts_delivered_and_read_are_dropped(
+    store: HistoryStore, scripted: Scripted, session_for: Callable[[str], AuthSession]
+) -> None:
+    server = scripted(status(404), status(200))
+    sent = Sent()
+    store.mark_all_read()
+    queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
+    queue.add("2")
+    await run_until(queue, sent.done)
+    assert acks(server) == ["2"] and store.pending_receipts() == []
+    # later ones go straight to the ack endpoint: /receipts is not asked again
+    sent.expected, sent.done = 2, asyncio.Event()
+    queue.add("1")
+    await run_until(queue, sent.done)
+    assert [r.path for r in server.requests].count("/receipts") == 1 and acks(server) == ["2", "1"]

@@ -290,7 +290,7 @@ def test_migration_to_2_counts_existing_announcements_as_shown(tmp_path: Path) -
     path = tmp_path / "h.sqlite3"
     _version_1_file(path)
     with HistoryStore(path) as s:
-        assert SCHEMA_VERSION == 2
+        assert SCHEMA_VERSION >= 2
         old = s.get("old")
         assert old is not None and old.shown
         assert s.unshown() == []
@@ -386,3 +386,45 @@ def test_the_store_selects_and_inserts_the_models_row() -> None:
     columns = ", ".join(ROW_COLUMNS)
     assert store._SELECT.startswith(f"SELECT {columns}, received_at, ")
     assert f"({columns}, received_at, read, acked)" in store._INSERT
+
+
+def test_migration_to_3_keeps_pending_acknowledgements(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    _version_1_file(path)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO pending_acks (id, queued_at) VALUES ('old', 1.0)")
+    conn.commit()
+    conn.close()
+    with HistoryStore(path) as s:
+        assert s.pending_acks() == ["old"]
+        assert s.pending_receipts() == [("old", "acknowledged")]
+
+
+def test_receipts_are_queued_once_each_when_stored_read_and_acknowledged(
+    store: HistoryStore,
+) -> None:
+    woken: list[int] = []
+    stop = store.add_receipt_listener(lambda: woken.append(1))
+    store.record(ann("a"), "a")
+    store.record(ann("a"), "a")  # known: nothing more
+    store.add(ann("b", priority=Priority.URGENT))
+    store.add(ann("legacy-x"))  # an event without an id: the server cannot know it
+    store.mark_read("a")
+    store.mark_read("a")
+    store.mark_all_read()  # b and legacy-x were unread
+    store.queue_ack("b")
+    store.queue_ack("b")
+    assert store.pending_receipts() == [
+        ("a", "delivered"),
+        ("b", "delivered"),
+        ("a", "read"),
+        ("b", "read"),
+        ("b", "acknowledged"),
+    ]
+    assert len(woken) == 6  # each call that stored or marked something (a spare wake is harmless)
+    store.receipts_sent([("a", "delivered"), ("a", "read")])
+    store.remove("b")  # revoked: its receipts go with it
+    assert store.pending_receipts() == []
+    stop()
+    store.add(ann("c"))
+    assert len(woken) == 6

@@ -222,3 +222,22 @@ def test_bad_resume_ids_are_rejected_and_ids_are_stream_ids(pair, clients) -> No
     assert [
         x["id"] for x in a.get("/announcements", params={"since": "0"}, headers=alice).json()
     ] == [ann]
+
+
+def test_receipts_on_a_show_in_reach_and_console_events_on_b(clients) -> None:
+    a, b = clients
+    boss = login(b, "publisher")
+    ann = publish(b, boss, audience={"groups": ["it"]})
+    with b.stream("GET", "/console/events", headers=bearer(boss)) as events:
+        lines = events.iter_lines()
+        while not next(lines).startswith("data:"):  # connected
+            pass
+        alice = bearer(login(a, "alice"))
+        assert a.post("/receipts", json={"read": [ann]}, headers=alice).json() == {
+            "recorded": 1,
+            "ignored": 0,
+        }
+        data = next(line for line in lines if line.startswith("data:"))
+        assert json.loads(data.removeprefix("data:")) == {"id": ann}
+    reach = b.get(f"/announcements/{ann}/reach", headers=bearer(boss)).json()
+    assert (reach["recipients"], reach["delivered"], reach["read"]) == (1, 1, 1)

@@ -1,0 +1,131 @@
+"""Who an announcement reached: recipients, receipts and the directory, as the API's JSON and
+CSV (``GET /announcements/{id}/reach``, ``/reach.csv``, ``GET /directory``). Pure functions of
+the broker's values; the HTTP layer fetches them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from app.server.codec import iso
+from app.server.model import Audience, Principal, Receipt, User
+
+CSV_COLUMNS = ("user_id", "username", "groups", "delivered_at", "read_at", "acked_at", "online")
+# a spreadsheet runs a cell starting with one of these as a formula (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def unknown_names(audience: Audience, users: Iterable[User]) -> list[str]:
+    """The groups and users ``audience`` names that do not exist (``group x``, ``user y``)."""
+    users = list(users)
+    names = {u.name for u in users}
+    groups = {g for u in users for g in u.groups}
+    return [f"group {g}" for g in sorted(audience.groups - groups)] + [
+        f"user {u}" for u in sorted(audience.users - names)
+    ]
+
+
+def recipients(audience: Audience, users: Iterable[User]) -> list[str]:
+    """The user ids ``audience`` names now: every user, the members of its groups, its users."""
+    return sorted(
+        u.name
+        for u in users
+        if audience.everyone or u.name in audience.users or not audience.groups.isdisjoint(u.groups)
+    )
+
+
+def reach_json(
+    ann_id: str,
+    audience: Audience,
+    named: Collection[str],
+    receipts: Iterable[Receipt],
+    users: Mapping[str, User],
+    online: Collection[str],
+) -> dict[str, Any]:
+    """``{"id", "recipients", "delivered", "read", "acknowledged", "users": [...]}``: one row
+    per recipient (by name), then anyone else the audience names now who sent receipts (a user
+    who joined a group since); counts are over those rows."""
+    by_user = {r.user_id: r for r in receipts}
+    rows = list(named)
+    for user_id in sorted(set(by_user) - set(named)):
+        user = users.get(user_id)
+        if user is not None and audience.includes(Principal(user_id, user.groups)):
+            rows.append(user_id)
+    out: list[dict[str, Any]] = []
+    for user_id in rows:
+        receipt = by_user.get(user_id, Receipt(user_id))
+        user = users.get(user_id)
+        out.append(
+            {
+                "user_id": user_id,
+                "username": user_id,
+                "groups": sorted(user.groups) if user else [],
+                "delivered_at": _iso(receipt.delivered_at),
+                "read_at": _iso(receipt.read_at),
+                "acked_at": _iso(receipt.acked_at),
+                "online": user_id in online,
+            }
+        )
+    return {
+        "id": ann_id,
+        "recipients": len(named),
+        "delivered": sum(1 for r in out if r["delivered_at"]),
+        "read": sum(1 for r in out if r["read_at"]),
+        "acknowledged": sum(1 for r in out if r["acked_at"]),
+        "users": out,
+    }
+
+
+def reach_csv(reach: Mapping[str, Any]) -> str:
+    """The ``users`` of :func:`reach_json` as CSV with a header row; groups joined with ``;``,
+    online as ``yes``/``no``; a cell a spreadsheet would take for a formula gets a leading
+    ``'``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in reach["users"]:
+        cells = [
+            row["user_id"],
+            row["username"],
+            ";".join(row["groups"]),
+            row["delivered_at"] or "",
+            row["read_at"] or "",
+            row["acked_at"] or "",
+            "yes" if row["online"] else "no",
+        ]
+        writer.writerow([_safe_cell(c) for c in cells])
+    return buffer.getvalue()
+
+
+def directory_json(users: Iterable[User]) -> dict[str, Any]:
+    """``{"everyone": n, "groups": [{"name", "members"}], "users": [{"user_id", "username",
+    "groups", "publisher"}]}``, sorted by name."""
+    users = sorted(users, key=lambda u: u.name)
+    counts: dict[str, int] = {}
+    for user in users:
+        for group in user.groups:
+            counts[group] = counts.get(group, 0) + 1
+    return {
+        "everyone": len(users),
+        "groups": [{"name": g, "members": counts[g]} for g in sorted(counts)],
+        "users": [
+            {
+                "user_id": u.name,
+                "username": u.name,
+                "groups": sorted(u.groups),
+                "publisher": u.publisher,
+            }
+            for u in users
+        ],
+    }
+
+
+def _safe_cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _iso(when: Any) -> str | None:
+    return iso(when) if when is not None else None
