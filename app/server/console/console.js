@@ -1,0 +1,1058 @@
+// The publisher console of the companion server (docs/console.md).
+//
+// Plain ES module, no framework, no build step. Rules kept throughout:
+// - the tokens live in the `session` object below only (never web storage, a cookie or a URL);
+// - every text from the server or the user goes on the page with textContent: never parsed as HTML;
+// - no inline script or style: the page's CSP allows this file and console.css only.
+//
+// API (docs/api.md): POST /auth/login, /auth/refresh, /auth/logout; GET /directory;
+// POST, GET /announcements; DELETE /announcements/{id}; GET /announcements/{id}/reach and
+// reach.csv; GET /console/events (SSE, read with fetch since EventSource cannot send a header).
+
+import { LANGUAGES, bcp47, initialLanguage, translator } from './i18n.js';
+
+const API = new URL('..', document.baseURI); // the server root: the console lives at /console/
+const LIST_LIMIT = 50; // announcements shown under "Sent"
+const REACH_PARALLEL = 4; // reach requests in flight while filling the list
+const LIVE_RETRY_MS = [1000, 2000, 5000, 10000, 30000];
+const NAMES_SHOWN = 8; // recipient names spelled out before "and n more"
+
+const $ = (id) => document.getElementById(id);
+
+// ------------------------------------------------------------------ state (memory only)
+
+const session = { access: null, refresh: null, user: null, refreshing: null };
+const state = {
+  lang: initialLanguage(location.search, navigator.languages || [navigator.language]),
+  directory: null, // {groups: [{name, count}], users: [{id, name, groups}]} once loaded
+  directoryError: null,
+  announcements: [], // newest first
+  reach: new Map(), // id -> reach JSON, or {error}
+  selected: null, // id shown in the details
+  live: 'off', // off | connecting | on | unavailable
+  liveAbort: null,
+  reachTimers: new Map(),
+  csv: null, // {url, file} of the last export
+};
+let t = translator(state.lang);
+
+// ------------------------------------------------------------------ HTTP
+
+class ApiError extends Error {
+  constructor(status, message, field) {
+    super(message);
+    this.status = status;
+    this.field = field || null;
+  }
+}
+
+async function errorOf(response) {
+  let message = `HTTP ${response.status}`;
+  let field = null;
+  try {
+    const body = await response.json();
+    if (body && typeof body.error === 'string') message = body.error;
+    if (body && typeof body.field === 'string') field = body.field;
+  } catch {
+    // not JSON: keep the status
+  }
+  return new ApiError(response.status, message, field);
+}
+
+async function rawFetch(path, { method = 'GET', body, headers = {}, signal } = {}) {
+  const init = { method, headers: { ...headers }, signal, cache: 'no-store', credentials: 'omit' };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  try {
+    return await fetch(new URL(path, API), init);
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
+    throw new ApiError(0, t('serverUnreachable'));
+  }
+}
+
+/** A call with the access token; one refresh and one retry on 401; the Response. */
+async function authed(path, options = {}) {
+  const call = () =>
+    rawFetch(path, {
+      ...options,
+      headers: { ...(options.headers || {}), Authorization: `Bearer ${session.access}` },
+    });
+  if (!session.access) throw new ApiError(401, t('sessionEnded'));
+  let response = await call();
+  if (response.status === 401 && (await refreshTokens())) response = await call();
+  if (response.status === 401) {
+    endSession(t('sessionEnded'));
+    throw new ApiError(401, t('sessionEnded'));
+  }
+  return response;
+}
+
+/** authed(), then the JSON body; ApiError for any answer that is not 2xx. */
+async function apiJson(path, options = {}) {
+  const response = await authed(path, options);
+  if (!response.ok) throw await errorOf(response);
+  return response.status === 204 ? null : response.json();
+}
+
+/** Trade the refresh token for a new pair (once at a time); false when it is refused. */
+function refreshTokens() {
+  if (!session.refresh) return Promise.resolve(false);
+  if (!session.refreshing) {
+    session.refreshing = (async () => {
+      try {
+        const response = await rawFetch('auth/refresh', {
+          method: 'POST',
+          body: { refresh_token: session.refresh },
+        });
+        if (!response.ok) return false;
+        const grant = await response.json();
+        session.access = grant.access_token;
+        session.refresh = grant.refresh_token;
+        return true;
+      } catch {
+        return false;
+      } finally {
+        session.refreshing = null;
+      }
+    })();
+  }
+  return session.refreshing;
+}
+
+// ------------------------------------------------------------------ small helpers
+
+function show(element, visible) {
+  element.hidden = !visible;
+}
+
+function say(element, text, kind) {
+  element.textContent = text || '';
+  element.hidden = !text;
+  if (kind) element.dataset.kind = kind;
+}
+
+function clear(element) {
+  element.replaceChildren();
+}
+
+function el(tag, { text, cls, attrs } = {}, children = []) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+function formatTime(iso) {
+  if (!iso) return t('notYet');
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  return new Intl.DateTimeFormat(bcp47(state.lang), {
+    dateStyle: 'medium',
+    timeStyle: 'short',
+  }).format(date);
+}
+
+function formatNumber(value) {
+  return typeof value === 'number' ? new Intl.NumberFormat(bcp47(state.lang)).format(value) : t('reachUnavailable');
+}
+
+function listNames(names) {
+  const sep = state.lang === 'zh_CN' ? '、' : ', ';
+  const shown = names.slice(0, NAMES_SHOWN).join(sep);
+  const more = names.length - NAMES_SHOWN;
+  return more > 0 ? `${shown}${sep}+${more}` : shown;
+}
+
+// ------------------------------------------------------------------ language
+
+function applyLanguage(lang) {
+  state.lang = lang;
+  t = translator(lang);
+  document.documentElement.lang = bcp47(lang);
+  document.title = `${t('appName')} — ${t('consoleTitle')}`;
+  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-i18n-label]')) {
+    node.setAttribute('aria-label', t(node.dataset.i18nLabel));
+  }
+  $('language').value = lang;
+  if (session.user) $('who').textContent = t('signedInAs', { user: session.user });
+  renderLive();
+  renderPickers();
+  renderCount();
+  renderPreview();
+  renderSent();
+  renderDetails();
+}
+
+function setupLanguage() {
+  const select = $('language');
+  for (const [code, name] of Object.entries(LANGUAGES)) {
+    select.append(el('option', { text: name, attrs: { value: code, lang: bcp47(code) } }));
+  }
+  select.addEventListener('change', () => applyLanguage(select.value));
+}
+
+// ------------------------------------------------------------------ log in / out
+
+function setView(view) {
+  document.body.dataset.view = view;
+  show($('login-view'), view === 'login');
+  show($('app-view'), view === 'app');
+  show($('who'), view === 'app');
+  show($('logout'), view === 'app');
+}
+
+async function logIn(event) {
+  event.preventDefault();
+  const username = $('login-user').value.trim();
+  const password = $('login-password').value;
+  const error = $('login-error');
+  if (!username) return fail($('login-user'), t('required', { field: t('username') }));
+  if (!password) return fail($('login-password'), t('required', { field: t('password') }));
+  const button = $('login-submit');
+  button.disabled = true;
+  button.textContent = t('loggingIn');
+  say(error, '');
+  try {
+    const response = await rawFetch('auth/login', { method: 'POST', body: { username, password } });
+    if (!response.ok) throw await errorOf(response);
+    const grant = await response.json();
+    session.access = grant.access_token;
+    session.refresh = grant.refresh_token;
+    session.user = grant.user_id || username;
+    $('login-password').value = '';
+    // the role is in the server's hands: a staff token gets 403 from the directory
+    const directory = await authed('directory');
+    if (directory.status === 403) {
+      const user = session.user;
+      await logOutQuietly();
+      say(error, t('notPublisher', { user }));
+      document.body.dataset.refused = 'not-publisher';
+      return;
+    }
+    await enterApp(directory);
+  } catch (problem) {
+    say(error, problem.status === 0 ? problem.message : t('loginFailed', { message: problem.message }));
+  } finally {
+    button.disabled = false;
+    button.textContent = t('logIn');
+  }
+
+  function fail(input, message) {
+    say(error, message);
+    input.focus();
+  }
+}
+
+async function enterApp(directoryResponse) {
+  delete document.body.dataset.refused;
+  $('who').textContent = t('signedInAs', { user: session.user });
+  setView('app');
+  selectTab('compose');
+  await loadDirectory(directoryResponse);
+  $('f-title').focus();
+  startLive();
+  loadSent();
+}
+
+async function logOutQuietly() {
+  const refresh = session.refresh;
+  stopLive();
+  session.access = session.refresh = session.user = null;
+  if (refresh) {
+    try {
+      await rawFetch('auth/logout', { method: 'POST', body: { refresh_token: refresh } });
+    } catch {
+      // the server is gone: the tokens are forgotten here anyway
+    }
+  }
+}
+
+function resetData() {
+  state.directory = null;
+  state.directoryError = null;
+  state.announcements = [];
+  state.reach.clear();
+  state.selected = null;
+  dropCsv();
+  $('compose-form').reset();
+  say($('flash'), '');
+  renderPickers();
+  renderSent();
+  renderDetails();
+}
+
+async function logOut() {
+  await logOutQuietly();
+  resetData();
+  setView('login');
+  $('login-user').focus();
+}
+
+function endSession(message) {
+  if (!session.access && !session.refresh) return;
+  stopLive();
+  session.access = session.refresh = session.user = null;
+  resetData();
+  setView('login');
+  say($('login-error'), message);
+}
+
+// ------------------------------------------------------------------ tabs
+
+function selectTab(name) {
+  for (const tab of ['compose', 'sent']) {
+    const active = tab === name;
+    show($(`${tab}-view`), active);
+    const button = $(`tab-${tab}`);
+    if (active) button.setAttribute('aria-current', 'page');
+    else button.removeAttribute('aria-current');
+  }
+  document.body.dataset.tab = name;
+}
+
+// ------------------------------------------------------------------ directory and audience
+
+/** The directory in one shape, whatever the server's spelling: groups {name, count} and
+ * users {id, name, groups}. */
+function normaliseDirectory(data) {
+  const count = (value) => (Array.isArray(value) ? value.length : typeof value === 'number' ? value : null);
+  let groups = data && data.groups;
+  if (groups && !Array.isArray(groups) && typeof groups === 'object') {
+    groups = Object.entries(groups).map(([name, value]) =>
+      typeof value === 'object' && value !== null && !Array.isArray(value) ? { name, ...value } : { name, members: value },
+    );
+  }
+  const users = (Array.isArray(data && data.users) ? data.users : []).map((user) =>
+    typeof user === 'string'
+      ? { id: user, name: user, groups: [] }
+      : {
+          id: String(user.user_id ?? user.id ?? user.username ?? user.name),
+          name: String(user.username ?? user.name ?? user.user_id ?? user.id),
+          groups: Array.isArray(user.groups) ? user.groups.map(String) : [],
+        },
+  );
+  const normalGroups = (Array.isArray(groups) ? groups : []).map((group) =>
+    typeof group === 'string'
+      ? { name: group, count: null }
+      : {
+          name: String(group.name ?? group.group ?? group.id),
+          count: count(group.members ?? group.member_count ?? group.count ?? group.users ?? group.size),
+        },
+  );
+  for (const group of normalGroups) {
+    if (group.count === null && users.some((u) => u.groups.length)) {
+      group.count = users.filter((u) => u.groups.includes(group.name)).length;
+    }
+  }
+  normalGroups.sort((a, b) => a.name.localeCompare(b.name));
+  users.sort((a, b) => a.name.localeCompare(b.name));
+  const everyone = typeof (data && data.everyone) === 'number' ? data.everyone : users.length;
+  return { groups: normalGroups, users, everyone };
+}
+
+async function loadDirectory(response) {
+  try {
+    const answer = response || (await authed('directory'));
+    if (!answer.ok) throw await errorOf(answer);
+    state.directory = normaliseDirectory(await answer.json());
+    state.directoryError = null;
+  } catch (problem) {
+    state.directory = null;
+    state.directoryError = problem.message;
+  }
+  renderPickers();
+  renderCount();
+}
+
+function audienceMode() {
+  return document.querySelector('input[name="audience"]:checked').value;
+}
+
+function checkedValues(list) {
+  return [...list.querySelectorAll('input[type="checkbox"]:checked')].map((box) => box.value);
+}
+
+function renderPickers() {
+  const mode = audienceMode();
+  show($('groups-picker'), mode === 'groups');
+  show($('users-picker'), mode === 'users');
+  say($('directory-error'), state.directoryError ? t('directoryMissing', { message: state.directoryError }) : '');
+  const directory = state.directory || { groups: [], users: [] };
+
+  const groupList = $('group-list');
+  const chosenGroups = new Set(checkedValues(groupList));
+  clear(groupList);
+  if (!directory.groups.length) groupList.append(el('li', { text: t('noGroups'), cls: 'empty' }));
+  for (const group of directory.groups) {
+    const box = el('input', { attrs: { type: 'checkbox', value: group.name, name: 'group' } });
+    box.checked = chosenGroups.has(group.name);
+    const countText = group.count === null ? '' : group.count === 1 ? t('member') : t('members', { count: group.count });
+    groupList.append(
+      el('li', {}, [
+        el('label', { cls: 'check' }, [box, el('span', { text: group.name, cls: 'name' }), el('span', { text: countText, cls: 'muted' })]),
+      ]),
+    );
+  }
+
+  const userList = $('user-list');
+  const chosenUsers = new Set(checkedValues(userList));
+  const filter = $('user-filter').value.trim().toLowerCase();
+  clear(userList);
+  const shown = directory.users.filter(
+    (user) => chosenUsers.has(user.id) || !filter || user.name.toLowerCase().includes(filter) || user.groups.some((g) => g.toLowerCase().includes(filter)),
+  );
+  if (!shown.length) userList.append(el('li', { text: t('noUsers'), cls: 'empty' }));
+  for (const user of shown) {
+    const box = el('input', { attrs: { type: 'checkbox', value: user.id, name: 'user' } });
+    box.checked = chosenUsers.has(user.id);
+    userList.append(
+      el('li', {}, [
+        el('label', { cls: 'check' }, [box, el('span', { text: user.name, cls: 'name' }), el('span', { text: user.groups.join(', '), cls: 'muted' })]),
+      ]),
+    );
+  }
+}
+
+/** The audience JSON of the form, or null when nothing is chosen. */
+function audience() {
+  const mode = audienceMode();
+  if (mode === 'all') return { all: true };
+  if (mode === 'groups') {
+    const groups = checkedValues($('group-list'));
+    return groups.length ? { groups } : null;
+  }
+  const users = checkedValues($('user-list'));
+  return users.length ? { users } : null;
+}
+
+/** {count, names} of the people the audience reaches, per the directory (null count: not known). */
+function recipients(chosen) {
+  const directory = state.directory;
+  if (!chosen) return { count: 0, names: [] };
+  if (!directory) return { count: null, names: [] };
+  let people;
+  if (chosen.all) return { count: directory.everyone, names: directory.users.map((u) => u.name) };
+  else if (chosen.users) people = directory.users.filter((u) => chosen.users.includes(u.id));
+  else {
+    const wanted = new Set(chosen.groups);
+    if (!directory.users.some((u) => u.groups.length)) {
+      // users listed without their groups: add up the groups' counts
+      const counts = directory.groups.filter((g) => wanted.has(g.name)).map((g) => g.count);
+      return { count: counts.includes(null) ? null : counts.reduce((a, b) => a + b, 0), names: [] };
+    }
+    people = directory.users.filter((u) => u.groups.some((g) => wanted.has(g)));
+  }
+  return { count: people.length, names: people.map((u) => u.name) };
+}
+
+function renderCount() {
+  const output = $('recipient-count');
+  const { count, names } = recipients(audience());
+  output.dataset.count = count === null ? '' : String(count);
+  if (count === null) output.textContent = t('recipientsUnknown');
+  else if (count === 0) output.textContent = t('recipientsNone');
+  else if (count === 1) output.textContent = t('recipientsOne', { names: names[0] ?? '' });
+  else if (names.length && audienceMode() !== 'all') output.textContent = t('recipientsManyNames', { count, names: listNames(names) });
+  else output.textContent = t('recipientsMany', { count });
+  output.classList.toggle('none', count === 0);
+}
+
+// ------------------------------------------------------------------ compose and preview
+
+function draft() {
+  const expiry = $('f-expiry').value;
+  return {
+    title: $('f-title').value.trim(),
+    body: $('f-body').value,
+    priority: $('f-priority').value,
+    url: $('f-link').value.trim() || null,
+    expires_at: expiry ? new Date(expiry).toISOString() : null,
+  };
+}
+
+function renderPreview() {
+  const d = draft();
+  const toast = $('preview-toast');
+  toast.dataset.priority = d.priority;
+  $('pt-priority').textContent = t(`priority_${d.priority}`);
+  $('pt-title').textContent = d.title || t('previewUntitled');
+  $('pt-title').classList.toggle('placeholder', !d.title);
+  $('pt-body').textContent = d.body || t('previewEmptyBody');
+  $('pt-body').classList.toggle('placeholder', !d.body);
+  say($('pt-link'), d.url ? t('linkLabel', { url: d.url }) : '');
+
+  const urgent = d.priority === 'urgent';
+  show($('preview-urgent-block'), urgent);
+  $('pu-title').textContent = d.title || t('previewUntitled');
+  $('pu-body').textContent = d.body || t('previewEmptyBody');
+  say($('pu-link'), d.url ? t('linkLabel', { url: d.url }) : '');
+  say($('pu-expiry'), d.expires_at ? t('expires', { time: formatTime(d.expires_at) }) : '');
+}
+
+function markInvalid(input, invalid) {
+  if (invalid) input.setAttribute('aria-invalid', 'true');
+  else input.removeAttribute('aria-invalid');
+}
+
+/** A message for the first problem of the draft (and focus on its field), or null. */
+function checkDraft(d, chosen) {
+  const problems = [
+    [$('f-title'), !d.title, t('required', { field: t('title') })],
+    [$('f-link'), d.url && !/^https?:\/\/[^\s]+$/i.test(d.url), t('badLink')],
+    [$('f-expiry'), d.expires_at && new Date(d.expires_at) <= new Date(), t('pastExpiry')],
+  ];
+  for (const [input, bad] of problems) markInvalid(input, bad);
+  const first = problems.find(([, bad]) => bad);
+  if (first) {
+    first[0].focus();
+    return first[2];
+  }
+  if (!chosen) {
+    document.querySelector('input[name="audience"]:checked').focus();
+    return t('recipientsNone');
+  }
+  return null;
+}
+
+const FIELD_INPUTS = { title: 'f-title', body: 'f-body', priority: 'f-priority', url: 'f-link', expires_at: 'f-expiry' };
+
+async function send(event) {
+  event.preventDefault();
+  const error = $('compose-error');
+  say(error, '');
+  const d = draft();
+  const chosen = audience();
+  const problem = checkDraft(d, chosen);
+  if (problem) return say(error, problem);
+
+  if (chosen.all || d.priority === 'urgent') {
+    const { count } = recipients(chosen);
+    const lines = [];
+    if (chosen.all) lines.push(count === null ? t('confirmAllUnknown') : t('confirmAll', { count }));
+    if (d.priority === 'urgent') lines.push(t('confirmUrgent'));
+    const ok = await confirmDialog({ heading: t('confirmHeading'), lines: [`“${d.title}”`, ...lines], ok: t('confirmSend') });
+    if (!ok) return;
+  }
+
+  const button = $('send');
+  button.disabled = true;
+  button.textContent = t('sending');
+  try {
+    const body = { ...d, audience: chosen };
+    if (!body.url) delete body.url;
+    if (!body.expires_at) delete body.expires_at;
+    const { id } = await apiJson('announcements', {
+      method: 'POST',
+      body,
+      headers: { 'Idempotency-Key': newKey() },
+    });
+    $('compose-form').reset();
+    afterReset();
+    say($('flash'), t('sent'), 'ok');
+    document.body.dataset.lastSent = id;
+    await loadSent();
+  } catch (failure) {
+    const input = FIELD_INPUTS[failure.field] && $(FIELD_INPUTS[failure.field]);
+    if (input) {
+      markInvalid(input, true);
+      input.focus();
+    }
+    say(error, t('sendFailed', { message: failure.message }));
+  } finally {
+    button.disabled = false;
+    button.textContent = t('send');
+  }
+}
+
+function newKey() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return `console-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+function afterReset() {
+  for (const input of document.querySelectorAll('[aria-invalid]')) markInvalid(input, false);
+  say($('compose-error'), '');
+  renderPickers();
+  renderCount();
+  renderPreview();
+}
+
+// ------------------------------------------------------------------ confirm dialog
+
+function confirmDialog({ heading, lines, ok, danger = false }) {
+  const dialog = $('confirm');
+  $('confirm-heading').textContent = heading;
+  const text = $('confirm-text');
+  clear(text);
+  for (const line of lines) text.append(el('p', { text: line }));
+  const okButton = $('confirm-ok');
+  okButton.textContent = ok;
+  okButton.className = danger ? 'danger' : '';
+  const returnFocus = document.activeElement;
+  return new Promise((resolve) => {
+    const finish = (answer) => {
+      okButton.removeEventListener('click', onOk);
+      $('confirm-cancel').removeEventListener('click', onCancel);
+      dialog.removeEventListener('close', onClose);
+      if (dialog.open) dialog.close();
+      if (returnFocus && returnFocus.focus) returnFocus.focus();
+      resolve(answer);
+    };
+    const onOk = () => finish(true);
+    const onCancel = () => finish(false);
+    // Escape closes it; a close event still queued from the previous dialog is ignored
+    const onClose = () => {
+      if (!dialog.open) finish(false);
+    };
+    okButton.addEventListener('click', onOk);
+    $('confirm-cancel').addEventListener('click', onCancel);
+    dialog.addEventListener('close', onClose);
+    dialog.showModal();
+    $('confirm-cancel').focus();
+  });
+}
+
+// ------------------------------------------------------------------ sent list and reach
+
+async function loadSent() {
+  const error = $('sent-error');
+  document.body.dataset.sentLoads = String(Number(document.body.dataset.sentLoads || 0) + 1);
+  try {
+    const list = await apiJson(`announcements?limit=${LIST_LIMIT}`);
+    state.announcements = (Array.isArray(list) ? list : []).filter((a) => a && a.type !== 'revoke').reverse();
+    say(error, '');
+  } catch (failure) {
+    if (failure.status === 401) return;
+    say(error, t('loadFailed', { message: failure.message }));
+  }
+  renderSent();
+  const ids = state.announcements.map((a) => a.id);
+  const queue = [...ids];
+  const worker = async () => {
+    while (queue.length) await loadReach(queue.shift());
+  };
+  await Promise.all(Array.from({ length: REACH_PARALLEL }, worker));
+}
+
+async function loadReach(id) {
+  try {
+    state.reach.set(id, await apiJson(`announcements/${encodeURIComponent(id)}/reach`));
+  } catch (failure) {
+    if (failure.status === 401) return;
+    if (!state.reach.has(id) || state.reach.get(id).error) state.reach.set(id, { error: failure.message });
+  }
+  renderRow(id);
+  if (state.selected === id) renderDetails();
+}
+
+/** A reach refresh for ``id`` soon (several events in a burst make one request). */
+function reachChanged(id) {
+  if (!state.announcements.some((a) => a.id === id)) {
+    // sent from elsewhere (another publisher, the command line): reload the list
+    if (!state.reachTimers.has('*')) {
+      state.reachTimers.set('*', setTimeout(() => {
+        state.reachTimers.delete('*');
+        loadSent();
+      }, 300));
+    }
+    return;
+  }
+  if (state.reachTimers.has(id)) return;
+  state.reachTimers.set(id, setTimeout(() => {
+    state.reachTimers.delete(id);
+    loadReach(id);
+  }, 150));
+}
+
+function renderSent() {
+  const rows = $('sent-rows');
+  clear(rows);
+  show($('sent-empty'), state.announcements.length === 0 && !$('sent-error').textContent);
+  show($('sent-table'), state.announcements.length > 0);
+  for (const announcement of state.announcements) rows.append(rowFor(announcement));
+}
+
+function rowFor(announcement) {
+  const reach = state.reach.get(announcement.id) || {};
+  const open = el('button', {
+    text: announcement.title,
+    cls: 'link-button',
+    attrs: { type: 'button', 'aria-label': t('showDetails', { title: announcement.title }) },
+  });
+  open.addEventListener('click', () => openDetails(announcement.id));
+  const row = el('tr', { attrs: { 'data-id': announcement.id } }, [
+    el('td', { cls: 'title-cell' }, [open]),
+    el('td', {}, [el('span', { text: t(`priority_${announcement.priority}`), cls: `badge p-${announcement.priority}` })]),
+    el('td', { text: formatTime(announcement.created_at), cls: 'time' }),
+    cell('recipients', reach.recipients, null),
+    cell('delivered', reach.delivered, reach.recipients),
+    cell('read', reach.read, reach.recipients),
+    cell('acknowledged', reach.acknowledged, reach.recipients),
+  ]);
+  if (state.selected === announcement.id) row.classList.add('selected');
+  if (reach.error) row.title = t('reachMissing', { message: reach.error });
+  return row;
+}
+
+function cell(name, value, of) {
+  const td = el('td', { cls: `num n-${name}`, text: formatNumber(value) });
+  td.dataset.value = typeof value === 'number' ? String(value) : '';
+  if (typeof value === 'number' && typeof of === 'number' && of > 0) {
+    td.classList.toggle('complete', value >= of);
+  }
+  return td;
+}
+
+function renderRow(id) {
+  const old = $('sent-rows').querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+  const announcement = state.announcements.find((a) => a.id === id);
+  if (old && announcement) old.replaceWith(rowFor(announcement));
+}
+
+function openDetails(id) {
+  state.selected = id;
+  dropCsv();
+  say($('details-status'), '');
+  renderSent();
+  renderDetails();
+  $('details').focus();
+  loadReach(id);
+}
+
+function closeDetails() {
+  const id = state.selected;
+  state.selected = null;
+  renderSent();
+  renderDetails();
+  const button = id && $('sent-rows').querySelector(`tr[data-id="${CSS.escape(id)}"] button`);
+  if (button) button.focus();
+}
+
+function renderDetails() {
+  const details = $('details');
+  const announcement = state.announcements.find((a) => a.id === state.selected);
+  show(details, Boolean(announcement));
+  if (!announcement) return;
+  const reach = state.reach.get(announcement.id) || {};
+  $('details-title').textContent = announcement.title;
+  const meta = [t(`priority_${announcement.priority}`), formatTime(announcement.created_at)];
+  if (announcement.expires_at) meta.push(t('expires', { time: formatTime(announcement.expires_at) }));
+  if (announcement.url) meta.push(t('linkLabel', { url: announcement.url }));
+  $('details-meta').textContent = meta.join(' · ');
+  say($('details-error'), reach.error ? t('reachMissing', { message: reach.error }) : '');
+
+  const has = typeof reach.recipients === 'number';
+  $('details-summary').textContent = has
+    ? t('summary', {
+        recipients: formatNumber(reach.recipients),
+        delivered: formatNumber(reach.delivered),
+        read: formatNumber(reach.read),
+        acknowledged: formatNumber(reach.acknowledged),
+      })
+    : '';
+  const bars = $('details-bars');
+  clear(bars);
+  if (has) {
+    for (const name of ['delivered', 'read', 'acknowledged']) {
+      const value = reach[name] || 0;
+      const meter = el('meter', { attrs: { min: '0', max: String(Math.max(reach.recipients, 1)), value: String(value), id: `bar-${name}` } });
+      bars.append(
+        el('div', { cls: 'bar' }, [
+          el('label', { text: t(`col${name[0].toUpperCase()}${name.slice(1)}`), attrs: { for: `bar-${name}` } }),
+          meter,
+          el('span', { text: `${formatNumber(value)} / ${formatNumber(reach.recipients)}`, cls: 'muted' }),
+        ]),
+      );
+    }
+  }
+
+  const users = Array.isArray(reach.users) ? reach.users : [];
+  const nameOf = (u) => String(u.username ?? u.user_id);
+  const notReceived = users.filter((u) => !u.delivered_at).map(nameOf);
+  const notRead = users.filter((u) => !u.read_at).map(nameOf);
+  const notAcked = users.filter((u) => !u.acked_at).map(nameOf);
+  fillNames('not-received', t('notReceived', { count: notReceived.length }), notReceived, t('everyoneReceived'), has);
+  fillNames('not-read', t('notRead', { count: notRead.length }), notRead, t('everyoneRead'), has);
+  // only urgent announcements ask for an acknowledgement (the tray's urgent window)
+  const asksAck = announcement.priority === 'urgent' || (reach.acknowledged || 0) > 0;
+  show($('not-acked-block'), asksAck);
+  fillNames('not-acked', t('notAcknowledged', { count: notAcked.length }), notAcked, t('everyoneAcknowledged'), has);
+
+  const rows = $('people-rows');
+  clear(rows);
+  for (const user of users) {
+    const online = Boolean(user.online);
+    rows.append(
+      el('tr', { attrs: { 'data-user': String(user.user_id) } }, [
+        el('th', { text: nameOf(user), attrs: { scope: 'row' } }),
+        el('td', { text: (Array.isArray(user.groups) ? user.groups : []).join(', ') }),
+        el('td', { text: formatTime(user.delivered_at), cls: user.delivered_at ? 'yes' : 'no' }),
+        el('td', { text: formatTime(user.read_at), cls: user.read_at ? 'yes' : 'no' }),
+        el('td', { text: formatTime(user.acked_at), cls: user.acked_at ? 'yes' : 'no' }),
+        el('td', {}, [el('span', { text: online ? t('online') : t('offline'), cls: online ? 'dot on' : 'dot off' })]),
+      ]),
+    );
+  }
+  $('export').disabled = !has;
+}
+
+function fillNames(id, heading, names, allDone, known) {
+  $(`${id}-title`).textContent = known ? heading : '';
+  const list = $(id);
+  clear(list);
+  if (!known) return;
+  if (!names.length) list.append(el('li', { text: allDone, cls: 'done' }));
+  for (const name of names) list.append(el('li', { text: name }));
+}
+
+// ------------------------------------------------------------------ CSV export and revoke
+
+function dropCsv() {
+  if (state.csv) URL.revokeObjectURL(state.csv.url);
+  state.csv = null;
+  const link = $('csv-link');
+  link.hidden = true;
+  link.removeAttribute('href');
+}
+
+async function exportCsv() {
+  const id = state.selected;
+  if (!id) return;
+  const status = $('details-status');
+  try {
+    const response = await authed(`announcements/${encodeURIComponent(id)}/reach.csv`, { headers: { Accept: 'text/csv' } });
+    if (!response.ok) throw await errorOf(response);
+    const blob = await response.blob();
+    dropCsv();
+    const file = `reach-${id.replace(/[^A-Za-z0-9_-]/g, '_')}.csv`;
+    const url = URL.createObjectURL(new Blob([blob], { type: 'text/csv' }));
+    state.csv = { url, file };
+    const link = $('csv-link');
+    link.href = url;
+    link.download = file;
+    link.textContent = t('downloadAgain', { file });
+    link.hidden = false;
+    link.click();
+    say(status, t('exported', { file }), 'ok');
+    document.body.dataset.exported = file;
+  } catch (failure) {
+    if (failure.status !== 401) say(status, t('exportFailed', { message: failure.message }), 'error');
+  }
+}
+
+async function revoke() {
+  const announcement = state.announcements.find((a) => a.id === state.selected);
+  if (!announcement) return;
+  const ok = await confirmDialog({
+    heading: t('revokeHeading'),
+    lines: [t('revokeText', { title: announcement.title })],
+    ok: t('revokeConfirm'),
+    danger: true,
+  });
+  if (!ok) return;
+  try {
+    await apiJson(`announcements/${encodeURIComponent(announcement.id)}`, { method: 'DELETE' });
+    state.announcements = state.announcements.filter((a) => a.id !== announcement.id);
+    state.reach.delete(announcement.id);
+    state.selected = null;
+    dropCsv();
+    renderSent();
+    renderDetails();
+    say($('flash'), t('revoked', { title: announcement.title }), 'ok');
+    $('refresh').focus();
+  } catch (failure) {
+    if (failure.status !== 401) say($('details-status'), t('revokeFailed', { message: failure.message }), 'error');
+  }
+}
+
+// ------------------------------------------------------------------ live updates (SSE over fetch)
+
+/** A WHATWG "Server-sent events" parser fed with decoded text; calls onEvent(type, data). */
+class SseParser {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = '';
+    this.data = [];
+    this.type = '';
+    this.first = true;
+  }
+
+  feed(text) {
+    if (this.first && text) {
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      this.first = false;
+    }
+    this.buffer += text;
+    const lines = this.buffer.split(/\r\n|\r|\n/);
+    // a CR at the very end may be the first half of a CRLF: keep it with the partial line
+    this.buffer = lines.pop();
+    if (this.buffer === '' && text.endsWith('\r')) {
+      lines.pop();
+      this.buffer = '\r';
+    }
+    for (const line of lines) this.line(line);
+  }
+
+  line(line) {
+    if (line === '\r') line = '';
+    if (line === '') {
+      if (this.data.length) this.onEvent(this.type || 'message', this.data.join('\n'));
+      this.data = [];
+      this.type = '';
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.type = value;
+  }
+}
+
+function renderLive() {
+  const live = $('live');
+  live.dataset.live = state.live;
+  const words = { on: 'liveOn', connecting: 'liveConnecting', unavailable: 'liveOff', off: '' };
+  live.textContent = words[state.live] ? t(words[state.live]) : '';
+}
+
+function setLive(value) {
+  state.live = value;
+  renderLive();
+}
+
+function stopLive() {
+  if (state.liveAbort) state.liveAbort.abort();
+  state.liveAbort = null;
+  setLive('off');
+}
+
+function startLive() {
+  stopLive();
+  const controller = new AbortController();
+  state.liveAbort = controller;
+  liveLoop(controller.signal);
+}
+
+async function liveLoop(signal) {
+  let failures = 0;
+  let opened = 0;
+  const wait = (ms) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+  while (!signal.aborted && session.access) {
+    if (state.live !== 'unavailable') setLive('connecting');
+    let response;
+    try {
+      response = await authed('console/events', { headers: { Accept: 'text/event-stream' }, signal });
+    } catch (failure) {
+      if (signal.aborted || failure.status === 401) return;
+      response = null;
+    }
+    if (response && (response.status === 404 || response.status === 405)) {
+      setLive('unavailable'); // this server has no live feed: the Refresh button stays
+      return;
+    }
+    const type = response ? response.headers.get('Content-Type') || '' : '';
+    if (response && response.ok && type.toLowerCase().startsWith('text/event-stream')) {
+      failures = 0;
+      opened += 1;
+      document.body.dataset.liveOpened = String(opened);
+      setLive('on');
+      // listening again: catch up on what changed while no stream was open
+      if (opened > 1) loadSent();
+      const ended = await readEvents(response, signal);
+      if (signal.aborted) return;
+      if (ended === 'expired' && (await refreshTokens())) continue; // at once, new token
+    } else {
+      if (response) response.body?.cancel().catch(() => {});
+      failures += 1;
+      if (failures > 1) setLive('unavailable');
+    }
+    await wait(LIVE_RETRY_MS[Math.min(failures, LIVE_RETRY_MS.length - 1)]);
+  }
+}
+
+/** Reads one event stream to its end; 'expired' when the server ended it for the token. */
+async function readEvents(response, signal) {
+  let ended = 'eof';
+  const parser = new SseParser((type, data) => {
+    if (type === 'reach') {
+      try {
+        const { id } = JSON.parse(data);
+        if (id !== undefined && id !== null) reachChanged(String(id));
+      } catch {
+        // not JSON: ignored
+      }
+    } else if (type === 'close') {
+      ended = data.includes('token_expired') ? 'expired' : 'closed';
+    }
+  });
+  const reader = response.body.pipeThrough(new TextDecoderStream('utf-8')).getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.feed(value);
+    }
+  } catch {
+    // network error or abort: the loop decides
+  } finally {
+    if (signal.aborted) reader.cancel().catch(() => {});
+  }
+  return ended;
+}
+
+// ------------------------------------------------------------------ start
+
+function wire() {
+  setupLanguage();
+  $('login-form').addEventListener('submit', logIn);
+  $('logout').addEventListener('click', logOut);
+  $('tab-compose').addEventListener('click', () => selectTab('compose'));
+  $('tab-sent').addEventListener('click', () => {
+    selectTab('sent');
+    loadSent();
+  });
+  const form = $('compose-form');
+  form.addEventListener('submit', send);
+  form.addEventListener('input', (event) => {
+    if (event.target.id === 'user-filter') renderPickers();
+    if (event.target.hasAttribute('aria-invalid')) markInvalid(event.target, false);
+    renderPreview();
+    renderCount();
+  });
+  form.addEventListener('change', (event) => {
+    if (event.target.name === 'audience') renderPickers();
+    renderPreview();
+    renderCount();
+  });
+  form.addEventListener('reset', () => setTimeout(afterReset, 0));
+  $('refresh').addEventListener('click', loadSent);
+  $('details-close').addEventListener('click', closeDetails);
+  $('export').addEventListener('click', exportCsv);
+  $('revoke').addEventListener('click', revoke);
+  $('details').addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') closeDetails();
+  });
+  window.addEventListener('pagehide', () => stopLive());
+}
+
+wire();
+applyLanguage(state.lang);
+setView('login');
+$('login-user').focus();

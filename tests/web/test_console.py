@@ -1,0 +1,597 @@
+"""The publisher console (``GET /console/``, issue 13) in headless Chromium against the real
+companion server: the page is served by the server itself, so every call is same-origin.
+
+A communications officer logs in, composes an announcement for a group (the recipient count
+shows before sending), sends it, and watches its reach change live while a listening client
+(alice's stream, with her receipts posted as the tray posts them) receives, reads and
+acknowledges it; exports the CSV; revokes. Staff accounts are told they are not publishers;
+the page speaks Simplified Chinese; markup in a title stays text.
+
+Screenshots: set ``TN_CONSOLE_SCREENSHOTS=docs/screenshots`` to write ``console-compose.png``
+and ``console-reach.png`` there (otherwise into the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from app.server.embedded import EmbeddedServer
+from tests.fixtures.browser import Page
+from tests.fixtures.server import DEMO_PASSWORD, ManualClock, ServerFactory
+
+pytestmark = [pytest.mark.browser]
+
+WAIT = 15.0  # seconds: the bound of every wait here
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+# what would turn text into markup, or keep a token beyond the page's memory
+HTML_SINKS = (
+    "innerHTML",
+    "outerHTML",
+    "insertAdjacentHTML",
+    "document.write",
+    "localStorage",
+    "sessionStorage",
+    "document.cookie",
+)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def js(value: Any) -> str:
+    """A Python value as a JavaScript literal."""
+    return json.dumps(value)
+
+
+async def type_into(page: Page, element_id: str, text: str) -> None:
+    """Focus a field, select what it holds and type ``text`` as a user would (input events)."""
+    await page.evaluate(
+        f"(() => {{ const e = document.getElementById({js(element_id)}); e.focus();"
+        " if (e.select) e.select(); })()"
+    )
+    await page.send("Input.insertText", text=text)
+
+
+async def click(page: Page, selector: str) -> None:
+    found = await page.evaluate(
+        f"(() => {{ const e = document.querySelector({js(selector)});"
+        " if (!e) return false; e.click(); return true; })()"
+    )
+    assert found, f"no {selector} on the page"
+
+
+async def press(page: Page, key: str, code: str, key_code: int, text: str = "") -> None:
+    """One key pressed and released, as the keyboard sends it."""
+    for kind in ("keyDown", "keyUp"):
+        await page.send(
+            "Input.dispatchKeyEvent",
+            type=kind,
+            key=key,
+            code=code,
+            windowsVirtualKeyCode=key_code,
+            **({"text": text} if kind == "keyDown" and text else {}),
+        )
+
+
+async def text_of(page: Page, selector: str) -> str:
+    value = await page.evaluate(
+        f"(document.querySelector({js(selector)}) || {{}}).textContent ?? null"
+    )
+    assert value is not None, f"no {selector} on the page"
+    return str(value)
+
+
+async def open_console(page: Page, server: EmbeddedServer, query: str = "") -> None:
+    await page.goto(f"{server.url}/console/{query}")
+    await page.wait_for("document.body.dataset.view === 'login'", "the login form shows")
+
+
+async def log_in(page: Page, user: str) -> None:
+    await type_into(page, "login-user", user)
+    await type_into(page, "login-password", DEMO_PASSWORD)
+    await click(page, "#login-submit")
+
+
+async def log_in_as_publisher(page: Page, server: EmbeddedServer) -> None:
+    await open_console(page, server)
+    await log_in(page, "publisher")
+    await page.wait_for(
+        "document.body.dataset.view === 'app'"
+        " && document.querySelectorAll('#group-list input').length > 0",
+        "the console opened with the directory's groups",
+        unless="!document.getElementById('login-error').hidden",
+    )
+
+
+async def cell(page: Page, ann_id: str, column: str) -> str:
+    return await text_of(page, f'#sent-rows tr[data-id="{ann_id}"] .n-{column}')
+
+
+async def screenshot(page: Page, path: Path, *, width: int = 1280, height: int = 900) -> bytes:
+    """A PNG of the page at ``width`` x ``height`` CSS pixels, from the real browser."""
+    await page.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=height,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    # from the top, without a focus ring, once fonts and layout have settled
+    await page.evaluate(
+        "document.activeElement?.blur(); window.scrollTo(0, 0);"
+        " document.fonts.ready.then(() => true)"
+    )
+    shot = await page.send("Page.captureScreenshot", format="png")
+    data = base64.b64decode(shot["data"])
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    return Path(os.environ.get("TN_CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
+
+
+async def token_of(http: aiohttp.ClientSession, server: EmbeddedServer, user: str) -> str:
+    credentials = {"username": user, "password": DEMO_PASSWORD}
+    async with http.post(f"{server.url}/auth/login", json=credentials) as reply:
+        assert reply.status == 200, await reply.text()
+        token: str = (await reply.json())["access_token"]
+        return token
+
+
+@contextlib.asynccontextmanager
+async def listening_client(
+    http: aiohttp.ClientSession, server: EmbeddedServer, user: str
+) -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]:
+    """``user``'s SSE stream, open: yields their token and a queue of the announcements it
+    receives (the JSON of each ``message`` event)."""
+    token = await token_of(http, server, user)
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    connected = asyncio.Event()
+
+    async def listen() -> None:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with http.get(
+            f"{server.url}/sse/connect/{user}", headers=headers, timeout=timeout
+        ) as reply:
+            assert reply.status == 200
+            event, data = "message", []
+            async for raw in reply.content:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip(" "))
+                elif not line:
+                    if event == "connected":
+                        connected.set()
+                    elif data and event == "message":
+                        received.put_nowait(json.loads("\n".join(data)))
+                    event, data = "message", []
+
+    task = asyncio.create_task(listen(), name=f"{user} listens")
+    try:
+        async with asyncio.timeout(WAIT):
+            await connected.wait()
+        yield token, received
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def post_receipts(
+    http: aiohttp.ClientSession, server: EmbeddedServer, token: str, **ids: list[str]
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.post(f"{server.url}/receipts", json=ids, headers=headers) as reply:
+        assert reply.status == 200, await reply.text()
+
+
+async def allow_downloads(page: Page, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(folder))
+
+
+async def downloaded(folder: Path, name: str) -> str:
+    """The text of ``folder/name`` once the browser has finished writing it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    target = folder / name
+    while not (target.is_file() and not list(folder.glob("*.crdownload"))):
+        if loop.time() >= deadline:
+            raise AssertionError(f"{name} was not downloaded: {sorted(folder.iterdir())}")
+        await asyncio.sleep(0.05)
+    return target.read_bytes().decode("utf-8")  # as sent: CRLF line ends kept
+
+
+def no_policy_violations(page: Page) -> None:
+    problems = [
+        line
+        for line in page.log
+        if "Content Security Policy" in line or line.startswith("uncaught")
+    ]
+    assert problems == [], problems
+
+
+# ------------------------------------------------------------------ tests
+
+
+async def test_the_console_is_served_with_its_own_policy(companion_server: EmbeddedServer) -> None:
+    url = companion_server.url
+    timeout = aiohttp.ClientTimeout(total=WAIT)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with http.get(f"{url}/console", allow_redirects=False) as reply:
+            assert reply.status == 301
+            assert reply.headers["Location"] == "console/"
+        async with http.get(f"{url}/console/") as page:
+            assert page.status == 200
+            assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert page.headers["Content-Security-Policy"] == CONSOLE_CSP
+            assert page.headers["X-Content-Type-Options"] == "nosniff"
+            html = await page.text()
+        assert "<script>" not in html and " style=" not in html  # nothing inline
+        for name, kind in [
+            ("console.js", "text/javascript"),
+            ("i18n.js", "text/javascript"),
+            ("console.css", "text/css"),
+        ]:
+            async with http.get(f"{url}/console/{name}") as reply:
+                assert reply.status == 200, name
+                assert reply.headers["Content-Type"] == f"{kind}; charset=utf-8"
+                text = await reply.text()
+            for sink in HTML_SINKS:
+                assert sink not in text, (name, sink)
+        for missing in ["nothing.js", "..%2Fhttp.py", "console.js.bak", "sub/console.js"]:
+            async with http.get(f"{url}/console/{missing}") as reply:
+                assert reply.status == 404, missing
+        # the API's own answers keep the API's policy
+        async with http.get(f"{url}/healthz") as reply:
+            assert "script-src" not in reply.headers["Content-Security-Policy"]
+
+
+async def test_publisher_sends_to_a_group_and_watches_reach_live(
+    companion_server: EmbeddedServer, browser_page: Page, tmp_path: Path
+) -> None:
+    server, page = companion_server, browser_page
+    await log_in_as_publisher(page, server)
+
+    # compose: the recipient count is known before sending
+    await type_into(page, "f-title", "Network maintenance tonight")
+    await type_into(page, "f-body", "The VPN is down from 22:00 to 23:00.")
+    await type_into(page, "f-link", "https://intranet.example.org/it/maintenance")
+    assert await text_of(page, "#recipient-count") == "No recipients chosen yet."
+    await click(page, '#group-list input[value="it"]')
+    count = await page.wait_for(
+        "document.getElementById('recipient-count').dataset.count", "the count shows"
+    )
+    assert count == "1"
+    assert await text_of(page, "#recipient-count") == "This will go to 1 person: alice."
+    # the preview follows the form
+    assert await text_of(page, "#pt-title") == "Network maintenance tonight"
+    assert await text_of(page, "#pt-body") == "The VPN is down from 22:00 to 23:00."
+    assert await page.evaluate("document.getElementById('preview-urgent-block').hidden")
+
+    await click(page, "#send")
+    ann_id = await page.wait_for(
+        "document.body.dataset.lastSent",
+        "the announcement was sent",
+        unless="!document.getElementById('compose-error').hidden",
+    )
+    assert not await page.evaluate("document.getElementById('confirm').open")  # no confirm
+
+    # the sent list shows it, with its reach: 1 recipient, nothing received yet
+    await click(page, "#tab-sent")
+    row = f'#sent-rows tr[data-id="{ann_id}"]'
+    await page.wait_for(
+        f"document.querySelector('{row} .n-recipients')?.dataset.value === '1'",
+        "the sent list shows the announcement with its recipient",
+    )
+    assert await text_of(page, f"{row} .title-cell") == "Network maintenance tonight"
+    assert await cell(page, ann_id, "delivered") == "0"
+    await page.wait_for("document.getElementById('live').dataset.live === 'on'", "live is on")
+    await click(page, f"{row} .title-cell button")
+    await page.wait_for(
+        "document.querySelector('#not-received li')?.textContent === 'alice'",
+        "alice is listed as not received",
+    )
+    loads = await page.evaluate("document.body.dataset.sentLoads")
+
+    timeout = aiohttp.ClientTimeout(total=WAIT)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as http,
+        listening_client(http, server, "alice") as (alice, received),
+    ):
+        # alice's stream is open: the page shows her connected after its next reach update;
+        # a publish while she listens reaches her live, and her receipt reaches the page live
+        async with asyncio.timeout(WAIT):
+            # she connected after the publish: the tray would find it over REST; here the test
+            # posts the delivered receipt for the id it was given
+            await post_receipts(http, server, alice, delivered=[ann_id])
+        await page.wait_for(
+            f"document.querySelector('{row} .n-delivered')?.dataset.value === '1'",
+            "the delivered count rose live",
+        )
+        await page.wait_for(
+            "!!document.querySelector('#people-rows tr[data-user=\"alice\"] .dot.on')",
+            "alice shows as connected in the details",
+        )
+        assert await text_of(page, "#not-received li") == "Everyone has received it."
+
+        await post_receipts(http, server, alice, read=[ann_id], acknowledged=[ann_id])
+        await page.wait_for(
+            f"document.querySelector('{row} .n-acknowledged')?.dataset.value === '1'",
+            "the acknowledged count rose live",
+        )
+        assert await cell(page, ann_id, "read") == "1"
+        assert await text_of(page, "#not-acked li") == "Everyone has acknowledged it."
+        assert received.empty()  # published before she listened: nothing replayed to her
+        # live: the list itself was never reloaded, only this announcement's reach
+        assert await page.evaluate("document.body.dataset.sentLoads") == loads
+
+        # CSV export: a real download of what /reach.csv answers
+        downloads = tmp_path / "downloads"
+        await allow_downloads(page, downloads)
+        await click(page, "#export")
+        name = await page.wait_for("document.body.dataset.exported", "the CSV was exported")
+        csv_text = await downloaded(downloads, name)
+        headers = {"Authorization": f"Bearer {await token_of(http, server, 'publisher')}"}
+        async with http.get(
+            f"{server.url}/announcements/{ann_id}/reach.csv", headers=headers
+        ) as reply:
+            assert csv_text == await reply.text()
+        lines = csv_text.splitlines()
+        assert len(lines) == 2 and lines[1].startswith("alice,alice,it,")
+
+        # revoke, after a confirm
+        await click(page, "#revoke")
+        await page.wait_for("document.getElementById('confirm').open", "the confirm opens")
+        assert "Network maintenance tonight" in await text_of(page, "#confirm-text")
+        await click(page, "#confirm-ok")
+        await page.wait_for(f"!document.querySelector('{row}')", "the revoked one left the list")
+        assert (await text_of(page, "#flash")).endswith("was revoked.")
+        revoke = await asyncio.wait_for(received.get(), WAIT)
+        assert revoke == {"type": "revoke", "id": ann_id}
+
+    # log out: back to the login form, and the token is gone from the server's point of view
+    await click(page, "#logout")
+    await page.wait_for("document.body.dataset.view === 'login'", "logged out")
+    no_policy_violations(page)
+
+
+async def test_urgent_and_everyone_need_a_confirm(
+    companion_server: EmbeddedServer, browser_page: Page
+) -> None:
+    server, page = companion_server, browser_page
+    await log_in_as_publisher(page, server)
+    await type_into(page, "f-title", "Fire alarm test at 15:00")
+    await type_into(page, "f-body", "The alarm will sound for one minute.\nNo need to leave.")
+    await page.evaluate(
+        "(() => { const s = document.getElementById('f-priority'); s.value = 'urgent';"
+        " s.dispatchEvent(new Event('change', {bubbles: true})); })()"
+    )
+    await click(page, 'input[name="audience"][value="all"]')
+    assert await text_of(page, "#recipient-count") == "This will go to 3 people."
+    assert not await page.evaluate("document.getElementById('preview-urgent-block').hidden")
+    assert await text_of(page, "#pu-title") == "Fire alarm test at 15:00"
+
+    await click(page, "#send")
+    await page.wait_for("document.getElementById('confirm').open", "the confirm opens")
+    confirm = await text_of(page, "#confirm-text")
+    assert "everyone (3 people)" in confirm and "urgent" in confirm
+    await click(page, "#confirm-cancel")  # nothing is sent
+    await page.wait_for("!document.getElementById('confirm').open", "the confirm closed")
+    assert await page.evaluate("document.body.dataset.lastSent ?? null") is None
+
+    await click(page, "#send")
+    await page.wait_for("document.getElementById('confirm').open", "the confirm opens again")
+    await click(page, "#confirm-ok")
+    ann_id = await page.wait_for("document.body.dataset.lastSent", "sent after the confirm")
+    await click(page, "#tab-sent")
+    await page.wait_for(
+        f"document.querySelector('#sent-rows tr[data-id=\"{ann_id}\"] .n-recipients')"
+        "?.dataset.value === '3'",
+        "three recipients",
+    )
+    no_policy_violations(page)
+
+
+async def test_staff_are_told_they_are_not_publishers(
+    companion_server: EmbeddedServer, browser_page: Page
+) -> None:
+    page = browser_page
+    await open_console(page, companion_server)
+    await log_in(page, "alice")
+    await page.wait_for("document.body.dataset.refused === 'not-publisher'", "the refusal shows")
+    message = await text_of(page, "#login-error")
+    assert "“alice” is not a publisher" in message
+    assert await page.evaluate("document.body.dataset.view") == "login"
+    assert await page.evaluate("document.getElementById('app-view').hidden")
+
+    # keyboard: Tab moves to the password with a visible focus ring; Enter submits, and a
+    # wrong password is refused in the server's words
+    await page.evaluate("document.getElementById('login-user').focus()")
+    await press(page, "Tab", "Tab", 9)
+    assert await page.evaluate("document.activeElement.id") == "login-password"
+    ring = await page.evaluate(
+        "(() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, s.outlineWidth]; })()"
+    )
+    assert ring == ["solid", "3px"]
+    await page.send("Input.insertText", text="wrong")
+    await press(page, "Enter", "Enter", 13, text="\r")
+    await page.wait_for(
+        "document.getElementById('login-error').textContent.startsWith('Could not log in')",
+        "a wrong password is refused",
+    )
+    no_policy_violations(page)
+
+
+async def test_chinese_page_shows_markup_as_text(
+    server_factory: ServerFactory, browser_page: Page
+) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.5)
+    markup = "<b>x</b><img src=x onerror=alert(1)>"
+    ann_id = await asyncio.to_thread(
+        server.publish, markup, "<script>alert(2)</script>", audience={"groups": ["hr"]}
+    )
+    page = browser_page
+    await open_console(page, server, "?lang=zh_CN")
+    assert await page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert await text_of(page, "#login-heading") == "登录"
+    await log_in(page, "publisher")
+    await page.wait_for("document.body.dataset.view === 'app'", "logged in")
+    assert await text_of(page, "#tab-sent") == "已发送"
+    assert await text_of(page, "#compose-heading") == "新通知"
+    await click(page, '#group-list input[value="hr"]')
+    assert await text_of(page, "#recipient-count") == "将发送给 1 人：bob。"
+
+    await click(page, "#tab-sent")
+    row = f'#sent-rows tr[data-id="{ann_id}"]'
+    await page.wait_for(f"!!document.querySelector('{row}')", "the list shows it")
+    assert await text_of(page, f"{row} .title-cell") == markup
+    await click(page, f"{row} .title-cell button")
+    await page.wait_for("!document.getElementById('details').hidden", "details open")
+    assert await text_of(page, "#details-title") == markup
+    assert await page.evaluate("document.querySelectorAll('main b, main img').length") == 0
+    await page.wait_for(
+        "document.getElementById('details-summary').textContent.includes('已收到')",
+        "the reach summary in Chinese",
+    )
+
+    # the language switch goes back to English in place
+    await page.evaluate(
+        "(() => { const s = document.getElementById('language'); s.value = 'en';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    assert await text_of(page, "#tab-sent") == "Sent"
+    assert await page.evaluate("document.documentElement.lang") == "en"
+    no_policy_violations(page)
+
+
+async def test_screenshots_of_compose_and_reach(
+    companion_server: EmbeddedServer, browser_page: Page, tmp_path: Path
+) -> None:
+    """Realistic views for the docs: an urgent draft for a group of five with its previews,
+    and the reach of an announcement some of them received, read and acknowledged."""
+    server, page = companion_server, browser_page
+    for name in ["chen.wei", "dana.kim", "erik.berg", "fatima.ali"]:
+        await asyncio.to_thread(server.add_user, name, DEMO_PASSWORD, ["it"])
+    await asyncio.to_thread(
+        server.publish,
+        "Printer on floor 2 is back",
+        "Thanks for your patience.",
+        audience={"groups": ["it"]},
+        priority="low",
+    )
+    ann_id = await asyncio.to_thread(
+        server.publish,
+        "Server room access changes on Monday",
+        "From Monday the server room opens with your badge only. Keys will no longer work.",
+        audience={"groups": ["it"]},
+        priority="urgent",
+        url="https://intranet.example.org/it/access",
+    )
+    shots = screenshot_dir(tmp_path)
+    timeout = aiohttp.ClientTimeout(total=WAIT)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        for name, kinds in [
+            ("alice", {"delivered": [ann_id], "read": [ann_id], "acknowledged": [ann_id]}),
+            ("chen.wei", {"delivered": [ann_id], "read": [ann_id]}),
+            ("dana.kim", {"delivered": [ann_id]}),
+        ]:
+            await post_receipts(http, server, await token_of(http, server, name), **kinds)
+        async with listening_client(http, server, "dana.kim"):
+            await log_in_as_publisher(page, server)
+
+            # compose: an urgent draft for group it, with both previews
+            await type_into(page, "f-title", "Fire drill today at 15:00")
+            await type_into(
+                page,
+                "f-body",
+                "The alarm will sound at 15:00. Leave by the nearest stairs and meet in"
+                " the car park.\nDo not use the lifts.",
+            )
+            await type_into(page, "f-link", "https://intranet.example.org/safety/drill")
+            await page.evaluate(
+                "(() => { const s = document.getElementById('f-priority'); s.value = 'urgent';"
+                " s.dispatchEvent(new Event('change', {bubbles: true}));"
+                " const e = document.getElementById('f-expiry');"
+                " const d = new Date(Date.now() + 86400000); d.setHours(18, 0, 0, 0);"
+                " const p = (n) => String(n).padStart(2, '0');"
+                " e.value = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T18:00`;"
+                " e.dispatchEvent(new Event('input', {bubbles: true})); })()"
+            )
+            await click(page, '#group-list input[value="it"]')
+            count = await text_of(page, "#recipient-count")
+            assert count.startswith("This will go to 5 people: alice, chen.wei"), count
+            await screenshot(page, shots / "console-compose.png", height=1080)
+
+            # reach
+            await click(page, "#tab-sent")
+            row = f'#sent-rows tr[data-id="{ann_id}"]'
+            await page.wait_for(
+                f"document.querySelector('{row} .n-delivered')?.dataset.value === '3'",
+                "the reach is shown",
+            )
+            await click(page, f"{row} .title-cell button")
+            await page.wait_for(
+                "!!document.querySelector('#people-rows .dot.on')", "dana.kim is connected"
+            )
+            assert await text_of(page, "#not-received") == "erik.bergfatima.ali"
+            await screenshot(page, shots / "console-reach.png", height=1040)
+    no_policy_violations(page)
+
+
+async def test_the_console_outlives_its_access_token(
+    server_factory: ServerFactory, server_clock: ManualClock, browser_page: Page
+) -> None:
+    """An officer keeps the page open for hours: when the access token expires the live feed
+    ends with ``event: close``; the page refreshes its login in memory and listens again."""
+    server = server_factory(demo_users=True, ping_interval=0.5, clock=server_clock)
+    page = browser_page
+    await log_in_as_publisher(page, server)
+    await click(page, "#tab-sent")
+    await page.wait_for(
+        "document.body.dataset.liveOpened === '1'"
+        " && document.getElementById('live').dataset.live === 'on'",
+        "live is on",
+    )
+
+    server_clock.advance(16 * 60)  # past the 15 minutes of the access token
+    ann_id = await asyncio.to_thread(
+        server.publish, "After the break", "Still here.", audience={"users": ["bob"]}
+    )
+    row = f'#sent-rows tr[data-id="{ann_id}"]'
+    # the reconnect catches up with the list; then a receipt reaches the page live again
+    await page.wait_for(f"!!document.querySelector('{row}')", "the list caught up")
+    await page.wait_for(
+        "document.body.dataset.liveOpened === '2'"
+        " && document.getElementById('live').dataset.live === 'on'",
+        "listening again",
+    )
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT)) as http:
+        await post_receipts(http, server, await token_of(http, server, "bob"), delivered=[ann_id])
+    await page.wait_for(
+        f"document.querySelector('{row} .n-delivered')?.dataset.value === '1'",
+        "the receipt arrived live with the refreshed login",
+    )
+    assert await page.evaluate("document.body.dataset.view") == "app"
+    no_policy_violations(page)
