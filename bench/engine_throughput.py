@@ -7,7 +7,9 @@ reads them all, timing each contender:
 - ``engine``: :class:`app.core.stream.StreamEngine` — our WHATWG decoder on raw bytes, plus
   typing each event (JSON parse into an Announcement) and the on_event call;
 - ``decoder``: our decoder alone on ``response.aiter_bytes()`` (no typing);
-- ``httpx-sse``: ``aconnect_sse`` + ``aiter_sse`` (its decoder only, no typing).
+- ``httpx-sse``: ``aconnect_sse`` + ``aiter_sse`` (its decoder only, no typing);
+- ``httpx-sse+json``: the same loop that also parses each event's JSON (``json.loads``), the
+  bare baseline the engine (which also types and delivers each event) is held to.
 
     .venv/bin/python bench/engine_throughput.py [--events 100000] [--rounds 3]
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import statistics
 import time
@@ -112,6 +115,19 @@ async def run_httpx_sse(url: str, events: int) -> int:
     return count - 1  # the retry-only block is dispatched as an (empty) event by httpx-sse
 
 
+async def run_httpx_sse_json(url: str, events: int) -> int:
+    count = 0
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        aconnect_sse(client, "GET", url) as source,
+    ):
+        async for sse in source.aiter_sse():
+            if sse.data:
+                json.loads(sse.data)
+                count += 1
+    return count
+
+
 def measure(fn: Callable[[str, int], Coroutine[Any, Any, int]], url: str, events: int) -> float:
     started = time.perf_counter()
     got = asyncio.run(fn(url, events))
@@ -131,7 +147,12 @@ def main() -> None:
     server.start()
     try:
         url = f"http://127.0.0.1:{receive.recv()}/stream"
-        contenders = {"engine": run_engine, "decoder": run_decoder, "httpx-sse": run_httpx_sse}
+        contenders = {
+            "engine": run_engine,
+            "decoder": run_decoder,
+            "httpx-sse": run_httpx_sse,
+            "httpx-sse+json": run_httpx_sse_json,
+        }
         rates: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(args.rounds):
             for name, fn in contenders.items():
@@ -142,7 +163,8 @@ def main() -> None:
     median = {name: statistics.median(r) for name, r in rates.items()}
     print(f"{args.events:,} events, median of {args.rounds} rounds (events/s)")
     for name, rate in median.items():
-        print(f"  {name:<10} {rate:>12,.0f}")
+        print(f"  {name:<15} {rate:>12,.0f}")
+    print(f"  engine / httpx-sse+json  {median['engine'] / median['httpx-sse+json']:.2f}")
     print(f"  engine / httpx-sse   {median['engine'] / median['httpx-sse']:.2f}")
     print(f"  decoder / httpx-sse  {median['decoder'] / median['httpx-sse']:.2f}")
 

@@ -12,9 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-import keyring
-import keyring.errors
-
 from app import APP_ID
 from app.core.errors import TrayNotifierError
 
@@ -60,7 +57,11 @@ class KeyringSecretStore:
         self._backend = backend
 
     def _keyring(self) -> Any:
-        return self._backend if self._backend is not None else keyring.get_keyring()
+        if self._backend is not None:
+            return self._backend
+        import keyring  # at first use (on the worker thread): it costs ~90 ms of start-up
+
+        return keyring.get_keyring()
 
     def get(self, key: str) -> str | None:
         with _translated("read your login from"):
@@ -75,7 +76,7 @@ class KeyringSecretStore:
         with _translated("remove your login from"):
             try:
                 self._keyring().delete_password(self.service, key)
-            except keyring.errors.PasswordDeleteError:
+            except _errors().PasswordDeleteError:
                 log.debug("no stored secret to delete")
 
 
@@ -84,14 +85,25 @@ def _translated(action: str) -> Iterator[None]:
     """Turn keyring's errors into SecretStoreUnavailable with a message saying what to do."""
     try:
         yield
-    except keyring.errors.NoKeyringError as exc:
-        raise _unavailable(action, "no system keyring is available") from exc
-    except keyring.errors.KeyringLocked as exc:
-        raise _unavailable(action, "the keyring is locked") from exc
-    except keyring.errors.InitError as exc:
-        raise _unavailable(action, f"the keyring could not be opened ({exc})") from exc
-    except keyring.errors.KeyringError as exc:
-        raise _unavailable(action, f"the keyring failed ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # keyring is imported late: its error classes only when one came
+        errors = _errors()
+        if not isinstance(exc, errors.KeyringError):
+            raise
+        if isinstance(exc, errors.NoKeyringError):
+            reason = "no system keyring is available"
+        elif isinstance(exc, errors.KeyringLocked):
+            reason = "the keyring is locked"
+        elif isinstance(exc, errors.InitError):
+            reason = f"the keyring could not be opened ({exc})"
+        else:
+            reason = f"the keyring failed ({type(exc).__name__}: {exc})"
+        raise _unavailable(action, reason) from exc
+
+
+def _errors() -> Any:
+    import keyring.errors
+
+    return keyring.errors
 
 
 def _unavailable(action: str, reason: str) -> SecretStoreUnavailable:

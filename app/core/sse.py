@@ -157,9 +157,12 @@ class SSEDecoder:
                 continue
             if line[0] == 0x3A:  # ":" a comment
                 continue
-            name, colon, value = line.partition(b":")
-            if colon and value[:1] == b" ":
-                value = value[1:]
+            if line.startswith(b"data: "):  # the usual spelling: one copy of the value, not two
+                name, value = b"data", line[6:]
+            else:
+                name, colon, value = line.partition(b":")
+                if colon and value[:1] == b" ":
+                    value = value[1:]
             if name == b"data":
                 if not self._oversized:  # (inlined: the hottest line of the decoder)
                     # the data's size: its bytes, and an LF before each line but the first

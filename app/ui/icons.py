@@ -1,15 +1,19 @@
 """Icons: the tray icon for each connection state, with an unread badge and a do-not-disturb
 mark drawn on top, and the application icon.
 
-The state pictures are the SVGs in ``resources/icons`` (``render.py`` there makes the PNG sizes
-for packagers); the badge and the mark are painted here, at every size, so they stay sharp.
+The state pictures are the SVGs in ``resources/icons``, drawn once at every size by
+``render.py`` there into the PNGs read here (so the tray loads no SVG engine; an SVG is drawn
+only when its PNG is missing); the badge and the mark are painted here, at every size, so they
+stay sharp. Each icon is made once per (state, badge, mark) and kept: a burst of arrivals that
+changes the count paints only the few badges it shows ("99+" covers every count above 99).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QIcon, QImage, QPainter, QPen, QPixmap
-from PySide6.QtSvg import QSvgRenderer
 
 from app import resources
 from app.core.model import ConnState
@@ -42,26 +46,56 @@ def badge_text(unread: int) -> str:
 
 
 def tray_icon(state: ConnState, unread: int = 0, *, dnd: bool = False) -> QIcon:
-    """The tray icon for ``state`` with an unread badge and, when ``dnd``, the DND mark."""
+    """The tray icon for ``state`` with an unread badge and, when ``dnd``, the DND mark (made
+    once per state, badge text and mark, then shared)."""
+    return _tray_icon(_STATE_FILES[state], badge_text(unread), dnd)
+
+
+@lru_cache(maxsize=8)  # each holds 8 sizes (about 350 KiB): the states and badges in use
+def _tray_icon(picture: str, badge: str, dnd: bool) -> QIcon:
     icon = QIcon()
     for size in SIZES:
-        icon.addPixmap(QPixmap.fromImage(render_tray_image(state, unread, dnd=dnd, size=size)))
+        icon.addPixmap(QPixmap.fromImage(_render(picture, badge, dnd, size)))
     return icon
 
 
 def render_tray_image(state: ConnState, unread: int = 0, *, dnd: bool = False, size: int) -> QImage:
     """One size of the tray icon, as an image (``tray_icon`` holds all sizes)."""
-    renderer = QSvgRenderer(state_svg(state))
+    return _render(_STATE_FILES[state], badge_text(unread), dnd, size)
+
+
+@lru_cache(maxsize=len(_STATE_FILES) * len(SIZES))  # read once; copied before painting on
+def _picture(name: str, size: int) -> QImage:
+    """The state picture at ``size``: its PNG, or the SVG drawn when that PNG is missing."""
+    png = resources.path("icons", f"{name}-{size}.png")
+    image = QImage(str(png)) if png.is_file() else QImage()
+    if image.width() == size and image.height() == size:
+        return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    from PySide6.QtSvg import QSvgRenderer  # only without the PNGs: QtSvg costs memory
+
     image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
     image.fill(Qt.GlobalColor.transparent)
     painter = QPainter(image)
     try:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        QSvgRenderer(str(resources.path("icons", f"{name}.svg"))).render(
+            painter, QRectF(0, 0, size, size)
+        )
+    finally:
+        painter.end()
+    return image
+
+
+def _render(picture: str, text: str, dnd: bool, size: int) -> QImage:
+    image = _picture(picture, size).copy()
+    if not text and not dnd:
+        return image
+    painter = QPainter(image)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-        renderer.render(painter, QRectF(0, 0, size, size))
         if dnd:
             _paint_dnd(painter, size)
-        text = badge_text(unread)
         if text:
             _paint_badge(painter, size, text)
     finally:

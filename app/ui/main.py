@@ -4,13 +4,23 @@ instance, composition root) and its event loop."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from types import TracebackType
 
-from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import (
+    QMessageLogContext,
+    QObject,
+    QSocketNotifier,
+    QTimer,
+    QtMsgType,
+    qInstallMessageHandler,
+)
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import APP_ID, APP_NAME, logs
@@ -168,7 +178,7 @@ def run_tray(
     )
     if instance is not None:
         instance.activated.connect(root.show_history)
-    _quit_on_signals(root)
+    restore_signals = quit_on_signals(root.quit, parent=root)
     try:
         root.start(password=password)
         if exit_after is not None:
@@ -184,14 +194,46 @@ def run_tray(
             instance.close()
         if bus is not None:
             bus.close()
+        restore_signals()
     log.info("%s stopped", APP_NAME)
     return int(code)
 
 
-def _quit_on_signals(root: Root) -> None:
-    """SIGINT / SIGTERM quit cleanly; a timer lets Python run its handlers during exec()."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _signum, _frame: QTimer.singleShot(0, root.quit))
-    timer = QTimer(root, interval=250)
-    timer.timeout.connect(lambda: None)
-    timer.start()
+def quit_on_signals(
+    on_signal: Callable[[], None],
+    *,
+    parent: QObject,
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> Callable[[], None]:
+    """SIGINT / SIGTERM call ``on_signal`` (on the GUI thread, from the event loop); no polling.
+
+    Python runs its signal handlers only when the interpreter next runs, and during ``exec()``
+    Qt's loop sleeps in C. So the C-level handler also writes the signal number to a socket
+    (``signal.set_wakeup_fd``) that a :class:`QSocketNotifier` watches: the loop wakes only
+    when a signal comes, the slot that drains the socket is Python code, and Python runs the
+    pending handler right there. Returns a function that undoes all this (at quit)."""
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, parent)
+
+    def drain() -> None:  # the handler itself runs as this slot returns to the interpreter
+        with contextlib.suppress(OSError):
+            while reader.recv(64):
+                pass
+
+    notifier.activated.connect(drain)
+    previous = {
+        sig: signal.signal(sig, lambda _n, _f: QTimer.singleShot(0, on_signal)) for sig in signals
+    }
+
+    def restore() -> None:
+        notifier.setEnabled(False)
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        reader.close()
+        writer.close()
+
+    return restore

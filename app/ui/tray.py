@@ -22,8 +22,9 @@ class TrayState:
 
 
 class Tray(QObject):
-    """The system tray icon: icon and tooltip show the state; the menu is rebuilt from it
-    each time it opens (and whenever the state changes, for D-Bus trays that cache menus).
+    """The system tray icon: icon and tooltip show the state; the menu's actions are made once
+    and their words updated from it each time it opens (and whenever the state changes, for
+    D-Bus trays that cache menus): nothing is rebuilt, and an unchanged word is not set again.
     The unread count shows in all three: the icon's badge, the tooltip and the menu.
 
     Signals (GUI thread):
@@ -49,6 +50,7 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(self)
         self.menu = QMenu()
         self.menu.setAccessibleName(self.tr("Tray Notifier menu"))
+        self._build_menu()
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
@@ -127,32 +129,46 @@ class Tray(QObject):
 
     # ------------------------------------------------------------------ menu
 
-    def rebuild_menu(self) -> None:
-        """Refill the menu from the current state."""
+    def _build_menu(self) -> None:
+        """The actions, once; :meth:`rebuild_menu` gives them their words."""
         m = self.menu
-        m.clear()
-        status = m.addAction(self.status_text())
-        status.setEnabled(False)
+        self._status_action = m.addAction("")
+        self._status_action.setEnabled(False)
         m.addSeparator()
-        history = (
-            self.tr("Announcements (%n unread)…", "", self.state.unread)
-            if self.state.unread
-            else self.tr("Announcements…")
-        )
-        m.addAction(history).triggered.connect(self.historyRequested)
-        if self.state.username:
-            text = self.tr("Log out (%1)").replace("%1", self.state.username)
-            m.addAction(text).triggered.connect(self.logoutRequested)
-        else:
-            m.addAction(self.tr("Log in…")).triggered.connect(self.loginRequested)
-        dnd = QAction(self.tr("Do not disturb"), m)
-        dnd.setCheckable(True)
-        dnd.setChecked(self.state.dnd)
-        dnd.toggled.connect(self.dndToggled)
-        m.addAction(dnd)
+        self._history_action = m.addAction("")
+        self._history_action.triggered.connect(self.historyRequested)
+        self._account_action = m.addAction("")  # Log in… or Log out (user)
+        self._account_action.triggered.connect(self._account_chosen)
+        self._dnd_action = QAction(self.tr("Do not disturb"), m)
+        self._dnd_action.setCheckable(True)
+        self._dnd_action.toggled.connect(self._dnd_chosen)
+        m.addAction(self._dnd_action)
         m.addAction(self.tr("Settings…")).triggered.connect(self.settingsRequested)
         m.addSeparator()
         m.addAction(self.tr("Quit")).triggered.connect(self.quitRequested)
+
+    def rebuild_menu(self) -> None:
+        """Bring the menu's words and marks up to date with the current state."""
+        s = self.state
+        self._status_action.setText(self.status_text())
+        self._history_action.setText(
+            self.tr("Announcements (%n unread)…", "", s.unread)
+            if s.unread
+            else self.tr("Announcements…")
+        )
+        self._account_action.setText(
+            self.tr("Log out (%1)").replace("%1", s.username) if s.username else self.tr("Log in…")
+        )
+        if self._dnd_action.isChecked() != s.dnd:
+            self._dnd_action.blockSignals(True)  # showing the state is not asking to change it
+            self._dnd_action.setChecked(s.dnd)
+            self._dnd_action.blockSignals(False)
+
+    def _account_chosen(self) -> None:
+        (self.logoutRequested if self.state.username else self.loginRequested).emit()
+
+    def _dnd_chosen(self, checked: bool) -> None:
+        self.dndToggled.emit(checked)
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (

@@ -109,3 +109,13 @@ def test_app_icon(qapp) -> None:
 
 def test_render_script_is_committed() -> None:
     assert Path(resources.path("icons", "render.py")).is_file()
+
+
+def test_an_icon_is_made_once_per_state_badge_and_mark(qapp) -> None:
+    first = icons.tray_icon(ConnState.CONNECTED, 150, dnd=True)
+    assert icons.tray_icon(ConnState.CONNECTED, 120, dnd=True).cacheKey() == first.cacheKey()
+    assert icons.tray_icon(ConnState.CONNECTED, 7, dnd=True).cacheKey() != first.cacheKey()
+    assert (
+        icons.tray_icon(ConnState.STOPPED).cacheKey()
+        == icons.tray_icon(ConnState.OFFLINE).cacheKey()
+    )  # stopped looks like offline

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QObject, Signal, qInstallMessageHandler, qWarning
+from PySide6.QtCore import QObject, QTimer, Signal, qInstallMessageHandler, qWarning
 from pytestqt.qtbot import QtBot
 
 from app.cli import EXIT_FAILURE, EXIT_PROTOCOL
@@ -18,6 +19,7 @@ from app.core.store import HistoryStore
 from app.ui.main import (
     can_show_dialogs,
     install_excepthook,
+    quit_on_signals,
     route_qt_messages,
     use_offscreen_without_display,
 )
@@ -132,3 +134,21 @@ def test_a_history_from_a_newer_version_is_a_clear_message_not_a_traceback(
     assert str(history) in done.stderr
     assert "Traceback" not in done.stderr
     assert history.exists()  # never moved aside: it is not damaged
+
+
+def test_a_signal_wakes_the_event_loop_through_its_socket_and_quits_no_timer(
+    qtbot: QtBot,
+) -> None:
+    parent = QObject()
+    calls: list[str] = []
+    restore = quit_on_signals(
+        lambda: calls.append("quit"), parent=parent, signals=(signal.SIGUSR1,)
+    )
+    try:
+        assert parent.findChildren(QTimer) == []  # nothing polls while idle
+        os.kill(os.getpid(), signal.SIGUSR1)
+        qtbot.waitUntil(lambda: calls == ["quit"], timeout=5000)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    assert signal.set_wakeup_fd(-1) == -1  # the wake-up socket is given back

@@ -120,3 +120,12 @@ def test_unread_count_in_badge_tooltip_and_menu(tray: Tray) -> None:
     tray.set_unread(0)
     assert texts(tray)[1] == "Announcements…"
     assert "unread" not in tray.icon.toolTip()
+
+
+def test_the_menu_is_updated_in_place_not_rebuilt(tray: Tray) -> None:
+    before = tray.menu.actions()
+    tray.set_user("alice")
+    tray.set_status(Status(ConnState.CONNECTED))
+    tray.set_unread(5)
+    assert texts(tray)[:3] == ["Connected as alice", "Announcements (5 unread)…", "Log out (alice)"]
+    assert tray.menu.actions() == before  # the same actions, their words updated
