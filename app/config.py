@@ -174,6 +174,8 @@ class Config:
     do_not_disturb: bool = False
     quiet_hours: QuietHours | None = None
     toast_min_priority: Priority = Priority.LOW  # priorities below this do not pop up
+    # a toast waits this long for more arrivals, so a burst gives one summary (urgent: never)
+    toast_settle_ms: int = 300
     language: str = ""  # "" follows the system; "en" or "zh_CN"
     retention_days: int = 90
     log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR or CRITICAL
@@ -394,6 +396,12 @@ def _check_retention(v: int) -> int:
     return v
 
 
+def _check_settle(v: int) -> int:
+    if not 0 <= v <= 10_000:
+        raise ValueError("must be from 0 to 10000 (milliseconds)")
+    return v
+
+
 def _check_log_level(v: str) -> str:
     level = v.strip().upper()
     if level not in LOG_LEVELS:
@@ -405,6 +413,7 @@ def _check_log_level(v: str) -> str:
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "server_url": _check_server_url,
     "retention_days": _check_retention,
+    "toast_settle_ms": _check_settle,
     "log_level": _check_log_level,
     "auth.style": _one_of(*AUTH_STYLES),
     "auth.login_path": _check_path,

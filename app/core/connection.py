@@ -5,6 +5,10 @@ happens (the UI's worker turns each call into a Qt signal). Rules it keeps:
 
 - Each announcement and the last event id are stored in the history BEFORE the listener hears
   of it, so a restart resumes without loss or repeat; an id already stored is not told again.
+- During a catch-up (the replay after an absence) announcements are stored in batches, one
+  transaction for up to :data:`CATCH_UP_BATCH` of them (or what one read brought, when the
+  loop gets a turn), and told in one ``announcements`` call per batch, in order. What was
+  received but not yet stored is stored before anything else is told or the session ends.
 - Logout or quit ends the stream within :data:`STOP_TIMEOUT` even while it is blocked in a read.
 - An event that carried no id is new each time it arrives, except a connect greeting: an
   event without any id that arrives within :data:`GREETING_WINDOW` of a connect and whose
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 1.0  # the stream ends within this after logout or quit
 CLOSE_TIMEOUT = 2.0  # the close call on quit waits at most this
 GREETING_WINDOW = 10.0  # an id-less event this soon after a connect may be a greeting
+CATCH_UP_BATCH = 200  # during a catch-up: announcements stored in one transaction, told at once
 
 
 class Listener(Protocol):
@@ -57,6 +62,10 @@ class Listener(Protocol):
 
     def status(self, status: Status) -> None: ...
     def announcement(self, ann: Announcement) -> None: ...
+    def announcements(self, anns: list[Announcement]) -> None:
+        """Several new announcements of a catch-up, already stored, in order."""
+        ...
+
     def revoked(self, ann_id: str) -> None: ...
     def logged_in(self, username: str) -> None: ...
     def login_failed(self, failure: LoginFailure) -> None: ...
@@ -106,6 +115,9 @@ class Connection:
         self._stream: asyncio.Task[Any] | None = None  # supervised: see _task_done
         self._sender: asyncio.Task[Any] | None = None  # the receipts' task, supervised too
         self._catching_up = False  # between catch_up_started and catch_up_finished
+        self._batch: list[tuple[Announcement, str]] = []  # received in a catch-up, not stored
+        self._flush_scheduled = False
+        self._broken = False  # storing a batch failed: this session's stream is told no more
 
     def use_config(self, config: Config) -> None:
         """The settings changed: the next session uses ``config``."""
@@ -187,6 +199,7 @@ class Connection:
 
     def _begin(self, session: AuthSession, store: HistoryStore) -> None:
         self._session, self._store = session, store
+        self._batch, self._broken = [], False
         self._engine = StreamEngine(
             url=session.stream_url(),
             settings=self._config.stream,
@@ -224,6 +237,10 @@ class Connection:
 
     async def end(self, *, logout: bool) -> None:
         """Stop the stream (within STOP_TIMEOUT), then log out or just close the streams."""
+        try:
+            self._flush()  # what was received is stored (and told) before the session ends
+        except (HistoryStoreError, OSError) as exc:  # not stored: replayed after the next connect
+            log.warning("the last announcements received could not be stored: %s", exc)
         engine, session, stream, sender = self._engine, self._session, self._stream, self._sender
         self._engine = self._session = self._store = self._receipts = None
         self._stream = self._sender = None
@@ -263,8 +280,17 @@ class Connection:
 
     def _on_event(self, raw: RawEvent, event: StreamEvent) -> None:
         store = self._store
-        if store is None:
+        if store is None or self._broken:
             return
+        if isinstance(event, Announcement) and self._catching_up and not event.anonymous:
+            self._batch.append((event, raw.id))
+            if len(self._batch) >= CATCH_UP_BATCH:
+                self._flush()
+            elif not self._flush_scheduled:  # the rest of this read first, then store them
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_soon)
+            return
+        self._flush()  # in order: the batch before anything else
         if isinstance(event, Announcement):
             if event.anonymous and self._repeated_greeting(store, raw):
                 log.info("the connect greeting came again: not shown again")
@@ -281,6 +307,30 @@ class Connection:
             self._listener.revoked(event.id)
         elif isinstance(event, ControlEvent):
             self._follow_catch_up()  # the engine updates it on connected and sync
+
+    def _flush(self) -> None:
+        """Store the catch-up's batch in one transaction, then tell what was new."""
+        batch, self._batch = self._batch, []
+        store = self._store
+        if not batch or store is None:
+            return
+        # their delivered receipts go after the catch-up: the server replays faster meanwhile
+        new = store.record_many(batch, notify=False)
+        if new:
+            self._listener.announcements(new)
+
+    def _flush_soon(self) -> None:
+        """The loop's turn after a read: store the batch. A failure ends the stream as one in
+        the stream task would (logged, told as ERROR)."""
+        self._flush_scheduled = False
+        try:
+            self._flush()
+        except Exception as exc:
+            log.error("the stream failed", exc_info=exc)
+            self._broken = True  # the engine's STOPPED that follows is not told over it
+            self._listener.status(Status(ConnState.ERROR, failure_detail(exc)))
+            if self._engine is not None:
+                self._engine.stop()
 
     def _repeated_greeting(self, store: HistoryStore, raw: RawEvent) -> bool:
         """True for a connect greeting seen before; remembers a new one (then False)."""
@@ -307,9 +357,15 @@ class Connection:
     def _end_catch_up(self) -> None:
         if self._catching_up:
             self._catching_up = False
+            if self._receipts is not None:  # the catch-up's delivered receipts, now
+                self._receipts.wake()
             self._listener.catch_up_finished()
 
     def _on_status(self, status: Status) -> None:
+        if self._broken:
+            self._follow_catch_up()
+            return
+        self._flush()  # what arrived is stored and told before the state changes
         self._follow_catch_up()  # a catch-up broken off ends before the status is told
         if status.state is ConnState.CONNECTED:
             self._connected_at = self._clock()

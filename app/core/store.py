@@ -307,6 +307,60 @@ class HistoryStore:
 
         return self._notify_if(self._transaction(work))
 
+    def record_many(
+        self, received: Iterable[tuple[Announcement, str]], *, notify: bool = True
+    ) -> builtins.list[Announcement]:
+        """Store several announcements, each with the stream's event id after it, in ONE
+        transaction (a catch-up); the last event id ends as the last one's. Returns the new
+        ones, in order (known and revoked ids are left out, as :meth:`record` does).
+        ``notify=False``: their delivered receipts are queued without waking the receipt
+        listeners (the caller wakes the sender later, after the catch-up)."""
+        items = builtins.list(received)
+        if not items:
+            return []
+
+        def work(conn: sqlite3.Connection) -> builtins.list[Announcement]:
+            taken = self._known_or_revoked(conn, [ann.id for ann, _ in items])
+            new: builtins.list[Announcement] = []
+            for ann, _ in items:
+                if ann.id not in taken:
+                    taken.add(ann.id)  # twice in the batch: the first one
+                    new.append(ann)
+            now = self._now_ts()
+            conn.executemany(_INSERT, [(*ann.to_row(), now) for ann in new])
+            conn.executemany(
+                _QUEUE_RECEIPT,
+                [
+                    (ann.id, DELIVERED, now)
+                    for ann in new
+                    if not ann.anonymous and not ann.id.startswith(ANONYMOUS_PREFIX)
+                ],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_event_id', ?)",
+                (items[-1][1],),
+            )
+            return new
+
+        new = self._transaction(work)
+        self._notify_if(notify and bool(new))
+        return new
+
+    @staticmethod
+    def _known_or_revoked(conn: sqlite3.Connection, ids: builtins.list[str]) -> set[str]:
+        """Those of ``ids`` already stored or revoked (a few queries, not one per id)."""
+        taken: set[str] = set()
+        for i in range(0, len(ids), 400):  # well under SQLite's limit of bound parameters
+            chunk = ids[i : i + 400]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT id FROM announcements WHERE id IN ({marks}) "  # noqa: S608 (marks only)
+                f"UNION SELECT id FROM revoked WHERE id IN ({marks})",
+                (*chunk, *chunk),
+            ).fetchall()
+            taken.update(str(r[0]) for r in rows)
+        return taken
+
     def add(self, ann: Announcement) -> bool:
         """Store ``ann``; True when it is new (not known, not revoked)."""
         return self._notify_if(self._transaction(lambda conn: self._insert(conn, ann)))
@@ -328,6 +382,20 @@ class HistoryStore:
     def get(self, ann_id: str) -> StoredAnnouncement | None:
         rows = self._query(_SELECT_BY_ID, (ann_id,))
         return self._row(rows[0]) if rows else None
+
+    def get_many(self, ann_ids: Iterable[str]) -> builtins.list[StoredAnnouncement]:
+        """Those of ``ann_ids`` still stored, in the order given, in one query per 400 (a
+        catch-up's arrivals: one query instead of one each)."""
+        ids = builtins.list(ann_ids)
+        found: dict[str, StoredAnnouncement] = {}
+        for i in range(0, len(ids), 400):
+            chunk = ids[i : i + 400]
+            marks = ",".join("?" * len(chunk))
+            sql = _SELECT + f"WHERE id IN ({marks})"
+            for row in self._query(sql, tuple(chunk)):
+                stored = self._row(row)
+                found[stored.announcement.id] = stored
+        return [found[i] for i in ids if i in found]
 
     def list(self, *, search: str = "", limit: int = 1000) -> list[StoredAnnouncement]:
         """Announcements not yet expired, newest first; ``search`` matches title or body,

@@ -66,6 +66,10 @@ class ToastPolicy:
     ``settings`` gives the current settings each time a rule needs them (do not disturb, quiet
     hours, the minimum priority): the policy keeps no copy. After they change, call :meth:`due`
     (what was held back may go now).
+
+    ``settle`` is how long a non-urgent announcement waits for more arrivals (a burst gives one
+    summary); None (the default) reads the ``toast_settle_ms`` setting each time. Urgent
+    announcements never wait.
     """
 
     def __init__(
@@ -76,7 +80,7 @@ class ToastPolicy:
         local_time: Callable[[], dtime] = lambda: datetime.now().time(),
         burst_limit: int = 3,
         burst_window: float = 2.0,
-        settle: float = 0.3,
+        settle: float | None = None,
         offline_after: float = 180.0,
         catch_up_idle: float = 5.0,
     ) -> None:
@@ -108,9 +112,16 @@ class ToastPolicy:
         qh = settings.quiet_hours
         return settings.do_not_disturb or (qh is not None and qh.contains(self._local_time()))
 
+    def settle_seconds(self) -> float:
+        """The burst-settle delay now: the one given, else the ``toast_settle_ms`` setting."""
+        if self._settle is not None:
+            return self._settle
+        return self._settings().toast_settle_ms / 1000
+
     def announcement(self, ann: Announcement) -> list[Toast]:
-        """A new announcement arrived. Urgent ones are returned at once; others may wait
-        ``settle`` seconds to see whether a burst is arriving (then :meth:`due` returns them)."""
+        """A new announcement arrived. Urgent ones are returned at once; others may wait the
+        settle delay (``toast_settle_ms``) to see whether a burst is arriving (then :meth:`due`
+        returns them)."""
         if ann.priority is Priority.URGENT:
             self._mark_shown()
             return [Toast(ToastKind.ANNOUNCEMENT, ann, ids=(ann.id,))]
@@ -229,7 +240,7 @@ class ToastPolicy:
         window_end = self._first_pending + self._burst_window
         if self._over_limit():
             return window_end
-        return min(window_end, self._last_arrival + self._settle)
+        return min(window_end, self._last_arrival + self.settle_seconds())
 
     def _flush(self) -> list[Toast]:
         summary = self._over_limit() and len(self._pending) > 1

@@ -31,6 +31,7 @@ from app.ui.history_model import COL_PRIORITY, COL_TIME, COL_TITLE, ID_ROLE, LIM
 from app.ui.icons import app_icon
 
 UPDATE_INTERVAL_MS = 200  # arrivals are listed (and store changes re-read) at most this often
+ARRIVALS_PER_UPDATE = 500  # a catch-up's thousands are listed this many at a time, in turns
 
 
 class _RoomyDelegate(QStyledItemDelegate):
@@ -201,6 +202,14 @@ class HistoryWindow(QWidget):
         self._arrived.append(ann.id)
         self._schedule_update()
 
+    def announcements_arrived(self, anns: list[Announcement]) -> None:
+        """Several new announcements are in the store: listed at the next update, at once."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._arrived.extend(a.id for a in anns)
+        self._schedule_update()
+
     def announcement_removed(self, ann_id: str) -> None:
         """An announcement left the store (revoked): drop its row (and its details)."""
         if ann_id in self._arrived:
@@ -242,13 +251,15 @@ class HistoryWindow(QWidget):
         if self._reload_due or self.search.text().strip():
             self.reload()
             return
-        arrived, self._arrived = self._arrived, []
-        stored = [s for s in map(self._store.get, arrived) if s is not None]
-        self.model.insert(stored)
+        arrived = self._arrived[:ARRIVALS_PER_UPDATE]
+        del self._arrived[:ARRIVALS_PER_UPDATE]
+        self.model.insert(self._store.get_many(arrived))
         if self.model.rowCount() > LIMIT:
             self._before_rows_removed(LIMIT)
             self.model.trim()
         self._update_state()
+        if self._arrived:  # the rest at the loop's next turn: the GUI answers in between
+            self._update_timer.start(0)
 
     def _before_rows_removed(self, first: int) -> None:
         """Rows from ``first`` on are about to go: when the current one is among them, show

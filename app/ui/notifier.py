@@ -273,6 +273,13 @@ class Notifier(QObject):
         """A new announcement arrived."""
         self._show_all(self.policy.announcement(ann))
 
+    def announcements(self, anns: list[Announcement]) -> None:
+        """Several new announcements (a catch-up's batch): what is due shown once."""
+        toasts: list[Toast] = []
+        for ann in anns:
+            toasts.extend(self.policy.announcement(ann))
+        self._show_all(toasts)
+
     def catch_up_started(self) -> None:
         """A catch-up begins (a replay, or what a crash left untold): one summary for it all."""
         self._show_all(self.policy.catch_up_started())

@@ -39,6 +39,7 @@ from app.ui.worker import StreamWorker
 log = logging.getLogger(__name__)
 
 UNREAD_INTERVAL_MS = 200  # new announcements update the unread badge at most this often
+SHOWN_PER_TURN = 1000  # a catch-up summary's thousands are marked told this many per loop turn
 
 # the stream stopped: no replay will join what the last run left untold
 _NO_REPLAY_COMING = frozenset({ConnState.LOGIN_REQUIRED, ConnState.ERROR, ConnState.STOPPED})
@@ -91,6 +92,10 @@ class Root(QObject):
         self._restoring = False
         # thousands of arrivals: one unread COUNT per UNREAD_INTERVAL_MS, not one each
         self._unread_timer = QTimer(self, singleShot=True, interval=UNREAD_INTERVAL_MS)
+        # told, still to be marked in the store (a summary of thousands: in turns, see
+        # SHOWN_PER_TURN); written before the store changes or closes
+        self._to_mark: list[str] = []
+        self._mark_timer = QTimer(self, singleShot=True, interval=0)
         self._connect()
 
     # ------------------------------------------------------------------ wiring
@@ -104,6 +109,7 @@ class Root(QObject):
         # what the worker tells (queued to this thread)
         w.statusChanged.connect(self._on_status)
         w.announcementReceived.connect(self._on_announcement)
+        w.announcementsReceived.connect(self._on_announcements)
         w.revoked.connect(self._on_revoked)
         w.loggedIn.connect(self._on_logged_in)
         w.loginFailed.connect(login.failed)
@@ -132,6 +138,7 @@ class Root(QObject):
         n.shown.connect(self._mark_shown)
         self.wake.wokeUp.connect(w.reconnect_now, direct)
         self._unread_timer.timeout.connect(self._update_unread)
+        self._mark_timer.timeout.connect(self._mark_some)
 
     # windows made while the tray runs are wired as they are made, here
 
@@ -194,6 +201,7 @@ class Root(QObject):
 
     def _use_store(self, server_url: str, username: str) -> HistoryStore:
         """The history of this server and user (opened once), shown in the windows."""
+        self._flush_marks()  # what was told in the current one
         opened = self.stores.open(server_url, username)
         if opened.moved_aside is not None:
             self.notices.history_moved_aside(opened.moved_aside)
@@ -230,8 +238,28 @@ class Root(QObject):
             self._restoring = True
 
     def _mark_shown(self, ann_ids: tuple[str, ...]) -> None:
-        if self.store is not None and not self._shut_down:
+        if self.store is None or self._shut_down:
+            return
+        if len(ann_ids) <= SHOWN_PER_TURN and not self._to_mark:
             self.store.mark_shown(ann_ids)
+            return
+        self._to_mark.extend(ann_ids)  # thousands: in turns, the GUI answers in between
+        self._mark_timer.start()
+
+    def _mark_some(self) -> None:
+        chunk = self._to_mark[:SHOWN_PER_TURN]
+        del self._to_mark[:SHOWN_PER_TURN]
+        if self.store is not None and not self._shut_down:
+            self.store.mark_shown(chunk)
+        if self._to_mark:
+            self._mark_timer.start()
+
+    def _flush_marks(self) -> None:
+        """Mark what is still waiting at once (the store changes or closes)."""
+        self._mark_timer.stop()
+        marks, self._to_mark = self._to_mark, []
+        if marks and self.store is not None:
+            self.store.mark_shown(marks)
 
     def _history(self) -> HistoryWindow | None:
         if self.history is None and self.store is not None:
@@ -273,6 +301,18 @@ class Root(QObject):
         self.notifier.announcement(ann)
         if ann.priority is Priority.URGENT:
             self._open_urgent(ann)
+
+    def _on_announcements(self, anns: list[Announcement]) -> None:
+        """A catch-up's batch: the history, the unread count and the toasts updated once."""
+        if self._shut_down or not anns:
+            return
+        if self.history is not None:
+            self.history.announcements_arrived(anns)
+        self._schedule_unread()
+        self.notifier.announcements(anns)
+        for ann in anns:
+            if ann.priority is Priority.URGENT:
+                self._open_urgent(ann)
 
     def _open_urgent(self, ann: Announcement) -> None:
         if ann.id in self.urgent:
@@ -406,6 +446,7 @@ class Root(QObject):
                 widget.deleteLater()
         self.history = self.settings_dialog = None
         self.tray.close()
+        self._flush_marks()  # what was told is written before the stores close
         if finished:  # the worker no longer writes: the stores may close
             self.stores.close()
         return finished

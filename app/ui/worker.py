@@ -36,6 +36,9 @@ class StreamWorker(QObject):
         statusChanged(Status): the connection state changed; ``ConnState.ERROR`` with a detail
             also when a task failed (the traceback is in the log).
         announcementReceived(Announcement): a NEW announcement, already stored.
+        announcementsReceived(list[Announcement]): several NEW announcements of a catch-up,
+            already stored (one transaction), in order: handle them at once (one history
+            update, one unread count). Each announcement comes once, by one of the two.
         revoked(str): an announcement was withdrawn (already removed from the store).
         loggedIn(str): a session started for this user name (login or stored login).
         loginFailed(LoginFailure): a login attempt failed; the kind says why.
@@ -53,6 +56,7 @@ class StreamWorker(QObject):
 
     statusChanged = Signal(object)
     announcementReceived = Signal(object)
+    announcementsReceived = Signal(object)
     revoked = Signal(str)
     loggedIn = Signal(str)
     loginFailed = Signal(object)
@@ -214,6 +218,9 @@ class _Signals:
 
     def announcement(self, ann: Announcement) -> None:
         self._w.announcementReceived.emit(ann)
+
+    def announcements(self, anns: list[Announcement]) -> None:
+        self._w.announcementsReceived.emit(anns)
 
     def revoked(self, ann_id: str) -> None:
         self._w.revoked.emit(ann_id)

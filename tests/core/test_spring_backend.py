@@ -171,7 +171,7 @@ class Recorder:
     """A Connection's listener that tests can wait on."""
 
     def __init__(self) -> None:
-        self.announcements: list[Announcement] = []
+        self.received: list[Announcement] = []
         self.statuses: list[Status] = []
         self.failures: list[LoginFailure] = []
         self._changed = asyncio.Event()
@@ -192,12 +192,16 @@ class Recorder:
         self._tell()
 
     def announcement(self, ann: Announcement) -> None:
-        self.announcements.append(ann)
+        self.received.append(ann)
         self._tell()
 
     def login_failed(self, failure: LoginFailure) -> None:
         self.failures.append(failure)
         self._tell()
+
+    def announcements(self, anns: list[Announcement]) -> None:
+        for ann in anns:
+            self.announcement(ann)
 
     def revoked(self, ann_id: str) -> None: ...
     def logged_in(self, username: str) -> None: ...
@@ -227,8 +231,8 @@ async def test_a_ruoyi_backend_end_to_end(spring: Spring, tmp_path: Path) -> Non
     conn = Connection(recorder, config=cfg, secrets=MemorySecretStore(), clock=clock)
     store = HistoryStore(tmp_path / "history.sqlite3")
     await conn.login(backend.url, "admin", "admin123", store)
-    await recorder.until(lambda: len(recorder.announcements) == 1)
-    assert recorder.announcements[0].body == GREETING  # the first greeting is shown once
+    await recorder.until(lambda: len(recorder.received) == 1)
+    assert recorder.received[0].body == GREETING  # the first greeting is shown once
 
     clock.now += GREETING_WINDOW + 1  # later notices are not greetings
     for n in (1, 2):
@@ -238,8 +242,8 @@ async def test_a_ruoyi_backend_end_to_end(spring: Spring, tmp_path: Path) -> Non
     backend.notice("plain words")
     backend.notice("plain words")  # no id: new each time
     backend.notice({"noticeId": 2, "noticeTitle": "通知 2", "noticeContent": "again"})  # known
-    await recorder.until(lambda: len(recorder.announcements) == 5)
-    got = [(a.title, a.body) for a in recorder.announcements[1:]]
+    await recorder.until(lambda: len(recorder.received) == 5)
+    got = [(a.title, a.body) for a in recorder.received[1:]]
     words = ("", "plain words")
     assert got == [("通知 1", "第1条&"), ("通知 2", "第2条&"), words, words]
 
@@ -247,8 +251,8 @@ async def test_a_ruoyi_backend_end_to_end(spring: Spring, tmp_path: Path) -> Non
     conn.reconnect_now()  # (skips the engine's 3 s wait, as a wake-up does)
     await recorder.until(lambda: recorder.connected() == 2)
     backend.notice({"noticeId": 3, "noticeTitle": "after reconnect", "noticeContent": "x"})
-    await recorder.until(lambda: len(recorder.announcements) == 6)
-    assert recorder.announcements[5].title == "after reconnect"
+    await recorder.until(lambda: len(recorder.received) == 6)
+    assert recorder.received[5].title == "after reconnect"
 
     backend.expire_tokens()
     backend.drop_streams()  # the next connect gets 401: relogin, no user action
@@ -258,8 +262,8 @@ async def test_a_ruoyi_backend_end_to_end(spring: Spring, tmp_path: Path) -> Non
     refused, renewed = backend.connects[-2:]
     assert refused.authorization != renewed.authorization  # the new login's token
     backend.notice({"noticeId": 4, "noticeTitle": "after relogin", "noticeContent": "y"})
-    await recorder.until(lambda: len(recorder.announcements) == 7)
-    assert [a.body for a in recorder.announcements].count(GREETING) == 1
+    await recorder.until(lambda: len(recorder.received) == 7)
+    assert [a.body for a in recorder.received].count(GREETING) == 1
     assert not any(s.state is ConnState.LOGIN_REQUIRED for s in recorder.statuses)
 
     await conn.end(logout=False)  # quit
@@ -325,8 +329,8 @@ async def test_the_greeting_is_not_shown_again_after_a_restart(
         await conn.login(backend.url, "admin", "admin123", store)
         await recorder.until(lambda: recorder.connected() == 1)  # noqa: B023
         backend.notice({"noticeId": 100 + run, "noticeTitle": "marker", "noticeContent": "m"})
-        await recorder.until(lambda: any(a.title == "marker" for a in recorder.announcements))  # noqa: B023
-        bodies = [a.body for a in recorder.announcements]
+        await recorder.until(lambda: any(a.title == "marker" for a in recorder.received))  # noqa: B023
+        bodies = [a.body for a in recorder.received]
         assert bodies.count(GREETING) == (1 if run == 0 else 0)
         await conn.end(logout=False)
         store.close()
@@ -335,6 +339,6 @@ async def test_the_greeting_is_not_shown_again_after_a_restart(
     conn = Connection(recorder, config=profile_config(backend), secrets=secrets)
     store = HistoryStore(path)
     await conn.connect_stored(backend.url, "admin", store)
-    await recorder.until(lambda: [a.body for a in recorder.announcements] == ["欢迎回来"])
+    await recorder.until(lambda: [a.body for a in recorder.received] == ["欢迎回来"])
     await conn.end(logout=False)
     store.close()

@@ -428,3 +428,20 @@ def test_receipts_are_queued_once_each_when_stored_read_and_acknowledged(
     stop()
     store.add(ann("c"))
     assert len(woken) == 6
+
+
+def test_record_many_stores_a_batch_in_one_go_leaving_out_known_and_revoked(
+    store: HistoryStore,
+) -> None:
+    store.record(ann("a"), "1")
+    store.remove("r")  # revoked before it came
+    queued: list[int] = []
+    store.add_receipt_listener(lambda: queued.append(1))
+    new = store.record_many([(ann("a"), "2"), (ann("b"), "3"), (ann("r"), "4"), (ann("c"), "5")])
+    assert [a.id for a in new] == ["b", "c"]
+    assert store.last_event_id() == "5"
+    assert sorted(s.announcement.id for s in store.list()) == ["a", "b", "c"]
+    assert queued == [1]  # the receipts listener woken once for the batch
+    assert store.record_many([(ann("b"), "6")]) == []
+    assert store.last_event_id() == "6"
+    assert store.record_many([]) == []

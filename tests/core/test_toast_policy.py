@@ -247,3 +247,25 @@ def test_what_is_told_held_back_or_skipped() -> None:
     clock.settings = clock.settings.with_changes(do_not_disturb=False)
     (summary,) = policy.due()
     assert (summary.kind, summary.count, summary.ids) == (ToastKind.SUMMARY, 2, ("2", "3"))
+
+
+def test_the_settle_delay_is_the_toast_settle_ms_setting() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    assert Config().toast_settle_ms == 300
+    policy.announcement(ann(1))
+    assert policy.next_deadline() == clock.now + 0.3
+    clock.settings = clock.settings.with_changes(toast_settle_ms=50)
+    assert policy.next_deadline() == clock.now + 0.05
+    clock.now += 0.049
+    assert policy.due() == []
+    clock.now = 1000.0 + 0.05
+    assert policy.due() == [Toast(ToastKind.ANNOUNCEMENT, ann(1))]
+
+
+def test_urgent_skips_the_settle_delay_however_long() -> None:
+    clock = FakeClock()
+    policy = make(clock, toast_settle_ms=5000)
+    urgent = ann(1, Priority.URGENT)
+    assert policy.announcement(urgent) == [Toast(ToastKind.ANNOUNCEMENT, urgent)]
+    assert policy.next_deadline() is None

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QWidget
 from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore
 from app.ui.history_model import LIMIT
-from app.ui.history_window import HistoryWindow
+from app.ui.history_window import ARRIVALS_PER_UPDATE, HistoryWindow
 
 # the offscreen platform warns about this for every shown window with a layout
 
@@ -504,3 +504,27 @@ def test_closing_cancels_a_pending_update(
     assert not window._update_timer.isActive()  # so no update can run (it would raise)
     QCoreApplication.processEvents()
     assert window.model.rowCount() == 0
+
+
+def test_a_catch_up_batch_is_listed_in_turns_with_one_read_per_turn(
+    qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands arriving at once (a catch-up's batches): listed ARRIVALS_PER_UPDATE at a time,
+    the GUI answering in between, each turn one store query, never a re-read of the list."""
+    add(store, "old", 0)
+    shown(qtbot, window).show_announcement("old")
+    reads = StoreReads(store, monkeypatch)
+    insertions: list[tuple[int, int]] = []
+    window.model.rowsInserted.connect(lambda _parent, first, last: insertions.append((first, last)))
+    n = ARRIVALS_PER_UPDATE * 2 - 100
+    batch = [add(store, f"a{i}", 1 + i) for i in range(n)]
+    window.announcements_arrived(batch[: n // 2])
+    window.announcements_arrived(batch[n // 2 :])
+    assert window.model.rowCount() == 1
+    qtbot.waitUntil(lambda: window.model.rowCount() == n + 1, timeout=5000)
+    assert [last - first + 1 for first, last in insertions] == [
+        ARRIVALS_PER_UPDATE,
+        n - ARRIVALS_PER_UPDATE,
+    ]
+    assert reads.lists == 0
+    assert titles(window)[0] == f"Title a{n - 1}"

@@ -15,6 +15,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.config import Config
+from app.core.connection import CATCH_UP_BATCH
 from app.core.login_failure import FailureKind, LoginFailure
 from app.core.model import Announcement, ConnState, Priority, Status
 from app.core.secrets import MemorySecretStore, login_key
@@ -25,6 +26,23 @@ from tests.fixtures.qt import RecordingTransport, Spy
 from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
 
 WAIT = 15_000  # ms: generous bound for a shared 2-core machine
+
+
+class Arrived(Spy):
+    """Every announcement the worker tells, one by one (announcementReceived) or in a
+    catch-up's batches (announcementsReceived), flattened in order of arrival."""
+
+    def __init__(
+        self, worker: StreamWorker, *, log: list[tuple[str, Any]] | None = None, name: str = ""
+    ) -> None:
+        super().__init__(worker.announcementReceived, log=log, name=name)
+        self.batches: list[int] = []
+        worker.announcementsReceived.connect(self._record_batch)
+
+    def _record_batch(self, anns: list[Announcement]) -> None:
+        self.batches.append(len(anns))
+        for ann in anns:
+            self._record(ann)
 
 
 def open_store(tmp_path: Path, server: EmbeddedServer) -> HistoryStore:
@@ -77,14 +95,14 @@ def test_restart_resumes_from_the_stored_id_without_repeats(
     store = open_store(tmp_path, companion_server)
     first = make_worker(secrets=secrets)
     login(qtbot, first, companion_server, store)
-    got = Spy(first.announcementReceived)
+    got = Arrived(first)
     first_id = companion_server.publish("One", "first")
     qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
     assert first.shutdown(5000)
     missed = companion_server.publish("Two", "published while the tray was closed")
 
     second = make_worker(secrets=secrets)  # the stored login: no password
-    received = Spy(second.announcementReceived)
+    received = Arrived(second)
     logged_in = Spy(second.loggedIn)
     second.connect_stored(companion_server.url, "alice", store)
     qtbot.waitUntil(lambda: [a.id for a in received.values] == [missed], timeout=WAIT)
@@ -104,7 +122,7 @@ def test_server_restart_loses_and_repeats_nothing(
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
     store = open_store(tmp_path, server)
     worker = make_worker()
-    spy = Spy(worker.announcementReceived)
+    spy = Arrived(worker)
     login(qtbot, worker, server, store)
     published = [server.publish(f"Before {n}", "x") for n in range(3)]
     qtbot.waitUntil(lambda: [a.id for a in spy.values] == published, timeout=WAIT)
@@ -152,7 +170,7 @@ def test_an_expired_token_is_refreshed_and_the_stream_continues(
         timeout=WAIT,
     )
     assert recording_transport.paths("GET").count("/sse/connect/alice") >= 2
-    spy = Spy(worker.announcementReceived)
+    spy = Arrived(worker)
     server.publish("After expiry", "still here")
     qtbot.waitUntil(lambda: [a.title for a in spy.values] == ["After expiry"], timeout=WAIT)
     assert not [s for s in statuses.values if s.state is ConnState.LOGIN_REQUIRED]
@@ -198,7 +216,7 @@ def test_acknowledgement_is_posted_and_leaves_the_queue(
     worker = make_worker()
     store = open_store(tmp_path, companion_server)
     login(qtbot, worker, companion_server, store)
-    got, sent = Spy(worker.announcementReceived), Spy(worker.ackSent)
+    got, sent = Arrived(worker), Spy(worker.ackSent)
     ann_id = companion_server.publish("Evacuate", "Now", priority="urgent")
     qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
     worker.acknowledge(ann_id)
@@ -252,7 +270,7 @@ def test_acknowledgement_made_offline_is_sent_when_back_online(
     worker = make_worker(ack_retry=0.2)
     store = open_store(tmp_path, server)
     login(qtbot, worker, server, store)
-    got, sent = Spy(worker.announcementReceived), Spy(worker.ackSent)
+    got, sent = Arrived(worker), Spy(worker.ackSent)
     ann_id = server.publish("Evacuate", "Now", priority="urgent")
     qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
     server.stop()
@@ -279,7 +297,7 @@ def test_a_catch_up_in_pages_is_one_catch_up(
     store = open_store(tmp_path, server)
     first = make_worker(secrets=secrets)
     login(qtbot, first, server, store)
-    got = Spy(first.announcementReceived)
+    got = Arrived(first)
     server.publish("Before", "the resume point")
     qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
     assert first.shutdown(5000)
@@ -287,15 +305,24 @@ def test_a_catch_up_in_pages_is_one_catch_up(
 
     second = make_worker(secrets=secrets)
     log: list[tuple[str, Any]] = []
+    arrived = Arrived(second, log=log, name="announcement")
     spies = [
         Spy(second.catchUpStarted, log=log, name="started"),
-        Spy(second.announcementReceived, log=log, name="announcement"),
+        arrived,
         Spy(second.catchUpFinished, log=log, name="finished"),
     ]
+    # a direct connection runs on the worker thread as it emits: each batch is stored already
+    stored_when_told: list[bool] = []
+    second.announcementsReceived.connect(
+        lambda anns: stored_when_told.append(all(store.get(a.id) is not None for a in anns))
+    )
     second.connect_stored(server.url, "alice", store)
     qtbot.waitUntil(lambda: len(spies[2].calls) == 1, timeout=40_000)
     assert [name for name, _ in log] == ["started"] + ["announcement"] * 2500 + ["finished"]
     assert [a.id for _, a in log[1:-1]] == missed
+    # told in batches (one transaction each), each stored before it was told
+    assert stored_when_told and all(stored_when_told)
+    assert 1 < max(arrived.batches) <= CATCH_UP_BATCH
     # live ones after the catch-up are not part of it
     live = server.publish("Live", "after the catch-up")
     qtbot.waitUntil(lambda: log[-1][0] == "announcement", timeout=WAIT)
@@ -339,7 +366,7 @@ def test_a_store_failing_while_connected_is_an_error_state_and_logged(
     worker = make_worker()
     store = DiskFullStore(HistoryStore.path_for(tmp_path / "data", companion_server.url, "alice"))
     login(qtbot, worker, companion_server, store)
-    statuses, got = Spy(worker.statusChanged), Spy(worker.announcementReceived)
+    statuses, got = Spy(worker.statusChanged), Arrived(worker)
     store.full = True
     companion_server.publish("Lost?", "the history cannot take it")
     qtbot.waitUntil(lambda: bool(statuses.values), timeout=WAIT)
@@ -355,3 +382,46 @@ def test_a_store_failing_while_connected_is_an_error_state_and_logged(
     worker.logout()
     qtbot.waitUntil(lambda: len(logged_out.calls) == 1, timeout=WAIT)
     assert statuses.values[-1].state is ConnState.STOPPED
+
+
+class BatchFullStore(HistoryStore):
+    """A history that cannot take a catch-up's batch, as on a full disk."""
+
+    full = False
+
+    def record_many(self, received: Any, *, notify: bool = True) -> list[Announcement]:
+        if self.full:
+            raise HistoryStoreError(f"cannot write the history file {self.path}: disk full")
+        return super().record_many(received, notify=notify)
+
+
+def test_a_catch_up_batch_failing_to_store_is_an_error_state_and_logged(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_worker: Callable[..., Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    secrets = MemorySecretStore()
+    store = BatchFullStore(HistoryStore.path_for(tmp_path / "data", companion_server.url, "alice"))
+    first = make_worker(secrets=secrets)
+    login(qtbot, first, companion_server, store)
+    got = Arrived(first)
+    companion_server.publish("Before", "the resume point")
+    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
+    assert first.shutdown(5000)
+    resume_point = store.last_event_id()
+    for n in range(5):
+        companion_server.publish(f"Missed {n}", "while away")
+    store.full = True
+    second = make_worker(secrets=secrets)
+    statuses, told = Spy(second.statusChanged), Arrived(second)
+    second.connect_stored(companion_server.url, "alice", store)
+    detail = f"cannot write the history file {store.path}: disk full"
+    qtbot.waitUntil(lambda: any(s.state is ConnState.ERROR for s in statuses.values), timeout=WAIT)
+    qtbot.wait(200)  # the stream's end that follows is not told over the error
+    assert statuses.values[-1] == Status(ConnState.ERROR, detail)
+    assert told.calls == []  # never told as if it were stored
+    assert store.last_event_id() == resume_point  # replayed after the next connect
+    assert any(r.getMessage() == "the stream failed" for r in caplog.records)
