@@ -38,7 +38,7 @@ import abc
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
-from app.server.hub import Subscription
+from app.server.hub import Hub, Subscription
 from app.server.model import (
     Ack,
     BrokerStats,
@@ -53,6 +53,8 @@ from app.server.model import (
 
 class Broker(abc.ABC):
     """Users, refresh tokens, announcements, acks and the fan-out to open streams."""
+
+    _hub: Hub  # this process's streams: every backend fans out through one
 
     # users ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -93,10 +95,10 @@ class Broker(abc.ABC):
     # token lifetime: after that, every token of the session has expired anyway)
     session_memory: float = 86400.0
 
-    @abc.abstractmethod
     def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
         """Whether the access token (of ``viewer``, issued at ``issued_at``) belongs to an
         ended session: an in-memory lookup (the hub's), on every authenticated request."""
+        return self._hub.session_ended(viewer, issued_at=issued_at)
 
     # announcements ----------------------------------------------------------------------
     # how long a publish's idempotency key is remembered (the runtime sets the setting's)
@@ -176,14 +178,15 @@ class Broker(abc.ABC):
     async def recipients(self, ann_id: str) -> list[str]:
         """The user ids the announcement's audience named when it was published."""
 
-    @abc.abstractmethod
     def online(self, user_ids: Iterable[str]) -> set[str]:
-        """Those of ``user_ids`` with a stream open on THIS process now."""
+        """Those of ``user_ids`` with a stream open on THIS process now (with Redis, a user
+        streaming to another process shows offline)."""
+        return self._hub.online(user_ids)
 
-    @abc.abstractmethod
     def watch_reach(self, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call ``callback(ann_id)`` on this process's loop whenever receipts of that
         announcement are recorded (by any process); returns the call that stops it."""
+        return self._hub.watch_reach(callback)
 
     # streams ----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -192,16 +195,16 @@ class Broker(abc.ABC):
     ) -> Subscription:
         """Register a stream of this process; see :class:`app.server.hub.Subscription`."""
 
-    @abc.abstractmethod
-    def unsubscribe(self, sub: Subscription) -> None: ...
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._hub.unsubscribe(sub)
 
     @abc.abstractmethod
     async def close_streams(self, user_id: str, *, session_id: str | None) -> None:
         """End a user's streams on every process: those of one login session, or all."""
 
-    @abc.abstractmethod
     def close_local_streams(self, reason: str) -> None:
         """End every stream of this process (shutdown)."""
+        self._hub.close_all(reason)
 
     @abc.abstractmethod
     def stats(self) -> BrokerStats: ...

@@ -362,9 +362,6 @@ class RedisBroker(Broker):
                 )
                 await pipe.execute()
 
-    def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
-        return self._hub.session_ended(viewer, issued_at=issued_at)
-
     # announcements ----------------------------------------------------------------------
     async def publish(
         self,
@@ -582,13 +579,6 @@ class RedisBroker(Broker):
             raw = await self._redis.hget(self._k_recipients, ann_id)
         return [str(u) for u in json.loads(raw)] if raw else []
 
-    def online(self, user_ids: Iterable[str]) -> set[str]:
-        """Only this process's streams: a user streaming to another process shows offline."""
-        return self._hub.online(user_ids)
-
-    def watch_reach(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        return self._hub.watch_reach(callback)
-
     async def acks(self, ann_id: str) -> list[Ack]:
         with self._unavailable():
             rows = await self._redis.hgetall(f"{self._settings.prefix}acks:{ann_id}")
@@ -605,9 +595,6 @@ class RedisBroker(Broker):
         sub.horizon = NOTHING_YET if self._last_ann == "0-0" else self._last_ann
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        self._hub.unsubscribe(sub)
-
     async def close_streams(self, user_id: str, *, session_id: str | None) -> None:
         """Close here at once (works without Redis), then tell every process (503 if Redis is
         down: the streams on other processes stay open until their tokens expire)."""
@@ -621,9 +608,6 @@ class RedisBroker(Broker):
             await self._redis.xadd(
                 self._k_ctl, fields, maxlen=self._settings.control_maxlen, approximate=True
             )
-
-    def close_local_streams(self, reason: str) -> None:
-        self._hub.close_all(reason)
 
     def stats(self) -> BrokerStats:
         return BrokerStats(

@@ -307,9 +307,6 @@ class SqliteBroker(Broker):
             )
         self._hub.end_user_sessions(user_id, before=now, until=until, now=now)
 
-    def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
-        return self._hub.session_ended(viewer, issued_at=issued_at)
-
     # announcements ----------------------------------------------------------------------
     async def publish(
         self,
@@ -491,12 +488,6 @@ class SqliteBroker(Broker):
         ).fetchall()
         return [row["user_id"] for row in rows]
 
-    def online(self, user_ids: Iterable[str]) -> set[str]:
-        return self._hub.online(user_ids)
-
-    def watch_reach(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        return self._hub.watch_reach(callback)
-
     # streams ----------------------------------------------------------------------------
     def subscribe(
         self, viewer: Principal, *, queue_size: int, on_overflow: Callable[[], None]
@@ -507,14 +498,8 @@ class SqliteBroker(Broker):
         sub.horizon = str(row[0]) if row[0] is not None else NOTHING_YET
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        self._hub.unsubscribe(sub)
-
     async def close_streams(self, user_id: str, *, session_id: str | None) -> None:
         self._hub.close_user(user_id, session_id=session_id)
-
-    def close_local_streams(self, reason: str) -> None:
-        self._hub.close_all(reason)
 
     def stats(self) -> BrokerStats:
         return BrokerStats(subscriptions=len(self._hub))
