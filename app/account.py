@@ -88,7 +88,10 @@ def _read_password(args: argparse.Namespace) -> str:
     return getpass.getpass("Password: ")
 
 
-def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -> int:
+def _settings_and_target(
+    args: argparse.Namespace,
+) -> tuple[config_mod.Paths, Config, str, str] | int:
+    """The settings, and the server and user the command is for; or the exit code why not."""
     try:
         paths = config_mod.Paths.default()
         config = config_mod.load(paths)
@@ -98,7 +101,14 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
     target = _target(args, config)
     if target is None:
         return EXIT_USAGE
-    server, user = target
+    return (paths, config, *target)
+
+
+def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -> int:
+    prepared = _settings_and_target(args)
+    if isinstance(prepared, int):
+        return prepared
+    paths, config, server, user = prepared
     if http.in_clear(server):
         log.warning(
             "%s is not encrypted (http://): the password travels in plain text. Use https:// "
@@ -140,15 +150,10 @@ async def _login(session: AuthSession, password: str) -> int:
 
 
 def run_logout(args: argparse.Namespace, *, secrets: SecretStore | None = None) -> int:
-    try:
-        config = config_mod.load()
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return EXIT_PROTOCOL
-    target = _target(args, config)
-    if target is None:
-        return EXIT_USAGE
-    server, user = target
+    prepared = _settings_and_target(args)
+    if isinstance(prepared, int):
+        return prepared
+    _paths, config, server, user = prepared
     code = asyncio.run(_logout(_session(config, server, user, secrets)))
     if code == EXIT_OK:
         _say(f"Logged out {user} at {server}. The history stays on this computer.")
