@@ -154,8 +154,9 @@ async def test_silence_shorter_than_the_profiles_timeout_causes_no_reconnect(
     )
     run = asyncio.ensure_future(engine.run())
     await asyncio.to_thread(backend.wait_for, lambda: backend.open_streams() == 1)
-    await asyncio.sleep(2.0)  # the backend's silence (the server sends nothing meanwhile)
-    backend.notice({"noticeId": 1, "noticeTitle": "after silence", "noticeContent": "x"})
+    # the backend stays silent for 2 s, then sends a notice
+    notice = {"noticeId": 1, "noticeTitle": "after silence", "noticeContent": "x"}
+    asyncio.get_running_loop().call_later(2.0, backend.notice, notice)
     outcome = await asyncio.wait_for(run, 10)
     await s.aclose()
     assert outcome.kind is OutcomeKind.STOPPED

@@ -4,6 +4,7 @@ while the server is down arrive once it is back."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -57,8 +58,12 @@ def log_in(qtbot: QtBot, root: Root, url: str) -> None:
 
 
 def test_delivered_read_and_acknowledged_reach_the_publisher(
-    qtbot: QtBot, server_factory: Any, make_root: Callable[..., Root]
+    qtbot: QtBot,
+    server_factory: Any,
+    make_root: Callable[..., Root],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="app.core.receipts")
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
     reach = Reach(server)
     root = make_root()
@@ -94,8 +99,11 @@ def test_delivered_read_and_acknowledged_reach_the_publisher(
     assert store is not None
     server.stop()
     qtbot.waitUntil(lambda: root.tray.state.status.state is not ConnState.CONNECTED, timeout=WAIT)
+    caplog.clear()
     root.history.show_announcement(later)
-    qtbot.wait(1500)  # a batch is attempted and fails: kept
+    qtbot.waitUntil(  # a batch is attempted and fails: kept
+        lambda: any("not sent" in r.getMessage() for r in caplog.records), timeout=WAIT
+    )
     assert (later, "read") in store.pending_receipts()
     server = server_factory(
         data_dir=server.data_dir, port=server.port, retry_ms=100, ping_interval=0.5
