@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import json.scanner
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from app import APP_NAME
 
@@ -134,14 +135,20 @@ class Announcement:
         ann_id = get("id")
         if ann_id is None or ann_id == "":
             ann_id = fallback_id
+        elif type(ann_id) is not str:
+            ann_id = str(ann_id)
         url = get("url")
         created, expires = get("created_at"), get("expires_at")
-        return cls(
-            ann_id if type(ann_id) is str else str(ann_id),
+        priority = get("priority", "normal")
+        return _new_announcement(
+            cls,
+            ann_id,
             title,
             body,
-            Priority.parse(get("priority", "normal"), default=Priority.NORMAL),
-            url if isinstance(url, str) and url else None,
+            _BY_VALUE.get(priority) or Priority.parse(priority, default=Priority.NORMAL)
+            if type(priority) is str
+            else Priority.parse(priority, default=Priority.NORMAL),
+            url if url and isinstance(url, str) else None,
             parse_time(created) if created else None,
             parse_time(expires) if expires else None,
         )
@@ -175,6 +182,46 @@ class Announcement:
             expires_at=from_epoch(expires),
             legacy=bool(legacy),
         )
+
+
+(
+    _SET_ID,
+    _SET_TITLE,
+    _SET_BODY,
+    _SET_PRIORITY,
+    _SET_URL,
+    _SET_CREATED,
+    _SET_EXPIRES,
+    _SET_LEGACY,
+    _SET_ANONYMOUS,
+) = (getattr(Announcement, f.name).__set__ for f in dataclasses.fields(Announcement))
+
+
+def _new_announcement(
+    cls: type[Announcement],
+    ann_id: str,
+    title: str,
+    body: str,
+    priority: Priority,
+    url: str | None,
+    created_at: datetime | None,
+    expires_at: datetime | None,
+) -> Announcement:
+    """``cls(ann_id, title, body, priority, url, created_at, expires_at)`` made the way the
+    stream's hot path can afford: each slot set through its descriptor, not through the frozen
+    dataclass's ``__init__`` and its nine ``object.__setattr__`` calls (0.64 against 1.0 µs).
+    The fields are listed in order here: a field added to Announcement fails at import."""
+    ann = object.__new__(cls)
+    _SET_ID(ann, ann_id)
+    _SET_TITLE(ann, title)
+    _SET_BODY(ann, body)
+    _SET_PRIORITY(ann, priority)
+    _SET_URL(ann, url)
+    _SET_CREATED(ann, created_at)
+    _SET_EXPIRES(ann, expires_at)
+    _SET_LEGACY(ann, False)
+    _SET_ANONYMOUS(ann, False)
+    return ann
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,23 +279,38 @@ class ControlEvent:
 StreamEvent = Announcement | Revoke | ControlEvent
 
 
-@dataclass(frozen=True, slots=True)
-class RawEvent:
-    """One dispatched Server-Sent Event, as the WHATWG rules define it."""
+class RawEvent(NamedTuple):
+    """One dispatched Server-Sent Event, as the WHATWG rules define it.
+
+    A named tuple rather than a frozen dataclass: the decoder makes one per event, and a
+    tuple is made in a fifth of the time (0.2 against 0.9 µs), immutable all the same.
+    """
 
     event: str = "message"
     data: str = ""
     id: str = ""  # the last event id in force when it was dispatched: the resume position
     retry: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
     #: whether ``id`` is the event's own (its block carried an ``id:`` line) or inherited; the
     #: decoder always sets it, a hand-made event's id is its own
-    own_id: bool = field(default=True, compare=False)
+    own_id: bool = True
 
     @property
     def event_id(self) -> str:
         """The id this event itself carried, or "": the only id that may identify it."""
         return self.id if self.own_id else ""
+
+    # equal when what was dispatched is equal: ``own_id`` is left out, and a RawEvent is
+    # never equal to a plain tuple
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawEvent):
+            return NotImplemented
+        return self[:4] == other[:4]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self[:4])
 
 
 def parse_time(value: object) -> datetime | None:
@@ -290,6 +352,28 @@ def anonymous_id() -> str:
 
 
 _JSON = json.JSONDecoder()
+# the C scanner json.loads itself uses (typeshed types its argument as a scanner: it is the
+# decoder whose settings it takes)
+_SCAN = json.scanner.make_scanner(cast(Any, _JSON))
+_JSON_SPACE = " \t\n\r"
+
+
+def load_json(text: str) -> Any:
+    """``json.loads`` of a str: the same values, the same ValueError for what is not JSON.
+
+    An object that starts at the first character (every JSON server's event) is read by
+    json's own C scanner called directly, without the two whitespace passes of
+    ``json.loads`` around it: a third of its time on a small announcement.
+    """
+    if text[:1] == "{":
+        try:
+            obj, end = _SCAN(text, 0)
+        except (ValueError, StopIteration):
+            pass  # json.loads below says what is wrong, in its own words
+        else:
+            if end == len(text) or not text[end:].strip(_JSON_SPACE):
+                return obj
+    return _JSON.decode(text)
 
 
 def to_stream_event(raw: RawEvent) -> StreamEvent:
@@ -308,22 +392,22 @@ def to_stream_event(raw: RawEvent) -> StreamEvent:
     of its JSON); an event with neither gets a made-up id (:func:`anonymous_id`) and is new
     each time. The inherited last event id is the resume position, never an identity.
     """
-    if raw.event in CONTROL_EVENTS:
-        return ControlEvent(raw.event, raw.data)
+    event, data, last_id, _, own_id = raw
+    if event in CONTROL_EVENTS:
+        return ControlEvent(event, data)
     obj: Any = None
-    data = raw.data
     # no stripped copy of the data when it starts with its brace, as a JSON server's does
     if data[:1] == "{" or data.lstrip()[:1] == "{":
         try:
-            obj = _JSON.decode(data)  # json.loads of a str, minus its checks for bytes
+            obj = load_json(data)
         except ValueError:
-            log.warning("event %r carries malformed JSON; shown as plain text", raw.id or raw.event)
-    if isinstance(obj, dict):
+            log.warning("event %r carries malformed JSON; shown as plain text", last_id or event)
+    if type(obj) is dict:  # (json makes plain dicts)
         kind = obj.get("type")
         if kind == "revoke" and obj.get("id") not in (None, ""):
             return Revoke(str(obj["id"]))
         if kind == "announcement" or (kind is None and ("title" in obj or "body" in obj)):
-            own = raw.event_id
+            own = last_id if own_id else ""
             try:
                 ann = Announcement.from_json(obj, fallback_id=own)
             except ValueError as exc:

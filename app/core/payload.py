@@ -14,8 +14,10 @@ priority and link out of the event's JSON; ``body_format = "html"`` turns markup
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from app.config import PayloadProfile
@@ -28,11 +30,20 @@ from app.core.model import (
     RawEvent,
     StreamEvent,
     anonymous_id,
+    load_json,
     plain_text,
     to_stream_event,
 )
 
 log = logging.getLogger(__name__)
+
+
+def event_parser(profile: PayloadProfile | None) -> Callable[[RawEvent], StreamEvent]:
+    """:func:`parse_event` with ``profile`` bound, chosen once per stream (the engine calls it
+    for every event)."""
+    if profile is None or not profile.is_set:
+        return to_stream_event
+    return functools.partial(parse_event, profile=profile)
 
 
 def parse_event(raw: RawEvent, profile: PayloadProfile | None = None) -> StreamEvent:
@@ -45,7 +56,7 @@ def parse_event(raw: RawEvent, profile: PayloadProfile | None = None) -> StreamE
     obj: Any = None
     if raw.data.lstrip().startswith(("{", "[")):
         try:
-            obj = json.loads(raw.data)
+            obj = load_json(raw.data)
         except ValueError:
             log.warning("event %r carries malformed JSON; shown as plain text", raw.id or raw.event)
     if obj is None:

@@ -26,8 +26,9 @@ trailing CR back until the next chunk. Here:
   not the field names, the spaces after the colons or the line ends) is over
   ``max_event_bytes`` is dropped with a warning, and while it is skipped the decoder holds at
   most about ``max_event_bytes`` of it in memory. Its ``id`` still counts, so a resume does not
-  ask for it again and again. The default, 8 MiB, takes a 1 MiB announcement even with every
-  character escaped in its JSON.
+  ask for it again and again. A line of another field is held whole while it arrives, up to
+  ``max_event_bytes`` (beyond that the line is ignored). The default, 8 MiB, takes a 1 MiB
+  announcement even with every character escaped in its JSON.
 
 Lines are split on bytes (CR and LF never occur inside a UTF-8 sequence), so a character split
 across chunks is decoded whole, and sizes are real byte counts.
@@ -36,6 +37,7 @@ across chunks is decoded whole, and sizes are real byte counts.
 from __future__ import annotations
 
 import logging
+import re
 
 from app.core.model import RawEvent
 
@@ -46,6 +48,13 @@ DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 # room for a field name, its colon and space on a line still arriving, above the data allowed
 _LINE_SLACK = 16
 _CR, _LF = 0x0D, 0x0A
+#: the usual event, whole: up to two ``id``/``event`` lines (any order), one ``data`` line and
+#: the blank line that ends it (no CR, no NUL in the ``id``/``event`` lines). Such blocks are
+#: decoded by one match; anything else goes line by line (:meth:`SSEDecoder._process`), with
+#: the same result.
+_SIMPLE_EVENT = re.compile(
+    rb"(?:(id|event): ?([^\n\x00]*)\n)?(?:(id|event): ?([^\n\x00]*)\n)?data: ?([^\n]*)\n\n"
+)
 
 
 class SSEDecoder:
@@ -103,6 +112,78 @@ class SSEDecoder:
                 chunk = chunk[1:]
                 if not chunk:
                     return []
+        if b"\r" in chunk:
+            return self._feed_lines(chunk)
+        return self._feed_blocks(chunk)
+
+    def _feed_blocks(self, chunk: bytes) -> list[RawEvent]:
+        """A chunk without CR: the usual events by one match each, the rest line by line.
+
+        Lines go to :meth:`_feed_lines` a block at a time (up to the blank line that ends it),
+        so the fast path starts again at the next event.
+        """
+        pos, end = 0, len(chunk)
+        events: list[RawEvent] = []
+        if self._in_event():  # finish the event begun in an earlier chunk, line by line
+            if not self._line and not self._line_overflow and chunk[0] == _LF:
+                pos = 1  # its blank line
+            else:
+                blank = chunk.find(b"\n\n")
+                if blank < 0:
+                    return self._feed_lines(chunk)
+                pos = blank + 2
+            events = self._feed_lines(chunk[:pos])
+        match = _SIMPLE_EVENT.match
+        limit = self.max_event_bytes
+        append = events.append
+        make = RawEvent._make
+        last_id = self._id_buffer  # at an event's start, the id buffer is the last event id
+        while pos < end:
+            m = match(chunk, pos)
+            if m is not None:
+                name1, value1, name2, value2, data = m.groups()
+                if len(data) <= limit:
+                    pos = m.end()
+                    event, own_id = b"", False
+                    if name1 is not None:
+                        if name1 == b"id":
+                            last_id, own_id = value1.decode("utf-8", "replace"), True
+                        else:
+                            event = value1
+                        if name2 is not None:
+                            if name2 == b"id":
+                                last_id, own_id = value2.decode("utf-8", "replace"), True
+                            else:
+                                event = value2
+                    name = event.decode("utf-8", "replace") if event else "message"
+                    append(make((name, data.decode("utf-8", "replace"), last_id, None, own_id)))
+                    continue
+            # not the usual event: line by line, up to its blank line
+            self._id_buffer = self.last_event_id = last_id
+            blank = chunk.find(b"\n\n", pos)
+            if blank < 0:  # the last event, unfinished
+                events += self._feed_lines(chunk[pos:] if pos else chunk)
+                return events
+            events += self._feed_lines(chunk[pos : blank + 2])
+            pos = blank + 2
+            last_id = self._id_buffer
+        self._id_buffer = self.last_event_id = last_id
+        return events
+
+    def _in_event(self) -> bool:
+        """Whether lines of an event not yet dispatched (or a partial line) are held."""
+        return bool(
+            self._line
+            or self._line_overflow
+            or self._data
+            or self._oversized
+            or self._own_id
+            or self._event
+            or self._event_retry is not None
+        )
+
+    def _feed_lines(self, chunk: bytes) -> list[RawEvent]:
+        """Decode a chunk line by line (any line ends, any fields, partial lines)."""
         lines = chunk.splitlines()  # bytes split on CR, LF and CRLF only
         end = chunk[-1]
         tail = b""
@@ -137,10 +218,15 @@ class SSEDecoder:
     def _buffer_partial(self, tail: bytes) -> None:
         if self._line_overflow:
             return
-        if len(self._line) + len(tail) > self.max_event_bytes - self._size + _LINE_SLACK:
+        data = (self._line[:5] + tail[:5]).startswith(b"data:")
+        # a data line counts against what the event's data may still grow by; another field's
+        # line (an id split across reads) is held whole up to the cap, and ignored beyond it
+        room = self.max_event_bytes - self._size if data else self.max_event_bytes
+        if len(self._line) + len(tail) > room + _LINE_SLACK:
             self._line = bytearray()
             self._line_overflow = True
-            self._mark_oversized()
+            if data:
+                self._mark_oversized()
             return
         self._line += tail
 

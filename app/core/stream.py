@@ -55,7 +55,7 @@ from app.core.model import (
     Status,
     StreamEvent,
 )
-from app.core.payload import parse_event
+from app.core.payload import event_parser
 from app.core.sse import SSEDecoder
 
 log = logging.getLogger(__name__)
@@ -355,6 +355,7 @@ class StreamEngine:
         self._rejected.clear()
         decoder = self._decoder
         decoder.start_stream(self._last_event_id)
+        parse, on_event = event_parser(self._payload), self._on_event
         reason = "the server ended the stream"
         more = False
         try:
@@ -363,10 +364,10 @@ class StreamEngine:
                     if self._stopping:
                         return Outcome(OutcomeKind.STOPPED)
                     self._last_event_id = raw.id
-                    typed = parse_event(raw, self._payload)
-                    if isinstance(typed, ControlEvent):
+                    typed = parse(raw)
+                    if type(typed) is ControlEvent:
                         more = self._control(typed)
-                    self._on_event(raw, typed)
+                    on_event(raw, typed)
                     if more:
                         break  # nothing after it: a live event would leap over the rest
                 if more:

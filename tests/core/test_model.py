@@ -16,6 +16,7 @@ from app.core.model import (
     RawEvent,
     Revoke,
     from_epoch,
+    load_json,
     to_stream_event,
 )
 
@@ -119,3 +120,32 @@ def test_draft_to_json(draft: Draft, audience: dict[str, object]) -> None:
 def test_draft_with_link_and_expiry() -> None:
     obj = Draft("t", "b", Priority.LOW, url="https://x", expires_at="2030-01-01").to_json()
     assert (obj["priority"], obj["url"], obj["expires_at"]) == ("low", "https://x", "2030-01-01")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": "1", "title": "T", "nested": {"a": [1, 2.5, null, true]}}',
+        '{"a": 1}  \n\t\r ',
+        '  {"a": 1}',
+        "[1, 2]",
+        '"text"',
+        "12",
+        '{"a": "\\u00e9\\ud83d\\ude80"}',
+        '{"a": NaN, "b": Infinity}',
+    ],
+)
+def test_load_json_reads_what_json_loads_reads(text: str) -> None:
+    assert load_json(text) == json.loads(text)
+    assert type(load_json(text)) is type(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a": 1} x', '{"a": 1}{"b": 2}', '{"a": ', "{", "{'a': 1}", '{"a": 1,}', "", "x"]
+)
+def test_load_json_refuses_what_json_loads_refuses(text: str) -> None:
+    with pytest.raises(ValueError) as expected:
+        json.loads(text)
+    with pytest.raises(ValueError) as got:
+        load_json(text)
+    assert str(got.value) == str(expected.value)

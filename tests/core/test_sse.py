@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import random
+import re
 
 import pytest
 
@@ -236,3 +239,144 @@ def test_memory_stays_bounded_while_a_huge_event_is_skipped() -> None:
     events += decode(b"\n\nid: 3\ndata: c\n\n", decoder=decoder)
     assert events == [RawEvent(data="a", id="1"), RawEvent(data="c", id="3")]
     assert decoder.dropped == 1
+
+
+# ---------------------------------------------------------------------- against a reference
+#
+# The decoder reads the usual event (``id``/``event`` lines, one ``data`` line, a blank line, no
+# CR) by one match and everything else line by line. This reference reads the whole stream the
+# plain way, straight from the WHATWG rules; the decoder must agree with it on random streams
+# cut at random places.
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def reference(
+    stream: bytes, max_event_bytes: int
+) -> tuple[list[tuple[str, str, str, int | None, bool]], str, int | None, int]:
+    """(events as tuples with own_id, last event id, retry, dropped) of one whole response."""
+    if stream.startswith(BOM):
+        stream = stream[len(BOM) :]
+    lines = _LINE_END.split(stream)[:-1]  # what follows the last line end is unfinished
+    events: list[tuple[str, str, str, int | None, bool]] = []
+    last_id, retry, dropped = "", None, 0
+    data: list[bytes] = []
+    event, id_buffer, own = b"", "", False
+    event_retry: int | None = None
+    for line in lines:
+        if not line:
+            last_id = id_buffer
+            joined = b"\n".join(data)
+            if data and len(joined) > max_event_bytes:
+                dropped += 1
+            elif data:
+                name = event.decode("utf-8", "replace") if event else "message"
+                text = joined.decode("utf-8", "replace")
+                events.append((name, text, last_id, event_retry, own))
+            data, event, own, event_retry = [], b"", False, None
+            continue
+        if line.startswith(b":"):
+            continue
+        field, colon, value = line.partition(b":")
+        if colon and value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            event = value
+        elif field == b"id" and b"\0" not in value:
+            id_buffer, own = value.decode("utf-8", "replace"), True
+        elif field == b"retry" and value.isdigit():
+            retry = event_retry = int(value)
+    return events, last_id, retry, dropped
+
+
+_LINES = [
+    b'data: {"id":"1","title":"T"}',
+    b"data:no space",
+    b"data:  two spaces",
+    b"data",
+    b"data: \xc3\xa9 \xe6\x97\xa5 \xff bad: colon",
+    b"data: " + b"x" * 30,
+    b"id: 17",
+    b"id:18",
+    b"id: with\x00nul",
+    b"id",
+    b"id:",
+    b"event: news",
+    b"event:",
+    b"event: \xff",
+    b": keepalive",
+    b":",
+    b"retry: 2500",
+    b"retry: 1x",
+    b"foo: bar",
+    b"",
+    b"",
+    b"",
+]
+_ENDS = [b"\n"] * 8 + [b"\r\n", b"\r"]
+
+
+def _random_stream(rng: random.Random) -> bytes:
+    parts = [BOM] if rng.random() < 0.2 else []
+    for _ in range(rng.randint(1, 40)):
+        parts.append(rng.choice(_LINES) + rng.choice(_ENDS))
+    if rng.random() < 0.5:
+        parts.append(rng.choice(_LINES))  # an unfinished line
+    return b"".join(parts)
+
+
+def _random_cuts(rng: random.Random, stream: bytes) -> list[bytes]:
+    cuts = sorted(rng.sample(range(len(stream) + 1), min(len(stream) + 1, rng.randint(0, 8))))
+    bounds = [0, *cuts, len(stream)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_streams_cut_anywhere_decode_as_the_reference_does(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(50):
+        stream = _random_stream(rng)
+        limit = rng.choice([4, 12, 40, 8 * 1024 * 1024])
+        expected = reference(stream, limit)
+        for _ in range(3):
+            decoder = SSEDecoder(max_event_bytes=limit)
+            events = [
+                (e.event, e.data, e.id, e.retry, e.own_id)
+                for chunk in _random_cuts(rng, stream)
+                for e in decoder.feed(chunk)
+            ]
+            got = (events, decoder.last_event_id, decoder.retry, decoder.dropped)
+            assert got == expected, f"seed {seed}: {stream!r}"
+
+
+def test_the_usual_events_in_one_chunk_decode_as_the_reference_does() -> None:
+    stream = b"".join(
+        b'event: news\nid: %d\ndata: {"n": %d}\n\n' % (i, i)
+        if i % 3 == 0
+        else b"id: %d\ndata: plain %d\n\n" % (i, i)
+        if i % 3 == 1
+        else b"data: no id\n\n"
+        for i in range(300)
+    )
+    decoder = SSEDecoder()
+    got = [(e.event, e.data, e.id, e.retry, e.own_id) for e in decoder.feed(stream)]
+    assert (got, decoder.last_event_id) == reference(stream, decoder.max_event_bytes)[:2]
+    assert len(got) == 300
+
+
+def test_an_id_split_across_reads_still_counts_while_an_oversized_event_is_skipped() -> None:
+    decoder = SSEDecoder(max_event_bytes=8)
+    got = decode(
+        b"data: " + b"x" * 20 + b"\nid: 12345678901", b"234567890\n\ndata: ok\n\n", decoder=decoder
+    )
+    assert decoder.dropped == 1
+    assert got == [RawEvent(data="ok", id="12345678901234567890")]
+
+
+def test_an_event_at_the_cap_keeps_an_id_split_across_reads() -> None:
+    decoder = SSEDecoder(max_event_bytes=8)
+    got = decode(b"data: 12345678\nid: 1234567890123456789", b"0\n\n", decoder=decoder)
+    assert got == [RawEvent(data="12345678", id="12345678901234567890")]
+    assert decoder.dropped == 0
