@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QSocketNotifier, QTimer, Signal
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from app.core.model import Announcement, ConnState
@@ -95,6 +95,20 @@ class FreedesktopNotifications(QObject):
             )
             self._filters.append(connection.filter(rule, queue=self._signals))
             self._call(message_bus.AddMatch(rule))
+        # who owns the notification service and the tray host: asked once, then followed by
+        # NameOwnerChanged (subscribed before the first question), not asked for each toast
+        self._owners: dict[str, bool] = {}
+        for name in (_NOTIFICATIONS, _WATCHER):
+            rule = MatchRule(
+                type="signal",
+                sender="org.freedesktop.DBus",
+                interface="org.freedesktop.DBus",
+                member="NameOwnerChanged",
+                path="/org/freedesktop/DBus",
+            )
+            rule.add_arg_condition(0, name)
+            self._filters.append(connection.filter(rule, queue=self._signals))
+            self._call(message_bus.AddMatch(rule))
         self._reader = QSocketNotifier(connection.sock.fileno(), QSocketNotifier.Type.Read, self)
         self._reader.activated.connect(self._read)
 
@@ -124,22 +138,32 @@ class FreedesktopNotifications(QObject):
             return unwrap_msg(self._conn.send_and_get_reply(msg, timeout=_DBUS_TIMEOUT))
         except (DBusErrorResponse, TimeoutError, OSError) as exc:
             raise NotifyError(f"D-Bus call {msg.header.fields} failed: {exc}") from exc
+        finally:
+            if self._signals:  # read while waiting for the reply: handled on the next turn
+                QTimer.singleShot(0, self, self._dispatch)
 
     def has_owner(self, name: str) -> bool:
+        """Whether ``name`` has an owner on the bus (the service and the tray host: asked once,
+        then kept up to date by NameOwnerChanged)."""
         from jeepney.bus_messages import message_bus
 
+        known = self._owners.get(name)
+        if known is not None:
+            return known
         try:
-            return bool(self._call(message_bus.NameHasOwner(name))[0])
+            owned = bool(self._call(message_bus.NameHasOwner(name))[0])
         except NotifyError:
             log.warning("cannot ask the session bus about %s", name, exc_info=True)
-            return False
+            return False  # not kept: asked again next time
+        if name in (_NOTIFICATIONS, _WATCHER):
+            self._owners[name] = owned
+            if owned and name == _NOTIFICATIONS:
+                self._markup = "body-markup" in self._capabilities()
+        return owned
 
     def has_service(self) -> bool:
         """A notification daemon owns org.freedesktop.Notifications."""
-        if not self.has_owner(_NOTIFICATIONS):
-            return False
-        self._markup = "body-markup" in self._capabilities()
-        return True
+        return self.has_owner(_NOTIFICATIONS)
 
     def has_tray_host(self) -> bool:
         """A StatusNotifierItem host is there: Qt's tray then talks D-Bus."""
@@ -213,7 +237,11 @@ class FreedesktopNotifications(QObject):
             except OSError:
                 log.warning("session bus connection lost", exc_info=True)
                 self._reader.setEnabled(False)
+                self._owners.clear()  # ask again (and fail, logged) rather than trust old news
                 break
+        self._dispatch()
+
+    def _dispatch(self) -> None:
         from jeepney.low_level import HeaderFields
 
         while self._signals:
@@ -224,6 +252,10 @@ class FreedesktopNotifications(QObject):
                 self.actionInvoked.emit(int(nid), str(key))
             elif member == "NotificationClosed":
                 self.notificationClosed.emit(int(msg.body[0]))
+            elif member == "NameOwnerChanged":
+                name, _old, new = msg.body
+                log.info("%s is now %s on the session bus", name, "owned" if new else "gone")
+                self._owners.pop(name, None)  # asked again at the next toast (capabilities too)
 
 
 class Notifier(QObject):
@@ -259,7 +291,9 @@ class Notifier(QObject):
         self._tray_click_id = ""  # what the last showMessage() toast opens
         self._bus_ids: OrderedDict[int, str] = OrderedDict()  # notification id -> announcement
         self._windows: list[ToastWindow] = []
-        self._timer = QTimer(self, singleShot=True)
+        # precise: a coarse timer may fire 5 % early (15 ms of a 300 ms settle delay), find
+        # nothing due and wait again
+        self._timer = QTimer(self, singleShot=True, timerType=Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self.show_due)
         if tray is not None:
             tray.messageClicked.connect(lambda: self.clicked.emit(self._tray_click_id))
