@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from app import APP_NAME, __version__
 from app.core.model import Priority
@@ -63,7 +64,8 @@ def _port(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; ``argv``: the arguments it is for (None: any)."""
     p = argparse.ArgumentParser(
         prog="tray-notifier",
         description=f"{APP_NAME}: organisation announcements in the system tray.",
@@ -100,89 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     # server -----------------------------------------------------------------------------
-    from app.server.config import ServerConfig  # light: no aiohttp, no backend
-
-    server_defaults = ServerConfig()  # the defaults, written once there
-    s = sub.add_parser("server", help="run the companion announcement server")
-    s.add_argument(
-        "--host", default=server_defaults.host, help="address to listen on (default loopback)"
-    )
-    s.add_argument(
-        "--port",
-        type=_port,
-        default=server_defaults.port,
-        help=f"port (default {server_defaults.port}; 0 = free port)",
-    )
-    s.add_argument("--db", default=None, metavar="FILE", help="SQLite file (default: data folder)")
-    s.add_argument(
-        "--redis",
-        default=None,
-        metavar="URL",
-        help="use Redis Streams for shared state, e.g. redis://127.0.0.1:6379/0",
-    )
-    s.add_argument("--data-dir", default=None, help="folder for the signing key and database")
-    s.add_argument(
-        "--demo-users",
-        action="store_true",
-        help="create alice (it), bob (hr) and publisher, password 'demo', and print them",
-    )
-    s.add_argument(
-        "--token-ttl",
-        type=_positive_float,
-        default=server_defaults.http.token_ttl,
-        metavar="S",
-        help=f"access token lifetime in seconds (default {server_defaults.http.token_ttl:g})",
-    )
-    s.add_argument(
-        "--ping-interval",
-        type=_positive_float,
-        default=server_defaults.http.ping_interval,
-        metavar="S",
-        help=f"seconds between keepalive comments (default {server_defaults.http.ping_interval:g})",
-    )
-    s.add_argument(
-        "--cors-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="a web origin (https://intranet.example.org) whose pages may call the API and open"
-        " streams from a browser (repeatable; default: none)",
-    )
-    s.add_argument("--tls-cert", default=None, metavar="FILE", help="PEM certificate: serve HTTPS")
-    s.add_argument("--tls-key", default=None, metavar="FILE", help="PEM private key of --tls-cert")
-    s.add_argument(
-        "--metrics-token-file",
-        default=None,
-        metavar="FILE",
-        help="/metrics then needs 'Authorization: Bearer <the file's first line>' (or set"
-        " TRAY_NOTIFIER_METRICS_TOKEN); default: /metrics is open",
-    )
-    s.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="open connections at most (default: the open-file limit less a reserve)",
-    )
-    s.add_argument(
-        "--header-timeout",
-        type=_positive_float,
-        default=server_defaults.http.header_timeout,
-        metavar="S",
-        help="close a connection whose request has not arrived in S seconds"
-        f" (default {server_defaults.http.header_timeout:g})",
-    )
-    ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
-    au = ssub.add_parser("add-user", help="create or update a user")
-    au.add_argument("name")
-    au.add_argument(
-        "--password-stdin",
-        action="store_true",
-        required=True,
-        help="read the password from standard input",
-    )
-    au.add_argument("--group", action="append", default=[], help="group (repeatable)")
-    au.add_argument("--publisher", action="store_true", help="may publish announcements")
+    # its options' defaults live in the server's config: built only for a server run, so a
+    # tray never imports a server module (the command is listed in the help all the same)
+    if argv is None or "server" in argv:
+        _add_server_parser(sub)
+    else:
+        sub.add_parser("server", help=_SERVER_HELP)
 
     # publish ----------------------------------------------------------------------------
     pb = sub.add_parser("publish", help="publish an announcement (publisher account)")
@@ -266,8 +191,99 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_SERVER_HELP = "run the companion announcement server"
+
+
+def _add_server_parser(sub: Any) -> None:
+    from app.server.config import ServerConfig  # light: no aiohttp, no backend
+
+    server_defaults = ServerConfig()  # the defaults, written once there
+    s = sub.add_parser("server", help=_SERVER_HELP)
+    s.add_argument(
+        "--host", default=server_defaults.host, help="address to listen on (default loopback)"
+    )
+    s.add_argument(
+        "--port",
+        type=_port,
+        default=server_defaults.port,
+        help=f"port (default {server_defaults.port}; 0 = free port)",
+    )
+    s.add_argument("--db", default=None, metavar="FILE", help="SQLite file (default: data folder)")
+    s.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="use Redis Streams for shared state, e.g. redis://127.0.0.1:6379/0",
+    )
+    s.add_argument("--data-dir", default=None, help="folder for the signing key and database")
+    s.add_argument(
+        "--demo-users",
+        action="store_true",
+        help="create alice (it), bob (hr) and publisher, password 'demo', and print them",
+    )
+    s.add_argument(
+        "--token-ttl",
+        type=_positive_float,
+        default=server_defaults.http.token_ttl,
+        metavar="S",
+        help=f"access token lifetime in seconds (default {server_defaults.http.token_ttl:g})",
+    )
+    s.add_argument(
+        "--ping-interval",
+        type=_positive_float,
+        default=server_defaults.http.ping_interval,
+        metavar="S",
+        help=f"seconds between keepalive comments (default {server_defaults.http.ping_interval:g})",
+    )
+    s.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (https://intranet.example.org) whose pages may call the API and open"
+        " streams from a browser (repeatable; default: none)",
+    )
+    s.add_argument("--tls-cert", default=None, metavar="FILE", help="PEM certificate: serve HTTPS")
+    s.add_argument("--tls-key", default=None, metavar="FILE", help="PEM private key of --tls-cert")
+    s.add_argument(
+        "--metrics-token-file",
+        default=None,
+        metavar="FILE",
+        help="/metrics then needs 'Authorization: Bearer <the file's first line>' (or set"
+        " TRAY_NOTIFIER_METRICS_TOKEN); default: /metrics is open",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="open connections at most (default: the open-file limit less a reserve)",
+    )
+    s.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=server_defaults.http.header_timeout,
+        metavar="S",
+        help="close a connection whose request has not arrived in S seconds"
+        f" (default {server_defaults.http.header_timeout:g})",
+    )
+    ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
+    au = ssub.add_parser("add-user", help="create or update a user")
+    au.add_argument("name")
+    au.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input",
+    )
+    au.add_argument("--group", action="append", default=[], help="group (repeatable)")
+    au.add_argument("--publisher", action="store_true", help="may publish announcements")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     from app import logs
 

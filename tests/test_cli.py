@@ -56,3 +56,27 @@ def test_publish_help_lists_the_priorities(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         build_parser().parse_args(["publish", "--help"])
     assert "{low,normal,high,urgent}" in capsys.readouterr().out
+
+
+WHICH_MODULES = """
+import sys
+from app.cli import build_parser
+args = build_parser(sys.argv[1:]).parse_args(sys.argv[1:])
+print(args.command, sorted(m for m in sys.modules if m.startswith("app.server")))
+"""
+
+
+@pytest.mark.parametrize("argv", [[], ["--log-level", "DEBUG"], ["logout"]])
+def test_a_tray_run_never_imports_a_server_module(argv: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WHICH_MODULES, *argv], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(" ", 1)[1].strip() == "[]"
+
+
+def test_the_server_command_still_has_its_defaults_from_the_server_config() -> None:
+    from app.server.config import ServerConfig
+
+    args = build_parser(["server"]).parse_args(["server"])
+    assert (args.port, args.token_ttl) == (ServerConfig().port, ServerConfig().http.token_ttl)
