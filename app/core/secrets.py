@@ -38,6 +38,10 @@ class SecretStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def prefetch(self, key: str) -> None:
+        """Read ``key`` ahead (while the GUI starts), when reading it takes a while; the next
+        :meth:`get` answers. Never raises."""
+
 
 def login_key(server_url: str, username: str) -> str:
     """The key of one login: the user and the server's origin and path, normalised."""
@@ -55,6 +59,18 @@ class KeyringSecretStore:
     def __init__(self, *, service: str = SERVICE, backend: Any = None) -> None:
         self.service = service
         self._backend = backend
+        self._early: dict[str, str | None] = {}  # read by prefetch(), for the next get()
+        self._early_lock = threading.Lock()
+
+    def prefetch(self, key: str) -> None:
+        """Read ``key`` now (the stored login, while the GUI starts): the next :meth:`get` of
+        it answers from memory, once. A keyring that fails here fails again in that get."""
+        try:
+            value = self.get(key)
+        except SecretStoreUnavailable:
+            return
+        with self._early_lock:
+            self._early[key] = value
 
     def _keyring(self) -> Any:
         if self._backend is not None:
@@ -64,20 +80,29 @@ class KeyringSecretStore:
         return keyring.get_keyring()
 
     def get(self, key: str) -> str | None:
+        with self._early_lock:
+            if key in self._early:
+                return self._early.pop(key)
         with _translated("read your login from"):
             value: str | None = self._keyring().get_password(self.service, key)
             return value
 
     def set(self, key: str, value: str) -> None:
+        self._forget_early(key)
         with _translated("save your login in"):
             self._keyring().set_password(self.service, key, value)
 
     def delete(self, key: str) -> None:
+        self._forget_early(key)
         with _translated("remove your login from"):
             try:
                 self._keyring().delete_password(self.service, key)
             except _errors().PasswordDeleteError:
                 log.debug("no stored secret to delete")
+
+    def _forget_early(self, key: str) -> None:
+        with self._early_lock:
+            self._early.pop(key, None)
 
 
 @contextmanager
@@ -130,3 +155,6 @@ class MemorySecretStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._values.pop(key, None)
+
+    def prefetch(self, key: str) -> None:
+        """Nothing to do: a read from memory is instant."""

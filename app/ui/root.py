@@ -10,6 +10,7 @@ is keeping the windows in step with the current history (which store, which urge
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import httpx
 from PySide6.QtCore import QObject, Qt, QTimer
@@ -23,18 +24,20 @@ from app.core.secrets import SecretStore
 from app.core.store import HistoryStore
 from app.core.toast_policy import ToastPolicy
 from app.ui import notices
-from app.ui.history_window import HistoryWindow
-from app.ui.login_dialog import LoginDialog
 from app.ui.login_flow import LoginAttempt, LoginFlow
 from app.ui.notices import Notices
 from app.ui.notifier import FreedesktopNotifications, Notifier
 from app.ui.settings import Settings
-from app.ui.settings_dialog import SettingsDialog
 from app.ui.toast_window import TOAST_TIMEOUT_MS
 from app.ui.tray import Tray
-from app.ui.urgent_window import UrgentWindow
 from app.ui.wake import WakeMonitor
 from app.ui.worker import StreamWorker
+
+if TYPE_CHECKING:  # the windows are imported when first opened: not at start-up
+    from app.ui.history_window import HistoryWindow
+    from app.ui.login_dialog import LoginDialog
+    from app.ui.settings_dialog import SettingsDialog
+    from app.ui.urgent_window import UrgentWindow
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,11 @@ class Root(QObject):
         ask_yes_no: notices.AskYesNo = notices.ask_yes_no,
         inform: notices.Inform = notices.inform,
         toast_timeout_ms: int = TOAST_TIMEOUT_MS,
+        worker: StreamWorker | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``worker``: one made (and maybe started, preparing the stored login) before the GUI
+        was built; by default one is made here."""
         super().__init__(parent)
         self.paths = paths
         settings = self.settings = Settings(config, paths, autostart=autostart, parent=self)
@@ -72,7 +78,9 @@ class Root(QObject):
         self.stores = HistoryStores(
             paths.data_dir, retention_days=lambda: settings.config.retention_days
         )
-        self.worker = StreamWorker(config=config, secrets=secrets, transport=transport)
+        if worker is None:
+            worker = StreamWorker(config=config, secrets=secrets, transport=transport)
+        self.worker = worker
         self.tray = Tray(self)
         self.notifier = Notifier(
             self.tray.icon,
@@ -143,17 +151,23 @@ class Root(QObject):
     # windows made while the tray runs are wired as they are made, here
 
     def _new_history_window(self, store: HistoryStore) -> HistoryWindow:
+        from app.ui.history_window import HistoryWindow
+
         window = HistoryWindow(store)
         window.readChanged.connect(self._update_unread)
         window.acknowledgeRequested.connect(self.acknowledge)
         return window
 
     def _new_urgent_window(self, ann: Announcement) -> UrgentWindow:
+        from app.ui.urgent_window import UrgentWindow
+
         window = UrgentWindow(ann)
         window.acknowledged.connect(self.acknowledge)
         return window
 
     def _new_settings_dialog(self) -> SettingsDialog:
+        from app.ui.settings_dialog import SettingsDialog
+
         dialog = SettingsDialog(self.settings.config, log_dir=self.paths.log_dir)
         dialog.saved.connect(self.settings.save)
         dialog.finished.connect(lambda _result: self._settings_closed(dialog))
