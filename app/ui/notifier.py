@@ -72,10 +72,12 @@ class FreedesktopNotifications(QObject):
         actionInvoked(int notification_id, str action_key): an action was chosen ("default":
             the notification itself was clicked).
         notificationClosed(int notification_id): it was closed (expired, dismissed, clicked).
+        ownerChanged(str name): the notification service or the tray host came or went.
     """
 
     actionInvoked = Signal(int, str)
     notificationClosed = Signal(int)
+    ownerChanged = Signal(str)
 
     def __init__(self, connection: Any, parent: QObject | None = None) -> None:
         from jeepney import MatchRule
@@ -256,6 +258,7 @@ class FreedesktopNotifications(QObject):
                 name, _old, new = msg.body
                 log.info("%s is now %s on the session bus", name, "owned" if new else "gone")
                 self._owners.pop(name, None)  # asked again at the next toast (capabilities too)
+                self.ownerChanged.emit(str(name))
 
 
 class Notifier(QObject):
@@ -297,9 +300,11 @@ class Notifier(QObject):
         self._timer.timeout.connect(self.show_due)
         if tray is not None:
             tray.messageClicked.connect(lambda: self.clicked.emit(self._tray_click_id))
+        self._tray_supported: bool | None = None  # Qt's answer, kept (see _tray_ok)
         if bus is not None:
             bus.actionInvoked.connect(self._bus_action)
             bus.notificationClosed.connect(self._bus_closed)
+            bus.ownerChanged.connect(self._owner_changed)
 
     # ------------------------------------------------------------------ inputs
 
@@ -345,20 +350,29 @@ class Notifier(QObject):
 
     def method(self) -> DeliveryMethod:
         """The method a toast would use now."""
-        tray = self._tray
-        tray_ok = (
-            tray is not None
-            and tray.isVisible()
-            and QSystemTrayIcon.isSystemTrayAvailable()
-            and QSystemTrayIcon.supportsMessages()
-        )
         if sys.platform != "linux":
-            return DeliveryMethod.TRAY if tray_ok else DeliveryMethod.WINDOW
+            return DeliveryMethod.TRAY if self._tray_ok() else DeliveryMethod.WINDOW
         if self._bus is None or not self._bus.has_service():
             return DeliveryMethod.WINDOW
-        if tray_ok and self._bus.has_tray_host():
+        if self._bus.has_tray_host() and self._tray_ok():
             return DeliveryMethod.TRAY
         return DeliveryMethod.DBUS
+
+    def _tray_ok(self) -> bool:
+        """Our icon is shown in a tray that shows its messages. Qt asks the desktop each time
+        (on Linux, D-Bus round trips to the tray host: 2-3 ms), so its answer is kept until
+        the tray host changes (:attr:`FreedesktopNotifications.ownerChanged`)."""
+        if self._tray is None or not self._tray.isVisible():
+            return False
+        if self._tray_supported is None:
+            self._tray_supported = (
+                QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages()
+            )
+        return self._tray_supported
+
+    def _owner_changed(self, name: str) -> None:
+        if name == _WATCHER:
+            self._tray_supported = None
 
     @property
     def windows(self) -> tuple[ToastWindow, ...]:

@@ -206,6 +206,7 @@ class FakeBus(QObject):
 
     actionInvoked = Signal(int, str)
     notificationClosed = Signal(int)
+    ownerChanged = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()

@@ -10,6 +10,7 @@ from pytestqt.qtbot import QtBot
 from app.core.toast_policy import ToastPolicy
 from app.ui.notifier import DeliveryMethod, FreedesktopNotifications, Notifier
 from tests.fixtures.desktop import Desktop, LineReader
+from tests.fixtures.qt import Spy
 
 pytestmark = [pytest.mark.desktop, pytest.mark.usefixtures("desktop")]
 
@@ -41,8 +42,10 @@ def test_the_notifier_asks_once_and_follows_the_daemon(
         mark(desktop, questions, "org.example.Asked")
         assert sum(ASKED in line for line in questions.seen) == 1
 
+        changed = Spy(bus.ownerChanged)
         desktop.stop_notifications()
         qtbot.waitUntil(lambda: notifier.method() is DeliveryMethod.WINDOW, timeout=10_000)
+        assert changed.values == ["org.freedesktop.Notifications"]
         desktop.start_notifications()
         qtbot.waitUntil(lambda: notifier.method() is DeliveryMethod.DBUS, timeout=10_000)
     finally:
