@@ -10,7 +10,11 @@ ahead of the monotonic clock, or the wall clock jumped) from a small clock corre
 Elsewhere (Windows, macOS, a Linux without ``timerfd``), a 10 s timer compares the wall clock
 with the monotonic clock, which stops while the machine sleeps: a jump means a resume.
 
-Network changes come from ``QNetworkInformation`` when one of its backends loads on this system.
+Network changes: on Linux, the kernel's routing messages (:mod:`app.core.routes`, a netlink
+socket watched by a :class:`QSocketNotifier`): once they settle, the default routes are read
+again, and a way out that appears (or replaces the one there was) means reconnect now.
+Elsewhere, ``QNetworkInformation`` when one of its backends loads on this system (on Linux its
+GLib backend would load GIO and start a GLib thread, for the same news).
 """
 
 from __future__ import annotations
@@ -23,9 +27,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSocketNotifier, QTimer, Signal
-from PySide6.QtNetwork import QNetworkInformation
+
+from app.core.routes import RouteSocket, came_back, default_routes
+
+if TYPE_CHECKING:
+    from PySide6.QtNetwork import QNetworkInformation
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,7 @@ _TFD_CLOEXEC = 0o2000000  # = O_CLOEXEC
 _TFD_TIMER_ABSTIME = 1
 _TFD_TIMER_CANCEL_ON_SET = 2
 _SLEPT = 1.0  # CLOCK_BOOTTIME ahead of the monotonic clock by more than this: a suspend
+ROUTES_SETTLE_MS = 500  # a network change is a burst of route messages: read the routes after
 
 
 class _Timespec(ctypes.Structure):
@@ -158,7 +168,10 @@ class WakeMonitor(QObject):
     ``mechanism`` says how sleep is seen: ``"timerfd"`` (no wake-up while idle) or ``"timer"``
     (a clock comparison every ``interval_ms``). ``boot`` is a clock that runs during a suspend
     (``CLOCK_BOOTTIME`` by default, with the real monotonic clock). ``clock_change_fd`` opens
-    the timerfd (a seam for tests; return None to get the timer).
+    the timerfd (a seam for tests; return None to get the timer). ``route_socket`` opens the
+    kernel's route messages and ``routes`` reads the default routes (Linux; seams for tests:
+    ``route_socket`` returning None means ``QNetworkInformation``), watched from ``start()``
+    to ``stop()``.
     """
 
     wokeUp = Signal()
@@ -172,6 +185,9 @@ class WakeMonitor(QObject):
         mono: Callable[[], float] = time.monotonic,
         boot: Callable[[], float] | None = None,
         clock_change_fd: Callable[[], ClockChangeFd | None] = ClockChangeFd.open,
+        route_socket: Callable[[], RouteSocket | None] = RouteSocket.open,
+        routes: Callable[[], frozenset[str]] = default_routes,
+        routes_settle_ms: int = ROUTES_SETTLE_MS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -189,8 +205,15 @@ class WakeMonitor(QObject):
             self._timer = QTimer(self, interval=interval_ms)
             self._timer.timeout.connect(self.check)
         log.info("sleep detection: %s", self.mechanism)
+        self._open_routes, self._read_routes = route_socket, routes
+        self._routes: frozenset[str] = frozenset()
+        self._route_socket: RouteSocket | None = None
+        self._route_notifier: QSocketNotifier | None = None
+        self._routes_settle_ms = routes_settle_ms
+        self._routes_settled: QTimer | None = None  # made when the routes are watched
         self._reachable: QNetworkInformation.Reachability | None = None
-        self._network = self._load_network_information()
+        self._network: QNetworkInformation | None = None
+        self.network = ""  # how network changes are seen: "routes", "qt", or "" (they are not)
 
     def start(self) -> None:
         self._offset, self._slept = self._offsets()
@@ -200,12 +223,26 @@ class WakeMonitor(QObject):
             self._notifier.setEnabled(True)
         elif self._timer is not None:
             self._timer.start()
+        if not self.network:
+            self._watch_network()
 
     def stop(self) -> None:
-        """Stop watching; the timerfd is closed (``start`` opens a new one)."""
+        """Stop watching; the timerfd and the route socket are closed (``start`` opens new
+        ones)."""
         if self._timer is not None:
             self._timer.stop()
         self._close_notifier()
+        if self._routes_settled is not None:
+            self._routes_settled.stop()
+        if self._route_notifier is not None:
+            self._route_notifier.setEnabled(False)
+            self._route_notifier.deleteLater()
+            self._route_notifier = None
+        if self._route_socket is not None:
+            self._route_socket.close()
+            self._route_socket = None
+        if self.network == "routes":
+            self.network = ""
 
     def check(self) -> bool:
         """Compare the clocks; emit wokeUp (and return True) after a jump or a suspend."""
@@ -265,7 +302,42 @@ class WakeMonitor(QObject):
         if cancelled:
             self.clock_was_set()
 
+    def _watch_network(self) -> None:
+        sock = self._open_routes()
+        if sock is not None:
+            self._route_socket = sock
+            self._routes = self._read_routes()
+            self._route_notifier = QSocketNotifier(sock.fileno(), QSocketNotifier.Type.Read, self)
+            self._route_notifier.activated.connect(self._route_messages)
+            if self._routes_settled is None:
+                self._routes_settled = QTimer(
+                    self, singleShot=True, interval=self._routes_settle_ms
+                )
+                self._routes_settled.timeout.connect(self._routes_changed)
+            self.network = "routes"
+            log.info("network changes: the kernel's route messages (default routes %s)",
+                     ", ".join(sorted(self._routes)) or "none")  # fmt: skip
+            return
+        if self._network is None:
+            self._network = self._load_network_information()
+        self.network = "qt" if self._network is not None else ""
+
+    def _route_messages(self) -> None:
+        if self._route_socket is not None and self._routes_settled is not None:
+            self._route_socket.drain()
+            self._routes_settled.start()  # again: read the routes once the burst is over
+
+    def _routes_changed(self) -> None:
+        before, self._routes = self._routes, self._read_routes()
+        if came_back(before, self._routes):
+            now = ", ".join(sorted(self._routes))
+            log.info("network changed (default routes %s, were %s): reconnecting now",
+                     now, ", ".join(sorted(before)) or "none")  # fmt: skip
+            self.wokeUp.emit()
+
     def _load_network_information(self) -> QNetworkInformation | None:
+        from PySide6.QtNetwork import QNetworkInformation
+
         if not QNetworkInformation.loadBackendByFeatures(QNetworkInformation.Feature.Reachability):
             log.info("no network information backend here: reconnect on wake only")
             return None
@@ -278,6 +350,8 @@ class WakeMonitor(QObject):
         return info
 
     def _reachability_changed(self, reachability: QNetworkInformation.Reachability) -> None:
+        from PySide6.QtNetwork import QNetworkInformation
+
         was = self._reachable
         self._reachable = reachability
         online = reachability in (

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import sys
+from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QSocketNotifier, QTimer
 from pytestqt.qtbot import QtBot
 
+from app.core.routes import RouteSocket
 from app.ui import wake
 from app.ui.wake import ClockChangeFd, WakeMonitor
+from tests.fixtures.qt import Spy
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux")
 
@@ -49,9 +53,10 @@ def test_linux_uses_a_timerfd_and_no_timer_while_idle(qtbot: QtBot) -> None:
     monitor = WakeMonitor()
     assert monitor.mechanism == "timerfd"
     monitor.start()
-    notifiers = monitor.findChildren(QSocketNotifier)
-    assert len(notifiers) == 1 and notifiers[0].isEnabled()
-    assert monitor.findChildren(QTimer) == []  # not even an inactive one
+    assert monitor.network == "routes"
+    notifiers = monitor.findChildren(QSocketNotifier)  # the timerfd's and the route socket's
+    assert len(notifiers) == 2 and all(n.isEnabled() for n in notifiers)
+    assert not any(t.isActive() for t in monitor.findChildren(QTimer))  # all single-shot, idle
     QCoreApplication.processEvents()  # idle: nothing pending on the fd, no timer started
     assert active_timers(monitor) == []
     assert monitor._fd is not None and monitor._fd.read() is False  # nothing to read
@@ -191,3 +196,93 @@ def test_linux_without_timerfd_gets_none(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(ClockChangeFd, "_open_os", classmethod(missing))
     monkeypatch.setattr(ClockChangeFd, "_open_libc", classmethod(missing))
     assert ClockChangeFd.open("linux") is None
+
+
+# ---------------------------------------------------------------------- network changes
+
+
+class Routes:
+    """The default routes the monitor reads, set by the test; the kernel's messages come on a
+    socket pair (what a netlink socket gives is only read and dropped)."""
+
+    def __init__(self) -> None:
+        self.now: frozenset[str] = frozenset({"wlan0"})
+        self.reads = 0
+        self.opened: list[tuple[socket.socket, RouteSocket]] = []
+
+    def open(self) -> RouteSocket:
+        kernel, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        self.opened.append((kernel, RouteSocket(theirs)))
+        return self.opened[-1][1]
+
+    def read(self) -> frozenset[str]:
+        self.reads += 1
+        return self.now
+
+    def change(self, *interfaces: str, messages: int = 3) -> None:
+        self.now = frozenset(interfaces)
+        kernel = self.opened[-1][0]
+        for _ in range(messages):  # a change is a burst of messages
+            kernel.send(b"RTM_NEWROUTE")
+
+    def close(self) -> None:
+        for kernel, ours in self.opened:
+            kernel.close()
+            ours.close()
+
+
+@pytest.fixture
+def routes() -> Iterator[Routes]:
+    r = Routes()
+    yield r
+    r.close()
+
+
+def route_monitor(routes: Routes) -> WakeMonitor:
+    return WakeMonitor(
+        clock_change_fd=lambda: None, route_socket=routes.open, routes=routes.read,
+        routes_settle_ms=20,
+    )  # fmt: skip
+
+
+def test_back_online_or_on_another_network_reconnects_once_per_burst(
+    qtbot: QtBot, routes: Routes
+) -> None:
+    monitor = route_monitor(routes)
+    monitor.start()
+    assert monitor.network == "routes" and routes.reads == 1
+    woke = Spy(monitor.wokeUp)
+    routes.change()  # offline: nothing to reconnect to
+    qtbot.waitUntil(lambda: routes.reads == 2, timeout=5000)
+    routes.change("eth0")  # back, by cable
+    qtbot.waitUntil(lambda: len(woke.calls) == 1, timeout=5000)
+    assert routes.reads == 3  # the burst read the routes once
+    routes.change("eth0", "wlan0")  # Wi-Fi joins beside: the stream stays
+    qtbot.waitUntil(lambda: routes.reads == 4, timeout=5000)
+    routes.change("wlan0")  # the cable is pulled: the stream moves to Wi-Fi
+    qtbot.waitUntil(lambda: len(woke.calls) == 2, timeout=5000)
+    monitor.stop()
+
+
+def test_stop_closes_the_route_socket_and_start_opens_one(qtbot: QtBot, routes: Routes) -> None:
+    monitor = route_monitor(routes)
+    monitor.start()
+    ours = routes.opened[0][1]
+    monitor.stop()
+    assert monitor.network == ""
+    with pytest.raises(OSError):
+        os.fstat(ours.fileno())  # closed (-1)
+    monitor.start()
+    assert monitor.network == "routes" and len(routes.opened) == 2
+    woke = Spy(monitor.wokeUp)
+    routes.change("eth0")  # on the new socket
+    qtbot.waitUntil(lambda: len(woke.calls) == 1, timeout=5000)
+    monitor.stop()
+
+
+def test_without_a_route_socket_qt_network_information_is_asked(qtbot: QtBot) -> None:
+    monitor = WakeMonitor(clock_change_fd=lambda: None, route_socket=lambda: None)
+    monitor.start()
+    assert monitor.network in ("qt", "")  # "" where no backend loads
+    monitor.stop()
