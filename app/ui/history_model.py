@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -16,7 +17,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QFont
 
-from app.core.model import Priority
+from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore, StoredAnnouncement
 from app.ui import widgets
 
@@ -25,14 +26,42 @@ COL_TITLE, COL_PRIORITY, COL_TIME = range(3)
 LIMIT = 1000  # the newest this many are listed
 
 _Index = QModelIndex | QPersistentModelIndex
-_ROW_FLAGS = (  # asked for every row on every layout of the view: computed once
-    Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
-)
 
 
 def sort_key(stored: StoredAnnouncement) -> float:
     """The list's order, newest first (the store's ``COALESCE(created_at, received_at)``)."""
     return (stored.announcement.created_at or stored.received_at).timestamp()
+
+
+def arrival_key(ann: Announcement) -> float | None:
+    """An arrival's :func:`sort_key` as far as it is known before the store is read: its
+    publication time; None without one (its received time is the store's)."""
+    return ann.created_at.timestamp() if ann.created_at is not None else None
+
+
+KEY_SLACK = 0.001  # seconds: a time read back from the store may differ in its last digits
+
+
+def worth_listing(
+    pending: dict[str, float | None], floor: float | None, limit: int = LIMIT
+) -> dict[str, float | None]:
+    """Those of ``pending`` (arrivals by id, in arrival order, with their :func:`arrival_key`)
+    that may still be among the newest ``limit`` listed, in the same order: every untimed one,
+    and the timed ones neither older than ``floor`` (the last row of a full list; None when
+    the list is not full) nor beyond the newest ``limit`` timed ones. Kept with a little slack
+    (:data:`KEY_SLACK`): :meth:`HistoryModel.insert` decides exactly, from the store's rows.
+
+    So a catch-up of thousands reads from the store only the ones that can show, not every
+    one only to drop it again."""
+    timed = [key for key in pending.values() if key is not None]
+    cutoff = floor
+    if len(timed) > limit:
+        kth = heapq.nlargest(limit, timed)[-1]
+        cutoff = kth if cutoff is None else max(cutoff, kth)
+    if cutoff is None:
+        return pending
+    least = cutoff - KEY_SLACK
+    return {i: key for i, key in pending.items() if key is None or key >= least}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +106,9 @@ class HistoryModel(QAbstractTableModel):
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else 3
 
-    def flags(self, index: _Index) -> Qt.ItemFlag:
-        return _ROW_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
+    # no ``flags`` here: QAbstractTableModel's own (selectable, enabled, never has children)
+    # is the one wanted, and answered in C++: the view asks it twice a row on every layout,
+    # which in Python cost about 2,000 calls a layout with the list full
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
@@ -130,6 +160,11 @@ class HistoryModel(QAbstractTableModel):
     def is_unread(self, row: int) -> bool:
         return not self._rows[row].read
 
+    def floor(self) -> float | None:
+        """The :func:`sort_key` of the last row when the list is full (``LIMIT`` rows or
+        more): anything older cannot be listed. None while there is room."""
+        return sort_key(self._rows[LIMIT - 1]) if len(self._rows) >= LIMIT else None
+
     # ------------------------------------------------------------------ changes
 
     def reload(self, search: str = "") -> None:
@@ -143,19 +178,28 @@ class HistoryModel(QAbstractTableModel):
     def insert(self, arrivals: Iterable[StoredAnnouncement]) -> None:
         """Place new announcements where the order puts them (one insertion for those that land
         together: a burst of new ones at the top is one insertion). Those already listed are
-        skipped; the list may now hold more than ``LIMIT`` rows (see :meth:`trim`)."""
+        skipped, and so are those that would land beyond ``LIMIT`` (:meth:`trim` would drop
+        them at once: older than every listed row of a full list); the list may now hold more
+        than ``LIMIT`` rows (see :meth:`trim`)."""
         fresh: list[StoredAnnouncement] = []
+        seen: set[str] = set()
         for stored in arrivals:
-            if stored.announcement.id not in self._ids:
-                self._ids.add(stored.announcement.id)
+            ann_id = stored.announcement.id
+            if ann_id not in self._ids and ann_id not in seen:
+                seen.add(ann_id)
                 fresh.append(stored)
+        if not fresh:
+            return
         # newest first; among equal times the later arrival first, like the store's seq DESC
         fresh.reverse()
         fresh.sort(key=sort_key, reverse=True)
         # where each goes in the current list: before the first row not newer than it
-        positions = [
-            bisect.bisect_left(self._rows, -sort_key(s), key=lambda r: -sort_key(r)) for s in fresh
-        ]
+        keys = [-sort_key(r) for r in self._rows]  # ascending
+        positions = [bisect.bisect_left(keys, -sort_key(s)) for s in fresh]
+        # the i-th of them ends at row positions[i] + i: from the first at LIMIT on, none shows
+        keep = next((i for i, p in enumerate(positions) if p + i >= LIMIT), len(fresh))
+        del fresh[keep:], positions[keep:]
+        self._ids.update(s.announcement.id for s in fresh)
         inserted = 0
         start = 0
         while start < len(fresh):

@@ -27,7 +27,16 @@ from app.core.model import Announcement
 from app.core.store import HistoryStore
 from app.ui import widgets
 from app.ui.detail import AnnouncementView
-from app.ui.history_model import COL_PRIORITY, COL_TIME, COL_TITLE, ID_ROLE, LIMIT, HistoryModel
+from app.ui.history_model import (
+    COL_PRIORITY,
+    COL_TIME,
+    COL_TITLE,
+    ID_ROLE,
+    LIMIT,
+    HistoryModel,
+    arrival_key,
+    worth_listing,
+)
 from app.ui.icons import app_icon
 
 UPDATE_INTERVAL_MS = 200  # arrivals are listed (and store changes re-read) at most this often
@@ -60,8 +69,10 @@ class HistoryWindow(QWidget):
     (:meth:`announcement_removed`) and an acknowledged one (:meth:`announcement_changed`)
     change their row, and any other change (:meth:`schedule_reload`) re-reads the list. Arrivals
     and re-reads are gathered for ``UPDATE_INTERVAL_MS`` (longer when a re-read is slow), so
-    thousands of arrivals cost the GUI thread little; a hidden window does nothing but re-read
-    the list when it is shown again.
+    thousands of arrivals cost the GUI thread little: of a catch-up's thousands only those that
+    can still be among the newest ``LIMIT`` are read from the store and inserted, the latest
+    first, ``ARRIVALS_PER_UPDATE`` a turn; a hidden window does nothing but re-read the list
+    when it is shown again.
 
     ``confirm_link`` and ``open_url`` (keyword options) decide and perform link opening; tests
     inject them instead of driving the modal confirmation.
@@ -80,7 +91,8 @@ class HistoryWindow(QWidget):
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self._store = store
-        self._arrived: list[str] = []  # ids to list at the next update
+        # to list at the next update: ids in arrival order, with their arrival_key
+        self._arrived: dict[str, float | None] = {}
         self._reload_due = False  # the next update re-reads the list
         self._stale = False  # the store changed while the window was hidden
         self._reload_cost = 0.0  # seconds the last re-read took
@@ -124,9 +136,11 @@ class HistoryWindow(QWidget):
         header = self.list.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(COL_PRIORITY, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
-        # fitted to the rows on screen, not to all of them after every insertion
+        # fitted to the rows on screen (not to all of them) once per change of the list
+        # (_fit_columns), not by the header after every insertion and removal: in a catch-up
+        # that fitting was most of each relayout's cost
+        header.setSectionResizeMode(COL_PRIORITY, QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.Fixed)
         header.setResizeContentsPrecision(0)
         self.list.selectionModel().currentRowChanged.connect(self._on_current_changed)
         self.list.selectionModel().selectionChanged.connect(self._update_buttons)
@@ -199,7 +213,7 @@ class HistoryWindow(QWidget):
         if not self.isVisible():
             self._stale = True
             return
-        self._arrived.append(ann.id)
+        self._arrived[ann.id] = arrival_key(ann)
         self._schedule_update()
 
     def announcements_arrived(self, anns: list[Announcement]) -> None:
@@ -207,13 +221,12 @@ class HistoryWindow(QWidget):
         if not self.isVisible():
             self._stale = True
             return
-        self._arrived.extend(a.id for a in anns)
+        self._arrived.update((a.id, arrival_key(a)) for a in anns)
         self._schedule_update()
 
     def announcement_removed(self, ann_id: str) -> None:
         """An announcement left the store (revoked): drop its row (and its details)."""
-        if ann_id in self._arrived:
-            self._arrived.remove(ann_id)
+        self._arrived.pop(ann_id, None)
         row = self.model.row_of(ann_id)
         if row >= 0:
             self._before_rows_removed(row)
@@ -251,15 +264,21 @@ class HistoryWindow(QWidget):
         if self._reload_due or self.search.text().strip():
             self.reload()
             return
-        arrived = self._arrived[:ARRIVALS_PER_UPDATE]
-        del self._arrived[:ARRIVALS_PER_UPDATE]
+        # only those that can still be among the newest LIMIT, and the latest of them first:
+        # of a catch-up's thousands most are never read from the store, and those older than
+        # a full list's end are not inserted (no relayout, no repaint for them)
+        self._arrived = worth_listing(self._arrived, self.model.floor())
+        arrived = list(self._arrived)[-ARRIVALS_PER_UPDATE:]
+        for ann_id in arrived:
+            del self._arrived[ann_id]
         self.model.insert(self._store.get_many(arrived))
         if self.model.rowCount() > LIMIT:
             self._before_rows_removed(LIMIT)
             self.model.trim()
-        self._update_state()
         if self._arrived:  # the rest at the loop's next turn: the GUI answers in between
             self._update_timer.start(0)
+        else:  # the count (a store query) and the words once all are listed, not every turn
+            self._update_state()
 
     def _before_rows_removed(self, first: int) -> None:
         """Rows from ``first`` on are about to go: when the current one is among them, show
@@ -272,6 +291,7 @@ class HistoryWindow(QWidget):
         if self._stale:
             self.reload()
         super().showEvent(event)
+        self._fit_columns()  # to the rows on screen now that it has its size
 
     def hideEvent(self, event: QHideEvent) -> None:
         # closed (or the store about to close on quit): nothing runs behind its back
@@ -371,7 +391,9 @@ class HistoryWindow(QWidget):
         self._update_buttons()
 
     def _update_state(self) -> None:
-        """The unread count, the placeholder's words and the buttons, after a change."""
+        """The unread count, the placeholder's words, the buttons and the columns' widths,
+        after a change."""
+        self._fit_columns()
         self._unread = self._store.unread_count()
         self.unread_label.setText(
             self.tr("%1 unread").replace("%1", str(self._unread)) if self._unread else ""
@@ -384,6 +406,11 @@ class HistoryWindow(QWidget):
         else:
             self.placeholder.setText(self.tr("No announcements yet. New ones will appear here."))
         self._update_buttons()
+
+    def _fit_columns(self) -> None:
+        """Priority and date as wide as the rows on screen need (the header's precision)."""
+        for column in (COL_PRIORITY, COL_TIME):
+            self.list.resizeColumnToContents(column)
 
     def _update_buttons(self) -> None:
         self.mark_all_button.setEnabled(self._unread > 0)

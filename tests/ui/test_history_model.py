@@ -7,12 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, Qt
 
 from app import APP_NAME
 from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore, StoredAnnouncement
-from app.ui.history_model import COL_PRIORITY, COL_TIME, COL_TITLE, ID_ROLE, LIMIT, HistoryModel
+from app.ui.history_model import (
+    COL_PRIORITY,
+    COL_TIME,
+    COL_TITLE,
+    ID_ROLE,
+    KEY_SLACK,
+    LIMIT,
+    HistoryModel,
+    worth_listing,
+)
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 RECEIVED = T0 + timedelta(hours=1)  # the store's "now": every arrival is received then
@@ -151,3 +160,61 @@ def test_refresh_and_remove_one_row(model: HistoryModel, store: HistoryStore) ->
     assert model.refresh("u") is True  # not listed: nothing to re-read
     assert model.remove("n") is True and model.remove("n") is False
     assert model.rowCount() == 0 and model.row_of("n") == -1
+
+
+def test_rows_have_the_flags_of_a_table(model: HistoryModel, store: HistoryStore) -> None:
+    """Qt's own flags (answered in C++, asked for every row on every layout)."""
+    add(store, "1", 0)
+    model.reload()
+    assert model.flags(model.index(0, COL_TITLE)) == (
+        Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
+    )
+    assert model.flags(QModelIndex()) == Qt.ItemFlag.NoItemFlags
+
+
+def add_many(store: HistoryStore, specs: list[tuple[str, int | None]]) -> list[StoredAnnouncement]:
+    """Many at once (one transaction), as a catch-up stores them."""
+    anns = [
+        Announcement(
+            id=ann_id,
+            title=f"Title {ann_id}",
+            body="",
+            created_at=T0 + timedelta(minutes=m) if m is not None else None,
+        )
+        for ann_id, m in specs
+    ]
+    assert len(store.record_many([(a, a.id) for a in anns])) == len(anns)
+    return store.get_many(a.id for a in anns)
+
+
+def test_insert_leaves_out_what_a_full_list_drops(model: HistoryModel, store: HistoryStore) -> None:
+    """Into a full list, arrivals older than its last row are not inserted (trim would drop
+    them at once); the others land where a re-read puts them."""
+    add_many(store, [(f"o{i}", 10 + i) for i in range(LIMIT)])
+    model.reload()
+    assert model.floor() is not None
+    seen: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _p, first, last: seen.append((first, last)))
+    arrivals = add_many(store, [("older", 0), ("newest", LIMIT + 20), ("middle", 15), ("x", 5)])
+    model.insert(arrivals)
+    assert seen == [(0, 0), (LIMIT - 5, LIMIT - 5)]  # 994 rows newer than "middle", + "newest"
+    assert "older" not in model and "x" not in model
+    assert model.rowCount() == LIMIT + 2
+    model.trim()
+    inserted = ids(model)
+    model.reload()
+    assert inserted == ids(model)
+    model.insert(store.get_many(["older"]))  # left out, not remembered as listed
+    assert "older" not in model and model.rowCount() == LIMIT
+
+
+def test_worth_listing_keeps_what_can_show_in_order() -> None:
+    pending: dict[str, float | None] = {"a": 10.0, "u": None, "b": 30.0, "c": 20.0, "d": 5.0}
+    assert worth_listing(pending, None, limit=10) == pending  # room for all
+    # older than a full list's last row: out (the same time stays: it may land before it)
+    assert list(worth_listing(pending, 10.0, limit=10)) == ["a", "u", "b", "c"]
+    # only the newest ``limit`` timed ones can show; untimed ones are the store's to place
+    assert list(worth_listing(pending, None, limit=2)) == ["u", "b", "c"]
+    assert list(worth_listing(pending, 25.0, limit=2)) == ["u", "b"]
+    # a time read back from the store may differ in its last digits: kept
+    assert list(worth_listing({"e": 10.0 - KEY_SLACK / 2}, 10.0)) == ["e"]

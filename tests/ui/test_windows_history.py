@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QWidget
 
 from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore
-from app.ui.history_model import LIMIT
+from app.ui.history_model import COL_PRIORITY, COL_TIME, LIMIT
 from app.ui.history_window import ARRIVALS_PER_UPDATE, HistoryWindow
 
 # the offscreen platform warns about this for every shown window with a layout
@@ -528,3 +528,86 @@ def test_a_catch_up_batch_is_listed_in_turns_with_one_read_per_turn(
     ]
     assert reads.lists == 0
     assert titles(window)[0] == f"Title a{n - 1}"
+
+
+def add_many(store: HistoryStore, specs: list[tuple[str, int | None]], **kw: Any) -> list[Any]:
+    """Many at once (one transaction), as a catch-up stores them; None: no publication time."""
+    anns = [
+        Announcement(
+            id=ann_id,
+            title=f"Title {ann_id}",
+            body="",
+            created_at=T0 + timedelta(minutes=m) if m is not None else None,
+            **kw,
+        )
+        for ann_id, m in specs
+    ]
+    assert len(store.record_many([(a, a.id) for a in anns])) == len(anns)
+    return anns
+
+
+class StoreFetches:
+    """Counts the announcements the window reads from the store by id."""
+
+    def __init__(self, store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ids = 0
+        original = store.get_many
+
+        def counting(ann_ids: Any) -> list[Any]:
+            wanted = list(ann_ids)
+            self.ids += len(wanted)
+            return original(wanted)
+
+        monkeypatch.setattr(store, "get_many", counting)
+
+
+def test_a_catch_up_beyond_the_limit_reads_only_what_can_show(
+    qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three times as many arrivals as the list holds, out of order, some without a time, with
+    the list full: it ends as a re-read has it (order and read state), the current row kept,
+    and only those that can show were read from the store."""
+    add_many(store, [(f"o{i}", i) for i in range(LIMIT)])
+    store.mark_read("o999")
+    shown(qtbot, window).show_announcement("o999")  # the newest listed, read
+    fetches = StoreFetches(store, monkeypatch)
+    reads = StoreReads(store, monkeypatch)
+    minutes = [LIMIT + (i * 7919) % (3 * LIMIT) for i in range(3 * LIMIT)]  # a permutation
+    specs: list[tuple[str, int | None]] = [(f"n{i}", m) for i, m in enumerate(minutes)]
+    specs[10] = ("untimed", None)  # placed by its received time, which the store knows
+    arrivals = add_many(store, specs)
+    for i in range(0, len(arrivals), 200):  # the worker's batches
+        window.announcements_arrived(arrivals[i : i + 200])
+    unread = store.unread_count()
+    qtbot.waitUntil(lambda: window.unread_label.text() == f"{unread} unread", timeout=10_000)
+    assert not window._update_timer.isActive()
+    listed = [window.model.stored(r) for r in range(window.model.rowCount())]
+    window.reload()
+    assert listed == [window.model.stored(r) for r in range(window.model.rowCount())]
+    assert len(listed) == LIMIT and reads.lists == 1  # (that re-read is this test's)
+    assert fetches.ids <= LIMIT + 1  # not 3,000
+    assert "untimed" in window.model  # received now, long after T0
+    assert window.current_id() is None  # o999 fell off the end: no other row read instead
+    assert store.unread_count() == unread
+
+
+def test_priority_and_date_fit_the_rows_on_screen(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    """Sized once per change of the list (not by the header on every relayout), wide enough
+    for what is shown."""
+    add_many(store, [(f"l{i}", i) for i in range(5)], priority=Priority.LOW)
+    shown(qtbot, window)
+    header = window.list.header()
+
+    def fits() -> bool:
+        return all(
+            header.sectionSize(c) >= window.list.sizeHintForColumn(c)
+            for c in (COL_PRIORITY, COL_TIME)
+        )
+
+    assert fits()
+    narrow = header.sectionSize(COL_PRIORITY)
+    window.announcements_arrived(add_many(store, [("u", 10)], priority=Priority.URGENT))
+    qtbot.waitUntil(lambda: "u" in window.model, timeout=2000)
+    assert fits() and header.sectionSize(COL_PRIORITY) > narrow  # "Urgent", unread: bold
