@@ -28,7 +28,15 @@ import httpx
 from bench.server_connections import _raise_nofile as raise_nofile
 from bench.server_connections import _rss_kib as rss_kib
 
-__all__ = ["ClientPool", "ServerProc", "cpu_seconds", "login", "raise_nofile", "rss_kib"]
+__all__ = [
+    "ClientPool",
+    "ServerProc",
+    "cpu_seconds",
+    "login",
+    "percentile",
+    "raise_nofile",
+    "rss_kib",
+]
 
 _URL = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -99,6 +107,17 @@ def redis_server(data_dir: Path) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, interpolated between the closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def login(url: str, user: str) -> str:

@@ -137,13 +137,10 @@ def measure(fn: Callable[[str, int], Coroutine[Any, Any, int]], url: str, events
     return events / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+def measure_rates(events: int, rounds: int) -> dict[str, float]:
+    """Every contender's median events/s over ``rounds`` (the server in a subprocess)."""
     receive, send = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.Process(target=serve, args=(args.events, send), daemon=True)
+    server = multiprocessing.Process(target=serve, args=(events, send), daemon=True)
     server.start()
     try:
         url = f"http://127.0.0.1:{receive.recv()}/stream"
@@ -154,13 +151,21 @@ def main() -> None:
             "httpx-sse+json": run_httpx_sse_json,
         }
         rates: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for name, fn in contenders.items():
-                rates[name].append(measure(fn, url, args.events))
+                rates[name].append(measure(fn, url, events))
     finally:
         server.terminate()
         server.join(10)
-    median = {name: statistics.median(r) for name, r in rates.items()}
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    median = measure_rates(args.events, args.rounds)
     print(f"{args.events:,} events, median of {args.rounds} rounds (events/s)")
     for name, rate in median.items():
         print(f"  {name:<15} {rate:>12,.0f}")

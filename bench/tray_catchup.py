@@ -11,14 +11,21 @@ then the tray started again. Measures, in the same run:
 
 The companion server runs as a subprocess (its CPU is not this process's GIL).
 
-    .venv/bin/python bench/tray_catchup.py [--missed 10000] [--rounds 2]
+    .venv/bin/python bench/tray_catchup.py [--missed 10000] [--rounds 2] [--open-history]
+        [--session-bus] [--json]
+
+``--session-bus`` gives ``Root`` the session bus for its toasts, as ``python -m app`` has
+(run it on a desktop: ``QT_QPA_PLATFORM=xcb`` with ``DISPLAY`` and ``DBUS_SESSION_BUS_ADDRESS``
+set; ``bench/tray_footprint.py`` does); ``--json`` prints the rounds as one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -95,15 +102,25 @@ class StallMeter:
 
 
 def run_tray(
-    app: QApplication, server: ServerProc, boss: str, missed: int, round_: int, *, history: bool
+    app: QApplication,
+    server: ServerProc,
+    boss: str,
+    missed: int,
+    round_: int,
+    *,
+    history: bool,
+    session_bus: bool = False,
 ) -> dict[str, Any]:
+    from app.ui.notifier import FreedesktopNotifications
     from app.ui.root import Root
 
     home = _HOME / f"tray-{round_}"
     os.environ["TRAY_NOTIFIER_HOME"] = str(home)
     paths = Paths.default()
     secrets = MemorySecretStore()
-    first = Root(config=Config(), paths=paths, secrets=secrets, bus=None)
+    # session_bus: toasts by the path the app takes on this desktop (needs a session bus)
+    first_bus = FreedesktopNotifications.open() if session_bus else None
+    first = Root(config=Config(), paths=paths, secrets=secrets, bus=first_bus)
     first.start()
     first.login(server.url, USER, PASSWORD)
     spin(app, lambda: first.tray.state.status.state is ConnState.CONNECTED, 30)
@@ -112,15 +129,19 @@ def run_tray(
     spin(app, lambda: first.store is not None and first.store.unshown() == [], 30)  # toasted
     assert first.shutdown(5000)
     first.deleteLater()
+    if first_bus is not None:
+        first_bus.close()
     ids = publish_many(server.url, boss, missed, f"missed {round_}")
 
-    again = Root(config=config_mod.load(paths), paths=paths, secrets=secrets, bus=None)
+    bus = FreedesktopNotifications.open() if session_bus else None
+    again = Root(config=config_mod.load(paths), paths=paths, secrets=secrets, bus=bus)
     toasts: list[Any] = []
     again.notifier.delivered.connect(toasts.append)
     done: list[float] = []
     direct = Qt.ConnectionType.DirectConnection  # on the worker thread, as it emits
     again.worker.catchUpFinished.connect(lambda: done.append(time.monotonic()), direct)
     meter = StallMeter()
+    gc.freeze()  # as app.ui.main.run_tray does before Root.start
     started = time.monotonic()
     again.start()
     if history:
@@ -140,6 +161,8 @@ def run_tray(
     titles = [getattr(t, "title", str(t)) for t in toasts]
     assert again.shutdown(5000)
     again.deleteLater()
+    if bus is not None:
+        bus.close()
     return {
         "stored_s": stored_s,
         "stall_ms": stall_ms,
@@ -205,25 +228,50 @@ def run_bare(url: str, token: str, resume: str, missed: int, path: Path) -> floa
     return elapsed
 
 
+def measure(
+    app: QApplication, missed: int, rounds: int, *, history: bool, session_bus: bool = False
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """``rounds`` of the tray then the bare loop on one server: (tray results, bare seconds)."""
+    server = ServerProc(_HOME / "server", ping_interval=60.0)
+    try:
+        token, boss = login(server.url, USER), login(server.url, "publisher")
+        tray, bare = [], []
+        for r in range(rounds):
+            result = run_tray(
+                app, server, boss, missed, r, history=history, session_bus=session_bus
+            )
+            tray.append(result)
+            db = _HOME / f"bare-{r}.db"
+            bare.append(run_bare(server.url, token, result["resume"], missed, db))
+    finally:
+        server.stop()
+    return tray, bare
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--missed", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--open-history", action="store_true", help="the history window open")
+    parser.add_argument(
+        "--session-bus",
+        action="store_true",
+        help="notifications over the session bus, as the app (default: none, own windows)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
     app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
-    server = ServerProc(_HOME / "server", ping_interval=60.0)
     try:
-        token, boss = login(server.url, USER), login(server.url, "publisher")
-        tray, bare = [], []
-        for r in range(args.rounds):
-            result = run_tray(app, server, boss, args.missed, r, history=args.open_history)
-            tray.append(result)
-            db = _HOME / f"bare-{r}.db"
-            bare.append(run_bare(server.url, token, result["resume"], args.missed, db))
+        tray, bare = measure(
+            app, args.missed, args.rounds, history=args.open_history, session_bus=args.session_bus
+        )
     finally:
-        server.stop()
+        shutil.rmtree(_HOME, ignore_errors=True)
+    if args.json:
+        keys = ("stored_s", "stall_ms", "stall_at", "toasts")
+        print(json.dumps({"tray": [{k: t[k] for k in keys} for t in tray], "bare_s": bare}))
+        return
     stored = statistics.median(t["stored_s"] for t in tray)
     stall = max(t["stall_ms"] for t in tray)
     bare_s = statistics.median(bare)

@@ -218,10 +218,11 @@ class TrayBench:
     def launch_bare(self) -> Launched:
         return self._launch([sys.executable, "-c", BARE_TRAY, self.bare_icon], read_output=False)
 
-    def launch_tray(self) -> tuple[Launched, float]:
-        """The tray; returns it and the seconds from launch to its stream being open."""
+    def launch_tray(self, argv: list[str] | None = None) -> tuple[Launched, float]:
+        """The tray (``argv``: another command line for it, default ``python -m app``); returns
+        it and the seconds from launch to its stream being open."""
         before = self.streams_opened()
-        tray = self._launch([sys.executable, "-m", "app"], read_output=True)
+        tray = self._launch(argv or [sys.executable, "-m", "app"], read_output=True)
         wait_until(lambda: self.streams_opened() > before, 60, "the tray's stream is open")
         return tray, time.monotonic() - tray.started
 
