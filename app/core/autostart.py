@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import plistlib
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,6 +109,8 @@ class LaunchAgentAutostart:
         if not enabled:
             _remove(self.path)
             return
+        import plistlib  # macOS only: not loaded (with the XML parser) elsewhere
+
         plist = {
             "Label": self.label,
             "ProgramArguments": self._command,
