@@ -29,7 +29,7 @@ publish is stamped just before its request is sent (a kept-alive connection). Co
   included (which the CPU time does not show); parts of them shown apart ("~": the toast's
   ``Notifier._show``, its ``Notifier.method()`` choice, an urgent one's window).
 
-    .venv/bin/python bench/tray_toast.py [--rounds 20] [--gap 0.8] [--probe-rounds 10]
+    .venv/bin/python bench/tray_toast.py [--rounds 20] [--gap 1.0] [--probe-rounds 10]
         [--settle-ms 300] [--quick]
 
 Prints p50/p95 per priority for each contender, the tray's overhead beyond the settle delay
@@ -379,7 +379,7 @@ def measure_toast(
     bench: TrayBench,
     *,
     rounds: int = 20,
-    gap: float = 0.8,
+    gap: float = 1.0,
     probe_rounds: int = 10,
     settle_ms: int | None = None,
     quiet_s: float = 2.0,
@@ -475,7 +475,7 @@ def report(r: ToastResult) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20, help="of each priority")
-    parser.add_argument("--gap", type=float, default=0.8, help="s after each Notify call")
+    parser.add_argument("--gap", type=float, default=1.0, help="s after each Notify call")
     parser.add_argument("--probe-rounds", type=int, default=10, help="0: no probed run")
     parser.add_argument("--settle-ms", type=int, default=None, help="write toast_settle_ms")
     parser.add_argument("--history", type=int, default=1000)
