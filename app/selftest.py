@@ -166,9 +166,14 @@ async def _check_bundle(run: _Run) -> str:
     backends = metadata.entry_points(group="keyring.backends")
     if not backends:
         raise SelfTestError("keyring's backend list (package metadata) is missing from this build")
-    import keyring
+    if sys.platform.startswith("linux"):
+        try:
+            import secretstorage  # noqa: F401 (the Secret Service, spoken directly)
+        except ImportError as exc:
+            raise SelfTestError(f"secretstorage is missing from this build: {exc}") from exc
+    from app.core.secrets import KeyringSecretStore
 
-    backend = await in_thread(keyring.get_keyring)
+    backend = await in_thread(KeyringSecretStore.choose_backend)
     return f"keyring backends {len(backends)}, in use here: {_class_name(backend)}"
 
 
