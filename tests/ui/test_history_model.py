@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ from app.ui.history_model import (
     HistoryModel,
     worth_listing,
 )
+from tests.fixtures.history import T0, add_many
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 RECEIVED = T0 + timedelta(hours=1)  # the store's "now": every arrival is received then
 
 
@@ -172,30 +172,22 @@ def test_rows_have_the_flags_of_a_table(model: HistoryModel, store: HistoryStore
     assert model.flags(QModelIndex()) == Qt.ItemFlag.NoItemFlags
 
 
-def add_many(store: HistoryStore, specs: list[tuple[str, int | None]]) -> list[StoredAnnouncement]:
-    """Many at once (one transaction), as a catch-up stores them."""
-    anns = [
-        Announcement(
-            id=ann_id,
-            title=f"Title {ann_id}",
-            body="",
-            created_at=T0 + timedelta(minutes=m) if m is not None else None,
-        )
-        for ann_id, m in specs
-    ]
-    assert len(store.record_many([(a, a.id) for a in anns])) == len(anns)
-    return store.get_many(a.id for a in anns)
+def stored_many(
+    store: HistoryStore, specs: list[tuple[str, int | None]]
+) -> list[StoredAnnouncement]:
+    """Many at once (one transaction), as a catch-up stores them; as the store gives them."""
+    return store.get_many(a.id for a in add_many(store, specs))
 
 
 def test_insert_leaves_out_what_a_full_list_drops(model: HistoryModel, store: HistoryStore) -> None:
     """Into a full list, arrivals older than its last row are not inserted (trim would drop
     them at once); the others land where a re-read puts them."""
-    add_many(store, [(f"o{i}", 10 + i) for i in range(LIMIT)])
+    stored_many(store, [(f"o{i}", 10 + i) for i in range(LIMIT)])
     model.reload()
     assert model.floor() is not None
     seen: list[tuple[int, int]] = []
     model.rowsInserted.connect(lambda _p, first, last: seen.append((first, last)))
-    arrivals = add_many(store, [("older", 0), ("newest", LIMIT + 20), ("middle", 15), ("x", 5)])
+    arrivals = stored_many(store, [("older", 0), ("newest", LIMIT + 20), ("middle", 15), ("x", 5)])
     model.insert(arrivals)
     assert seen == [(0, 0), (LIMIT - 5, LIMIT - 5)]  # 994 rows newer than "middle", + "newest"
     assert "older" not in model and "x" not in model

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,11 @@ from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore
 from app.ui.history_model import COL_PRIORITY, COL_TIME, LIMIT
 from app.ui.history_window import ARRIVALS_PER_UPDATE, HistoryWindow
+from tests.fixtures.history import T0, add_many
 
 # the offscreen platform warns about this for every shown window with a layout
 
 HOSTILE = "<img src=http://x/a.png><b>hi</b>"
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -528,22 +528,6 @@ def test_a_catch_up_batch_is_listed_in_turns_with_one_read_per_turn(
     ]
     assert reads.lists == 0
     assert titles(window)[0] == f"Title a{n - 1}"
-
-
-def add_many(store: HistoryStore, specs: list[tuple[str, int | None]], **kw: Any) -> list[Any]:
-    """Many at once (one transaction), as a catch-up stores them; None: no publication time."""
-    anns = [
-        Announcement(
-            id=ann_id,
-            title=f"Title {ann_id}",
-            body="",
-            created_at=T0 + timedelta(minutes=m) if m is not None else None,
-            **kw,
-        )
-        for ann_id, m in specs
-    ]
-    assert len(store.record_many([(a, a.id) for a in anns])) == len(anns)
-    return anns
 
 
 class StoreFetches:
