@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import httpx
 
 from app.config import Config
+from app.core import http
 from app.core.auth import AuthSession
 from app.core.errors import TrayNotifierError
 from app.core.login_failure import LoginFailure, classify
@@ -45,7 +46,7 @@ from app.core.model import (
     StreamEvent,
 )
 from app.core.receipts import RETRY, ReceiptQueue
-from app.core.secrets import MemorySecretStore, SecretStore, SecretStoreUnavailable
+from app.core.secrets import MemorySecretStore, SecretStore, SecretStoreUnavailable, login_key
 from app.core.store import HistoryStore, HistoryStoreError
 from app.core.stream import StreamEngine
 
@@ -124,6 +125,17 @@ class Connection:
         self._config = config
 
     # ------------------------------------------------------------------ commands
+
+    async def prepare(self, server_url: str, username: str) -> None:
+        """Get ready to connect with the stored login while the GUI starts: read it from the
+        keyring (the next read of it answers from memory) and load the HTTP stack."""
+        self._secrets.prefetch(login_key(server_url, username))
+        try:
+            client = http.make_client(self._config.stream)
+        except TrayNotifierError as exc:  # told when the stream makes its own
+            log.debug("not prepared: %s", exc)
+            return
+        await client.aclose()
 
     async def connect_stored(self, server_url: str, username: str, store: HistoryStore) -> None:
         """Connect with the login stored in the keyring; LOGIN_REQUIRED when there is none."""

@@ -19,13 +19,11 @@ import httpx
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.config import Config
-from app.core import http
 from app.core.connection import Connection, failure_detail
-from app.core.errors import TrayNotifierError
 from app.core.login_failure import LoginFailure
 from app.core.model import Announcement, ConnState, Status
 from app.core.receipts import RETRY
-from app.core.secrets import SecretStore, login_key
+from app.core.secrets import SecretStore
 from app.core.store import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -85,7 +83,6 @@ class StreamWorker(QObject):
         self._quit = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._secrets, self._config = secrets, config
         self._connection = Connection(
             _Signals(self),
             config=config,
@@ -176,20 +173,10 @@ class StreamWorker(QObject):
         self._post(lambda: self._connection.use_config(config))
 
     def prepare(self, server_url: str, username: str) -> None:
-        """Get ready to connect with the stored login while the GUI starts: read it from the
-        keyring (the next read of it answers from memory) and load the HTTP stack."""
-        secrets, config = self._secrets, self._config
-
-        async def prepare() -> None:
-            secrets.prefetch(login_key(server_url, username))
-            try:
-                client = http.make_client(config.stream)
-            except TrayNotifierError as exc:  # told when the stream makes its own
-                log.debug("not prepared: %s", exc)
-                return
-            await client.aclose()
-
-        self._post(lambda: self._command(prepare))
+        """Get ready to connect with the stored login while the GUI starts
+        (:meth:`Connection.prepare`)."""
+        c = self._connection
+        self._post(lambda: self._command(lambda: c.prepare(server_url, username)))
 
     def connect_stored(self, server_url: str, username: str, store: HistoryStore) -> None:
         """Connect with the login stored in the keyring; LOGIN_REQUIRED when there is none."""
