@@ -278,13 +278,7 @@ class Api:
         )
         self.metrics.connections += 1
         self.metrics.connections_total += 1
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-store",
-                "X-Accel-Buffering": "no",
-            }
-        )
+        response = _event_stream()
         try:
             await response.prepare(request)
             await _Stream(self, response, transport, sub, claims).run(cursor)
@@ -470,13 +464,7 @@ class Api:
 
         unwatch = self.broker.watch_reach(changed)
         self._console_queues.add(queue)
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-store",
-                "X-Accel-Buffering": "no",
-            }
-        )
+        response = _event_stream()
         try:
             await response.prepare(request)
             hello = {"user_id": claims.principal.user_id}
@@ -1025,3 +1013,14 @@ def create_app(
     app.cleanup_ctx.append(api.keepalive)
     app[API] = api
     return app
+
+
+def _event_stream() -> web.StreamResponse:
+    """A text/event-stream response: never cached, never buffered by a proxy (nginx)."""
+    return web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )

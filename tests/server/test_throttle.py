@@ -78,9 +78,10 @@ def test_one_address_trying_many_accounts_is_throttled(
         assert _login(bob, "demo", user="bob").status_code == 200
 
 
-def test_the_longest_wait_is_bounded_and_old_failures_are_forgotten() -> None:
-    now = [0.0]
-    throttle = LoginThrottle(
+def bounded_throttle(now: list[float]) -> LoginThrottle:
+    """5 free failures, 20 from one address, waits from 1 s up to 300 s, forgotten after an
+    hour; time is ``now[0]``."""
+    return LoginThrottle(
         free_failures=5,
         address_failures=20,
         backoff=1.0,
@@ -88,6 +89,11 @@ def test_the_longest_wait_is_bounded_and_old_failures_are_forgotten() -> None:
         forget=3600.0,
         clock=lambda: now[0],
     )
+
+
+def test_the_longest_wait_is_bounded_and_old_failures_are_forgotten() -> None:
+    now = [0.0]
+    throttle = bounded_throttle(now)
     for _ in range(40):  # a stranger who never stops
         throttle.failed("alice", "10.0.0.9")
     assert throttle.retry_after("alice", "10.0.0.9") == 300
@@ -102,14 +108,7 @@ def test_the_longest_wait_is_bounded_and_old_failures_are_forgotten() -> None:
 
 def test_many_addresses_guessing_one_account_do_not_lock_out_a_known_address() -> None:
     now = [0.0]
-    throttle = LoginThrottle(
-        free_failures=5,
-        address_failures=20,
-        backoff=1.0,
-        backoff_max=300.0,
-        forget=3600.0,
-        clock=lambda: now[0],
-    )
+    throttle = bounded_throttle(now)
     throttle.succeeded("alice", "10.0.0.1")  # the owner's usual address
     for n in range(60):  # a botnet: 3 tries from each of 20 addresses
         throttle.failed("alice", f"10.1.0.{n % 20}")
