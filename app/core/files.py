@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -30,11 +31,22 @@ def private_dir(path: Path) -> Path:
 def private_file(path: Path) -> Path:
     """Make an existing file (or create an empty one) readable and writable by its owner only."""
     private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        path.chmod(FILE_MODE)
+    private_path(path)
     return path
+
+
+def private_path(path: Path, *, create: bool = True) -> None:
+    """Create ``path`` empty with mode 0600 when it is missing (and ``create``), else tighten
+    it to 0600 by its name. An existing file is never opened: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, SQLite's own among them, and another
+    program closing the database would then delete its write-ahead log under us (the SQLite
+    documentation, "How To Corrupt An SQLite Database File", 2.2)."""
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    with contextlib.suppress(OSError):  # missing, or not ours to change
+        if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+            path.chmod(FILE_MODE)
 
 
 def write_private(path: Path, text: str) -> Path:

@@ -9,19 +9,20 @@ once: either in its replay query or in its queue (the stream drops queue items i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import math
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.files import private_path
 from app.core.model import parse_time
 from app.server import codec
 from app.server.broker import Broker
@@ -144,7 +145,7 @@ class SqliteBroker(Broker):
         if not db_path.parent.exists():
             db_path.parent.mkdir(parents=True, mode=0o700)
         self._path = db_path
-        _private_file(db_path)
+        private_path(db_path)
         try:
             self._db = sqlite3.connect(db_path, isolation_level=None)
             self._db.row_factory = sqlite3.Row
@@ -158,14 +159,39 @@ class SqliteBroker(Broker):
             raise self._damaged(str(exc)) from None
         if verdict != "ok":
             raise self._damaged(verdict)
-        for suffix in ("-wal", "-shm"):
-            _private_file(db_path.with_name(db_path.name + suffix), create=False)
+        for suffix in _SIDE_FILES:
+            private_path(db_path.with_name(db_path.name + suffix), create=False)
+        # what the connection opened: a file found replaced or gone later means another program
+        # broke SQLite's locks (see check)
+        self._identity = _identity(db_path)
         self._hub = Hub()
         self._last_error_log = -math.inf
+        self._watch_task: asyncio.Task[None] | None = None
         self._load_ended()
 
+    async def start(self) -> None:
+        self._watch_task = asyncio.get_running_loop().create_task(
+            self._watch_others(), name="sqlite watch"
+        )
+
+    async def _watch_others(self) -> None:
+        """Sessions ended by another program on this database (``server end-sessions``,
+        ``server add-user`` changing a password) end here too, within a second: SQLite's
+        ``data_version`` changes when another connection commits (never for our own)."""
+        version = None
+        while True:
+            try:
+                seen = self._db.execute("PRAGMA data_version").fetchone()[0]
+                if version is not None and seen != version:
+                    self._load_ended()
+                version = seen
+            except sqlite3.Error as exc:
+                self._repeat_error(exc)
+            await asyncio.sleep(_WATCH_INTERVAL)
+
     def _load_ended(self) -> None:
-        """The ended sessions survive a restart: their tokens stay refused."""
+        """The ended sessions survive a restart (their tokens stay refused), and those ended
+        by another program apply (the hub ignores what it knows already)."""
         now = time.time()
         for row in self._db.execute("SELECT * FROM ended_sessions WHERE until >= ?", (now,)):
             self._hub.end_session(row["user_id"], row["session_id"], until=row["until"], now=now)
@@ -184,13 +210,29 @@ class SqliteBroker(Broker):
         )
 
     async def check(self) -> str | None:
-        """The file is still there and still an SQLite database (its header: a cached page
-        would hide a damaged file from a query), and a query on it answers."""
+        """The database, its write-ahead log and its shared-memory file are still the files the
+        connection opened, and a query through that connection answers from the disk (its page
+        cache released first: a cached page would hide a damaged file).
+
+        Only SQLite ever opens these files in this process: closing a descriptor of our own
+        would drop SQLite's locks, and the next other program to close the database (``server
+        add-user``, the ``sqlite3`` shell, a backup) would delete the log under the server, with
+        every publish since then lost at a crash. The files are looked at by name only."""
         try:
-            with self._path.open("rb") as fh:
-                header = fh.read(len(_SQLITE_HEADER))
-            if header != _SQLITE_HEADER:
-                raise sqlite3.DatabaseError("the file is no longer an SQLite database")
+            moved = [
+                name
+                for name, now in _identity(self._path).items()
+                if now != self._identity.get(name)
+            ]
+            if moved:
+                raise sqlite3.DatabaseError(
+                    f"{', '.join(moved)} deleted or replaced under the running server, which"
+                    " still writes to the file it opened: announcements published since may be"
+                    " lost at a crash. Restart the server now, and open the database only"
+                    " through SQLite (the sqlite3 shell, its .backup), never by copying or"
+                    " editing the files"
+                )
+            self._db.execute("PRAGMA shrink_memory")
             self._db.execute("SELECT MAX(id) FROM announcements").fetchone()
         except (OSError, sqlite3.Error) as exc:
             self._repeat_error(exc)
@@ -505,27 +547,31 @@ class SqliteBroker(Broker):
         return BrokerStats(subscriptions=len(self._hub))
 
     async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
         self._db.close()
 
 
 _MAX_ID = 2**63 - 1
-_SQLITE_HEADER = b"SQLite format 3\0"
 _ERROR_LOG_INTERVAL = 60.0  # seconds: a failing database is logged once per interval
+_WATCH_INTERVAL = 1.0  # seconds between two looks for sessions ended by another program
+_SIDE_FILES = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the database
 
 
-def _private_file(path: Path, *, create: bool = True) -> None:
-    """Make ``path`` readable and writable by this user only (0600), whatever the umask:
-    created so before SQLite opens it (SQLite gives its WAL and SHM the database's mode), or
-    tightened if it exists."""
-    if os.name != "posix":
-        return
-    if create:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    try:
-        if stat.S_IMODE(path.stat().st_mode) != 0o600:
-            path.chmod(0o600)
-    except FileNotFoundError:
-        pass
+def _identity(db_path: Path) -> dict[str, tuple[int, int] | None]:
+    """Device and inode of the database and its side files, by name (None: missing); read
+    with ``stat``, which opens nothing."""
+    found: dict[str, tuple[int, int] | None] = {}
+    for path in (db_path, *(db_path.with_name(db_path.name + s) for s in _SIDE_FILES)):
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            found[str(path)] = None
+        else:
+            found[str(path)] = (info.st_dev, info.st_ino)
+    return found
 
 
 def _is_id(text: str) -> bool:

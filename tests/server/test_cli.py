@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import queue
-import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +14,8 @@ import pytest
 from app.cli import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
 from app.server.embedded import EmbeddedServer
 from app.server.runtime import DEMO_PASSWORD
+from tests.fixtures.server_process import ServerProcess, server_env
 from tests.server.conftest import bearer, login
-
-_URL = re.compile(r"listening on (http://\S+)")
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "TRAY_NOTIFIER_HOME": str(tmp_path / "home")}
 
 
 def _app(*args: str, tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -36,55 +25,8 @@ def _app(*args: str, tmp_path: Path, stdin: str = "") -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         timeout=60,
-        env=_env(tmp_path),
+        env=server_env(tmp_path),
     )
-
-
-class ServerProcess:
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "server", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(tmp_path),
-        )
-        self.lines: list[str] = []
-        self.url = self._wait_for_url()
-
-    def _wait_for_url(self, timeout: float = 30.0) -> str:
-        lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read_stdout, args=(lines,), daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + timeout
-        try:
-            while (left := deadline - time.monotonic()) > 0:
-                line = lines.get(timeout=left)
-                self.lines.append(line)
-                if match := _URL.search(line):
-                    return match.group(1)
-        except queue.Empty:
-            pass
-        self.close()
-        raise AssertionError(f"server did not start: {self.lines}")
-
-    def _read_stdout(self, lines: queue.Queue[str]) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            lines.put(line)
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self._reader.join(timeout=30)  # it stops at end of file, before the pipe is closed
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 @pytest.fixture

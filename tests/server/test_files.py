@@ -4,7 +4,9 @@ database that fails later."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -105,7 +107,13 @@ def test_healthz_reports_a_database_that_fails_later(
     db = tmp_path / "srv" / "server.db"
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         assert client.get("/healthz").status_code == 200
-        db.write_bytes(b"\0" * db.stat().st_size)  # the disk under it went bad
+        # the pages are in the file, not only in the write-ahead log (through SQLite: a
+        # descriptor of this process opened and closed beside the server's would drop its locks)
+        with contextlib.closing(sqlite3.connect(db)) as other:
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # the disk under it went bad (written by another process, as a failing disk would)
+        zero = "import sys; f = open(sys.argv[1], 'r+b'); f.write(bytes(int(sys.argv[2])))"
+        subprocess.run([sys.executable, "-c", zero, str(db), str(db.stat().st_size)], check=True)
         answer = client.get("/healthz")
         assert answer.status_code == 503
         assert answer.json()["status"] == "degraded"
