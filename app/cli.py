@@ -260,6 +260,15 @@ def _add_server_parser(sub: Any) -> None:
         help="open connections at most (default: the open-file limit less a reserve)",
     )
     s.add_argument(
+        "--max-streams-per-user",
+        type=_positive_int,
+        default=server_defaults.http.max_streams_per_user,
+        metavar="N",
+        help="open streams of one user on a server process; one more ends that user's oldest"
+        f" (default {server_defaults.http.max_streams_per_user}; one login session holds at"
+        f" most {server_defaults.http.max_streams_per_session})",
+    )
+    s.add_argument(
         "--header-timeout",
         type=_positive_float,
         default=server_defaults.http.header_timeout,
@@ -278,6 +287,14 @@ def _add_server_parser(sub: Any) -> None:
     )
     au.add_argument("--group", action="append", default=[], help="group (repeatable)")
     au.add_argument("--publisher", action="store_true", help="may publish announcements")
+    es = ssub.add_parser(
+        "end-sessions",
+        help="log a user out everywhere (works while the server runs)",
+        description="End every login session of NAME on every server process using this"
+        " database or Redis: refresh tokens revoked, access tokens refused, streams closed."
+        " The user logs in again. Changing a password with add-user does the same.",
+    )
+    es.add_argument("name")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

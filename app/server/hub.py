@@ -24,7 +24,7 @@ import contextlib
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TypeAlias
 
 from app.server import wire
@@ -41,6 +41,7 @@ SHUTDOWN = "shutdown"
 OVERFLOW = "overflow"
 TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason, not a secret
 SESSION_ENDED = "session_ended"  # logged out, a refresh token reused, or every session revoked
+REPLACED = "replaced"  # the user (or the session) opened more streams than it may hold
 
 
 class Subscription:
@@ -152,10 +153,15 @@ class Hub:
         self._ended_sessions: dict[str, float] = {}
         self._ended_users: dict[str, tuple[float, float]] = {}
         self._subs: dict[str, Subscription] = {}
-        self._by_user: defaultdict[str, set[str]] = defaultdict(set)
-        self._by_group: defaultdict[str, set[str]] = defaultdict(set)
+        self._by_user: defaultdict[str, dict[str, None]] = defaultdict(dict)  # oldest first
+        self._by_group: defaultdict[str, dict[str, None]] = defaultdict(dict)
         self._see_all: set[str] = set()
         self._reach_watchers: set[Callable[[str], None]] = set()
+
+    def streams_of(self, user_id: str) -> list[Subscription]:
+        """The open (not closing) streams of ``user_id`` here, oldest first."""
+        subs = (self._subs[conn_id] for conn_id in self._by_user.get(user_id, ()))
+        return [sub for sub in subs if sub.closed_reason is None]
 
     def online(self, user_ids: Iterable[str]) -> set[str]:
         """Those of ``user_ids`` with a stream open here now."""
@@ -183,9 +189,9 @@ class Hub:
     ) -> Subscription:
         sub = Subscription(viewer, queue_size=queue_size, on_overflow=on_overflow)
         self._subs[sub.conn_id] = sub
-        self._by_user[viewer.user_id].add(sub.conn_id)
+        self._by_user[viewer.user_id][sub.conn_id] = None
         for group in viewer.groups:
-            self._by_group[group].add(sub.conn_id)
+            self._by_group[group][sub.conn_id] = None
         if viewer.publisher:
             self._see_all.add(sub.conn_id)
         return sub
@@ -219,17 +225,23 @@ class Hub:
         return closed
 
     def end_session(self, user_id: str, session_id: str, *, until: float, now: float) -> None:
-        """Refuse the session's tokens from now on (until ``until``) and close its streams."""
+        """Refuse the session's tokens from now on (until ``until``) and close its streams.
+        An ending already known changes nothing (backends may hand one over more than once)."""
         self._prune(now)
-        self._ended_sessions[session_id] = max(until, self._ended_sessions.get(session_id, 0))
-        self.close_user(user_id, session_id=session_id, reason=SESSION_ENDED)
+        known = self._ended_sessions.get(session_id)
+        self._ended_sessions[session_id] = max(until, known or 0.0)
+        if known is None:
+            self.close_user(user_id, session_id=session_id, reason=SESSION_ENDED)
 
     def end_user_sessions(self, user_id: str, *, before: float, until: float, now: float) -> None:
-        """Refuse every token of ``user_id`` issued up to ``before``; close all its streams."""
+        """Refuse every token of ``user_id`` issued up to ``before``; close all its streams.
+        An ending no later than one already known changes nothing: the streams opened since
+        then belong to newer logins."""
         self._prune(now)
         old_before, old_until = self._ended_users.get(user_id, (0.0, 0.0))
         self._ended_users[user_id] = (max(before, old_before), max(until, old_until))
-        self.close_user(user_id, session_id=None, reason=SESSION_ENDED)
+        if before > old_before:
+            self.close_user(user_id, session_id=None, reason=SESSION_ENDED)
 
     def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
         """Whether a token of ``viewer`` issued at ``issued_at`` belongs to an ended session."""
@@ -258,13 +270,13 @@ class Hub:
         return [self._subs[conn_id] for conn_id in conn_ids]
 
 
-def _lookup(index: dict[str, set[str]], keys: Iterable[str]) -> list[set[str]]:
+def _lookup(index: Mapping[str, dict[str, None]], keys: Iterable[str]) -> list[dict[str, None]]:
     return [index[k] for k in keys if k in index]
 
 
-def _discard(index: defaultdict[str, set[str]], key: str, conn_id: str) -> None:
+def _discard(index: defaultdict[str, dict[str, None]], key: str, conn_id: str) -> None:
     ids = index.get(key)
     if ids is not None:
-        ids.discard(conn_id)
+        ids.pop(conn_id, None)
         if not ids:
             del index[key]

@@ -18,6 +18,7 @@ from app.server.runtime import (
     DEMO_USERS,
     MissingExtra,
     Runtime,
+    end_sessions,
     open_broker,
     save_user,
 )
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.server_command == "add-user":
             return _add_user(args, config)
+        if args.server_command == "end-sessions":
+            return _end_sessions(args, config)
         return asyncio.run(_serve(config, demo_users=args.demo_users))
     except (MissingExtra, StorageDamaged) as exc:
         _say(f"error: {exc}", err=True)
@@ -64,6 +67,10 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         ping_interval=args.ping_interval,
         **({"max_connections": args.max_connections} if args.max_connections else {}),
         header_timeout=args.header_timeout,
+        max_streams_per_user=args.max_streams_per_user,
+        max_streams_per_session=min(
+            args.max_streams_per_user, HttpSettings().max_streams_per_session
+        ),
     )
     return ServerConfig(
         **data_dir,
@@ -106,19 +113,48 @@ def _add_user(args: argparse.Namespace, config: ServerConfig) -> int:
         _say("error: the user name must not be empty", err=True)
         return EXIT_USAGE
 
-    async def add() -> None:
+    async def add() -> bool:
         broker = open_broker(config)
         try:
-            await save_user(broker, args.name, password, args.group, args.publisher)
+            return (await save_user(broker, args.name, password, args.group, args.publisher))[1]
         finally:
             await broker.close()
 
-    asyncio.run(add())
+    ended = asyncio.run(add())
     groups = ", ".join(args.group) or "none"
     role = "publisher" if args.publisher else "staff"
-    where = "Redis" if config.redis_url else config.database
-    _say(f"saved user {args.name} (groups: {groups}; role: {role}) in {where}")
+    _say(f"saved user {args.name} (groups: {groups}; role: {role}) in {_where(config)}")
+    if ended:
+        _say(f"the password changed: {_ENDED.format(name=args.name)}")
     return EXIT_OK
+
+
+_ENDED = (
+    "every login session of {name} ended (refresh tokens revoked, access tokens refused,"
+    " streams closed on every running server process within a second); {name} logs in again"
+)
+
+
+def _end_sessions(args: argparse.Namespace, config: ServerConfig) -> int:
+    async def end() -> bool:
+        broker = open_broker(config)
+        try:
+            if await broker.get_user(args.name) is None:
+                return False
+            await end_sessions(broker, args.name)
+            return True
+        finally:
+            await broker.close()
+
+    if not asyncio.run(end()):
+        _say(f"error: there is no user {args.name} in {_where(config)}", err=True)
+        return EXIT_USAGE
+    _say(_ENDED.format(name=args.name))
+    return EXIT_OK
+
+
+def _where(config: ServerConfig) -> str:
+    return "Redis" if config.redis_url else str(config.database)
 
 
 async def _serve(config: ServerConfig, *, demo_users: bool) -> int:

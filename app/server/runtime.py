@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app.server.auth import TokenIssuer, hash_password, load_signing_key
+from app.server.auth import TokenIssuer, hash_password, load_signing_key, verify_password
 from app.server.broker import Broker
 from app.server.config import ServerConfig
 from app.server.connections import (
@@ -74,16 +74,33 @@ def make_user(
 
 async def save_user(
     broker: Broker, name: str, password: str, groups: Iterable[str] = (), publisher: bool = False
-) -> User:
+) -> tuple[User, bool]:
+    """Create the user, or update it; the user and whether its sessions were ended. A new
+    password ends every login session of an existing user, on every server process (as
+    :func:`end_sessions`): whoever knew the old one is out."""
     loop = asyncio.get_running_loop()
+    old = await broker.get_user(name)
     user = await loop.run_in_executor(None, make_user, name, password, tuple(groups), publisher)
     await broker.save_user(user)
-    return user
+    changed = old is not None and not await loop.run_in_executor(
+        None, verify_password, password, old.password_hash
+    )
+    if changed:
+        await end_sessions(broker, name)
+    return user, changed
+
+
+async def end_sessions(broker: Broker, name: str) -> None:
+    """End every login session of ``name`` on every server process, running or not: its
+    refresh tokens are revoked, its access tokens refused and its streams closed (within a
+    second on a running SQLite server; at once through Redis)."""
+    await broker.end_user_sessions(name, now=time.time())
+    log.info("every login session of %r ended", name)
 
 
 async def create_demo_users(broker: Broker) -> list[User]:
     return [
-        await save_user(broker, name, DEMO_PASSWORD, groups, publisher)
+        (await save_user(broker, name, DEMO_PASSWORD, groups, publisher))[0]
         for name, groups, publisher in DEMO_USERS
     ]
 
@@ -177,6 +194,7 @@ class Runtime:
                 header_timeout=settings.header_timeout,
                 retry_after=settings.retry_after,
                 repeat_log=repeat_log,
+                request_reserve=settings.request_reserve,
             )
             app[API].guard = guard
             try:
