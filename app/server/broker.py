@@ -198,6 +198,10 @@ class Broker(abc.ABC):
     def unsubscribe(self, sub: Subscription) -> None:
         self._hub.unsubscribe(sub)
 
+    def streams_of(self, user_id: str) -> list[Subscription]:
+        """The open streams of ``user_id`` on this process, oldest first."""
+        return self._hub.streams_of(user_id)
+
     @abc.abstractmethod
     async def close_streams(self, user_id: str, *, session_id: str | None) -> None:
         """End a user's streams on every process: those of one login session, or all."""

@@ -84,6 +84,13 @@ class HttpSettings:
     shutdown_timeout: float = 5.0  # seconds for open requests to finish on stop
     # connections (app/server/connections.py)
     max_connections: int | None = None  # open connections; None: below the fd limit
+    # streams never take the last connections: a twentieth of the cap (at least 2) stays for
+    # logins, publishes and health checks
+    request_reserve: float = 0.05
+    # one user's (or one login session's) open streams on a process; a new one beyond ends
+    # that user's (that session's) oldest, with reason "replaced"
+    max_streams_per_user: int = 8
+    max_streams_per_session: int = 4
     fd_reserve: int = 64  # fds kept free under the limit by the cap (files, Redis pool)
     backlog: int = 128  # the listen backlog, also connections accepted per wake-up (at most
     # an eighth of the fd limit): kept free under the limit too, as closes land just after

@@ -5,7 +5,10 @@ the wait for a request, and logging that does not flood.
 - :class:`ConnectionGuard`: the protocol factory given to ``loop.create_server``. It counts
   the open connections; at the cap it first closes the oldest connection that has not started
   a request (an idle socket holds no one's work), and when every connection is busy (streams,
-  requests in progress) it answers the new one ``503`` with ``Retry-After`` and closes it. It
+  requests in progress) it answers the new one ``503`` with ``Retry-After`` and closes it.
+  Streams never take the last connections (:attr:`ConnectionGuard.stream_cap`): a reserve
+  stays for logins, publishes and health checks, so streams alone never make every connection
+  busy. It
   never refuses to accept, so the accept loop never spins on a full backlog, and the cap
   (below the fd limit) keeps ``accept()`` from ever failing with EMFILE. A connection whose
   first request has not arrived (headers complete) within ``header_timeout`` is closed;
@@ -111,9 +114,13 @@ class ConnectionGuard:
         header_timeout: float,
         retry_after: int,
         repeat_log: RepeatLog,
+        request_reserve: float = 0.05,
     ) -> None:
         self._server = server
         self.cap = cap
+        # streams may hold all but a reserve (a share of the cap, at least 2) of the cap
+        self.stream_cap = max(cap - max(2, int(cap * request_reserve)), 1)
+        self.streams = 0
         self._header_timeout = header_timeout
         self._repeat_log = repeat_log
         # every connection of this socket, oldest first -> whether a request is in progress
@@ -156,6 +163,25 @@ class ConnectionGuard:
         loop = asyncio.get_running_loop()
         loop.call_later(self._header_timeout, self._check_first_request, handler)
         return handler
+
+    # called by the HTTP layer when a stream starts and ends
+    def open_stream(self) -> bool:
+        """Count a new stream in; False (count nothing) when streams hold all they may."""
+        if self.streams >= self.stream_cap:
+            self._repeat_log(
+                logging.WARNING,
+                "stream-cap",
+                "at the stream cap (%d of %d connections): answered a new stream 503, the"
+                " rest stay for other requests",
+                self.streams,
+                self.cap,
+            )
+            return False
+        self.streams += 1
+        return True
+
+    def close_stream(self) -> None:
+        self.streams -= 1
 
     # called by the HTTP layer's middleware around each request
     def request_started(self, handler: Any) -> None:

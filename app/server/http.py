@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,15 @@ from app.server.auth import (
 from app.server.broker import Broker
 from app.server.config import HttpSettings
 from app.server.connections import ConnectionGuard
-from app.server.hub import OVERFLOW, SESSION_ENDED, SHUTDOWN, TOKEN_EXPIRED, Sink, Subscription
+from app.server.hub import (
+    OVERFLOW,
+    REPLACED,
+    SESSION_ENDED,
+    SHUTDOWN,
+    TOKEN_EXPIRED,
+    Sink,
+    Subscription,
+)
 from app.server.model import (
     NOTHING_YET,
     RECEIPT_KINDS,
@@ -264,6 +272,47 @@ class Api:
     # streams ----------------------------------------------------------------------------
     async def connect(self, request: web.Request) -> web.StreamResponse:
         claims = self._same_user(request)
+        with self._stream_slot():
+            self._make_room(claims.principal)
+            return await self._connect(request, claims)
+
+    @contextlib.contextmanager
+    def _stream_slot(self) -> Iterator[None]:
+        """Counts a long-lived response (a stream) in the connection guard for its life; 503
+        with Retry-After when streams already hold all the connections they may."""
+        guard = self.guard
+        if guard is not None and not guard.open_stream():
+            raise _http_error(
+                web.HTTPServiceUnavailable,
+                "the server holds as many streams as it may: try again shortly",
+                headers={"Retry-After": str(self.settings.retry_after)},
+            )
+        try:
+            yield
+        finally:
+            if guard is not None:
+                guard.close_stream()
+
+    def _make_room(self, viewer: Principal) -> None:
+        """End the oldest streams of this login session, then of this user, beyond what one
+        may hold with the new one (``max_streams_per_session``, ``max_streams_per_user``): a
+        stolen token or a runaway client cannot take the server's connections from others."""
+        settings = self.settings
+        mine = self.broker.streams_of(viewer.user_id)
+        same = [sub for sub in mine if sub.viewer.session_id == viewer.session_id]
+        extra = same[: max(len(same) - settings.max_streams_per_session + 1, 0)]
+        rest = [sub for sub in mine if sub not in extra]
+        extra += rest[: max(len(rest) - settings.max_streams_per_user + 1, 0)]
+        for sub in extra:
+            sub.close(REPLACED)
+        if extra:
+            log.info(
+                "%r opened more streams than it may hold: ended its %d oldest",
+                viewer.user_id,
+                len(extra),
+            )
+
+    async def _connect(self, request: web.Request, claims: AccessClaims) -> web.StreamResponse:
         cursor = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or None
         transport = request.transport
 
@@ -456,6 +505,12 @@ class Api:
         claims = self._claims(request)
         if not claims.principal.publisher:
             raise _http_error(web.HTTPForbidden, "this needs a publisher account")
+        with self._stream_slot():
+            return await self._console_events(request, claims)
+
+    async def _console_events(
+        self, request: web.Request, claims: AccessClaims
+    ) -> web.StreamResponse:
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=CONSOLE_QUEUE)
 
         def changed(ann_id: str) -> None:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from app.server.connections import RepeatLog, default_cap
+from app.server.runtime import DEMO_PASSWORD
 from tests.fixtures.server import ServerFactory
 from tests.server.conftest import TIMEOUT, login, wait_until
 
@@ -103,6 +104,16 @@ def test_idle_sockets_past_the_cap_leave_healthz_answering_fast(
     assert _healthz_ms(server.url) < 1000
 
 
+def _slow_request(port: int) -> socket.socket:
+    """A connection busy with a request whose body has not arrived (yet)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 40\r\n\r\n{"
+    )
+    return sock
+
+
 def test_busy_connections_at_the_cap_get_503_with_retry_after(
     server_factory: ServerFactory,
 ) -> None:
@@ -111,7 +122,10 @@ def test_busy_connections_at_the_cap_get_503_with_retry_after(
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         token = login(client, "alice")["access_token"]
     guard = server._running().guard
-    streams = [_open_stream(server.port, "alice", token) for _ in range(cap)]
+    assert guard.stream_cap == 3  # two stay for other requests
+    streams = [_open_stream(server.port, "alice", token) for _ in range(guard.stream_cap)]
+    streams += [_slow_request(server.port) for _ in range(cap - guard.stream_cap)]
+    wait_until(lambda: sum(guard._open.values()) == cap)  # every one busy
     try:
         extra = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         closed, answer = _closed_within(extra, 5)
@@ -125,6 +139,114 @@ def test_busy_connections_at_the_cap_get_503_with_retry_after(
             sock.close()
     wait_until(lambda: len(guard) == 0)
     assert _healthz_ms(server.url) < 1000  # serves again by itself
+
+
+def _received(sock: socket.socket) -> bytes:
+    """What has arrived on ``sock`` by now, without waiting."""
+    got = b""
+    sock.setblocking(False)
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+    return got
+
+
+REPLACED = b'"reason":"replaced"'
+
+
+def test_streams_never_take_the_connections_logins_need(server_factory: ServerFactory) -> None:
+    """Streams of many users up to the stream cap: a login still gets in, one more stream gets
+    503 with Retry-After (the audit: at the cap, every other login answered 503)."""
+    cap = 40
+    server = server_factory(demo_users=True, max_connections=cap, ping_interval=0.5)
+    guard = server._running().guard
+    assert guard.stream_cap == cap - 2
+    names = ["alice", "bob", *(f"staff{n}" for n in range(6))]
+    for name in names[2:]:
+        server.add_user(name, DEMO_PASSWORD)
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        tokens = {name: [login(client, name)["access_token"] for _ in range(2)] for name in names}
+    streams = [  # within every user's and session's bound: nobody's stream is replaced
+        _open_stream(server.port, names[n % 8], tokens[names[n % 8]][n // 8 % 2])
+        for n in range(guard.stream_cap)
+    ]
+    try:
+        assert guard.streams == guard.stream_cap
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+            assert login(client, "bob")["user_id"] == "bob"
+            assert client.get("/healthz").status_code == 200
+            more = client.get(
+                "/sse/connect/bob", headers={"Authorization": f"Bearer {tokens['bob'][1]}"}
+            )
+        assert more.status_code == 503
+        assert more.headers["Retry-After"] == "5"
+        assert "as many streams as it may" in more.json()["error"]
+        assert not any(REPLACED in _received(sock) for sock in streams)
+    finally:
+        for sock in streams:
+            sock.close()
+
+
+def test_one_account_cannot_take_every_connection(server_factory: ServerFactory) -> None:
+    """The audit's case: one user's 40 streams with ``--max-connections 40``. Beyond the user's
+    bound, its oldest streams end (reason ``replaced``); everyone else logs in."""
+    cap = 40
+    server = server_factory(demo_users=True, max_connections=cap, ping_interval=0.5)
+    per_user = server.config.http.max_streams_per_user
+    guard = server._running().guard
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        sessions = [login(client, "alice")["access_token"] for _ in range(cap // 4)]
+        streams = [
+            _open_stream(server.port, "alice", sessions[n % len(sessions)]) for n in range(cap)
+        ]
+        try:
+            wait_until(lambda: guard.streams == per_user)
+            seen = {sock: b"" for sock in streams}
+
+            def replaced() -> int:
+                for sock in streams:
+                    seen[sock] += _received(sock)
+                return sum(REPLACED in got for got in seen.values())
+
+            wait_until(lambda: replaced() == cap - per_user)
+            assert not any(REPLACED in seen[sock] for sock in streams[-per_user:])  # the newest
+            for name in ("bob", "publisher"):
+                assert login(client, name)["user_id"] == name
+        finally:
+            for sock in streams:
+                sock.close()
+
+
+def test_a_session_that_opens_too_many_streams_loses_its_oldest(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.5)
+    per_session = server.config.http.max_streams_per_session
+    guard = server._running().guard
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        token = login(client, "alice")["access_token"]
+        other = login(client, "alice")["access_token"]  # another device of the same person
+    kept = _open_stream(server.port, "alice", other)
+    first = _open_stream(server.port, "alice", token)
+    rest = [_open_stream(server.port, "alice", token) for _ in range(per_session)]
+    try:
+        got = b""
+
+        def ended() -> bool:
+            nonlocal got
+            got += _received(first)
+            return REPLACED in got
+
+        wait_until(ended)
+        wait_until(lambda: guard.streams == 1 + per_session)
+        assert not any(REPLACED in _received(sock) for sock in (kept, *rest))
+    finally:
+        for sock in (kept, first, *rest):
+            sock.close()
 
 
 def test_a_request_that_does_not_arrive_is_closed(server_factory: ServerFactory) -> None:
