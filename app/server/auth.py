@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jwt
 
+from app.core.files import private_path
 from app.server.config import SIGNING_KEY_FILE
 from app.server.model import PUBLISHER_ROLE, Principal, User
 
@@ -80,12 +81,14 @@ _DUMMY_HASH = "$".join(
 
 
 def load_signing_key(data_dir: Path) -> bytes:
-    """The HS256 key in ``data_dir/signing.key``: created on first start with mode 0600."""
+    """The HS256 key in ``data_dir/signing.key``: created on first start with mode 0600, and
+    tightened to 0600 at every start (an older version may have left it readable)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / SIGNING_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        private_path(path, create=False)
         key = path.read_text(encoding="ascii").strip()
         if len(key) < 64:
             raise ValueError(

@@ -58,9 +58,11 @@ def test_files_left_readable_by_an_older_version_are_tightened(
     first.stop()
     (tmp_path / "srv").chmod(0o755)
     (tmp_path / "srv" / "server.db").chmod(0o644)
+    (tmp_path / "srv" / "signing.key").chmod(0o644)
     server_factory(data_dir=tmp_path / "srv")
     assert _mode(tmp_path / "srv") == 0o700
     assert _mode(tmp_path / "srv" / "server.db") == 0o600
+    assert _mode(tmp_path / "srv" / "signing.key") == 0o600
 
 
 def _serve(data_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
