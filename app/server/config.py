@@ -14,7 +14,9 @@ configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +45,15 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def check_origin(origin: str) -> str:
-    """A web origin as browsers send it (``scheme://host[:port]``); ValueError otherwise (a
-    wildcard is refused: the server answers with credentials allowed)."""
+    """A web origin as browsers send it (``scheme://host[:port]``, the host in lower case and
+    punycode); ValueError otherwise. A wildcard (``*``, ``https://*.example.org``) is refused:
+    the server answers with credentials allowed, so every origin is named."""
     parts = urlsplit(origin)
     if (
-        origin == "*"
+        "*" in origin
         or parts.scheme not in ("http", "https")
         or not parts.hostname
+        or not _is_host(parts.hostname)
         or parts.path
         or parts.query
         or parts.fragment
@@ -60,6 +64,19 @@ def check_origin(origin: str) -> str:
             " http://127.0.0.1:8000 (no path, no trailing slash, no wildcard)"
         )
     return origin
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name (lower case, punycode) or an IP address, as an Origin header carries it."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 @dataclass(frozen=True, slots=True)

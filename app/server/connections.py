@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,32 @@ class RepeatLog:
             message += " (%d more times in the last %.0f s)"
             args = (*args, count, now - last) if last is not None else args
         self._log.log(level, message, *args)
+
+
+class RequestErrorLog(logging.Logger):
+    """The logger of aiohttp's request handlers. A request that cannot be parsed (a NUL in a
+    header, a line over 8 KiB, a broken chunk) is the client's fault and may come by the
+    thousand: one line through the :class:`RepeatLog` (once per interval, with a count), no
+    traceback and nothing of the request's bytes. Everything else is logged as aiohttp logs
+    it, through its ``aiohttp.server`` logger."""
+
+    def __init__(self, repeat_log: RepeatLog) -> None:
+        super().__init__("aiohttp.server")
+        self.parent = logging.getLogger("aiohttp.server")  # its level, and the handlers above
+        self._repeat_log = repeat_log
+
+    def handle(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            self._repeat_log(
+                logging.INFO,
+                "malformed",
+                "answered %d to a malformed HTTP request (%s)",
+                exc.code,
+                type(exc).__name__,
+            )
+            return
+        super().handle(record)
 
 
 class _Refused(asyncio.Protocol):

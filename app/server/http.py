@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -886,6 +887,9 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 async def _json_body(request: web.Request) -> Any:
     settings = request.app[API].settings
+    length = request.content_length
+    if length is not None and length > settings.max_body:
+        raise _too_large(settings.max_body)  # at once: the body is not waited for
     try:
         async with asyncio.timeout(settings.body_timeout):
             raw = await request.read()
@@ -897,8 +901,7 @@ async def _json_body(request: web.Request) -> Any:
         error.force_close()  # then close: the rest of the body is not waited for
         raise error from None
     except web.HTTPRequestEntityTooLarge:
-        max_body = request.app[API].settings.max_body
-        raise BadInput(f"the request body is over {max_body // 1024} KiB") from None
+        raise _too_large(settings.max_body) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -913,6 +916,16 @@ async def _json_body(request: web.Request) -> Any:
     return payload
 
 
+def _too_large(max_body: int) -> web.HTTPError:
+    """413, and the connection closed after it: the rest of the body is never read."""
+    problem = BadInput(f"the request body is over {max_body // 1024} KiB")  # its JSON shape
+    error = web.HTTPRequestEntityTooLarge(
+        max_size=max_body, text=json.dumps(problem.to_json()), content_type="application/json"
+    )
+    error.force_close()
+    return error
+
+
 MAX_JSON_DEPTH = 32  # no request of this API nests deeper than 3
 RECEIPTS_MAX = 3000  # receipts in one POST /receipts
 CONSOLE_QUEUE = 1000  # reach signals a console stream may fall behind (more are dropped)
@@ -922,11 +935,14 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
 def _nesting(text: str) -> int:
-    """How deep ``[`` and ``{`` nest in JSON text (brackets in strings counted too: an upper
-    bound, cheap, and it never recurses)."""
+    """How deep ``[`` and ``{`` nest in JSON text, outside its strings (a title may hold any
+    number of brackets); it never recurses, so it runs before the parser that would."""
     depth = deepest = 0
-    for char in text:
+    for char in _JSON_STRING.sub('""', text):
         if char in "[{":
             depth += 1
             deepest = max(deepest, depth)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -14,8 +15,9 @@ from app.server.codec import iso
 from app.server.model import Audience, Principal, Receipt, User
 
 CSV_COLUMNS = ("user_id", "username", "groups", "delivered_at", "read_at", "acked_at", "online")
-# a spreadsheet runs a cell starting with one of these as a formula (CSV injection)
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# a spreadsheet runs a cell starting with one of these as a formula (CSV injection), also
+# after blanks or control characters, and in their full-width forms (＝ U+FF1D...)
+_FORMULA_START = frozenset("=+-@")
 
 
 def unknown_names(audience: Audience, users: Iterable[User]) -> list[str]:
@@ -124,7 +126,18 @@ def directory_json(users: Iterable[User]) -> dict[str, Any]:
 
 
 def _safe_cell(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    """``text`` with a leading ``'`` when a spreadsheet could take it for a formula: it starts
+    with a blank or a control character, or its first other character is (or, as NFKC folds
+    it, stands for) ``=``, ``+``, ``-`` or ``@``."""
+    if not text:
+        return text
+    first = next((ch for ch in text if not _blank(ch)), "")
+    risky = _blank(text[0]) or unicodedata.normalize("NFKC", first)[:1] in _FORMULA_START
+    return "'" + text if risky else text
+
+
+def _blank(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp")
 
 
 def _iso(when: Any) -> str | None:

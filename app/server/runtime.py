@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from app.server.auth import TokenIssuer, hash_password, load_signing_key, verify_password
 from app.server.broker import Broker
@@ -21,6 +21,7 @@ from app.server.config import ServerConfig
 from app.server.connections import (
     ConnectionGuard,
     RepeatLog,
+    RequestErrorLog,
     default_cap,
     loop_exception_handler,
     raise_fd_limit,
@@ -37,6 +38,7 @@ class MissingExtra(Exception):
     extra to install."""
 
 
+SERVER_NAME = "tray-notifier"  # the Server header of every answer
 DEMO_PASSWORD = "demo"  # noqa: S105 - the documented password of the demo accounts
 DEMO_USERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("alice", ("it",), False),
@@ -162,6 +164,9 @@ class Runtime:
                 )
             cap = min(cap, settings.max_connections)
         loop = asyncio.get_running_loop()
+        # every answer's Server header, the ones aiohttp writes itself (a malformed request's
+        # 400) included: it names no Python, aiohttp or program version to help an attacker
+        web_response.SERVER_SOFTWARE = SERVER_NAME
         repeat_log = RepeatLog(log, interval=settings.log_interval)
         loop.set_exception_handler(loop_exception_handler(repeat_log))
         broker = open_broker(config)
@@ -185,6 +190,7 @@ class Runtime:
                 handle_signals=False,
                 keepalive_timeout=settings.keepalive_timeout,
                 lingering_time=settings.lingering_time,
+                logger=RequestErrorLog(repeat_log),
             )
             await runner.setup()
             assert runner.server is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +62,8 @@ def parse_draft(payload: Any, *, now: datetime) -> Draft:
         names = ", ".join(p.value for p in Priority)
         raise BadInput(f"priority must be one of {names}", "priority")
     assert title is not None
+    _plain_text(title, "title")
+    _plain_text(body, "body")
     return Draft(
         title=title,
         body=body,
@@ -69,6 +72,22 @@ def parse_draft(payload: Any, *, now: datetime) -> Draft:
         url=_url(obj),
         expires_at=_expires_at(obj, now),
     )
+
+
+# control characters a title or body may not hold: every C0 control but tab, line feed and
+# carriage return, DEL and the C1 controls (ESC and CSI drive terminals; NUL truncates text in
+# C code; none of them is text a person reads)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _plain_text(text: str, field: str) -> None:
+    found = _CONTROL.search(text)
+    if found is not None:
+        raise BadInput(
+            f"{field} holds the control character U+{ord(found.group()):04X}: only text, tabs"
+            " and line breaks are allowed",
+            field,
+        )
 
 
 def parse_audience(value: Any) -> Audience:

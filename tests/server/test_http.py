@@ -45,5 +45,5 @@ def test_the_body_limit_comes_from_the_settings(server_factory: ServerFactory) -
         boss = bearer(login(client, "publisher"))
         payload = {"title": "t", "body": "x" * 4096, "audience": {"all": True}}
         response = client.post("/announcements", json=payload, headers=boss)
-        assert response.status_code == 400
+        assert response.status_code == 413
         assert response.json()["error"] == "the request body is over 2 KiB"

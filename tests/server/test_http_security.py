@@ -4,6 +4,7 @@ origins, the headers of every answer, hostile JSON, readiness and the metrics to
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -13,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.exit_codes import EXIT_USAGE
 from app.server.config import ServerConfig
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.server import ServerFactory
+from tests.fixtures.server_process import server_env
 from tests.server.conftest import TIMEOUT, bearer, login, publish, wait_until
 
 ORIGIN = "http://127.0.0.1:8765"  # the seed's web client, served from another loopback origin
@@ -135,10 +138,24 @@ def test_every_answer_to_an_allowed_origin_carries_cors_headers(
 
 
 def test_cors_origin_must_be_an_origin() -> None:
-    for bad in ("*", "http://a.example/", "a.example", "http://a.example/path", "ftp://a"):
+    wildcards = ("https://*.example.org", "https://*", "http://a.*.example")
+    for bad in ("*", "http://a.example/", "a.example", "http://a.example/path", "ftp://a",
+                *wildcards, "https://a_b.example", "https://bücher.example"):  # fmt: skip
         with pytest.raises(ValueError, match="not a web origin"):
             ServerConfig(cors_origins=(bad,))
     assert ServerConfig(cors_origins=("https://a.example:8443",)).cors_origins
+    assert ServerConfig(cors_origins=("http://[::1]:8000", "https://xn--bcher-kva.example"))
+
+
+def test_the_server_command_refuses_a_wildcard_origin(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "server", "--port", "0", "--data-dir", str(tmp_path),
+         "--cors-origin", "https://*.example.org"],
+        capture_output=True, text=True, timeout=60, env=server_env(tmp_path), check=False,
+    )  # fmt: skip
+    assert done.returncode == EXIT_USAGE
+    assert "'https://*.example.org' is not a web origin" in done.stderr
+    assert "no wildcard" in done.stderr and "listening" not in done.stdout
 
 
 # headers ------------------------------------------------------------------------------
@@ -289,3 +306,77 @@ def test_a_script_that_waits_for_healthy_can_log_in_at_once(tmp_path: Path) -> N
         proc.terminate()
         proc.wait(timeout=15)
     assert set(seen) <= {200, 503}
+
+
+def test_brackets_inside_strings_are_text_not_nesting(companion_server: EmbeddedServer) -> None:
+    """The depth check counts real nesting: a title of 40 ``[`` was refused as nested too
+    deep. An escaped quote does not end the string."""
+    with httpx.Client(base_url=companion_server.url, timeout=TIMEOUT) as client:
+        boss = login(client, "publisher")
+        title = "[" * 40 + '\\"{' * 20
+        ann_id = publish(client, boss, title=title, body="{[" * 500)
+        listed = client.get("/announcements", headers=bearer(boss)).json()
+        assert [a["title"] for a in listed if a["id"] == ann_id] == [title]
+        deep = '{"title": "t", "x": ' + "[" * 40 + "]" * 40 + "}"
+        answer = client.post(
+            "/announcements",
+            content=deep.encode(),
+            headers={**bearer(boss), "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 400
+        assert "nested deeper than" in answer.json()["error"]
+
+
+def test_a_body_announced_too_large_is_refused_at_once(companion_server: EmbeddedServer) -> None:
+    """``Content-Length: 99999999999`` waited 10 s for a 408: it is a 413 at once, and the
+    connection closes (the body is never read)."""
+    with socket.create_connection(("127.0.0.1", companion_server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 99999999999\r\n\r\n{"
+        )
+        sock.settimeout(5)  # well under the 10 s body timeout
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(body) == {"error": "the request body is over 64 KiB", "field": None}
+
+
+def _raw_answer(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    return raw
+
+
+NUL_HEADER = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Probe: a\x00b\r\n\r\n"
+LONG_LINE = b"GET /" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_malformed_requests_are_one_quiet_line_not_a_traceback_each(
+    companion_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        answers = [_raw_answer(companion_server.port, NUL_HEADER) for _ in range(30)]
+        answers.append(_raw_answer(companion_server.port, LONG_LINE))
+    assert all(answer.startswith(b"HTTP/1.0 400 ") for answer in answers)
+    said = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert [r.getMessage() for r in said] == [
+        "answered 400 to a malformed HTTP request (BadHttpMessage)"
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert "X-Probe" not in caplog.text and "qqqq" not in caplog.text
+
+
+def test_no_answer_names_the_software_versions(companion_server: EmbeddedServer) -> None:
+    normal = _raw_answer(
+        companion_server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    for answer in (normal, _raw_answer(companion_server.port, NUL_HEADER)):
+        head = answer.partition(b"\r\n\r\n")[0].decode().lower()
+        assert "\r\nserver: tray-notifier\r\n" in head + "\r\n"
+        assert "python" not in head and "aiohttp" not in head

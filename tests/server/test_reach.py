@@ -150,6 +150,9 @@ def test_reach_csv_has_a_header_and_is_safe_in_a_spreadsheet(
     http: httpx.Client, companion_server: EmbeddedServer
 ) -> None:
     companion_server.add_user("=HYPERLINK(1)", "pw", groups=["@evil"])
+    sneaky = [" =1+1", "\uff1dHYPERLINK(1)", "\n=1", "\u200b+1", "\t-1"]
+    for n, name in enumerate(sneaky):
+        companion_server.add_user(name, "pw", groups=[f"g{n}"])
     boss = login(http, "publisher")
     ann = publish(http, boss)
     http.post("/receipts", json={"delivered": [ann]}, headers=bearer(login(http, "alice")))
@@ -170,6 +173,8 @@ def test_reach_csv_has_a_header_and_is_safe_in_a_spreadsheet(
     assert by_id["alice"][3].endswith("Z") and by_id["alice"][4] == ""
     assert by_id["'=HYPERLINK(1)"][2] == "'@evil"
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
+    assert {f"'{name}" for name in sneaky} == {r[0] for r in rows[1:] if r[0][1:] in sneaky}
+    assert by_id["alice"][0] == "alice" and by_id["alice"][2] == "it"  # plain text untouched
 
 
 def test_console_events_tell_publishers_when_reach_changes(

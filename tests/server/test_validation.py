@@ -50,3 +50,19 @@ def test_bad_audiences_name_their_field(audience: object, field: str) -> None:
         parse_audience(audience)
     assert caught.value.field == field
     assert caught.value.to_json() == {"error": str(caught.value), "field": field}
+
+
+@pytest.mark.parametrize("field", ["title", "body"])
+@pytest.mark.parametrize("control", ["\x1b", "\x00", "\x07", "\x7f", "\x9b", "\x85", "\x0b"])
+def test_control_characters_are_refused_in_title_and_body(field: str, control: str) -> None:
+    fields = {"title": "t", "body": "b", field: f"a{control}[2J b"}
+    with pytest.raises(BadInput) as caught:
+        parse_draft({**fields, "audience": {"all": True}}, now=NOW)
+    assert caught.value.field == field
+    assert f"control character U+{ord(control):04X}" in str(caught.value)
+
+
+def test_tabs_line_breaks_and_any_script_are_text() -> None:
+    text = "Line one\tcol\r\nline two\n通知 \u202eright-to-left is text too"
+    draft = parse_draft({"title": text, "body": text, "audience": {"all": True}}, now=NOW)
+    assert (draft.title, draft.body) == (text, text)
