@@ -161,12 +161,11 @@ class AuthSession:
         """Log in and store the tokens. Raises WrongCredentials, ServerUnreachable, ..."""
         if self.profile.style == "token":
             return self._remember(await self._token_login(password))
-        response = await self._post(
-            self.endpoints.login, {"username": self.username, "password": password}
-        )
-        if response.status_code in (400, 401, 403):
+        path = self.endpoints.login
+        reply = await self._post(path, {"username": self.username, "password": password})
+        if reply.status in (400, 401, 403):
             raise WrongCredentials()
-        return self._remember(self._tokens_from(response, self.username))
+        return self._remember(self._tokens_from(reply, path, self.username))
 
     async def access_token(self) -> str:
         """A valid access token, refreshed first when it expires soon. Raises LoginRequired."""
@@ -196,13 +195,12 @@ class AuthSession:
                 return tokens.access_token  # another caller refreshed while we waited
             if self.profile.style == "token":
                 return await self._relogin(tokens)
-            response = await self._post(
-                self.endpoints.refresh, {"refresh_token": tokens.refresh_token}
-            )
-            if response.status_code in (400, 401, 403):
+            path = self.endpoints.refresh
+            reply = await self._post(path, {"refresh_token": tokens.refresh_token})
+            if reply.status in (400, 401, 403):
                 self._forget()
                 raise LoginRequired()
-            return self._remember(self._tokens_from(response, tokens.user_id)).access_token
+            return self._remember(self._tokens_from(reply, path, tokens.user_id)).access_token
 
     async def logout(self, *, end_streams: bool = True) -> None:
         """End this user's streams (close endpoint; not with ``end_streams=False``), revoke the
@@ -300,7 +298,7 @@ class AuthSession:
             headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             json=body,
         )
-        return Reply.of(await http.send(self._client, request))
+        return await http.call(self._client, request)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -312,10 +310,9 @@ class AuthSession:
         profile = self.profile
         body = _fill(profile.login_body, {"{username}": self.username, "{password}": password})
         path = profile.login_path
-        response = await self._post(path, body)
-        reply = Reply.of(response)
+        reply = await self._post(path, body)
         words = self._words(reply)
-        if response.status_code in (400, 401, 403) or (
+        if reply.status in (400, 401, 403) or (
             reply.ok and profile.ok is not None and not _holds(reply.json, profile.ok)
         ):
             if words:
@@ -404,19 +401,19 @@ class AuthSession:
     def _url(self, template: str) -> str:
         return self.server_url + self._path(template, user_id=self.user_id)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post(self, path: str, body: dict[str, Any]) -> Reply:
         request = self._client.build_request("POST", self.server_url + path, json=body)
-        response = await http.send(self._client, request)
-        if response.status_code >= 500:
+        reply = await http.call(self._client, request)
+        if reply.status >= 500:
             raise ServerError(
-                f"the server failed (HTTP {response.status_code}) at {path}: try again later."
+                f"the server failed (HTTP {reply.status}) at {path}: try again later."
             )
-        if response.status_code == 404:
+        if reply.status == 404:
             raise NotFound(
                 f"the server has no {path} (HTTP 404): check the server URL and the endpoint "
                 "settings."
             )
-        return response
+        return reply
 
     async def _best_effort(
         self, method: str, path: str, headers: dict[str, str], body: dict[str, Any] | None
@@ -425,21 +422,20 @@ class AuthSession:
             method, self.server_url + path, headers=headers, json=body
         )
         try:
-            response = await http.send(self._client, request)
+            reply = await http.call(self._client, request)
         except TrayNotifierError as exc:
             log.warning("logout: %s %s failed: %s", method, path, exc)
             return
-        if response.is_error:
-            log.warning("logout: %s %s answered HTTP %d", method, path, response.status_code)
+        if reply.status >= 400:
+            log.warning("logout: %s %s answered HTTP %d", method, path, reply.status)
 
-    def _tokens_from(self, response: httpx.Response, fallback_user: str) -> Tokens:
-        if response.status_code != 200:
+    def _tokens_from(self, reply: Reply, path: str, fallback_user: str) -> Tokens:
+        if reply.status != 200:
             raise ProtocolError(
-                f"unexpected answer HTTP {response.status_code} from {response.url.path}: "
-                "check the server URL."
+                f"unexpected answer HTTP {reply.status} from {path}: check the server URL."
             )
         try:
-            obj = response.json()
+            obj = reply.json
             now = self._clock()
             return Tokens(
                 access_token=str(obj["access_token"]),
@@ -450,7 +446,7 @@ class AuthSession:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise NotAnnouncementServer(
-                f"{response.url.path} did not answer with tokens: check that the server URL "
+                f"{path} did not answer with tokens: check that the server URL "
                 "points at an announcement server."
             ) from exc
 

@@ -17,6 +17,7 @@ messages never contain a token, a password or a URL query: they are shown and lo
     ├── NotFound               HTTP 404: the URL or an endpoint template is wrong
     ├── InputRefused           HTTP 400: the server refused what we sent (``field`` says where)
     ├── ProtocolError          the server broke the protocol (status, redirect, JSON)
+    │   └── ReplyTooLarge          an answer larger than any the server should give
     ├── ServerError            HTTP 5xx on a call: trying later may work
     ├── HistoryStoreError      the local history cannot be opened or used
     │   └── HistoryDamagedError    the file is damaged: move it aside, a new one is started
@@ -95,6 +96,11 @@ class InputRefused(TrayNotifierError):
 
 class ProtocolError(TrayNotifierError):
     """The server broke the protocol: an unexpected status, a bad redirect, malformed JSON."""
+
+
+class ReplyTooLarge(ProtocolError):
+    """An ordinary call's answer passed the size limit (:data:`app.core.http.MAX_REPLY_BYTES`,
+    counted after decoding gzip): not read further. The server URL is most likely wrong."""
 
 
 class ServerError(TrayNotifierError):

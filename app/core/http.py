@@ -7,11 +7,16 @@ by httpx, but by :func:`send`, which never lets a secret leave the origin (schem
 port) a request was meant for: the headers that carry one (:data:`SECRET_HEADERS`) are dropped
 as soon as a redirect leaves it, and a request body (a password, a refresh token) is never sent
 to another origin: a 307/308 there is refused with a ProtocolError.
+
+Ordinary (non-stream) calls go through :func:`call`, which reads at most
+:data:`MAX_REPLY_BYTES` of the answer's body, decoded: a huge answer, or a small gzip one that
+inflates to gigabytes, is refused with ReplyTooLarge before it can fill the memory.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import socket
@@ -19,6 +24,7 @@ import ssl
 import sys
 import threading
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from app.core.errors import (
     CertificateError,
     ConfigError,
     ProtocolError,
+    ReplyTooLarge,
     ServerUnreachable,
     TrayNotifierError,
 )
@@ -43,6 +50,12 @@ SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
 MAX_REDIRECTS = 10
 REQUEST_TIMEOUT = 20.0  # read timeout of ordinary (non-stream) calls
 USER_AGENT = f"{APP_ID}/{__version__}"
+#: the most of an ordinary answer's body that is read, decoded: tokens, an id, a refusal's
+#: words; what is larger is not an announcement server's answer
+MAX_REPLY_BYTES = 1024 * 1024
+#: the content codings :func:`call` asks for: the ones it decodes itself, bounded
+REPLY_ENCODINGS = "gzip, deflate"
+_RAW_CHUNK = 16 * 1024  # bytes of the body (as sent) decoded at a time
 #: TCP keepalive on every connection: a backend that sends nothing for hours (no SSE
 #: keepalive) keeps its stream, and a dead peer is still noticed within about two minutes
 KEEPALIVE_IDLE = 60  # seconds of silence before the first probe
@@ -89,13 +102,13 @@ class Reply:
         return None
 
     @classmethod
-    def of(cls, response: httpx.Response) -> Reply:
-        """The Reply of a response whose body was read (not a streaming one)."""
+    def parse(cls, status: int, body: bytes) -> Reply:
+        """The Reply of status ``status`` with the (decoded) ``body``."""
         try:
-            body = response.json() if response.content else None
-        except ValueError:  # not JSON (and UnicodeDecodeError is a ValueError)
-            body = None
-        return cls(response.status_code, body)
+            value = json.loads(body) if body else None
+        except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
+            value = None
+        return cls(status, value)
 
 
 def make_client(
@@ -227,6 +240,114 @@ async def send(
             )
         request = _redirected(request, response.status_code, response.url.join(location), first)
     raise ProtocolError(f"more than {MAX_REDIRECTS} redirects: check the server URL")
+
+
+async def call(
+    client: httpx.AsyncClient, request: httpx.Request, *, limit: int = MAX_REPLY_BYTES
+) -> Reply:
+    """Send an ordinary (non-stream) request as :func:`send` does and read its answer: at most
+    ``limit`` bytes of body once decoded (gzip, deflate), read and decoded a piece at a time.
+
+    Raises ReplyTooLarge as soon as the body passes ``limit`` (the connection is closed, the
+    rest never read nor inflated), ProtocolError for a body that cannot be decoded, and what
+    :func:`send` raises.
+    """
+    request.headers["Accept-Encoding"] = REPLY_ENCODINGS
+    response = await send(client, request, stream=True)
+    try:
+        body = await _read_bounded(response, limit)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, response.url) from exc
+    finally:
+        await response.aclose()
+    return Reply.parse(response.status_code, body)
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    decoder = _Decoder(response.headers.get("content-encoding", ""), response.url)
+    body = bytearray()
+    async for raw in response.aiter_raw(_RAW_CHUNK):
+        body += decoder.decode(raw, room=limit - len(body) + 1)
+        if len(body) > limit:
+            raise _too_large(response.url, limit)
+    body += decoder.flush()
+    if len(body) > limit:
+        raise _too_large(response.url, limit)
+    return bytes(body)
+
+
+def _too_large(url: httpx.URL, limit: int) -> ReplyTooLarge:
+    return ReplyTooLarge(
+        f"the answer of {_origin_text(url)}{url.path} was larger than {_size(limit)} "
+        "(once decoded), more than any answer of an announcement server: it was not read. "
+        "Check the server URL."
+    )
+
+
+def _size(count: int) -> str:
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):g} MiB"
+    return f"{count / 1024:g} KiB" if count >= 1024 else f"{count} bytes"
+
+
+class _Decoder:
+    """Decodes a body's content coding (identity, gzip or deflate) giving out no more than
+    asked for at a time: a gzip bomb is never inflated beyond the room left."""
+
+    def __init__(self, content_encoding: str, url: httpx.URL) -> None:
+        codings = [c.strip().lower() for c in content_encoding.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        self._url = url
+        self._coding = codings[0] if codings else "identity"
+        if len(codings) > 1 or self._coding not in ("identity", "gzip", "x-gzip", "deflate"):
+            raise ProtocolError(
+                f"{_origin_text(url)} answered with Content-Encoding {content_encoding!r}, "
+                f"though asked for {REPLY_ENCODINGS} only: check the server URL."
+            )
+        gzip = self._coding in ("gzip", "x-gzip")
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+        self._raw_deflate_possible = self._coding == "deflate"  # the bare kind, as httpx takes
+
+    def decode(self, data: bytes, *, room: int) -> bytes:
+        """The decoded bytes of ``data``: at most ``room`` (then the rest is not decoded)."""
+        if self._coding == "identity":
+            return data
+        out = bytearray()
+        try:
+            while data and len(out) < room:
+                piece = self._inflate(data, room - len(out))
+                tail = self._zlib.unconsumed_tail
+                if not piece and len(tail) == len(data):
+                    break  # (zlib took nothing: no more to get from this input)
+                out += piece
+                data = tail
+        except zlib.error as exc:
+            raise self._undecodable(exc) from exc
+        return bytes(out)
+
+    def _inflate(self, data: bytes, most: int) -> bytes:
+        if not self._raw_deflate_possible:
+            return self._zlib.decompress(data, most)
+        self._raw_deflate_possible = False
+        try:
+            return self._zlib.decompress(data, most)
+        except zlib.error:  # no zlib header: a bare deflate stream
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._zlib.decompress(data, most)
+
+    def flush(self) -> bytes:
+        if self._coding == "identity":
+            return b""
+        try:
+            return self._zlib.flush()
+        except zlib.error as exc:
+            raise self._undecodable(exc) from exc
+
+    def _undecodable(self, exc: zlib.error) -> ProtocolError:
+        return ProtocolError(
+            f"the {self._coding} answer of {_origin_text(self._url)}{self._url.path} could not "
+            f"be decoded ({exc}): check the server URL."
+        )
 
 
 def _redirected(

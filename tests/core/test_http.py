@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
 import ipaddress
 import json
 import ssl
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import pytest
 from app.config import Endpoints, StreamSettings
 from app.core import http
 from app.core.auth import AuthSession, Tokens
-from app.core.errors import CertificateError, ConfigError, ProtocolError
+from app.core.errors import CertificateError, ConfigError, ProtocolError, ReplyTooLarge
 from app.core.model import RawEvent, Status, StreamEvent
 from app.core.secrets import MemorySecretStore, login_key
 from app.core.stream import Outcome, OutcomeKind, StaticToken, StreamEngine
@@ -323,3 +326,116 @@ async def test_same_origin_redirect_keeps_the_body_and_the_token(
 )
 def test_in_clear_is_plain_http_off_this_computer(url: str, clear: bool) -> None:
     assert http.in_clear(url) is clear
+
+
+# ------------------------------------------------------------------ bounded answers
+
+BOMB_INFLATED = 256 * 1024 * 1024  # what the gzip bomb below inflates to
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """About 256 KiB of gzip that inflate to 256 MiB of zeros (made a MiB at a time)."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(1024 * 1024)
+    parts = [squeeze.compress(zeros) for _ in range(BOMB_INFLATED // len(zeros))]
+    return b"".join(parts) + squeeze.flush()
+
+
+def _encoded(body: bytes, coding: str) -> bytes:
+    if coding == "gzip":
+        return gzip.compress(body)
+    if coding == "deflate":  # a zlib stream, as the standard says
+        return zlib.compress(body)
+    squeeze = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # the bare deflate some servers send
+    return squeeze.compress(body) + squeeze.flush()
+
+
+async def test_a_gzip_bomb_answer_to_login_is_refused_quickly_and_small(
+    scripted: Scripted, gzip_bomb: bytes
+) -> None:
+    """The audit's bug: 512 MiB inflated from a small /auth/login answer took 4.1 GiB."""
+
+    async def bomb(conn: Conn) -> None:
+        await conn.respond(200, gzip_bomb, content_type="application/json", content_encoding="gzip")
+
+    server = scripted(bomb)
+    session = _session(server, MemorySecretStore())
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ReplyTooLarge) as refused:
+            await session.login(PASSWORD)
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await session.aclose()
+    text = str(refused.value)
+    assert "larger than 1 MiB" in text and "Check the server URL" in text
+    assert isinstance(refused.value, ProtocolError)  # a login failure of kind "not a server"
+    assert PASSWORD not in text
+    assert peak < 100 * 1024 * 1024, f"{peak / 2**20:.0f} MiB while refusing the answer"
+    assert elapsed < 10
+    assert server.requests[0].headers["accept-encoding"] == http.REPLY_ENCODINGS
+    assert not session.has_stored_login()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "bare-deflate"])
+async def test_an_encoded_answer_within_the_limit_is_read(scripted: Scripted, coding: str) -> None:
+    padded = json.loads(TOKENS_JSON) | {"padding": "x" * (http.MAX_REPLY_BYTES - 200)}
+    body = json.dumps(padded).encode()
+    assert len(body) <= http.MAX_REPLY_BYTES
+    server = scripted(
+        status(
+            200,
+            _encoded(body, coding),
+            content_type="application/json",
+            content_encoding=coding.removeprefix("bare-"),
+        )
+    )
+    session = _session(server, MemorySecretStore())
+    try:
+        tokens = await session.login(PASSWORD)
+    finally:
+        await session.aclose()
+    assert tokens.access_token == "at-1" and tokens.refresh_token == "rt-2"
+
+
+@pytest.mark.parametrize("length", [True, False])
+async def test_every_ordinary_call_is_bounded(scripted: Scripted, length: bool) -> None:
+    """An authorized call (receipts, publish, user info) and the logout calls too, with or
+    without a Content-Length (a plain body ended by the close)."""
+    huge = b'{"id": "' + b"9" * (2 * http.MAX_REPLY_BYTES) + b'"}'
+
+    async def huge_answer(conn: Conn) -> None:
+        extra = {"content_length": str(len(huge))} if length else {}
+        await conn.head(200, content_type="application/json", **extra)
+        await conn.send(huge)
+
+    server = scripted(huge_answer)
+    session = _session(server, _logged_in(server))
+    try:
+        with pytest.raises(ReplyTooLarge, match="larger than 1 MiB"):
+            await session.request("POST", "/announcements/{ann_id}/ack", ann_id="7")
+        await session.logout()  # best effort: refused answers are logged, the logout happens
+    finally:
+        await session.aclose()
+    assert not session.has_stored_login()
+    assert [r.path for r in server.requests] == [
+        "/announcements/7/ack",
+        "/sse/close/alice",
+        "/auth/logout",
+    ]
+
+
+async def test_a_broken_gzip_answer_is_a_protocol_error(scripted: Scripted) -> None:
+    server = scripted(
+        status(200, b"not gzip at all", content_type="application/json", content_encoding="gzip")
+    )
+    session = _session(server, MemorySecretStore())
+    try:
+        with pytest.raises(ProtocolError, match=r"could not be decoded.*check the server URL"):
+            await session.login(PASSWORD)
+    finally:
+        await session.aclose()
