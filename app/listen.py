@@ -1,9 +1,12 @@
 """``python -m app listen``: the headless listener on the core engine.
 
 One line per event on stdout (``--json``: ``{"id": last event id, "event": type, "data": data}``,
-flushed at once), logs on stderr. Exit codes: 0 after ``--max-events`` events, on HTTP 204 or on
-SIGINT/SIGTERM; 2 usage; 3 authentication (401 with no refresh possible, no stored login, no
-keyring); 4 protocol or configuration (wrong Content-Type, 403, 404, a TLS or config error).
+flushed at once), logs on stderr. Server text never reaches the terminal raw: control characters
+(C0, DEL, C1), bidirectional overrides and isolates are shown as escapes (``\\x1b``, ``\\u202e``;
+in JSON as ``\\u001b``), so a title cannot clear the screen, set the window title or reorder what
+is shown. Exit codes: 0 after ``--max-events`` events, on HTTP 204 or on SIGINT/SIGTERM; 2 usage;
+3 authentication (401 with no refresh possible, no stored login, no keyring); 4 protocol or
+configuration (wrong Content-Type, 403, 404, a TLS or config error).
 Anything else (drops, 5xx, refused connections) is retried for ever.
 """
 
@@ -15,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -84,6 +88,12 @@ def _read_token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> st
         except OSError as exc:
             parser.error(f"listen: cannot read the token file {args.token_file}: {exc.strerror}")
     if args.token is not None:
+        log.warning(
+            "--token puts the token on the command line, where every user of this computer can "
+            "read it (ps): pass it in the %s environment variable, with --token-stdin or "
+            "--token-file instead, or use --server URL --user U with the stored login.",
+            TOKEN_VARIABLE,
+        )
         return str(args.token)
     if args.url is not None:
         return os.environ.get(TOKEN_VARIABLE) or None
@@ -164,7 +174,7 @@ async def run_engine(
             log.debug("no asyncio signal handler for %s on this platform", sig)
     outcome = await engine.run()
     if isinstance(outcome.error, TrayNotifierError):  # ConfigError is one too
-        log.error("%s", outcome.error)
+        log.error("%s", terminal_safe(str(outcome.error)))
     return printer.exit_code if printer.failed else _EXIT_CODES[outcome.kind]
 
 
@@ -172,7 +182,7 @@ def _log_status(status: Status) -> None:
     text = status.state.value
     if status.retry_in is not None:
         text += f" (next attempt in {status.retry_in:.1f} s)"
-    log.info("%s", text + (f": {status.detail}" if status.detail else ""))
+    log.info("%s", terminal_safe(text + (f": {status.detail}" if status.detail else "")))
 
 
 class _Printer:
@@ -208,11 +218,37 @@ class _Printer:
             self.on_done()
 
 
+# what a terminal acts on or reorders: C0 controls (tab too), DEL, C1 controls (U+009B alone
+# starts a control sequence), the bidirectional marks, embeddings, overrides and isolates, and the
+# Unicode line and paragraph separators
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character a terminal would act on (or that reorders what it shows)
+    as a visible escape: ``\\x1b``, ``\\x9b``, ``\\u202e``."""
+    return _UNSAFE.sub(_escape, text)
+
+
 def _json_line(raw: RawEvent) -> str:
-    return json.dumps({"id": raw.id, "event": raw.event, "data": raw.data}, ensure_ascii=False)
+    """One JSON object; the characters of :func:`terminal_safe` as ``\\uXXXX`` escapes (which
+    json.dumps leaves raw for DEL, C1 and the bidi controls): the same data, safe on a terminal."""
+    line = json.dumps({"id": raw.id, "event": raw.event, "data": raw.data}, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 def _text_line(raw: RawEvent, typed: StreamEvent) -> str:
+    return terminal_safe(_plain_line(raw, typed))
+
+
+def _plain_line(raw: RawEvent, typed: StreamEvent) -> str:
     if isinstance(typed, Announcement):
         head = f"[{typed.priority.value}] {typed.title}".rstrip()
         text = f"{head}: {typed.body}" if typed.title else f"{head} {typed.body}"

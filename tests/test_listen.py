@@ -241,11 +241,19 @@ def test_each_announcement_once_in_order_across_two_server_restarts(
     def announcements() -> list[str]:
         return [e["id"] for e in received if e["event"] == "message"]
 
+    def connects() -> int:
+        return sum(e["event"] == "connected" for e in received)
+
+    def connected_more_than(times: int) -> Callable[[], bool]:
+        return lambda: connects() > times
+
     try:
         wait_until(lambda: any(e["event"] == "connected" for e in received))
         for batch in range(3):
             for i in range(batch * 70, min(200, batch * 70 + 70)):
                 published.append(server.publish(f"n{i}", f"announcement {i}"))
+            if batch > 0:  # (published while it was away: it waits at least a second)
+                wait_until(connected_more_than(batch))
             if batch < 2:  # restart on the same data folder and port while it streams
                 port, data_dir = server.port, server.data_dir
                 server.stop()
@@ -259,7 +267,7 @@ def test_each_announcement_once_in_order_across_two_server_restarts(
     assert announcements() == published  # each exactly once, in order
     titles = [json.loads(e["data"])["title"] for e in received if e["event"] == "message"]
     assert titles == [f"n{i}" for i in range(200)]
-    assert sum(e["event"] == "connected" for e in received) >= 3  # it did reconnect twice
+    assert connects() >= 3  # it did reconnect twice
 
 
 def test_a_fresh_listener_resumes_from_the_connected_position(
@@ -395,6 +403,47 @@ def test_the_token_can_stay_out_of_the_process_list(
     assert json.loads(result.stdout)["id"] == "7"
     assert server.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in " ".join(argv)
+    assert "--token puts the token on the command line" not in result.stderr
+
+
+def test_a_token_on_the_command_line_is_warned_about_at_run_time(
+    scripted: Scripted, tmp_path: Path
+) -> None:
+    server = scripted(sse('id: 7\ndata: {"type":"announcement","id":"7","title":"Hi"}\n\n'))
+    result = listen(tmp_path, "--url", server.url, "--token", TOKEN, "--max-events", "1")
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if "--token" in line]
+    assert "WARNING" in warning and "every user of this computer" in warning
+    assert "TRAY_NOTIFIER_TOKEN" in warning and "--server URL --user U" in warning
+    assert TOKEN not in result.stderr
+
+
+# a title that would set the terminal's title, clear the screen (ESC and the one-byte CSI), ring
+# the bell, and reverse what follows it
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b2J\u202egnp.exe\u2066x\x7f\x85"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_no_terminal_control_from_the_server_reaches_stdout(
+    scripted: Scripted, tmp_path: Path, as_json: bool
+) -> None:
+    announcement = {"type": "announcement", "id": "1", "title": HOSTILE, "body": HOSTILE}
+    data = json.dumps(announcement, ensure_ascii=False)
+    body = f"id: 1\ndata: {data}\n\nevent: {HOSTILE}\ndata: {HOSTILE}\n\n"
+    server = scripted(sse(body.encode(), then="stall"))
+    extra = ["--json"] if as_json else []
+    result = listen(tmp_path, "--url", server.url, "--max-events", "2", *extra, "--token", TOKEN)
+    assert result.returncode == 0, result.stderr
+    for bad in ("\x1b", "\x07", "\x9b", "\x7f", "\x85", "\u202e", "\u2066"):
+        assert bad not in result.stdout, f"raw {bad!r} on stdout"
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    if as_json:  # the same data, only escaped
+        assert [json.loads(line)["data"] for line in lines] == [data, HOSTILE]
+        assert json.loads(lines[1])["event"] == HOSTILE
+    else:
+        assert lines[0].startswith("1 [normal] \\x1b]0;pwned\\x07\\x1b[2J\\x9b2J\\u202egnp")
+        assert "\\x7f\\x85" in lines[1]
 
 
 def test_two_ways_of_giving_the_token_is_a_usage_error(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """When to reconnect: a pure object, with the clock and the random source passed in.
 
+- No wait is ever shorter than :data:`MIN_WAIT` (1 s), whatever the server says (``retry: 0``,
+  ``Retry-After: 0``): one client must never turn into a load generator.
 - After a stream that worked ends: the server's ``retry:`` time, plus jitter of at most a
   quarter of it (so many clients do not come back in the same millisecond).
 - After consecutive failures (refused, reset, 5xx): exponential with full jitter ABOVE that
-  time, ``uniform(base, min(cap, max(base, 0.25) * 2 ** n))`` after the n-th failure, capped at
-  5 minutes.
+  time, ``uniform(base, min(cap, base * 2 ** n))`` after the n-th failure, capped at 5 minutes.
+  (The stream engine counts a stream that ends at once, having delivered nothing, as a failure.)
   The server's ``retry:`` time is a floor: no wait is ever shorter (full jitter from zero would
   come back within milliseconds when the server asked for hundreds).
 - ``Retry-After`` (seconds or an HTTP date) of a 429 or 503 is honoured: the wait is at least
@@ -22,7 +24,7 @@ DEFAULT_RETRY = 3.0
 DEFAULT_CAP = 300.0
 SUCCESS_JITTER = 0.25
 RETRY_AFTER_MAX = 3600.0
-FAILURE_STEP_MIN = 0.25  # the window still doubles when the server says ``retry: 0``
+MIN_WAIT = 1.0  # the shortest wait before any reconnect, seconds: ``retry: 0`` is raised to it
 
 
 class Backoff:
@@ -36,35 +38,35 @@ class Backoff:
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.base = base
-        self.cap = cap
+        self.cap = max(cap, MIN_WAIT)
+        self.base = min(max(base, MIN_WAIT), self.cap)
         self.failures = 0
         self._rng = rng
         self._clock = clock
 
     def set_retry_ms(self, milliseconds: int) -> None:
-        """The server's ``retry:`` field: the new base wait."""
-        self.base = min(milliseconds / 1000.0, self.cap)
+        """The server's ``retry:`` field: the new base wait (never below MIN_WAIT)."""
+        self.base = min(max(milliseconds / 1000.0, MIN_WAIT), self.cap)
 
     def after_success(self) -> float:
         """A stream that worked has ended: forget failures; wait the retry time plus jitter."""
         self.failures = 0
-        return self.base * (1.0 + SUCCESS_JITTER * self._rng())
+        return max(MIN_WAIT, self.base * (1.0 + SUCCESS_JITTER * self._rng()))
 
     def after_failure(self, retry_after: str | None = None) -> float:
         """One more consecutive failure; ``retry_after`` is the raw header value, if any.
 
         The wait is the retry time plus a random share of the exponential window above it:
-        never below the retry time, at most ``cap`` (unless ``Retry-After`` asks for longer).
+        never below the retry time (nor MIN_WAIT), at most ``cap`` (unless ``Retry-After`` asks
+        for longer).
         """
         self.failures += 1
-        step = max(self.base, FAILURE_STEP_MIN)
-        ceiling = min(self.cap, step * 2.0 ** min(self.failures, 32))
+        ceiling = min(self.cap, self.base * 2.0 ** min(self.failures, 32))
         delay = self.base + (ceiling - self.base) * self._rng()
         server_wait = parse_retry_after(retry_after, now=self._clock()) if retry_after else None
         if server_wait is not None:
             delay = max(delay, min(server_wait, RETRY_AFTER_MAX))
-        return delay
+        return max(MIN_WAIT, delay)
 
     def reset(self) -> None:
         """Reconnect at once next time (network back, wake from sleep)."""

@@ -4,12 +4,16 @@ One :class:`StreamEngine` runs on one asyncio loop (the tray's worker thread, or
 main thread). It connects with httpx, decodes with our WHATWG decoder (:mod:`app.core.sse`),
 hands every event to ``on_event`` at once, reports its state to ``on_status``, and reconnects
 after drops, silences (heartbeat timeout) and failures with :class:`~app.core.backoff.Backoff`:
-every wait is at least the server's ``retry:`` time.
+every wait is at least the server's ``retry:`` time, and never under a second. A stream that
+ends at once (within :data:`STABLE_STREAM`, having delivered no event but control events)
+counts as a failure: a server that answers and closes again and again is met with a backoff
+that grows, not with a reconnect a second.
 
 Catch-up: a server replays at most so many missed announcements per connection, then sends
 ``event: sync`` with ``{"more": true}``. The engine then ends that response and continues at once
 from the last id (no wait, no backoff penalty, no connecting/connected status in between), until
-a ``sync`` says no more; :attr:`StreamEngine.catching_up` is true meanwhile.
+a ``sync`` says no more; :attr:`StreamEngine.catching_up` is true meanwhile. A ``sync`` with more
+on a response that delivered nothing is not followed at once: that would be a loop.
 
 httpx-sse is not used here: its decoder, line splitter, Content-Type check and request headers
 each fall short of the rules (see :mod:`app.core.sse`); what is left of it (``aconnect_sse``) is
@@ -62,6 +66,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EVENT_STREAM = "text/event-stream"
+STABLE_STREAM = 5.0  # seconds: a stream that ends sooner having delivered nothing has failed
 _TRANSIENT = (ServerUnreachable, ServerError)
 
 
@@ -132,8 +137,9 @@ class StreamEngine:
     it like an announcement's. :attr:`catching_up` changes just before such an event is handed
     over, so ``on_event`` sees the new value (and ``on_status`` when a catch-up breaks off).
 
-    ``sleep`` waits before a reconnect (tests pass one that records the wait). ``payload`` is
-    the backend profile that reads an event's data (:mod:`app.core.payload`).
+    ``sleep`` waits before a reconnect (tests pass one that records the wait); ``monotonic``
+    measures how long a stream lasted. ``payload`` is the backend profile that reads an event's
+    data (:mod:`app.core.payload`).
     """
 
     def __init__(
@@ -149,6 +155,7 @@ class StreamEngine:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         payload: PayloadProfile | None = None,
     ) -> None:
         if any(c in last_event_id for c in "\r\n\0"):
@@ -163,6 +170,7 @@ class StreamEngine:
         self._decoder = SSEDecoder(max_event_bytes=settings.max_event_bytes)
         self._backoff = Backoff(rng=rng, clock=clock)
         self._sleep = sleep
+        self._monotonic = monotonic
         self._last_event_id = last_event_id
         self._stopping = False
         self._catching_up = False
@@ -357,7 +365,8 @@ class StreamEngine:
         decoder.start_stream(self._last_event_id)
         parse, on_event = event_parser(self._payload), self._on_event
         reason = "the server ended the stream"
-        more = False
+        more = delivered = False
+        started = self._monotonic()
         try:
             async for chunk in response.aiter_bytes():
                 for raw in decoder.feed(chunk):
@@ -367,6 +376,8 @@ class StreamEngine:
                     typed = parse(raw)
                     if type(typed) is ControlEvent:
                         more = self._control(typed)
+                    else:
+                        delivered = True
                     on_event(raw, typed)
                     if more:
                         break  # nothing after it: a live event would leap over the rest
@@ -379,13 +390,16 @@ class StreamEngine:
             reason = f"the stream broke ({type(exc).__name__})"
         if decoder.retry is not None:
             self._backoff.set_retry_ms(decoder.retry)
-        if more:
+        if more and delivered:
             self._backoff.reset()
             log.info(
                 "catching up: more to replay after %r, continuing at once", self._last_event_id
             )
             return _CONTINUE
-        return self._backoff.after_success(), reason
+        if delivered or self._monotonic() - started >= STABLE_STREAM:
+            return self._backoff.after_success(), reason
+        log.info("the stream ended at once, with nothing delivered: counted as a failure")
+        return self._backoff.after_failure(), reason
 
     def _control(self, event: ControlEvent) -> bool:
         """Track the catch-up state from ``connected`` and ``sync``; True for "sync, more"."""

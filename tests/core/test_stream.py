@@ -15,11 +15,19 @@ import pytest
 from app.config import StreamSettings
 from app.core.errors import AccessDenied, LoginRequired, NotAnnouncementServer, NotFound
 from app.core.model import Announcement, ConnState, RawEvent, Status, StreamEvent
-from app.core.stream import Outcome, OutcomeKind, StaticToken, StreamEngine, TokenSource
+from app.core.stream import (
+    STABLE_STREAM,
+    Outcome,
+    OutcomeKind,
+    StaticToken,
+    StreamEngine,
+    TokenSource,
+)
 from tests.fixtures.scripted import Conn, ScriptedServer, redirect, sse, status
 
 Scripted = Callable[..., ScriptedServer]
 FAST = StreamSettings(heartbeat_timeout=5.0, connect_timeout=5.0)
+MAX_WAITS = 200  # a Harness stops its engine after so many waits
 
 
 class Harness:
@@ -38,6 +46,7 @@ class Harness:
         on_status: Callable[[Harness, Status], None] | None = None,
         rng: Callable[[], float] = lambda: 0.0,
         real_sleep: bool = False,
+        stop_at: float | None = None,
     ) -> None:
         self.on_event_hook = on_event
         self.on_status_hook = on_status
@@ -46,6 +55,8 @@ class Harness:
         self.stop_after = stop_after
         self.stop_on = set(stop_on)
         self.waits: list[float] = []  # every wait before a reconnect, in seconds
+        self.now = 0.0  # the engine's monotonic clock: moved on by each wait (and by tests)
+        self.stop_at = stop_at  # stop once the waits have taken this long (in self.now)
         self._real_sleep = real_sleep
         self.engine = StreamEngine(
             url=url,
@@ -56,11 +67,15 @@ class Harness:
             last_event_id=last_event_id,
             rng=rng,  # default no jitter: every wait is exactly the retry time
             sleep=self._sleep,
+            monotonic=lambda: self.now,
         )
 
     async def _sleep(self, delay: float) -> None:
         """The engine's wait: recorded, and only really slept with ``real_sleep``."""
         self.waits.append(delay)
+        self.now += delay
+        if (self.stop_at is not None and self.now > self.stop_at) or len(self.waits) >= MAX_WAITS:
+            self.engine.stop()  # (a reconnect storm ends the test instead of running for ever)
         await asyncio.sleep(delay if self._real_sleep else 0)
 
     def _on_event(self, raw: RawEvent, typed: StreamEvent) -> None:
@@ -452,20 +467,19 @@ async def test_httpx_sse_gaps_over_loopback(scripted: Scripted) -> None:
     await h.run()
     assert [(raw.id, raw.data) for raw, _ in h.events] == [("1", "a"), ("2", "b")]
     assert server.requests[1].headers["last-event-id"] == "2"
-    assert [s.retry_in for s in h.statuses if s.state is ConnState.OFFLINE] == [0.05]
+    assert [s.retry_in for s in h.statuses if s.state is ConnState.OFFLINE] == [1.0]  # floor
 
 
 # ------------------------------------------------------------------ reconnect timing
 
 
 async def test_no_wait_is_shorter_than_the_servers_retry_time(scripted: Scripted) -> None:
-    """The measured bug: a 503 retried 19 ms after the server asked for 300 ms. Real waits
-    here, measured where the requests arrive; the jitter is the extreme low end (0)."""
+    """The measured bug: a 503 retried 19 ms after the server asked for 300 ms (now 1.1 s,
+    above the floor of a second). Real waits here, measured where the requests arrive; the
+    jitter is the extreme low end (0)."""
     server = scripted(
-        sse("retry: 300\nid: 1\ndata: a\n\n"),
+        sse("retry: 1100\nid: 1\ndata: a\n\n"),
         status(503),
-        status(503),
-        status(500),
         sse("data: b\n\n", then="stall"),
     )
     h = Harness(server.url, stop_after=2, real_sleep=True)
@@ -473,8 +487,8 @@ async def test_no_wait_is_shorter_than_the_servers_retry_time(scripted: Scripted
     assert h.data == ["a", "b"]
     arrivals = [r.at for r in server.requests]
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert len(gaps) == 4 and min(gaps) >= 0.3, gaps
-    assert h.waits == [0.3, 0.3, 0.3, 0.3]
+    assert len(gaps) == 2 and min(gaps) >= 1.1, gaps
+    assert h.waits == [1.1, 1.1]
 
 
 async def test_jittered_failure_waits_stay_above_the_retry_time(scripted: Scripted) -> None:
@@ -488,7 +502,7 @@ async def test_jittered_failure_waits_stay_above_the_retry_time(scripted: Script
 
 
 async def test_retry_after_longer_than_the_backoff_is_honoured(scripted: Scripted) -> None:
-    server = scripted(sse("retry: 300\ndata: a\n\n"), status(503, retry_after="7"))
+    server = scripted(sse("retry: 1300\ndata: a\n\n"), status(503, retry_after="7"))
 
     def stop_at_second_offline(h: Harness, s: Status) -> None:
         if h.states.count(ConnState.OFFLINE) == 2:
@@ -497,7 +511,66 @@ async def test_retry_after_longer_than_the_backoff_is_honoured(scripted: Scripte
     h = Harness(server.url, on_status=stop_at_second_offline)
     await h.run()
     offline = [s.retry_in for s in h.statuses if s.state is ConnState.OFFLINE]
-    assert offline == [0.3, 7.0]
+    assert offline == [1.3, 7.0]
+
+
+async def test_retry_zero_and_close_backs_off_instead_of_a_storm(scripted: Scripted) -> None:
+    """The audit's bug: a server that sends ``retry: 0`` and closes got 4,300-5,400 connections
+    in 6 s from one client. Six seconds of waits (not slept: counted on the Harness clock)."""
+    server = scripted(sse("retry: 0\n\n"))
+    h = Harness(server.url, rng=lambda: 0.5, stop_at=6.0)
+    assert (await h.run()).kind is OutcomeKind.STOPPED
+    assert len(server.requests) <= 4, f"{len(server.requests)} connections in 6 s"
+    assert min(h.waits) >= 1.0
+    assert h.waits == sorted(h.waits) and h.waits[-1] > 2 * h.waits[0]  # exponential
+    assert all(w == pytest.approx(1.0 + (2.0**n - 1.0) * 0.5) for n, w in enumerate(h.waits, 1))
+
+
+async def test_retry_zero_at_the_lowest_jitter_still_waits_a_second(scripted: Scripted) -> None:
+    server = scripted(sse("retry: 0\n\n"), sse("retry: 1\n\n"), sse("retry: 0\n\n"))
+    h = Harness(server.url, rng=lambda: 0.0, stop_at=6.0)
+    await h.run()
+    assert len(server.requests) <= 7, f"{len(server.requests)} connections in 6 s"
+    assert h.waits and min(h.waits) == 1.0
+
+
+async def test_a_short_stream_that_delivered_something_has_not_failed(
+    scripted: Scripted,
+) -> None:
+    """A stream that hands over an announcement and closes at once worked: the retry time
+    (here the floor) plus the success jitter each time, no growing backoff."""
+    server = scripted(sse("retry: 0\ndata: x\n\n"))
+    h = Harness(server.url, rng=lambda: 1.0, stop_after=5)
+    await h.run()
+    assert h.waits == [1.25] * 4
+
+
+@pytest.mark.parametrize(("lasted", "growing"), [(0.0, True), (STABLE_STREAM, False)])
+async def test_a_stream_without_announcements_fails_only_when_it_ends_at_once(
+    scripted: Scripted, lasted: float, growing: bool
+) -> None:
+    """Only control events (a greeting) and a close: a failure when it came at once, a stream
+    that worked when it lasted (the Harness clock moves on while it is open)."""
+    server = scripted(sse("retry: 0\nevent: connected\ndata: {}\n\n"))
+
+    def time_passes(h: Harness, raw: RawEvent) -> None:
+        h.now += lasted
+
+    h = Harness(server.url, rng=lambda: 1.0, on_event=time_passes, stop_after=4)
+    await h.run()
+    assert h.waits == ([2.0, 4.0, 8.0] if growing else [1.25] * 3)
+
+
+async def test_sync_with_more_but_nothing_replayed_is_not_followed_at_once(
+    scripted: Scripted,
+) -> None:
+    """A server that says "more to replay" and replays nothing would be a reconnect loop."""
+    server = scripted(sse('retry: 0\nevent: sync\ndata: {"more": true}\n\n', then="stall"))
+    h = Harness(server.url, stop_after=3)
+    await h.run()
+    assert h.waits == [1.0, 1.0]
+    assert len(server.requests) == 3
+    assert not h.engine.catching_up
 
 
 # ------------------------------------------------------------------ event size
