@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QPainter, Q
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QWidget
 
 from app import resources
-from app.core.links import safe_link
+from app.core.links import link_for_display, safe_link
 from app.core.model import Priority
 
 ConfirmLink = Callable[[QWidget, str], bool]
@@ -109,7 +109,8 @@ def format_time(when: datetime | None) -> str:
 
 
 def ask_to_open_link(parent: QWidget, url: str) -> bool:
-    """The default link confirmation: a dialog that shows the full address first."""
+    """The default link confirmation: a dialog that shows the full address first, its host in
+    ASCII: a look-alike host (a Cyrillic letter among Latin ones) shows as ``xn--...``."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle(QCoreApplication.translate("LinkConfirmation", "Open link?"))
@@ -117,7 +118,7 @@ def ask_to_open_link(parent: QWidget, url: str) -> bool:
     box.setText(
         QCoreApplication.translate("LinkConfirmation", "Open this address in your web browser?")
         + "\n\n"
-        + url
+        + (link_for_display(url) or url)
     )
     open_button = box.addButton(
         QCoreApplication.translate("LinkConfirmation", "Open"),

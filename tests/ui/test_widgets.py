@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtWidgets import QLineEdit, QWidget
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox, QWidget
 
 from app.core.model import Priority
 from app.ui import widgets
@@ -63,6 +63,33 @@ def test_open_link_asks_first_and_only_for_web_addresses(
     assert widgets.open_link(parent, url, confirm=confirm, opener=opener) is opened
     assert confirmed == ([url] if asked else [])
     assert [u.toString() for u in urls] == ([url] if opened else [])
+
+
+@pytest.mark.parametrize("click", ["Open", "Cancel"])
+def test_the_confirmation_shows_a_look_alike_host_in_ascii(qtbot, click: str) -> None:
+    """``ex\u0430mple.com`` has a Cyrillic letter: the dialog shows what it really is."""
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    shown: list[str] = []
+
+    def answer() -> None:  # as a person would; closes the dialog whatever it holds
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):  # not shown yet
+            QTimer.singleShot(10, answer)
+            return
+        shown.append(box.text())
+        buttons = [b for b in box.buttons() if b.text() == click]
+        if len(buttons) == 1:
+            buttons[0].click()
+        else:
+            box.reject()
+
+    QTimer.singleShot(0, answer)
+    url = "https://ex\u0430mple.com/login"
+    assert widgets.ask_to_open_link(parent, url) is (click == "Open")
+    (text,) = shown
+    assert text.endswith("\n\nhttps://xn--exmple-4nf.com/login")
+    assert "\u0430" not in text
 
 
 def test_tab_order(qtbot) -> None:
