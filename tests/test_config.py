@@ -365,6 +365,92 @@ def test_bad_values_name_the_file_and_the_setting(
     assert "Fix the value in" in message  # what to do
 
 
+# every number setting's range (issue 18): no negative, zero, NaN, infinite or absurd value
+RANGES = {
+    "stream.heartbeat_timeout": (1, 86400),
+    "stream.connect_timeout": (1, 300),
+    "stream.max_event_bytes": (1024, 64 * 1024 * 1024),
+    "toast_settle_ms": (0, 10000),
+    "retention_days": (1, 3650),
+}
+
+
+def _line(key: str, value: str) -> str:
+    section, _, name = key.rpartition(".")
+    return f"[{section}]\n{name} = {value}\n" if section else f"{key} = {value}\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("stream.max_event_bytes", "-1"),
+        ("stream.max_event_bytes", "0"),
+        ("stream.max_event_bytes", "1023"),
+        ("stream.max_event_bytes", "67108865"),
+        ("stream.max_event_bytes", "100000000000000000000000000000"),  # once "no limit"
+        ("stream.heartbeat_timeout", "nan"),
+        ("stream.heartbeat_timeout", "inf"),
+        ("stream.heartbeat_timeout", "0"),
+        ("stream.heartbeat_timeout", "0.5"),
+        ("stream.heartbeat_timeout", "86401"),
+        ("stream.heartbeat_timeout", "1e29"),
+        ("stream.heartbeat_timeout", "1" + "0" * 400),  # an integer no float holds
+        ("stream.connect_timeout", "-inf"),
+        ("stream.connect_timeout", "nan"),
+        ("stream.connect_timeout", "-1"),
+        ("stream.connect_timeout", "301"),
+        ("toast_settle_ms", "-1"),
+        ("toast_settle_ms", "10001"),
+        ("retention_days", "0"),
+        ("retention_days", "3651"),
+        ("retention_days", "100000000000000000000000000000"),
+    ],
+)
+def test_numbers_outside_their_range_say_the_range(
+    paths: config.Paths, key: str, value: str
+) -> None:
+    target = write_user(paths, _line(key, value))
+    with pytest.raises(config.ConfigError) as info:
+        config.load(paths, environ={})
+    low, high = RANGES[key]
+    message = str(info.value)
+    assert f"{target}: {key} = " in message
+    assert f"must be from {low} to {high} (" in message
+    assert f"Fix the value in {target}" in message
+
+
+@pytest.mark.parametrize("key", RANGES)
+def test_numbers_at_the_ends_of_their_range_are_accepted(paths: config.Paths, key: str) -> None:
+    section, _, name = key.rpartition(".")
+    for end in RANGES[key]:
+        write_user(paths, _line(key, str(end)))
+        cfg = config.load(paths, environ={})
+        assert getattr(getattr(cfg, section) if section else cfg, name) == end
+
+
+def test_every_number_setting_has_a_range() -> None:
+    numbers = [k for k in config.setting_keys() if isinstance(_default(k), int | float)]
+    numbers = [k for k in numbers if not isinstance(_default(k), bool)]
+    assert sorted(numbers) == sorted(RANGES) == sorted(config.RANGES)
+    with pytest.raises(TypeError, match="range"):
+        config._kind("new_number", int)
+
+
+def _default(key: str) -> object:
+    value: object = config.Config()
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "1e400", "0", "100000", "1" * 5000])
+def test_a_heartbeat_variable_out_of_range_is_named(paths: config.Paths, text: str) -> None:
+    with pytest.raises(config.ConfigError) as info:
+        config.load(paths, environ={"SSE_HEARTBEAT_TIMEOUT": text})
+    message = str(info.value)
+    assert "SSE_HEARTBEAT_TIMEOUT" in message and "from 1 to 86400" in message
+
+
 def test_missing_files_are_no_error(tmp_path: Path) -> None:
     p = config.Paths(tmp_path / "u", tmp_path / "d", tmp_path / "l", (tmp_path / "none.toml",))
     assert config.load(p, environ={}) == config.Config()
