@@ -13,14 +13,25 @@ from pathlib import Path
 
 from app.core.files import FILE_MODE, private_dir
 
+_SECRET_NAMES = r"(?:access_token|refresh_token|id_token|token|password|secret)"  # noqa: S105 - names
+# values, never prose: "the server refused the token: logging in again" stays as it is
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Authorization: Bearer <token>
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1[REDACTED]"),
-    # JSON or query style secrets: "access_token": "...", refresh_token=..., password: ...
+    # Authorization: Bearer <token> (a token, not the word: "the Bearer token /metrics needs")
+    (
+        re.compile(r"(?i)(bearer\s+)(?=[A-Za-z]{16}|[A-Za-z0-9\-._~+/]*[^A-Za-z\s])[\w\-.~+/]+=*"),
+        r"\1[REDACTED]",
+    ),
+    # JSON: "access_token": "..." (the whole string, escapes included)
+    (re.compile(rf'(?i)("{_SECRET_NAMES}"\s*:\s*")(?:[^"\\]|\\.)*'), r"\1[REDACTED]"),
+    # a query, a form or code: refresh_token=..., password=...
+    (re.compile(rf"(?i)(\b{_SECRET_NAMES}=)[^\"&\s,}}]+"), r"\1[REDACTED]"),
+    # a header or a dump: "password: hunter2", "'token': 'a1b2'": only a value that is no plain
+    # word (it holds a digit or a symbol, or is 16 letters long), so a sentence about a token is
+    # left alone
     (
         re.compile(
-            r"(?i)(\"?(?:access_token|refresh_token|token|password|secret)\"?\s*[:=]\s*\"?)"
-            r"[^\"&\s,}]+"
+            rf"(?i)(\b{_SECRET_NAMES}\b[\"']?\s*:\s*[\"']?)"
+            r"(?=[A-Za-z]{16}|[^\s\"'&,}]*[^A-Za-z\s\"'&,}.;!?])[^\"'&\s,}]+"
         ),
         r"\1[REDACTED]",
     ),
