@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app import APP_NAME, logs
-from app.config import Config, Paths
+from app.core.config import Config, Paths
 from app.core.model import Priority
 from app.core.secrets import (
     KeyringSecretStore,

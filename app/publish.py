@@ -20,7 +20,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from app import config as app_config
+from app.core import config as app_config
 from app.core.auth import AuthSession
 from app.core.errors import (
     AccessDenied,

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-from app.config import StreamSettings
+from app.core.config import StreamSettings
 from app.core.model import RawEvent, Status, StreamEvent
 from app.core.sse import SSEDecoder
 from app.core.stream import StreamEngine

@@ -40,8 +40,8 @@ import httpx
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from app import config as config_mod
-from app.config import Config, Paths
+from app.core import config as config_mod
+from app.core.config import Config, Paths
 from app.core.model import ConnState
 from app.core.secrets import MemorySecretStore
 from bench._common import ServerProc, login

@@ -161,7 +161,7 @@ class TrayBench:
 
     def _fill_history(self, count: int) -> None:
         """``count`` announcements already stored and told (the badge shows them unread)."""
-        from app.config import Paths
+        from app.core.config import Paths
         from app.core.model import Announcement
         from app.core.store import HistoryStore
 

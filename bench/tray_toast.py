@@ -331,7 +331,7 @@ class ToastResult:
 
 
 def configured_settle_ms(bench: TrayBench) -> int:
-    from app import config as config_mod
+    from app.core import config as config_mod
 
     paths = config_mod.Paths.default(bench.env())
     return config_mod.load(paths, environ=bench.env()).toast_settle_ms
@@ -339,7 +339,7 @@ def configured_settle_ms(bench: TrayBench) -> int:
 
 def set_settle_ms(bench: TrayBench, settle_ms: int) -> None:
     """Write ``toast_settle_ms`` into the tray's user settings file (as the Settings would)."""
-    from app import config as config_mod
+    from app.core import config as config_mod
 
     paths = config_mod.Paths.default(bench.env())
     current = config_mod.load(paths, environ=bench.env())

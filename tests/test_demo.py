@@ -15,8 +15,8 @@ import pytest
 from keyring.backends.fail import Keyring as FailKeyring
 
 from app import demo, listen
-from app.config import Config
 from app.core.auth import AuthSession
+from app.core.config import Config
 from app.core.model import Priority
 from app.core.secrets import MemorySecretStore
 from app.exit_codes import EXIT_OK

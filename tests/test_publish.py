@@ -13,8 +13,8 @@ import pytest
 
 from app import publish
 from app.cli import build_parser
-from app.config import Config
 from app.core.auth import AuthSession
+from app.core.config import Config
 from app.core.model import Draft, Priority
 from app.core.secrets import MemorySecretStore
 from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL

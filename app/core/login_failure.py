@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from app.config import ConfigError
+from app.core.config import ConfigError
 from app.core.errors import (
     CertificateError,
     NotAnnouncementServer,

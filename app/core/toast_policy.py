@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
 
-from app.config import Config
+from app.core.config import Config
 from app.core.model import Announcement, ConnState, Priority
 
 _DISCONNECTED = frozenset({ConnState.CONNECTING, ConnState.OFFLINE, ConnState.ERROR})

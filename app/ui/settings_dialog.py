@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import APP_NAME
-from app.config import Config, QuietHours
+from app.core.config import Config, QuietHours
 from app.core.files import private_dir
 from app.core.model import Priority
 from app.ui import widgets
@@ -53,13 +53,13 @@ class SettingsDialog(QDialog):
     shown read-only, with a tooltip saying who set it, and Save keeps its value.
 
     Signals (emitted on the GUI thread):
-        saved(object): the new ``app.config.Config`` (built with ``config.with_changes``);
+        saved(object): the new ``app.core.config.Config`` (built with ``config.with_changes``);
             the root writes it with ``config.save_user`` and applies it.
 
     ``open_url`` (keyword) opens the log folder; tests inject it.
     """
 
-    saved = Signal(object)
+    saved = Signal(Config)
 
     def __init__(
         self,
@@ -145,7 +145,7 @@ class SettingsDialog(QDialog):
         self.locked_note.setObjectName("hint")
         self.locked_note.setWordWrap(True)
         self.locked_note.hide()
-        #: the widget that edits each setting (a dotted key of app.config)
+        #: the widget that edits each setting (a dotted key of app.core.config)
         self.setting_widgets: dict[str, QWidget] = {
             "server_url": self.server_edit,
             "start_at_login": self.autostart_check,

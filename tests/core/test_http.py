@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Endpoints, StreamSettings
 from app.core import http
 from app.core.auth import AuthSession, Tokens
+from app.core.config import Endpoints, StreamSettings
 from app.core.errors import CertificateError, ConfigError, ProtocolError, ReplyTooLarge
 from app.core.model import RawEvent, Status, StreamEvent
 from app.core.secrets import MemorySecretStore, login_key

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import StreamSettings
 from app.core import http
+from app.core.config import StreamSettings
 from app.core.stream import OutcomeKind
 from tests.core.test_http import _private_ca, _run
 from tests.fixtures.scripted import ScriptedServer, sse

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.config import PayloadProfile
+from app.core.config import PayloadProfile
 from app.core.model import Announcement, Priority, RawEvent, Revoke
 from app.core.payload import parse_event
 from app.core.sse import SSEDecoder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 
-from app.config import Config, QuietHours
+from app.core.config import Config, QuietHours
 from app.core.model import Announcement, ConnState, Priority
 from app.core.toast_policy import Toast, ToastKind, ToastPolicy
 

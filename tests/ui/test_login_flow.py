@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.config import Config, Paths
+from app.core.config import Config, Paths
 from app.core.login_failure import FailureKind, LoginFailure
 from app.ui.login_flow import LoginAttempt, LoginFlow
 from app.ui.notices import Notices

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QPoint, Qt, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from app.config import Config, QuietHours
+from app.core.config import Config, QuietHours
 from app.core.model import Announcement, ConnState, Priority
 from app.core.toast_policy import ToastPolicy
 from app.ui.notifier import DeliveryMethod, Notifier, ToastRecord

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app import config as config_mod
-from app.config import Config, Paths
+from app.core import config as config_mod
 from app.core.autostart import XdgAutostart
+from app.core.config import Config, Paths
 from app.core.model import Announcement, Priority
 from app.ui.root import Root
 from app.ui.settings import Settings

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt, QTime, QUrl
 from PySide6.QtWidgets import QLineEdit
 
-from app.config import AuthProfile, Config, QuietHours
+from app.core.config import AuthProfile, Config, QuietHours
 from app.core.login_failure import FailureKind, LoginFailure
 from app.core.model import Priority
 from app.ui.login_dialog import LoginDialog

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import certifi
 import pytest
 
-from app import config
+from app.core import config
+from app.core.config.values import converters
 from app.core.model import Priority
 
 
@@ -125,6 +126,7 @@ def test_every_setting_round_trips_through_a_file(paths: config.Paths, ca_file: 
     cfg = config.Config(
         server_url="https://x.example",
         username="u",
+        previous_server_urls=("https://old.example", "https://x.example/old"),
         endpoints=changed(config.Endpoints, ca_file),
         stream=changed(config.StreamSettings, ca_file),
         auth=config.AuthProfile(
@@ -167,7 +169,7 @@ def test_every_setting_round_trips_through_a_file(paths: config.Paths, ca_file: 
 
 def test_a_field_of_an_unknown_type_fails_loudly() -> None:
     with pytest.raises(TypeError, match="no parser"):
-        config._kind("new_setting", list[str])
+        converters("new_setting", list[str])
 
 
 # ---------------------------------------------------------------- the user's file: only changes
@@ -249,7 +251,7 @@ def test_locked_settings_ignore_the_users_file_with_a_warning(
         'server_url = "https://mine.example.org"\ntoast_min_priority = "low"\nlanguage = "en"\n'
         f'[stream]\nca_bundle = "{ca_file}"\n',
     )
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="app.core.config"):
         cfg = config.load(paths, environ={})
     assert cfg.server_url == "https://it.example.org"
     assert cfg.toast_min_priority is Priority.HIGH
@@ -284,7 +286,7 @@ def test_a_lock_list_counts_only_in_a_system_file(
     paths: config.Paths, caplog: pytest.LogCaptureFixture
 ) -> None:
     user = write_user(paths, 'locked = ["language"]\nlanguage = "en"\n')
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="app.core.config"):
         cfg = config.load(paths, environ={})
     assert cfg.locked == frozenset() and cfg.language == "en"
     assert any(str(user) in w and "locked" in w for w in warnings(caplog))
@@ -296,7 +298,7 @@ def test_a_lock_of_an_unknown_setting_warns(
     paths: config.Paths, caplog: pytest.LogCaptureFixture
 ) -> None:
     etc(paths).write_text('locked = ["server_ulr", "stream"]\n')
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="app.core.config"):
         cfg = config.load(paths, environ={})
     assert cfg.locked == {"stream"}
     assert any(str(etc(paths)) in w and "server_ulr" in w for w in warnings(caplog))
@@ -327,7 +329,7 @@ def test_unknown_keys_warn_naming_the_file_and_key(
 ) -> None:
     target = etc(paths) if layer == "system" else write_user(paths, "")
     target.write_text(text)
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="app.core.config"):
         config.load(paths, environ={})
     assert any(str(target) in w and key in w for w in warnings(caplog)), warnings(caplog)
 
@@ -433,7 +435,7 @@ def test_every_number_setting_has_a_range() -> None:
     numbers = [k for k in numbers if not isinstance(_default(k), bool)]
     assert sorted(numbers) == sorted(RANGES) == sorted(config.RANGES)
     with pytest.raises(TypeError, match="range"):
-        config._kind("new_number", int)
+        converters("new_number", int)
 
 
 def _default(key: str) -> object:

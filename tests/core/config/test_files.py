@@ -18,10 +18,11 @@ from pathlib import Path
 import certifi
 import pytest
 
-from app import config
+from app.core import config
+from app.core.config.files import beyond_limits
 from tests.fixtures.scripted import ScriptedServer, sse, status
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "tok-18-secret"
 POSIX = os.name == "posix"
 ROOT_USER = POSIX and os.geteuid() == 0
@@ -119,9 +120,9 @@ def test_the_nesting_scan_passes_every_valid_shape() -> None:
         "[[g.h]]\nx = 1\n[[g.h]]\nx = 2\n"
     )
     assert tomllib.loads(text)["g"]["h"] == [{"x": 1}, {"x": 2}]  # valid TOML
-    assert config._beyond_limits(text) is None
+    assert beyond_limits(text) is None
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert config._beyond_limits(pyproject) is None
+    assert beyond_limits(pyproject) is None
 
 
 def test_32_levels_are_read(paths: config.Paths) -> None:
@@ -305,7 +306,7 @@ def test_a_system_layer_every_user_may_write_is_ignored_with_a_warning(
     system = system_file(paths, 'locked = ["server_url"]\nserver_url = "https://evil.example"\n')
     system.chmod(0o666)
     user_file(paths, b'server_url = "https://mine.example"\n')
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="app.core.config"):
         cfg = config.load(paths, environ={})
     assert cfg.server_url == "https://mine.example"  # neither its value nor its lock
     assert cfg.locked == frozenset()
@@ -323,7 +324,7 @@ def test_a_system_folder_every_user_may_write_is_ignored_with_a_warning(
 ) -> None:
     system = system_file(paths, 'server_url = "https://evil.example"\n')
     system.parent.chmod(0o777)
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="app.core.config"):
         cfg = config.load(paths, environ={})
     assert cfg.server_url == ""
     assert any(f"chmod o-w {system.parent}" in w for w in warnings(caplog)), warnings(caplog)
@@ -381,7 +382,7 @@ def test_a_system_layer_owned_by_another_user_is_ignored_with_a_warning(
 ) -> None:
     system = system_file(paths, 'server_url = "https://evil.example"\n')
     os.chown(system, OTHER_UID, -1)
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="app.core.config"):
         cfg = config.load(paths, environ={})
     assert cfg.server_url == ""
     assert any(f"sudo chown root {system}" in w for w in warnings(caplog)), warnings(caplog)
