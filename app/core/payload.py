@@ -2,7 +2,7 @@
 
 Without a profile (:attr:`PayloadProfile.is_set` false) the companion format is read, with the
 common ``{"code", "msg", "data"}`` envelope and plain text understood too
-(:func:`app.core.model.to_stream_event`). With one, JSON Pointers pick the id, title, body,
+(:func:`app.core.events.to_stream_event`). With one, JSON Pointers pick the id, title, body,
 priority and link out of the event's JSON; ``body_format = "html"`` turns markup into plain text
 (:mod:`app.core.htmltext`), never rendered. Rules that hold either way:
 
@@ -20,8 +20,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from app.config import PayloadProfile
 from app.core import htmltext, pointer
+from app.core.config import PayloadProfile
+from app.core.events import load_json, plain_text, to_stream_event
 from app.core.model import (
     CONTROL_EVENTS,
     Announcement,
@@ -30,9 +31,6 @@ from app.core.model import (
     RawEvent,
     StreamEvent,
     anonymous_id,
-    load_json,
-    plain_text,
-    to_stream_event,
 )
 
 log = logging.getLogger(__name__)

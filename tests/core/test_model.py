@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
 
-from app import APP_NAME
 from app.core.model import (
     ROW_COLUMNS,
     Announcement,
     Draft,
     Priority,
-    RawEvent,
-    Revoke,
     from_epoch,
-    load_json,
-    to_stream_event,
 )
 
 FULL = Announcement(
@@ -86,20 +80,6 @@ def test_from_epoch() -> None:
         from_epoch("0")
 
 
-def test_display_title_is_the_one_rule() -> None:
-    assert FULL.display_title() == "Fire drill"
-    untitled = to_stream_event(RawEvent(data="the canteen is closed today"))
-    assert isinstance(untitled, Announcement) and untitled.legacy
-    assert untitled.display_title() == APP_NAME
-    assert untitled.display_title("Notices") == "Notices"
-
-
-def test_typed_stream_events() -> None:
-    raw = RawEvent(data='{"type":"revoke","id":"3"}', id="3")
-    assert to_stream_event(raw) == Revoke("3")
-    assert to_stream_event(RawEvent(data=json.dumps(FULL.to_json()), id="7")) == FULL
-
-
 @pytest.mark.parametrize(
     ("draft", "audience"),
     [
@@ -120,32 +100,3 @@ def test_draft_to_json(draft: Draft, audience: dict[str, object]) -> None:
 def test_draft_with_link_and_expiry() -> None:
     obj = Draft("t", "b", Priority.LOW, url="https://x", expires_at="2030-01-01").to_json()
     assert (obj["priority"], obj["url"], obj["expires_at"]) == ("low", "https://x", "2030-01-01")
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"id": "1", "title": "T", "nested": {"a": [1, 2.5, null, true]}}',
-        '{"a": 1}  \n\t\r ',
-        '  {"a": 1}',
-        "[1, 2]",
-        '"text"',
-        "12",
-        '{"a": "\\u00e9\\ud83d\\ude80"}',
-        '{"a": NaN, "b": Infinity}',
-    ],
-)
-def test_load_json_reads_what_json_loads_reads(text: str) -> None:
-    assert load_json(text) == json.loads(text)
-    assert type(load_json(text)) is type(json.loads(text))
-
-
-@pytest.mark.parametrize(
-    "text", ['{"a": 1} x', '{"a": 1}{"b": 2}', '{"a": ', "{", "{'a': 1}", '{"a": 1,}', "", "x"]
-)
-def test_load_json_refuses_what_json_loads_refuses(text: str) -> None:
-    with pytest.raises(ValueError) as expected:
-        json.loads(text)
-    with pytest.raises(ValueError) as got:
-        load_json(text)
-    assert str(got.value) == str(expected.value)

@@ -1,0 +1,56 @@
+"""Typing stream events without a backend profile (the companion format, plain text), and the
+JSON reader of the hot path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app import APP_NAME
+from app.core.events import load_json, to_stream_event
+from app.core.model import Announcement, RawEvent, Revoke
+from tests.core.test_model import FULL
+
+
+def test_display_title_is_the_one_rule() -> None:
+    assert FULL.display_title() == "Fire drill"
+    untitled = to_stream_event(RawEvent(data="the canteen is closed today"))
+    assert isinstance(untitled, Announcement) and untitled.legacy
+    assert untitled.display_title() == APP_NAME
+    assert untitled.display_title("Notices") == "Notices"
+
+
+def test_typed_stream_events() -> None:
+    raw = RawEvent(data='{"type":"revoke","id":"3"}', id="3")
+    assert to_stream_event(raw) == Revoke("3")
+    assert to_stream_event(RawEvent(data=json.dumps(FULL.to_json()), id="7")) == FULL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": "1", "title": "T", "nested": {"a": [1, 2.5, null, true]}}',
+        '{"a": 1}  \n\t\r ',
+        '  {"a": 1}',
+        "[1, 2]",
+        '"text"',
+        "12",
+        '{"a": "\\u00e9\\ud83d\\ude80"}',
+        '{"a": NaN, "b": Infinity}',
+    ],
+)
+def test_load_json_reads_what_json_loads_reads(text: str) -> None:
+    assert load_json(text) == json.loads(text)
+    assert type(load_json(text)) is type(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a": 1} x', '{"a": 1}{"b": 2}', '{"a": ', "{", "{'a': 1}", '{"a": 1,}', "", "x"]
+)
+def test_load_json_refuses_what_json_loads_refuses(text: str) -> None:
+    with pytest.raises(ValueError) as expected:
+        json.loads(text)
+    with pytest.raises(ValueError) as got:
+        load_json(text)
+    assert str(got.value) == str(expected.value)
