@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 import httpx
 import pytest
 
-from app.config import Endpoints, StreamSettings
 from app.core.auth import AuthSession, Tokens
+from app.core.config import Endpoints, StreamSettings
 from app.core.errors import LoginRequired, WrongCredentials
 from app.core.http import Reply
 from app.core.model import Announcement, ConnState, ControlEvent, RawEvent, Status, StreamEvent
@@ -20,7 +20,7 @@ from app.core.secrets import MemorySecretStore, login_key
 from app.core.stream import Outcome, OutcomeKind, StreamEngine
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.scripted import Conn, ScriptedServer
-from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
+from tests.fixtures.server import DEMO_PASSWORD, ManualClock, ServerFactory
 
 Scripted = Callable[..., ScriptedServer]
 
@@ -225,16 +225,24 @@ async def test_engine_receives_announcements_and_resumes_after_close(
     assert engine.last_event_id == c.events[-1][0].id
 
 
-async def test_expired_token_gets_one_refresh_on_401(server_factory: ServerFactory) -> None:
-    server = server_factory(demo_users=True, token_ttl=1.0, retry_ms=50, ping_interval=0.2)
-    frozen = [0.0]
+async def _no_wait(seconds: float) -> None:
+    """The engine's wait before a reconnect, passed at once (its length is tested elsewhere)."""
+    await asyncio.sleep(0)
+
+
+async def test_expired_token_gets_one_refresh_on_401(
+    server_factory: ServerFactory, server_clock: ManualClock
+) -> None:
+    server = server_factory(demo_users=True, ping_interval=0.2, clock=server_clock)
     # the session's clock stands still, so it never refreshes before the server says 401
-    session = session_for(server, MemorySecretStore(), clock=lambda: frozen[0])
+    session = session_for(server, MemorySecretStore(), clock=lambda: 0.0)
     try:
         await session.login(DEMO_PASSWORD)
         first = await session.access_token()
         c = Collector(until=lambda c: "after expiry" in c.titles())
-        task = asyncio.create_task(engine_for(session, c).run())
+        task = asyncio.create_task(engine_for(session, c, sleep=_no_wait).run())
+        await c.wait_for(lambda c: "connected" in c.controls())
+        server_clock.advance(server.config.http.token_ttl + 1)  # every token it issued expired
         await c.wait_for(lambda c: c.controls().count("connected") >= 2, timeout=30)
         await publish(server, ["after expiry"])
         outcome: Outcome = await asyncio.wait_for(task, 20)
@@ -316,22 +324,20 @@ async def test_cancelled_refresh_still_stores_the_rotated_tokens(scripted: Scrip
         await session.aclose()
 
 
-async def test_authorized_request_refreshes_once_on_401(server_factory: ServerFactory) -> None:
-    server = server_factory(demo_users=True, token_ttl=1.0)
+async def test_authorized_request_refreshes_once_on_401(
+    server_factory: ServerFactory, server_clock: ManualClock
+) -> None:
+    server = server_factory(demo_users=True, clock=server_clock)
     # the session's clock stands still, so only the server's 401 can make it refresh
     session = session_for(server, MemorySecretStore(), clock=lambda: 0.0)
     try:
         await session.login(DEMO_PASSWORD)
         first = await session.access_token()
         ann_id = await asyncio.to_thread(server.publish, "Read me", "and acknowledge")
-
-        async def expired() -> None:
-            async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-                headers = {"Authorization": f"Bearer {first}"}
-                while (await client.get("/announcements", headers=headers)).status_code != 401:
-                    await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(expired(), 10)
+        server_clock.advance(server.config.http.token_ttl + 1)
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            headers = {"Authorization": f"Bearer {first}"}
+            assert (await client.get("/announcements", headers=headers)).status_code == 401
         reply = await session.request("POST", "/announcements/{id}/ack", id=ann_id)
         assert isinstance(reply, Reply) and reply.ok  # typed: never an httpx.Response
         assert reply.status == 200

@@ -13,10 +13,13 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from app.core.config import Config, Paths
 from app.core.model import ConnState
+from app.core.secrets import MemorySecretStore
 from app.server.embedded import EmbeddedServer
 from app.ui.root import Root
-from tests.fixtures.qt import Spy
+from app.ui.worker import StreamWorker
+from tests.fixtures.qt import RecordingTransport, Spy
 from tests.fixtures.server import DEMO_PASSWORD
 
 WAIT = 15_000
@@ -62,11 +65,18 @@ def test_delivered_read_and_acknowledged_reach_the_publisher(
     server_factory: Any,
     make_root: Callable[..., Root],
     caplog: pytest.LogCaptureFixture,
+    tray_paths: Paths,
+    recording_transport: RecordingTransport,
 ) -> None:
     caplog.set_level(logging.INFO, logger="app.core.receipts")
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
     reach = Reach(server)
-    root = make_root()
+    # receipts gathered for 50 ms, not the tray's second: the test waits on what the server has
+    secrets = MemorySecretStore()
+    worker = StreamWorker(
+        config=Config(), secrets=secrets, transport=recording_transport, receipt_delay=0.05
+    )
+    root = make_root(worker=worker, secrets=secrets)
     delivered = Spy(root.notifier.delivered)
     root.start()
     log_in(qtbot, root, server.url)

@@ -15,7 +15,6 @@ from PySide6.QtCore import QCoreApplication, QSocketNotifier, QTimer
 from pytestqt.qtbot import QtBot
 
 from app.core.routes import RouteSocket
-from app.ui import wake
 from app.ui.wake import ClockChangeFd, WakeMonitor
 from tests.fixtures.qt import Spy
 
@@ -90,7 +89,7 @@ def test_a_cancelled_read_rearms_and_reports_a_clock_change(
     def cancelled(_fd: int, _n: int) -> bytes:
         raise OSError(errno.ECANCELED, os.strerror(errno.ECANCELED))
 
-    monkeypatch.setattr(wake.os, "read", cancelled)
+    monkeypatch.setattr(os, "read", cancelled)
     assert fd.read() is True
     assert len(armed) == 1
     assert armed[0] > 2_000_000_000 or armed == [2**31 - 1]
@@ -98,14 +97,14 @@ def test_a_cancelled_read_rearms_and_reports_a_clock_change(
     def expired(_fd: int, _n: int) -> bytes:
         return (1).to_bytes(8, sys.byteorder)
 
-    monkeypatch.setattr(wake.os, "read", expired)
+    monkeypatch.setattr(os, "read", expired)
     assert fd.read() is False  # the far expiry came: re-armed, not a clock change
     assert len(armed) == 2
 
     def broken(_fd: int, _n: int) -> bytes:
         raise OSError(errno.EBADF, "bad")
 
-    monkeypatch.setattr(wake.os, "read", broken)
+    monkeypatch.setattr(os, "read", broken)
     with pytest.raises(OSError):
         fd.read()
 
