@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from app.config import Config
 from app.core import http
 from app.core.auth import AuthSession
-from app.core.errors import TrayNotifierError
+from app.core.config import Config
+from app.core.errors import TrayNotifierError, kind_of
 from app.core.login_failure import LoginFailure, classify
 from app.core.model import (
     Announcement,
@@ -45,7 +45,7 @@ from app.core.model import (
     Status,
     StreamEvent,
 )
-from app.core.receipts import RETRY, ReceiptQueue
+from app.core.receipts import BATCH_DELAY, RETRY, ReceiptQueue
 from app.core.secrets import MemorySecretStore, SecretStore, SecretStoreUnavailable, login_key
 from app.core.store import HistoryStore, HistoryStoreError
 from app.core.stream import StreamEngine
@@ -77,10 +77,15 @@ class Listener(Protocol):
 
 
 def failure_detail(exc: BaseException) -> str:
-    """A failed task in words for the status line (our errors already say what to do)."""
+    """A failed task in words for the log (our errors already say what to do)."""
     if isinstance(exc, TrayNotifierError | HistoryStoreError) and str(exc):
         return str(exc)
     return f"unexpected error ({type(exc).__name__}): see the log"
+
+
+def failure_status(exc: BaseException) -> Status:
+    """The ERROR status of a failed task or command: its kind (for the UI) and its words."""
+    return Status(ConnState.ERROR, failure_detail(exc), error=kind_of(exc))
 
 
 class Connection:
@@ -89,7 +94,8 @@ class Connection:
     after the other by the caller (the worker serialises them).
 
     ``config`` is read at each session start (:meth:`use_config` hands a newer one);
-    ``receipt_retry`` is the receipts' retry time.
+    ``receipt_retry`` is the receipts' retry time, ``receipt_delay`` how long receipts are
+    gathered into one batch (tests pass a short one).
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class Connection:
         secrets: SecretStore,
         transport: httpx.AsyncBaseTransport | None = None,
         receipt_retry: float = RETRY,
+        receipt_delay: float = BATCH_DELAY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._listener = listener
@@ -109,6 +116,7 @@ class Connection:
         self._secrets = secrets
         self._transport = transport
         self._receipt_retry = receipt_retry
+        self._receipt_delay = receipt_delay
         self._session: AuthSession | None = None
         self._store: HistoryStore | None = None
         self._engine: StreamEngine | None = None
@@ -184,12 +192,12 @@ class Connection:
         await self.end(logout=True)
         self._listener.logged_out()
 
-    def acknowledge(self, ann_id: str) -> None:
-        """Queue the acknowledgement in the store and send it (retried until it is sent)."""
-        if self._receipts is None:
-            log.warning("acknowledgement of %s while logged out: sent after the next login", ann_id)
-            return
-        self._receipts.add(ann_id)
+    async def forget(self) -> None:
+        """Logged out by the ``logout`` command, which makes the server calls and removes the
+        stored login itself: end the stream and drop the session, making no call and keeping
+        no token or password in memory (so nothing can log in again)."""
+        await self.end(logout=True, calls=False)
+        self._listener.logged_out()
 
     def reconnect_now(self) -> None:
         """Drop the wait or the stream and reconnect at once (wake from sleep, network back)."""
@@ -223,7 +231,11 @@ class Connection:
             payload=self._config.payload,
         )
         self._receipts = ReceiptQueue(
-            store, session, on_sent=self._listener.receipt_sent, retry=self._receipt_retry
+            store,
+            session,
+            on_sent=self._listener.receipt_sent,
+            retry=self._receipt_retry,
+            batch_delay=self._receipt_delay,
         )
         self._stream = self._supervise(self._engine.run(), "the stream")
         self._sender = self._supervise(self._receipts.run(), "sending receipts")
@@ -245,10 +257,11 @@ class Connection:
         if exc is None:
             return
         log.error("%s failed", what, exc_info=exc)
-        self._listener.status(Status(ConnState.ERROR, failure_detail(exc)))
+        self._listener.status(failure_status(exc))
 
-    async def end(self, *, logout: bool) -> None:
-        """Stop the stream (within STOP_TIMEOUT), then log out or just close the streams."""
+    async def end(self, *, logout: bool, calls: bool = True) -> None:
+        """Stop the stream (within STOP_TIMEOUT), then log out or just close the streams
+        (``calls=False``: neither, someone else did)."""
         try:
             self._flush()  # what was received is stored (and told) before the session ends
         except (HistoryStoreError, OSError) as exc:  # not stored: replayed after the next connect
@@ -264,6 +277,10 @@ class Connection:
             engine.stop()
             await self._stop(stream)
         if session is None:
+            return
+        if not calls:
+            await session.aclose()
+            self._listener.status(Status(ConnState.STOPPED))
             return
         try:
             if logout:
@@ -340,7 +357,7 @@ class Connection:
         except Exception as exc:
             log.error("the stream failed", exc_info=exc)
             self._broken = True  # the engine's STOPPED that follows is not told over it
-            self._listener.status(Status(ConnState.ERROR, failure_detail(exc)))
+            self._listener.status(failure_status(exc))
             if self._engine is not None:
                 self._engine.stop()
 

@@ -8,7 +8,9 @@ messages never contain a token, a password or a URL query: they are shown and lo
 
     TrayNotifierError
     ├── ConfigError            a setting holds a value we cannot use (also a ValueError)
+    │   └── UnsafeConfigFile       a layer's file another local user could have written
     ├── LoginRequired          no usable login: log in (again)
+    │   └── StoredPasswordRefused  the password kept for relogin no longer logs in
     ├── WrongCredentials       the server refused the user name and password
     ├── ServerUnreachable      no answer: network, address, or the server is down
     ├── CertificateError       TLS verification failed (add the organisation's CA bundle)
@@ -25,13 +27,50 @@ messages never contain a token, a password or a URL query: they are shown and lo
 
 ``SecretStoreUnavailable`` (the OS keyring cannot be used) is a ``TrayNotifierError`` too; it
 lives beside the keyring interface in :mod:`app.core.secrets`.
+
+Each class names its :class:`ErrorKind` (``exc.kind``; :func:`kind_of` for any exception): a
+status or a failure carries the kind across threads, and the UI words it in the person's
+language without reading the English message.
 """
 
 from __future__ import annotations
 
+import enum
+from typing import ClassVar
+
+
+class ErrorKind(enum.StrEnum):
+    """What kind of error a person met: the UI words each kind itself (translated), while
+    ``str(exc)`` keeps the English details for the log. Every class below names its kind."""
+
+    OTHER = "other"  # one of ours without a kind of its own: its message says it all
+    CONFIG = "config"
+    LOGIN_REQUIRED = "login_required"
+    STORED_PASSWORD_REFUSED = "stored_password_refused"  # noqa: S105 - a kind, not a secret
+    WRONG_CREDENTIALS = "wrong_credentials"
+    UNREACHABLE = "unreachable"
+    CERTIFICATE = "certificate"
+    NOT_SERVER = "not_server"
+    ACCESS_DENIED = "access_denied"
+    NOT_FOUND = "not_found"
+    INPUT_REFUSED = "input_refused"
+    PROTOCOL = "protocol"
+    SERVER_ERROR = "server_error"
+    HISTORY = "history"
+    AUTOSTART = "autostart"
+    KEYRING = "keyring"  # SecretStoreUnavailable (app.core.secrets)
+    UNEXPECTED = "unexpected"  # not one of ours: a bug; the traceback is in the log
+
+
+def kind_of(exc: BaseException) -> ErrorKind:
+    """The kind of any exception: ours say it; anything else is UNEXPECTED."""
+    return exc.kind if isinstance(exc, TrayNotifierError) else ErrorKind.UNEXPECTED
+
 
 class TrayNotifierError(Exception):
     """Base of every error the program raises on purpose; ``str(exc)`` is a complete message."""
+
+    kind: ClassVar[ErrorKind] = ErrorKind.OTHER
 
 
 class ConfigError(TrayNotifierError, ValueError):
@@ -41,9 +80,18 @@ class ConfigError(TrayNotifierError, ValueError):
     Also a :class:`ValueError`, as it always was: ``except ValueError`` still catches it.
     """
 
+    kind = ErrorKind.CONFIG
+
+
+class UnsafeConfigFile(ConfigError):
+    """A layer's file that another local user could have written (POSIX): it is never read.
+    The user's own file stops the program; a system layer is ignored with a warning."""
+
 
 class LoginRequired(TrayNotifierError):
     """No usable login: none stored, or the server refused the refresh token."""
+
+    kind = ErrorKind.LOGIN_REQUIRED
 
     def __init__(
         self, message: str = "Your login has expired or was revoked: log in again."
@@ -51,9 +99,18 @@ class LoginRequired(TrayNotifierError):
         super().__init__(message)
 
 
+class StoredPasswordRefused(LoginRequired):
+    """Logging in again with the password kept in the keyring (``relogin``) was refused: it
+    was changed, or the account locked. Nothing is stored any more: the person logs in."""
+
+    kind = ErrorKind.STORED_PASSWORD_REFUSED
+
+
 class WrongCredentials(TrayNotifierError):
     """The server refused the user name and password; ``reason`` holds its own words, when it
     gave any (a token-style backend's ``msg``)."""
+
+    kind = ErrorKind.WRONG_CREDENTIALS
 
     def __init__(
         self,
@@ -68,26 +125,38 @@ class WrongCredentials(TrayNotifierError):
 class ServerUnreachable(TrayNotifierError):
     """No answer from the server: connection refused, reset, timed out, or no network."""
 
+    kind = ErrorKind.UNREACHABLE
+
 
 class CertificateError(TrayNotifierError):
     """TLS verification failed. Verification is never turned off; a CA bundle can be added."""
+
+    kind = ErrorKind.CERTIFICATE
 
 
 class NotAnnouncementServer(TrayNotifierError):
     """The server answered, but not like an announcement server (e.g. a proxy's login page)."""
 
+    kind = ErrorKind.NOT_SERVER
+
 
 class AccessDenied(TrayNotifierError):
     """HTTP 403: the token is valid but may not read this stream (or make this call)."""
+
+    kind = ErrorKind.ACCESS_DENIED
 
 
 class NotFound(TrayNotifierError):
     """HTTP 404: the stream URL (or an endpoint template) is wrong."""
 
+    kind = ErrorKind.NOT_FOUND
+
 
 class InputRefused(TrayNotifierError):
     """HTTP 400 on a call: the server refused what was sent. ``field`` names the part it
     refused (``"url"``), or is None for the whole request."""
+
+    kind = ErrorKind.INPUT_REFUSED
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -96,6 +165,8 @@ class InputRefused(TrayNotifierError):
 
 class ProtocolError(TrayNotifierError):
     """The server broke the protocol: an unexpected status, a bad redirect, malformed JSON."""
+
+    kind = ErrorKind.PROTOCOL
 
 
 class ReplyTooLarge(ProtocolError):
@@ -106,9 +177,13 @@ class ReplyTooLarge(ProtocolError):
 class ServerError(TrayNotifierError):
     """The server failed (HTTP 5xx) while answering a call; trying later may work."""
 
+    kind = ErrorKind.SERVER_ERROR
+
 
 class HistoryStoreError(TrayNotifierError):
     """The history file cannot be opened or used; the message names the file and what to do."""
+
+    kind = ErrorKind.HISTORY
 
 
 class HistoryDamagedError(HistoryStoreError):
@@ -118,3 +193,5 @@ class HistoryDamagedError(HistoryStoreError):
 
 class AutostartError(TrayNotifierError):
     """Start at login could not be changed; the message says where, why and what to do."""
+
+    kind = ErrorKind.AUTOSTART

@@ -3,16 +3,19 @@
 A receipt is queued in the history store first, in the same transaction as what it reports,
 so it survives a quit, a crash and a logout: **delivered** when an announcement is stored,
 **read** when it is first marked read (opened in the history, a notification clicked, Mark
-read, Mark all read), **acknowledged** when Acknowledge is pressed (``HistoryStore.queue_ack``).
+read, Mark all read), **acknowledged** when Acknowledge is pressed (``HistoryStore.queue_ack``,
+written once, by :class:`app.core.attention.Attention` on the GUI thread).
 The store tells :class:`ReceiptQueue` (a listener, from any thread), which gathers them for
 :data:`BATCH_DELAY` seconds and sends them in batches with ``POST /receipts`` while a session is
 open: never in the way of a toast (the stream stores and tells first; sending runs apart), again
 whenever the connection comes back (:meth:`ReceiptQueue.wake`), and every :data:`RETRY` seconds
 while the server cannot be reached or refuses them. The server keeps the first time of each.
 
-A server without ``POST /receipts`` (it answers 404 or 405: an organisation's own backend) gets
-acknowledgements one by one at ``endpoints.ack``, as before; delivered and read receipts are
-then dropped (logged once).
+The paths are the backend profile's (``[endpoints] receipts`` and ``ack``). A server without the
+batch call (it answers 404 or 405) gets acknowledgements one by one at ``endpoints.ack``;
+delivered and read receipts are then dropped (logged once). An empty path says the backend has
+no such call (an organisation's own backend): nothing is sent there and nothing is logged, the
+receipts are settled here, and an acknowledgement is kept on this computer only.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ log = logging.getLogger(__name__)
 RETRY = 30.0  # seconds between attempts while receipts cannot be sent
 BATCH_DELAY = 1.0  # seconds receipts are gathered before a batch goes
 BATCH_MAX = 500  # receipts in one POST /receipts
-RECEIPTS_PATH = "/receipts"  # the companion server's batch endpoint
 
 
 class ReceiptKind(enum.StrEnum):
@@ -69,7 +71,8 @@ class ReceiptQueue:
     """Sends the receipts pending in one history store over one session.
 
     Use it on one asyncio loop: :meth:`run` is the sending task (run it until the session
-    ends, then cancel it); :meth:`add` and :meth:`wake` may be called meanwhile. ``on_sent``
+    ends, then cancel it); :meth:`wake` may be called meanwhile. It queues no receipt itself:
+    they are queued in the store (from any thread), which wakes it. ``on_sent``
     is called with the announcement id of each receipt the server has now. Errors of the
     store are not caught here: they end :meth:`run` (the caller supervises it).
     """
@@ -88,20 +91,9 @@ class ReceiptQueue:
         self._on_sent = on_sent
         self._retry = retry
         self._batch_delay = batch_delay
-        self._batches = True  # False once the server said it has no POST /receipts
+        # False when the profile names no batch call, or the server said it has none
+        self._batches = bool(session.endpoints.receipts)
         self._wake = asyncio.Event()
-        self._wake.set()  # send what an earlier run left pending as soon as run() starts
-
-    def add(self, ann_id: str, kind: ReceiptKind = ReceiptKind.ACKNOWLEDGED) -> None:
-        """Queue a receipt (idempotent: each kind is queued once per announcement) and send
-        it soon."""
-        if kind is ReceiptKind.ACKNOWLEDGED:
-            self._store.queue_ack(ann_id)
-        elif kind is ReceiptKind.READ:
-            self._store.mark_read(ann_id)
-        else:
-            self._store.queue_receipt(ann_id, kind.value)
-        self.wake()
 
     def wake(self) -> None:
         """Send what is pending now (connected again, or a receipt was added)."""
@@ -120,6 +112,7 @@ class ReceiptQueue:
             loop.call_soon_threadsafe(self._wake.set)
 
         unlisten = self._store.add_receipt_listener(queued)
+        self._wake.set()  # send what is pending (an earlier run's, queued meanwhile) at once
         try:
             while True:
                 await self._wake.wait()
@@ -154,7 +147,8 @@ class ReceiptQueue:
         for ann_id, kind in batch:
             body.setdefault(kind, []).append(ann_id)
         try:
-            response = await self._session.request("POST", RECEIPTS_PATH, json=body)
+            path = self._session.endpoints.receipts
+            response = await self._session.request("POST", path, json=body)
         except LoginRequired:
             return _Outcome.WAIT
         except TrayNotifierError as exc:
@@ -163,8 +157,9 @@ class ReceiptQueue:
         if response.status in (404, 405):
             log.warning(
                 "the server has no %s (HTTP %d): acknowledgements go one by one, delivered"
-                " and read receipts are not sent",
-                RECEIPTS_PATH,
+                ' and read receipts are not sent (set [endpoints] receipts = "" for a'
+                " backend without one)",
+                path,
                 response.status,
             )
             self._batches = False
@@ -184,6 +179,10 @@ class ReceiptQueue:
 
     async def _send(self, ann_id: str) -> _Outcome:
         session = self._session
+        if not session.endpoints.ack:  # the backend has no acknowledge call: kept here only
+            self._store.ack_sent(ann_id)
+            self._on_sent(ann_id)
+            return _Outcome.SENT
         try:
             response = await session.request("POST", session.endpoints.ack, id=ann_id)
         except LoginRequired:

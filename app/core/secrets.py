@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from app import APP_ID
-from app.core.errors import TrayNotifierError
+from app.core.errors import ErrorKind, TrayNotifierError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ _UNAVAILABLE_HINT = (
 
 class SecretStoreUnavailable(TrayNotifierError):
     """The OS keyring cannot be used (none installed, locked, or the unlock prompt dismissed)."""
+
+    kind = ErrorKind.KEYRING
 
 
 class SecretStore(Protocol):

@@ -39,11 +39,12 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from app.config import ConfigError, PayloadProfile, StreamSettings
 from app.core import http
-from app.core.backoff import Backoff
+from app.core.backoff import Backoff, failure_cap
+from app.core.config import ConfigError, PayloadProfile, StreamSettings
 from app.core.errors import (
     AccessDenied,
+    ErrorKind,
     LoginRequired,
     NotAnnouncementServer,
     NotFound,
@@ -51,6 +52,7 @@ from app.core.errors import (
     ServerError,
     ServerUnreachable,
     TrayNotifierError,
+    kind_of,
 )
 from app.core.model import (
     ConnState,
@@ -168,7 +170,9 @@ class StreamEngine:
         self._transport = transport
         self._payload = payload
         self._decoder = SSEDecoder(max_event_bytes=settings.max_event_bytes)
-        self._backoff = Backoff(rng=rng, clock=clock)
+        # the failure cap keeps connect timeout + cap within 30 s of a server's return
+        cap = failure_cap(settings.connect_timeout)
+        self._backoff = Backoff(cap=cap, rng=rng, clock=clock)
         self._sleep = sleep
         self._monotonic = monotonic
         self._last_event_id = last_event_id
@@ -261,20 +265,29 @@ class StreamEngine:
         return None if task.cancelled() else task.result()
 
     def _finish(self, outcome: Outcome) -> Outcome:
-        detail = str(outcome.error) if outcome.error else ""
+        error = outcome.error
+        detail = str(error) if error else ""
+        kind = kind_of(error) if error else None
         if outcome.kind is OutcomeKind.LOGIN_REQUIRED:
-            self._status(ConnState.LOGIN_REQUIRED, detail)
+            self._status(ConnState.LOGIN_REQUIRED, detail, error=kind)
         elif outcome.kind is OutcomeKind.FATAL:
             log.error("stream stopped: %s", detail)
-            self._status(ConnState.ERROR, detail)
+            self._status(ConnState.ERROR, detail, error=kind)
         else:
             if outcome.kind is OutcomeKind.NO_CONTENT:
                 detail = "the server asked not to reconnect (HTTP 204)"
             self._status(ConnState.STOPPED, detail)
         return outcome
 
-    def _status(self, state: ConnState, detail: str = "", retry_in: float | None = None) -> None:
-        self._on_status(Status(state, detail, retry_in))
+    def _status(
+        self,
+        state: ConnState,
+        detail: str = "",
+        retry_in: float | None = None,
+        *,
+        error: ErrorKind | None = None,
+    ) -> None:
+        self._on_status(Status(state, detail, retry_in, error))
 
     # ------------------------------------------------------------------ one attempt
 
@@ -424,9 +437,9 @@ async def _json_says_401(response: httpx.Response) -> bool:
             if len(body) > _JSON_401_LIMIT:
                 return False
         obj = json.loads(body)
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, RecursionError):
         return False
-    return isinstance(obj, dict) and obj.get("code") in (401, "401")
+    return http.Reply(response.status_code, obj).refused()
 
 
 def _flag(data: str, key: str) -> bool:

@@ -35,7 +35,7 @@ class LoginFlow(QObject):
         attempt(LoginAttempt): log in with these now.
     """
 
-    attempt = Signal(object)
+    attempt = Signal(LoginAttempt)
 
     def __init__(self, settings: Settings, notices: Notices, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -49,9 +49,12 @@ class LoginFlow(QObject):
         """The login dialog while it is open."""
         return self._dialog
 
-    def show(self) -> None:
-        """Open the login dialog, or bring it to the front."""
+    def show(self, reason: str = "") -> None:
+        """Open the login dialog, or bring it to the front; ``reason`` (words for the person)
+        says why a login is needed again, in the dialog."""
         if self._dialog is not None:
+            if reason:
+                self._dialog.show_error(reason)
             self._dialog.raise_()
             self._dialog.activateWindow()
             return
@@ -65,6 +68,8 @@ class LoginFlow(QObject):
         dialog.loginRequested.connect(self.request)
         dialog.finished.connect(lambda _result: self._closed(dialog))
         self._dialog = dialog
+        if reason:
+            dialog.show_error(reason)
         dialog.show()
 
     def request(self, server_url: str, username: str, password: str) -> None:

@@ -1,6 +1,7 @@
 """Toast delivery: the desktop's native notifications where they work, else our own window.
 
-Order of preference (see QT-HEADLESS.md for why ``showMessage()`` alone is not enough):
+Order of preference (``showMessage()`` alone is not enough: with no tray it does nothing, and
+where no notification service answers Qt's D-Bus call it fails with no fallback):
 1. ``QSystemTrayIcon.showMessage`` when the tray is available and native: Windows, macOS, and
    on Linux when a StatusNotifierItem host (Qt's D-Bus tray) and a notification service exist
    (Qt then sends ``org.freedesktop.Notifications.Notify``).
@@ -272,10 +273,10 @@ class Notifier(QObject):
             summary toast, or below the minimum priority on purpose): the history records it.
     """
 
-    delivered = Signal(object)
+    delivered = Signal(ToastRecord)
     clicked = Signal(str)
     acknowledgeRequested = Signal(str)
-    shown = Signal(object)
+    shown = Signal(tuple)  # tuple[str, ...]
 
     def __init__(
         self,

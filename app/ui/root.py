@@ -1,10 +1,12 @@
 """The composition root: builds the settings, the history stores, the worker, the tray, the
 notifier, the login flow and the windows, and connects their signals in ONE place
 (:meth:`Root._connect`). It holds no policy: the toast rules live in the toast policy, the
-stream, storing and receipts in the worker's connection, the settings in :class:`Settings`, the
-login conversation in :class:`LoginFlow`, opening and repairing histories in
-:class:`HistoryStores`, the words of every message box in :class:`Notices`. What remains here
-is keeping the windows in step with the current history (which store, which urgent windows).
+stream, storing and receipts in the worker's connection, what needs the person's attention
+(restored after a crash, marked shown, acknowledged, urgent windows opened) in
+:class:`Attention`, the settings in :class:`Settings`, the login conversation in
+:class:`LoginFlow`, opening and repairing histories in :class:`HistoryStores`, the words of
+every message box in :class:`Notices`. What remains here is keeping the windows in step with
+the current history (which store, which urgent windows).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import httpx
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from app.config import Config, Paths
+from app.core.attention import Attention
 from app.core.autostart import Autostart
+from app.core.config import Config, Paths
 from app.core.history_stores import HistoryStores
-from app.core.model import Announcement, ConnState, Priority, Status
-from app.core.secrets import SecretStore
+from app.core.model import Announcement, ConnState, Status
+from app.core.secrets import SecretStore, login_key
 from app.core.store import HistoryStore
 from app.core.toast_policy import ToastPolicy
 from app.ui import notices
@@ -42,10 +45,6 @@ if TYPE_CHECKING:  # the windows are imported when first opened: not at start-up
 log = logging.getLogger(__name__)
 
 UNREAD_INTERVAL_MS = 200  # new announcements update the unread badge at most this often
-SHOWN_PER_TURN = 1000  # a catch-up summary's thousands are marked told this many per loop turn
-
-# the stream stopped: no replay will join what the last run left untold
-_NO_REPLAY_COMING = frozenset({ConnState.LOGIN_REQUIRED, ConnState.ERROR, ConnState.STOPPED})
 
 
 class Root(QObject):
@@ -91,26 +90,32 @@ class Root(QObject):
         )
         self.login_flow = LoginFlow(settings, self.notices, parent=self)
         self.wake = WakeMonitor(parent=self)
-        self.store: HistoryStore | None = None  # the history of the current server and user
         self.history: HistoryWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.urgent: dict[str, UrgentWindow] = {}
         self._shut_down = False
-        # what the last run left untold is gathered with the stream's first catch-up: one summary
-        self._restoring = False
         # thousands of arrivals: one unread COUNT per UNREAD_INTERVAL_MS, not one each
         self._unread_timer = QTimer(self, singleShot=True, interval=UNREAD_INTERVAL_MS)
-        # told, still to be marked in the store (a summary of thousands: in turns, see
-        # SHOWN_PER_TURN); written before the store changes or closes
-        self._to_mark: list[str] = []
+        # the next turn of the event loop, for marking thousands shown in turns
         self._mark_timer = QTimer(self, singleShot=True, interval=0)
+        self.attention = Attention(
+            self.notifier,
+            open_urgent=self._open_urgent,
+            close_urgent=self._close_urgent,
+            schedule_marks=self._mark_timer.start,
+        )
         self._connect()
+
+    @property
+    def store(self) -> HistoryStore | None:
+        """The history of the current server and user (the windows show it)."""
+        return self.attention.store
 
     # ------------------------------------------------------------------ wiring
 
     def _connect(self) -> None:
         w, t, n, s = self.worker, self.tray, self.notifier, self.settings
-        login, say = self.login_flow, self.notices
+        login, say, a = self.login_flow, self.notices, self.attention
         # the worker's methods are thread-safe: call them directly on the GUI thread (its own
         # thread runs the asyncio loop, not a Qt event loop, so queued calls would never run)
         direct = Qt.ConnectionType.DirectConnection
@@ -143,10 +148,10 @@ class Root(QObject):
         # toasts and notifications
         n.clicked.connect(self._toast_clicked)
         n.acknowledgeRequested.connect(self.acknowledge)
-        n.shown.connect(self._mark_shown)
+        n.shown.connect(a.shown)
         self.wake.wokeUp.connect(w.reconnect_now, direct)
         self._unread_timer.timeout.connect(self._update_unread)
-        self._mark_timer.timeout.connect(self._mark_some)
+        self._mark_timer.timeout.connect(a.mark_some)
 
     # windows made while the tray runs are wired as they are made, here
 
@@ -195,6 +200,29 @@ class Root(QObject):
         """Log in (the demo, tests): as from the login dialog."""
         self.login_flow.request(server_url, username, password)
 
+    def follow_login(self, key: str) -> None:
+        """``login`` on the command line stored the login ``key`` (and saved its server and user
+        in the settings): connect with it now, as at a start."""
+        if self._shut_down:
+            return
+        self.settings.reload()
+        cfg = self.settings.config
+        if not (cfg.server_url and cfg.username) or login_key(cfg.server_url, cfg.username) != key:
+            log.info("the command line logged in to another server or user: not followed")
+            return
+        log.info("the command line logged in: connecting with that login")
+        store = self._use_store(cfg.server_url, cfg.username)
+        self.worker.connect_stored(cfg.server_url, cfg.username, store)
+
+    def follow_logout(self, key: str) -> None:
+        """``logout`` on the command line is ending the login ``key`` (it makes the server calls
+        and removes the stored login): when it is this tray's, stop and forget it, at once."""
+        cfg = self.settings.config
+        if self._shut_down or login_key(cfg.server_url, cfg.username) != key:
+            return
+        log.info("the command line logged out: the stream ends and the login is forgotten")
+        self.worker.forget()
+
     @property
     def login_dialog(self) -> LoginDialog | None:
         return self.login_flow.dialog
@@ -215,65 +243,19 @@ class Root(QObject):
 
     def _use_store(self, server_url: str, username: str) -> HistoryStore:
         """The history of this server and user (opened once), shown in the windows."""
-        self._flush_marks()  # what was told in the current one
         opened = self.stores.open(server_url, username)
         if opened.moved_aside is not None:
             self.notices.history_moved_aside(opened.moved_aside)
         store = opened.store
         if store is not self.store:
-            self.store = store
             if self.history is not None:
                 self.history.close()
                 self.history.deleteLater()
                 self.history = None
             self._close_urgent_windows()  # another user's: they come back with that user
-            self._restore(store)
+            self.attention.use_store(store)  # what the last run left undone comes back
         self._update_unread()
         return store
-
-    def _restore(self, store: HistoryStore) -> None:
-        """What a quit, crash or kill left undone: the windows of urgent announcements not
-        acknowledged come back (with a notification each), and announcements stored but never
-        told are toasted, or summed up in one toast when more than a few."""
-        urgent = [s.announcement for s in store.unacknowledged_urgent()]
-        for ann in urgent:
-            self._open_urgent(ann)
-            self.notifier.announcement(ann)  # urgent: a notification at once, even in DND
-        waiting = {a.id for a in urgent}
-        untold = [s.announcement for s in store.unshown() if s.announcement.id not in waiting]
-        if untold:
-            log.info("%d announcements were stored but never shown: showing them", len(untold))
-            self.notifier.catch_up_started()
-            for ann in untold:
-                self.notifier.announcement(ann)
-            # left open: the replay of what was missed meanwhile joins it, and both are told in
-            # one summary when that replay ends (or, without one, when the policy's idle time
-            # passes)
-            self._restoring = True
-
-    def _mark_shown(self, ann_ids: tuple[str, ...]) -> None:
-        if self.store is None or self._shut_down:
-            return
-        if len(ann_ids) <= SHOWN_PER_TURN and not self._to_mark:
-            self.store.mark_shown(ann_ids)
-            return
-        self._to_mark.extend(ann_ids)  # thousands: in turns, the GUI answers in between
-        self._mark_timer.start()
-
-    def _mark_some(self) -> None:
-        chunk = self._to_mark[:SHOWN_PER_TURN]
-        del self._to_mark[:SHOWN_PER_TURN]
-        if self.store is not None and not self._shut_down:
-            self.store.mark_shown(chunk)
-        if self._to_mark:
-            self._mark_timer.start()
-
-    def _flush_marks(self) -> None:
-        """Mark what is still waiting at once (the store changes or closes)."""
-        self._mark_timer.stop()
-        marks, self._to_mark = self._to_mark, []
-        if marks and self.store is not None:
-            self.store.mark_shown(marks)
 
     def _history(self) -> HistoryWindow | None:
         if self.history is None and self.store is not None:
@@ -300,11 +282,10 @@ class Root(QObject):
             return
         self.tray.set_status(status)
         self.notifier.connection(status.state)
-        if self._restoring and status.state in _NO_REPLAY_COMING:
-            self._end_restore()
+        self.attention.connection(status.state)
         if status.state is ConnState.LOGIN_REQUIRED:
             self.tray.set_user("")
-            self.login_flow.show()
+            self.login_flow.show(self.tray.login_reason(status))
 
     def _on_announcement(self, ann: Announcement) -> None:
         if self._shut_down:
@@ -312,9 +293,7 @@ class Root(QObject):
         if self.history is not None:
             self.history.announcement_arrived(ann)
         self._schedule_unread()
-        self.notifier.announcement(ann)
-        if ann.priority is Priority.URGENT:
-            self._open_urgent(ann)
+        self.attention.arrived(ann)
 
     def _on_announcements(self, anns: list[Announcement]) -> None:
         """A catch-up's batch: the history, the unread count and the toasts updated once."""
@@ -323,10 +302,7 @@ class Root(QObject):
         if self.history is not None:
             self.history.announcements_arrived(anns)
         self._schedule_unread()
-        self.notifier.announcements(anns)
-        for ann in anns:
-            if ann.priority is Priority.URGENT:
-                self._open_urgent(ann)
+        self.attention.arrived_many(anns)
 
     def _open_urgent(self, ann: Announcement) -> None:
         if ann.id in self.urgent:
@@ -335,6 +311,12 @@ class Root(QObject):
         self.urgent[ann.id] = window
         window.show()
 
+    def _close_urgent(self, ann_id: str) -> None:
+        window = self.urgent.pop(ann_id, None)
+        if window is not None:
+            window.dismiss()
+            window.deleteLater()
+
     def _close_urgent_windows(self) -> None:
         for window in self.urgent.values():
             window.dismiss()
@@ -342,37 +324,22 @@ class Root(QObject):
         self.urgent.clear()
 
     def acknowledge(self, ann_id: str) -> None:
-        """Acknowledge an urgent announcement, from its window, the history or a notification:
-        the receipt is queued in the history at once (sent by the worker, retried until it is
-        sent, even after a restart), its window and notification close, and the history,
-        badge, tooltip and menu show it read."""
-        store = self.store
-        if store is not None:
-            store.queue_ack(ann_id)
-        window = self.urgent.pop(ann_id, None)
-        if window is not None:
-            window.dismiss()
-            window.deleteLater()
-        self.notifier.dismiss(ann_id)
-        self.worker.acknowledge(ann_id)
+        """Acknowledge an urgent announcement, from its window, the history or a notification
+        (:meth:`Attention.acknowledge` writes it and closes its window and notification); the
+        history, badge, tooltip and menu show it read."""
+        self.attention.acknowledge(ann_id)
         if self.history is not None:
             self.history.announcement_changed(ann_id)
         self._update_unread()
 
+    # the worker's signals reach this QObject's methods queued (a plain callable would run on
+    # the worker's thread): these hand them on to Attention on the GUI thread
+
     def _on_catch_up_started(self) -> None:
-        if not self._shut_down:
-            self.notifier.catch_up_started()
+        self.attention.catch_up_started()
 
     def _on_catch_up_finished(self) -> None:
-        if not self._shut_down:
-            self.notifier.catch_up_finished()
-            if self._restoring:
-                self._end_restore()
-
-    def _end_restore(self) -> None:
-        """Tell what the last run left untold (with the replay, when one came)."""
-        self._restoring = False
-        self.notifier.catch_up_finished()
+        self.attention.catch_up_finished()
 
     def _on_revoked(self, ann_id: str) -> None:
         if self._shut_down:
@@ -380,11 +347,7 @@ class Root(QObject):
         if self.history is not None:
             self.history.announcement_removed(ann_id)
         self._schedule_unread()
-        self.notifier.dismiss(ann_id)
-        window = self.urgent.pop(ann_id, None)
-        if window is not None:
-            window.dismiss()
-            window.deleteLater()
+        self.attention.revoked(ann_id)
 
     def _on_logged_in(self, username: str) -> None:
         if self._shut_down:
@@ -446,6 +409,8 @@ class Root(QObject):
         if self._shut_down:
             return True
         self._shut_down = True
+        self.attention.close()  # what was told is written; nothing more after this
+        self._mark_timer.stop()
         self.wake.stop()
         finished = self.worker.shutdown(timeout_ms)
         if not finished:
@@ -460,7 +425,6 @@ class Root(QObject):
                 widget.deleteLater()
         self.history = self.settings_dialog = None
         self.tray.close()
-        self._flush_marks()  # what was told is written before the stores close
         if finished:  # the worker no longer writes: the stores may close
             self.stores.close()
         return finished

@@ -1,4 +1,5 @@
-"""The settings of the running tray: ONE object holding the current :class:`~app.config.Config`.
+"""The settings of the running tray: ONE object holding the current
+:class:`~app.core.config.Config`.
 
 Everything that depends on a setting reads it here (the toast policy through
 :attr:`Settings.config`, the tray's do-not-disturb mark, the worker's next session) or hears
@@ -15,9 +16,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app import config as config_mod
-from app.config import Config, ConfigError, Paths
+from app.core import config as config_mod
 from app.core.autostart import Autostart, AutostartError
+from app.core.config import Config, ConfigError, Paths
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class Settings(QObject):
         languageChanged(str): saved with another language; it applies after a restart.
     """
 
-    changed = Signal(object)
+    changed = Signal(Config)
     saveFailed = Signal(str)
     autostartFailed = Signal(str)
     languageChanged = Signal(str)
@@ -46,6 +47,7 @@ class Settings(QObject):
         *,
         autostart: Autostart | None = None,
         save_user: SaveUser = config_mod.save_user,
+        load: Callable[[Paths], Config] = config_mod.load,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -53,6 +55,7 @@ class Settings(QObject):
         self._paths = paths
         self._autostart = autostart
         self._save_user = save_user
+        self._load = load
 
     @property
     def config(self) -> Config:
@@ -81,6 +84,20 @@ class Settings(QObject):
         self.changed.emit(new)
         if new.language != old.language:
             self.languageChanged.emit(new.language)
+        return True
+
+    def reload(self) -> bool:
+        """Read the settings again (another program wrote them: ``login`` on the command line
+        names the server and user it logged in to); announce them when they changed. False
+        (and logged) when they cannot be read: the current ones stay."""
+        try:
+            new = self._load(self._paths)
+        except ConfigError as exc:
+            log.error("cannot read the settings again: %s", exc)
+            return False
+        if new != self._config:
+            self._config = new
+            self.changed.emit(new)
         return True
 
     def set_do_not_disturb(self, on: bool) -> bool:

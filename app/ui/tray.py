@@ -8,7 +8,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from app.config import Config
+from app.core.config import Config
+from app.core.errors import ErrorKind
 from app.core.model import ConnState, Status
 from app.ui import icons
 
@@ -114,9 +115,57 @@ class Tray(QObject):
         if state is ConnState.LOGIN_REQUIRED or not s.username:
             return self.tr("Not logged in")
         if state is ConnState.ERROR:
-            detail = s.status.detail or self.tr("see the log")
-            return self.tr("Not connected: %1").replace("%1", detail)
+            return self.tr("Not connected: %1").replace("%1", self.error_text(s.status))
         return self.tr("Not connected")
+
+    def error_text(self, status: Status) -> str:
+        """Why the connection stopped, in the person's language: worded from the error's kind
+        (the English detail is for the log); a status without a kind shows its detail."""
+        kind = status.error
+        if kind is ErrorKind.UNREACHABLE:
+            return self.tr("the server cannot be reached")
+        if kind is ErrorKind.CERTIFICATE:
+            return self.tr("the server's certificate is not trusted (ask IT for the CA bundle)")
+        if kind is ErrorKind.NOT_SERVER:
+            return self.tr(
+                "the address does not answer like an announcement server (a proxy or a login "
+                "page may be in the way)"
+            )
+        if kind is ErrorKind.ACCESS_DENIED:
+            return self.tr("the server refused access to the stream (HTTP 403)")
+        if kind is ErrorKind.NOT_FOUND:
+            return self.tr("the stream address does not exist (HTTP 404): check the server address")
+        if kind is ErrorKind.PROTOCOL:
+            return self.tr("the server answered in an unexpected way: check the server address")
+        if kind is ErrorKind.SERVER_ERROR:
+            return self.tr("the server failed: try again later")
+        if kind is ErrorKind.CONFIG:
+            return self.tr("a setting cannot be used: see the log")
+        if kind is ErrorKind.HISTORY:
+            return self.tr("the history file cannot be written: see the log")
+        if kind is ErrorKind.KEYRING:
+            return self.tr("the system keyring is not available")
+        if kind in (
+            ErrorKind.LOGIN_REQUIRED,
+            ErrorKind.WRONG_CREDENTIALS,
+            ErrorKind.STORED_PASSWORD_REFUSED,
+        ):
+            return self.tr("log in again")
+        if kind is ErrorKind.UNEXPECTED:
+            return self.tr("unexpected error: see the log")
+        return status.detail or self.tr("see the log")
+
+    def login_reason(self, status: Status) -> str:
+        """Why the login dialog opens by itself, in the person's language ("" when there is
+        nothing to say: no login was stored)."""
+        if status.error is ErrorKind.STORED_PASSWORD_REFUSED:
+            return self.tr(
+                "The stored password stopped working: it was changed, or the account is locked."
+                " Log in with your current password."
+            )
+        if status.error is ErrorKind.LOGIN_REQUIRED:
+            return self.tr("Your login has expired or was ended: log in again.")
+        return ""
 
     def tooltip(self) -> str:
         s = self.state

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 import httpx
 from PySide6.QtCore import QObject, QThread, Signal
 
-from app.config import Config
-from app.core.connection import Connection, failure_detail
+from app.core.config import Config
+from app.core.connection import Connection, failure_status
 from app.core.login_failure import LoginFailure
-from app.core.model import Announcement, ConnState, Status
-from app.core.receipts import RETRY
+from app.core.model import Announcement, Status
+from app.core.receipts import BATCH_DELAY, RETRY
 from app.core.secrets import SecretStore
 from app.core.store import HistoryStore
 
@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 
 
 class StreamWorker(QObject):
-    """Runs login, the stream, acknowledgements and logout on its own thread.
+    """Runs login, the stream, the receipts and logout on its own thread. (Acknowledgements
+    are written to the history on the GUI thread, :class:`~app.core.attention.Attention`: the
+    history store wakes the receipt sender here.)
 
     Signals (all emitted on the worker thread; Qt queues them to GUI-thread receivers):
         statusChanged(Status): the connection state changed; ``ConnState.ERROR`` with a detail
-            also when a task failed (the traceback is in the log).
+            and an error kind also when a task failed (the traceback is in the log).
         announcementReceived(Announcement): a NEW announcement, already stored.
         announcementsReceived(list[Announcement]): several NEW announcements of a catch-up,
             already stored (one transaction), in order: handle them at once (one history
@@ -54,12 +56,12 @@ class StreamWorker(QObject):
     ``config`` is the one the first session uses; :meth:`use_config` hands newer ones.
     """
 
-    statusChanged = Signal(object)
-    announcementReceived = Signal(object)
-    announcementsReceived = Signal(object)
+    statusChanged = Signal(Status)
+    announcementReceived = Signal(Announcement)
+    announcementsReceived = Signal(list)  # list[Announcement]
     revoked = Signal(str)
     loggedIn = Signal(str)
-    loginFailed = Signal(object)
+    loginFailed = Signal(LoginFailure)
     loggedOut = Signal()
     ackSent = Signal(str)
     catchUpStarted = Signal()
@@ -73,6 +75,7 @@ class StreamWorker(QObject):
         secrets: SecretStore,
         transport: httpx.AsyncBaseTransport | None = None,
         ack_retry: float = RETRY,
+        receipt_delay: float = BATCH_DELAY,
     ) -> None:
         super().__init__()
         self._loop = asyncio.new_event_loop()
@@ -89,6 +92,7 @@ class StreamWorker(QObject):
             secrets=secrets,
             transport=transport,
             receipt_retry=ack_retry,
+            receipt_delay=receipt_delay,
         )
 
     # ------------------------------------------------------------------ thread
@@ -164,7 +168,7 @@ class StreamWorker(QObject):
         exc = task.exception()
         log.error("worker command failed", exc_info=exc)
         assert exc is not None
-        self.statusChanged.emit(Status(ConnState.ERROR, failure_detail(exc)))
+        self.statusChanged.emit(failure_status(exc))
 
     # ------------------------------------------------------------------ public API
 
@@ -205,9 +209,9 @@ class StreamWorker(QObject):
         """End the stream, call the close and logout endpoints, forget the tokens."""
         self._post(lambda: self._command(self._connection.logout))
 
-    def acknowledge(self, ann_id: str) -> None:
-        """Queue the acknowledgement in the store and send it (retried until it is sent)."""
-        self._post(lambda: self._connection.acknowledge(ann_id))
+    def forget(self) -> None:
+        """Logged out by the command line: stop and forget, with no call (thread-safe)."""
+        self._post(lambda: self._command(self._connection.forget))
 
     def reconnect_now(self) -> None:
         """Drop the wait or the stream and reconnect at once (wake from sleep, network back)."""

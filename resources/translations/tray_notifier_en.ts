@@ -4,7 +4,7 @@
 <context>
     <name>Notifier</name>
     <message numerus="yes">
-        <location filename="../../app/ui/notifier.py" line="+431"/>
+        <location filename="../../app/ui/notifier.py" line="+487"/>
         <source>%n new announcements</source>
         <translation>
             <numerusform>%n new announcement</numerusform>
@@ -15,7 +15,7 @@
 <context>
     <name>Tray</name>
     <message numerus="yes">
-        <location filename="../../app/ui/tray.py" line="+109"/>
+        <location filename="../../app/ui/tray.py" line="+112"/>
         <source>Offline: trying again in %n s</source>
         <translation>
             <numerusform>Offline: trying again in %n s</numerusform>
@@ -23,7 +23,7 @@
         </translation>
     </message>
     <message numerus="yes">
-        <location line="+14"/>
+        <location line="+62"/>
         <source>%n unread announcement(s)</source>
         <translation>
             <numerusform>%n unread announcement</numerusform>
@@ -31,7 +31,7 @@
         </translation>
     </message>
     <message numerus="yes">
-        <location line="+15"/>
+        <location line="+30"/>
         <source>Announcements (%n unread)…</source>
         <translation>
             <numerusform>Announcements (%n unread)…</numerusform>

@@ -75,7 +75,7 @@
 <context>
     <name>HistoryModel</name>
     <message>
-        <location filename="../../app/ui/history_model.py" line="+87"/>
+        <location filename="../../app/ui/history_model.py" line="+117"/>
         <source>Title</source>
         <translation>标题</translation>
     </message>
@@ -98,7 +98,7 @@
 <context>
     <name>HistoryWindow</name>
     <message>
-        <location filename="../../app/ui/history_window.py" line="+92"/>
+        <location filename="../../app/ui/history_window.py" line="+105"/>
         <source>Announcements — %1</source>
         <translation>公告 — %1</translation>
     </message>
@@ -118,7 +118,7 @@
         <translation>公告</translation>
     </message>
     <message>
-        <location line="+31"/>
+        <location line="+33"/>
         <source>&amp;Mark read</source>
         <translation>标为已读(&amp;M)</translation>
     </message>
@@ -143,7 +143,7 @@
         <translation>关闭(&amp;C)</translation>
     </message>
     <message>
-        <location line="+213"/>
+        <location line="+231"/>
         <source>No announcements match “%1”.</source>
         <translation>没有与“%1”匹配的公告。</translation>
     </message>
@@ -166,7 +166,7 @@
 <context>
     <name>LinkConfirmation</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="+115"/>
+        <location filename="../../app/ui/widgets.py" line="+116"/>
         <source>Open link?</source>
         <translation>打开链接？</translation>
     </message>
@@ -239,7 +239,7 @@
         <translation>密码(&amp;P)：</translation>
     </message>
     <message>
-        <location line="+7"/>
+        <location line="+9"/>
         <source>This address is not encrypted (http://): your password would travel in plain text. Use https:// unless your IT department says otherwise.</source>
         <translation>此地址未加密（http://）：您的密码将以明文传输。除非 IT 部门另有说明，请使用 https://。</translation>
     </message>
@@ -370,7 +370,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Notifier</name>
     <message>
-        <location filename="../../app/ui/notifier.py" line="+392"/>
+        <location filename="../../app/ui/notifier.py" line="+448"/>
         <source>Open</source>
         <translation>打开</translation>
     </message>
@@ -420,7 +420,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Priority</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="-90"/>
+        <location filename="../../app/ui/widgets.py" line="-91"/>
         <source>Low</source>
         <translation>低</translation>
     </message>
@@ -448,7 +448,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>ServerAddress</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="-218"/>
+        <location filename="../../app/ui/login_dialog.py" line="-220"/>
         <source>Enter the server address, for example https://announcements.example.org.</source>
         <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
     </message>
@@ -585,7 +585,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
     <message>
         <location line="+17"/>
         <source>&amp;Server address:</source>
-        <extracomment>the widget that edits each setting (a dotted key of app.config)</extracomment>
+        <extracomment>the widget that edits each setting (a dotted key of app.core.config)</extracomment>
         <translation>服务器地址(&amp;S)：</translation>
     </message>
     <message>
@@ -640,12 +640,12 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Tray</name>
     <message>
-        <location filename="../../app/ui/tray.py" line="+51"/>
+        <location filename="../../app/ui/tray.py" line="+53"/>
         <source>Tray Notifier menu</source>
         <translation>Tray Notifier 菜单</translation>
     </message>
     <message>
-        <location line="+52"/>
+        <location line="+53"/>
         <source>Connected as %1</source>
         <translation>已以 %1 的身份连接</translation>
     </message>
@@ -672,12 +672,12 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>未登录</translation>
     </message>
     <message>
-        <location line="+2"/>
+        <location line="+40"/>
         <source>see the log</source>
         <translation>请查看日志</translation>
     </message>
     <message>
-        <location line="+1"/>
+        <location line="-38"/>
         <source>Not connected: %1</source>
         <translation>未连接：%1</translation>
     </message>
@@ -687,7 +687,77 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>未连接</translation>
     </message>
     <message>
+        <location line="+7"/>
+        <source>the server cannot be reached</source>
+        <translation>无法连接服务器</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>the server&apos;s certificate is not trusted (ask IT for the CA bundle)</source>
+        <translation>服务器证书不受信任（请向 IT 部门索取 CA 证书包）</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>the address does not answer like an announcement server (a proxy or a login page may be in the way)</source>
+        <translation>该地址的响应不像公告服务器（可能被代理或登录页面拦截）</translation>
+    </message>
+    <message>
         <location line="+4"/>
+        <source>the server refused access to the stream (HTTP 403)</source>
+        <translation>服务器拒绝访问消息流（HTTP 403）</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>the stream address does not exist (HTTP 404): check the server address</source>
+        <translation>消息流地址不存在（HTTP 404）：请检查服务器地址</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>the server answered in an unexpected way: check the server address</source>
+        <translation>服务器的响应不符合预期：请检查服务器地址</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>the server failed: try again later</source>
+        <translation>服务器出错：请稍后重试</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>a setting cannot be used: see the log</source>
+        <translation>有一项设置无法使用：请查看日志</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>the history file cannot be written: see the log</source>
+        <translation>无法写入历史记录文件：请查看日志</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>the system keyring is not available</source>
+        <translation>系统密钥环不可用</translation>
+    </message>
+    <message>
+        <location line="+6"/>
+        <source>log in again</source>
+        <translation>请重新登录</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>unexpected error: see the log</source>
+        <translation>意外错误：请查看日志</translation>
+    </message>
+    <message>
+        <location line="+8"/>
+        <source>The stored password stopped working: it was changed, or the account is locked. Log in with your current password.</source>
+        <translation>保存的密码已失效：密码已被修改，或账户已被锁定。请用当前密码登录。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Your login has expired or was ended: log in again.</source>
+        <translation>登录已过期或已被结束：请重新登录。</translation>
+    </message>
+    <message>
+        <location line="+5"/>
         <source>Tray Notifier</source>
         <translation>Tray Notifier</translation>
     </message>
@@ -704,7 +774,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>勿扰模式已开启</translation>
     </message>
     <message numerus="yes">
-        <location line="+13"/>
+        <location line="+28"/>
         <source>Announcements (%n unread)…</source>
         <translation>
             <numerusform>公告（%n 条未读）…</numerusform>
@@ -716,22 +786,22 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>公告…</translation>
     </message>
     <message>
-        <location line="+4"/>
+        <location line="+3"/>
         <source>Log out (%1)</source>
         <translation>退出登录 (%1)</translation>
     </message>
     <message>
-        <location line="+3"/>
+        <location line="+0"/>
         <source>Log in…</source>
         <translation>登录…</translation>
     </message>
     <message>
-        <location line="+1"/>
+        <location line="-18"/>
         <source>Do not disturb</source>
         <translation>勿扰模式</translation>
     </message>
     <message>
-        <location line="+5"/>
+        <location line="+4"/>
         <source>Settings…</source>
         <translation>设置…</translation>
     </message>

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app import config
-from app.core import autostart, errors, store
+from app.core import autostart, config, errors, store
 from app.core.errors import (
     AutostartError,
     ConfigError,
@@ -87,3 +86,21 @@ def test_history_errors_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(HistoryDamagedError, match="Move it aside") as info:
         store.HistoryStore(damaged)
     assert isinstance(info.value, TrayNotifierError)
+
+
+def test_every_error_names_its_kind_for_the_ui() -> None:
+    """The UI words an error from its kind, in the person's language: every class of the tree
+    has one (its own, or its parent's for a narrower case), no two classes declare the same,
+    and anything that is not ours is unexpected."""
+    from app.core.errors import ErrorKind, kind_of
+    from app.core.secrets import SecretStoreUnavailable
+
+    classes = [c for c in _error_classes() if issubclass(c, TrayNotifierError)]
+    assert all(isinstance(c.kind, ErrorKind) for c in classes)
+    every: list[type[TrayNotifierError]] = [*classes, SecretStoreUnavailable]
+    declared = [c.kind for c in every if "kind" in vars(c)]
+    assert len(declared) == len(set(declared))
+    assert kind_of(SecretStoreUnavailable("locked")) is ErrorKind.KEYRING
+    assert kind_of(HistoryDamagedError("damaged")) is ErrorKind.HISTORY
+    assert kind_of(WrongCredentials()) is ErrorKind.WRONG_CREDENTIALS
+    assert kind_of(RuntimeError("a bug")) is ErrorKind.UNEXPECTED

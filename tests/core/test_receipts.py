@@ -2,7 +2,7 @@
 loopback: kept in the store until sent, retried while the server cannot be reached or refuses,
 waiting (not retrying) when the login is gone, 404 settles it; batches of every kind through
 ``POST /receipts``, and one by one at the ack endpoint for a server without it.
-(Against the real companion server: tests/ui/test_worker.py.)"""
+(Against the real companion server: tests/core/test_connection.py.)"""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Endpoints, StreamSettings
 from app.core.auth import AuthSession, Tokens
+from app.core.config import Endpoints, StreamSettings
 from app.core.model import Announcement, Priority
 from app.core.receipts import ReceiptQueue
 from app.core.secrets import MemorySecretStore, login_key
@@ -122,8 +122,8 @@ async def test_a_receipt_is_queued_in_the_store_sent_and_removed(
     server = scripted(status(404), status(200))  # a server without POST /receipts
     sent = Sent()
     queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
-    queue.add("1")
-    queue.add("1")  # a second press: one receipt
+    store.queue_ack("1")
+    store.queue_ack("1")  # a second press: one receipt
     assert store.pending_acks() == ["1"]
     stored = store.get("1")
     assert stored is not None and stored.acked and stored.read
@@ -155,7 +155,7 @@ async def test_unsent_receipts_stay_and_are_retried(
     server = scripted(status(404), first, status(200))
     sent = Sent()
     queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, retry=0.01, batch_delay=0.0)
-    queue.add("1")
+    store.queue_ack("1")
     await run_until(queue, sent.done)
     assert [r.path for r in server.requests] == ["/receipts"] + ["/announcements/1/ack"] * 2
     assert store.pending_acks() == []
@@ -167,7 +167,7 @@ async def test_a_gone_announcement_settles_its_receipt(
     server = scripted(status(404))
     sent = Sent()
     queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
-    queue.add("1")
+    store.queue_ack("1")
     await run_until(queue, sent.done)
     assert acks(server) == ["1"] and store.pending_acks() == []
 
@@ -183,7 +183,7 @@ async def test_without_a_login_it_waits_until_woken(
     session = session_for(server.url)
     sent = Sent()
     queue = ReceiptQueue(store, session, on_sent=sent, retry=0.0, batch_delay=0.0)
-    queue.add("1")
+    store.queue_ack("1")
     await run_until(queue, seen=lambda: len(server.requests) >= 2)
     # no retry storm: one attempt (and the one refresh), then it waits for a wake
     assert [r.path for r in server.requests] == ["/receipts", "/auth/refresh"]
@@ -211,7 +211,7 @@ async def test_receipts_of_every_kind_go_in_one_batch(
     store.mark_read("2")
     store.mark_read("2")  # read once: one receipt
     queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
-    queue.add("1")  # acknowledged
+    store.queue_ack("1")  # acknowledged
     await run_until(queue, sent.done)
     assert [(r.method, r.path) for r in server.requests] == [("POST", "/receipts")]
     body = json.loads(server.requests[0].body)
@@ -247,11 +247,11 @@ async def test_without_post_receipts_delivered_and_read_are_dropped(
     sent = Sent()
     store.mark_all_read()
     queue = ReceiptQueue(store, session_for(server.url), on_sent=sent, batch_delay=0.0)
-    queue.add("2")
+    store.queue_ack("2")
     await run_until(queue, sent.done)
     assert acks(server) == ["2"] and store.pending_receipts() == []
     # later ones go straight to the ack endpoint: /receipts is not asked again
     sent.expected, sent.done = 2, asyncio.Event()
-    queue.add("1")
+    store.queue_ack("1")
     await run_until(queue, sent.done)
     assert [r.path for r in server.requests].count("/receipts") == 1 and acks(server) == ["2", "1"]

@@ -328,11 +328,11 @@ def test_unacknowledged_urgent_ones(store: HistoryStore, clock: FakeClock) -> No
 
 def test_acknowledging_twice_queues_one_receipt(store: HistoryStore) -> None:
     store.add(ann("u", priority=Priority.URGENT))
-    assert store.queue_ack("u") is True  # the root, at once
+    assert store.queue_ack("u") is True  # pressed
     got = store.get("u")
     assert got is not None and (got.acked, got.read, got.shown) == (True, True, True)
     store.ack_sent("u")
-    assert store.queue_ack("u") is False  # the worker, after the receipt was already sent
+    assert store.queue_ack("u") is False  # pressed again, after the receipt was sent
     assert store.pending_acks() == []
 
 

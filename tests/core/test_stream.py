@@ -12,8 +12,14 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from app.config import StreamSettings
-from app.core.errors import AccessDenied, LoginRequired, NotAnnouncementServer, NotFound
+from app.core.config import StreamSettings
+from app.core.errors import (
+    AccessDenied,
+    ErrorKind,
+    LoginRequired,
+    NotAnnouncementServer,
+    NotFound,
+)
 from app.core.model import Announcement, ConnState, RawEvent, Status, StreamEvent
 from app.core.stream import (
     STABLE_STREAM,
@@ -23,7 +29,7 @@ from app.core.stream import (
     StreamEngine,
     TokenSource,
 )
-from tests.fixtures.scripted import Conn, ScriptedServer, redirect, sse, status
+from tests.fixtures.scripted import Conn, Script, ScriptedServer, redirect, sse, status
 
 Scripted = Callable[..., ScriptedServer]
 FAST = StreamSettings(heartbeat_timeout=5.0, connect_timeout=5.0)
@@ -359,6 +365,27 @@ async def test_wrong_content_type_is_a_protocol_error_not_a_retry_storm(
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("script", "state", "kind"),
+    [
+        (status(403), ConnState.ERROR, ErrorKind.ACCESS_DENIED),
+        (status(404), ConnState.ERROR, ErrorKind.NOT_FOUND),
+        (status(418), ConnState.ERROR, ErrorKind.PROTOCOL),
+        (sse("<html/>", content_type="text/html"), ConnState.ERROR, ErrorKind.NOT_SERVER),
+        (status(401), ConnState.LOGIN_REQUIRED, ErrorKind.LOGIN_REQUIRED),
+    ],
+)
+async def test_a_stopping_error_carries_its_kind_for_the_ui_and_its_words_for_the_log(
+    scripted: Scripted, script: Script, state: ConnState, kind: ErrorKind
+) -> None:
+    h = Harness(scripted(script).url, token=StaticToken("fixed"))
+    outcome = await h.run()
+    last = h.statuses[-1]
+    assert (last.state, last.error) == (state, kind)
+    assert last.detail == str(outcome.error)
+    assert all(s.error is None for s in h.statuses[:-1])  # connecting is no error
+
+
 async def test_500_backs_off_then_recovers(scripted: Scripted) -> None:
     server = scripted(status(500), status(502), sse("data: ok\n\n"))
     h = Harness(server.url, stop_after=1)
@@ -388,6 +415,24 @@ async def test_refused_connection_is_retried(scripted: Scripted) -> None:
     assert (await h.run()).kind is OutcomeKind.STOPPED
     offline = [s for s in h.statuses if s.state is ConnState.OFFLINE]
     assert "cannot reach" in offline[0].detail
+
+
+@pytest.mark.parametrize(("connect_timeout", "cap"), [(5.0, 18.0), (10.0, 18.0), (20.0, 8.0)])
+async def test_a_long_outage_never_waits_past_the_cap(
+    scripted: Scripted, connect_timeout: float, cap: float
+) -> None:
+    """Issue 21 (back 3 minutes after the server was): through half an hour of refused
+    connections (on the Harness clock) no wait exceeds the cap, 30 s less the connect timeout
+    and a margin, so the engine is back within 30 s of the server's return."""
+    server = scripted(status(204))
+    url = server.url
+    server.stop()  # nothing listens there any more
+    settings = StreamSettings(heartbeat_timeout=5.0, connect_timeout=connect_timeout)
+    h = Harness(url, settings=settings, rng=lambda: 1.0, stop_at=1800.0)  # the top of jitter
+    assert (await h.run()).kind is OutcomeKind.STOPPED
+    assert len(h.waits) > 50
+    assert max(h.waits) == h.waits[-1] == cap
+    assert connect_timeout + cap <= 28.0
 
 
 # ------------------------------------------------------------------ redirects

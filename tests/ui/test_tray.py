@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from app.core.errors import ErrorKind
 from app.core.model import ConnState, Status
+from app.ui import i18n
 from app.ui.tray import Tray
 
 pytestmark = pytest.mark.qt_log_ignore(".*systemTrayWindowChanged")
@@ -62,6 +65,39 @@ def test_menu_in_every_connected_state(tray: Tray, status: Status, line: str) ->
         "Quit",
     ]
     assert line in tray.icon.toolTip()
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (
+            ErrorKind.NOT_FOUND,
+            "the stream address does not exist (HTTP 404): check the server address",
+        ),
+        (ErrorKind.ACCESS_DENIED, "the server refused access to the stream (HTTP 403)"),
+        (ErrorKind.HISTORY, "the history file cannot be written: see the log"),
+        (ErrorKind.UNEXPECTED, "unexpected error: see the log"),
+    ],
+)
+def test_a_stream_error_is_worded_from_its_kind_not_its_english_detail(
+    tray: Tray, error: ErrorKind, words: str
+) -> None:
+    tray.set_user("alice")
+    tray.set_status(
+        Status(ConnState.ERROR, "http://x/sse/connect/alice: the log's words", None, error)
+    )
+    assert texts(tray)[0] == f"Not connected: {words}"
+    assert "the log's words" not in tray.icon.toolTip()
+
+
+def test_a_stream_error_is_worded_in_chinese(tray: Tray, qapp: QApplication) -> None:
+    tray.set_user("alice")
+    i18n.install(qapp, "zh_CN")
+    try:
+        tray.set_status(Status(ConnState.ERROR, "HTTP 404", error=ErrorKind.NOT_FOUND))
+        assert texts(tray)[0] == "未连接：消息流地址不存在（HTTP 404）：请检查服务器地址"
+    finally:
+        i18n.uninstall(qapp)
 
 
 def test_login_required_offers_log_in(tray: Tray) -> None:

@@ -1,40 +1,36 @@
-"""The stream worker against the companion server: store before emit, no repeats, token expiry,
-acknowledgements, logout and quit within a second."""
+"""The stream worker against the companion server: what its connection tells becomes signals
+emitted on the worker's thread (store before emit, no repeats, a catch-up in batches, token
+expiry, typed login failures), commands posted from the GUI thread (login, stored login,
+logout), and the thread ends on quit within a second. The connection's own rules, receipts and
+supervised tasks are tested without Qt in tests/core/test_connection.py."""
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.config import Config
+from app.core.auth import Tokens
+from app.core.config import Config
 from app.core.connection import CATCH_UP_BATCH
+from app.core.errors import ErrorKind
 from app.core.login_failure import FailureKind, LoginFailure
 from app.core.model import Announcement, ConnState, Priority, Status
 from app.core.secrets import MemorySecretStore, login_key
-from app.core.store import HistoryStore, HistoryStoreError
+from app.core.store import HistoryStore
 from app.server.embedded import EmbeddedServer
 from app.ui.worker import StreamWorker
 from tests.fixtures.qt import RecordingTransport, Spy
-from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
+from tests.fixtures.server import DEMO_PASSWORD, OffsetClock, ServerFactory
 
 WAIT = 15_000  # ms: generous bound for a shared 2-core machine
-
-
-def open_streams(server: EmbeddedServer) -> int:
-    """The server's gauge of SSE streams open now."""
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
-    match = re.search(r"^(?:\w+_)?connections (\d+)", text, re.MULTILINE)
-    assert match, text
-    return int(match.group(1))
 
 
 class Arrived(Spy):
@@ -68,21 +64,51 @@ def connected(statuses: Spy) -> bool:
     return any(s.state is ConnState.CONNECTED for s in statuses.values)
 
 
+@dataclass
+class Session:
+    """A started worker with alice logged in to ``server``, connected."""
+
+    worker: StreamWorker
+    store: HistoryStore
+    server: EmbeddedServer
+    secrets: MemorySecretStore
+
+
+@pytest.fixture
+def log_in(
+    qtbot: QtBot, make_worker: Callable[..., Any], tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[..., Session]:
+    """``log_in(server=None, secrets=None, **worker_options)``: a worker made and started,
+    alice logged in (to the companion server by default) with a fresh history, connected."""
+
+    def make(
+        server: EmbeddedServer | None = None,
+        *,
+        secrets: MemorySecretStore | None = None,
+        **options: Any,
+    ) -> Session:
+        if server is None:
+            server = request.getfixturevalue("companion_server")
+        secrets = MemorySecretStore() if secrets is None else secrets
+        worker = make_worker(secrets=secrets, **options)
+        store = open_store(tmp_path, server)
+        login(qtbot, worker, server, store)
+        return Session(worker, store, server, secrets)
+
+    return make
+
+
 def test_announcement_is_stored_before_it_is_emitted(
-    qtbot: QtBot,
-    companion_server: EmbeddedServer,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
+    qtbot: QtBot, log_in: Callable[..., Session]
 ) -> None:
-    worker = make_worker()
-    store = open_store(tmp_path, companion_server)
-    login(qtbot, worker, companion_server, store)
+    alice = log_in()
+    worker, store = alice.worker, alice.store
     seen: list[tuple[Announcement, bool, str]] = []
     # a direct connection runs on the worker thread at the moment of emission
     worker.announcementReceived.connect(
         lambda a: seen.append((a, store.get(a.id) is not None, store.last_event_id()))
     )
-    ann_id = companion_server.publish("Fire drill", "At 3 pm today.", priority="high")
+    ann_id = alice.server.publish("Fire drill", "At 3 pm today.", priority="high")
     qtbot.waitUntil(lambda: len(seen) == 1, timeout=WAIT)
     ann = seen[0][0]
     assert (ann.id, ann.title, ann.body, ann.priority) == (
@@ -95,44 +121,35 @@ def test_announcement_is_stored_before_it_is_emitted(
 
 
 def test_restart_resumes_from_the_stored_id_without_repeats(
-    qtbot: QtBot,
-    companion_server: EmbeddedServer,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
+    qtbot: QtBot, log_in: Callable[..., Session], make_worker: Callable[..., Any]
 ) -> None:
-    secrets = MemorySecretStore()
-    store = open_store(tmp_path, companion_server)
-    first = make_worker(secrets=secrets)
-    login(qtbot, first, companion_server, store)
-    got = Arrived(first)
-    first_id = companion_server.publish("One", "first")
+    first = log_in()
+    server, store = first.server, first.store
+    got = Arrived(first.worker)
+    first_id = server.publish("One", "first")
     qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
-    assert first.shutdown(5000)
-    missed = companion_server.publish("Two", "published while the tray was closed")
+    assert first.worker.shutdown(5000)
+    missed = server.publish("Two", "published while the tray was closed")
 
-    second = make_worker(secrets=secrets)  # the stored login: no password
+    second = make_worker(secrets=first.secrets)  # the stored login: no password
     received = Arrived(second)
     logged_in = Spy(second.loggedIn)
-    second.connect_stored(companion_server.url, "alice", store)
+    second.connect_stored(server.url, "alice", store)
     qtbot.waitUntil(lambda: [a.id for a in received.values] == [missed], timeout=WAIT)
     assert logged_in.values == ["alice"]
-    third = companion_server.publish("Three", "live")
+    third = server.publish("Three", "live")
     qtbot.waitUntil(lambda: [a.id for a in received.values] == [missed, third], timeout=WAIT)
     assert store.last_event_id() == third
     assert [s.announcement.id for s in store.list()] == [third, missed, first_id]
 
 
 def test_server_restart_loses_and_repeats_nothing(
-    qtbot: QtBot,
-    server_factory: ServerFactory,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
+    qtbot: QtBot, server_factory: ServerFactory, log_in: Callable[..., Session]
 ) -> None:
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
-    store = open_store(tmp_path, server)
-    worker = make_worker()
-    spy = Arrived(worker)
-    login(qtbot, worker, server, store)
+    alice = log_in(server)
+    store = alice.store
+    spy = Arrived(alice.worker)
     published = [server.publish(f"Before {n}", "x") for n in range(3)]
     qtbot.waitUntil(lambda: [a.id for a in spy.values] == published, timeout=WAIT)
     server.stop()
@@ -145,28 +162,15 @@ def test_server_restart_loses_and_repeats_nothing(
     assert len(store.list()) == 6
 
 
-class ServerClock:
-    """The server's clock (epoch seconds), moved on by the test: tokens expire at once."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
 def test_an_expired_token_is_refreshed_and_the_stream_continues(
     qtbot: QtBot,
     server_factory: ServerFactory,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
+    log_in: Callable[..., Session],
     recording_transport: RecordingTransport,
 ) -> None:
-    clock = ServerClock()
+    clock = OffsetClock()
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100, clock=clock)
-    store = open_store(tmp_path, server)
-    worker = make_worker()
-    login(qtbot, worker, server, store)
+    worker = log_in(server).worker
     statuses = Spy(worker.statusChanged)
     assert recording_transport.paths("POST").count("/auth/refresh") == 0
     clock.offset += 901.0  # past the 900 s token: the server ends the stream (event: close)
@@ -216,44 +220,12 @@ def test_unreachable_server_is_a_typed_failure(
     assert failed.values[0].kind is FailureKind.UNREACHABLE
 
 
-def test_acknowledgement_is_posted_and_leaves_the_queue(
-    qtbot: QtBot,
-    companion_server: EmbeddedServer,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
-) -> None:
-    worker = make_worker()
-    store = open_store(tmp_path, companion_server)
-    login(qtbot, worker, companion_server, store)
-    got, sent = Arrived(worker), Spy(worker.ackSent)
-    ann_id = companion_server.publish("Evacuate", "Now", priority="urgent")
-    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
-    worker.acknowledge(ann_id)
-    qtbot.waitUntil(lambda: sent.values == [ann_id], timeout=WAIT)
-    assert store.pending_acks() == []
-    # the publisher sees alice's receipt
-    with httpx.Client(base_url=companion_server.url, timeout=10) as client:
-        token = client.post(
-            "/auth/login", json={"username": "publisher", "password": DEMO_PASSWORD}
-        ).json()["access_token"]
-        acks = client.get(
-            f"/announcements/{ann_id}/acks", headers={"Authorization": f"Bearer {token}"}
-        ).json()
-    assert [a["username"] for a in acks] == ["alice"]
-
-
 def test_logout_ends_the_stream_within_a_second_and_calls_close(
-    qtbot: QtBot,
-    companion_server: EmbeddedServer,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
-    recording_transport: RecordingTransport,
+    qtbot: QtBot, log_in: Callable[..., Session], recording_transport: RecordingTransport
 ) -> None:
-    secrets = MemorySecretStore()
-    worker = make_worker(secrets=secrets)
-    store = open_store(tmp_path, companion_server)
-    login(qtbot, worker, companion_server, store)
-    assert secrets.get(login_key(companion_server.url, "alice")) is not None
+    alice = log_in()
+    worker, secrets, url = alice.worker, alice.secrets, alice.server.url
+    assert secrets.get(login_key(url, "alice")) is not None
     stopped = threading.Event()
     worker.statusChanged.connect(lambda s: stopped.set() if s.state is ConnState.STOPPED else None)
     logged_out = Spy(worker.loggedOut)
@@ -263,56 +235,30 @@ def test_logout_ends_the_stream_within_a_second_and_calls_close(
     qtbot.waitUntil(lambda: len(logged_out.calls) == 1, timeout=WAIT)
     assert "/sse/close/alice" in recording_transport.paths("POST")
     assert "/auth/logout" in recording_transport.paths("POST")
-    assert secrets.get(login_key(companion_server.url, "alice")) is None
+    assert secrets.get(login_key(url, "alice")) is None
     thread = worker.thread_handle
     assert worker.shutdown(1000)  # quit: the thread has finished within a second
     assert thread is not None and thread.isFinished()
 
 
-def test_acknowledgement_made_offline_is_sent_when_back_online(
-    qtbot: QtBot,
-    server_factory: ServerFactory,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
-) -> None:
-    server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
-    worker = make_worker(ack_retry=0.2)
-    store = open_store(tmp_path, server)
-    login(qtbot, worker, server, store)
-    got, sent = Arrived(worker), Spy(worker.ackSent)
-    ann_id = server.publish("Evacuate", "Now", priority="urgent")
-    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
-    server.stop()
-    worker.acknowledge(ann_id)
-    qtbot.waitUntil(lambda: store.pending_acks() == [ann_id], timeout=WAIT)
-    assert sent.calls == []
-    server = server_factory(
-        data_dir=server.data_dir, port=server.port, retry_ms=100, ping_interval=0.5
-    )
-    qtbot.waitUntil(lambda: sent.values == [ann_id], timeout=WAIT)
-    assert store.pending_acks() == []
-
-
 def test_a_catch_up_in_pages_is_one_catch_up(
     qtbot: QtBot,
     server_factory: ServerFactory,
+    log_in: Callable[..., Session],
     make_worker: Callable[..., Any],
-    tmp_path: Path,
 ) -> None:
     """2,500 missed announcements replayed 1,000 at a time: one catchUpStarted, every
     announcement, then one catchUpFinished."""
     server = server_factory(demo_users=True, ping_interval=0.5, replay_limit=1000)
-    secrets = MemorySecretStore()
-    store = open_store(tmp_path, server)
-    first = make_worker(secrets=secrets)
-    login(qtbot, first, server, store)
-    got = Arrived(first)
+    first = log_in(server)
+    store = first.store
+    got = Arrived(first.worker)
     server.publish("Before", "the resume point")
     qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
-    assert first.shutdown(5000)
+    assert first.worker.shutdown(5000)
     missed = [server.publish(f"Missed {n}", "while away") for n in range(2500)]
 
-    second = make_worker(secrets=secrets)
+    second = make_worker(secrets=first.secrets)
     log: list[tuple[str, Any]] = []
     arrived = Arrived(second, log=log, name="announcement")
     spies = [
@@ -351,87 +297,25 @@ def test_quit_right_after_start_ends_the_thread(qapp: Any, tmp_path: Path) -> No
     store.close()
 
 
-class DiskFullStore(HistoryStore):
-    """A history that stops taking announcements, as on a full disk."""
-
-    full = False
-
-    def record(self, ann: Announcement | None, last_event_id: str) -> bool:
-        if self.full and ann is not None:
-            raise HistoryStoreError(f"cannot write the history file {self.path}: disk full")
-        return super().record(ann, last_event_id)
-
-
-def test_a_store_failing_while_connected_is_an_error_state_and_logged(
+def test_a_failing_command_is_a_typed_error_state_and_logged(
     qtbot: QtBot,
-    companion_server: EmbeddedServer,
     make_worker: Callable[..., Any],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The stream task is supervised: its failure is never silent (no more "connected" with
-    nothing arriving and nothing in the log)."""
+    """A command that raises is never silent: logged with its traceback, told as ERROR with the
+    error's kind (the tray words it) and its English detail (the log's)."""
     caplog.set_level(logging.ERROR)
-    worker = make_worker()
-    store = DiskFullStore(HistoryStore.path_for(tmp_path / "data", companion_server.url, "alice"))
-    login(qtbot, worker, companion_server, store)
-    statuses, got = Spy(worker.statusChanged), Arrived(worker)
-    store.full = True
-    companion_server.publish("Lost?", "the history cannot take it")
+    url, secrets = "http://127.0.0.1:9", MemorySecretStore()
+    tokens = Tokens("access-1", "refresh-1", time.time() + 3600, "alice", time.time())
+    secrets.set(login_key(url, "alice"), tokens.to_secret())
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    store.close()  # the stored login is there; the history cannot be read
+    worker = make_worker(secrets=secrets)
+    statuses = Spy(worker.statusChanged)
+    worker.connect_stored(url, "alice", store)
     qtbot.waitUntil(lambda: bool(statuses.values), timeout=WAIT)
-    assert [(s.state, s.detail) for s in statuses.values] == [
-        (ConnState.ERROR, f"cannot write the history file {store.path}: disk full")
-    ]
-    assert got.calls == []  # never told as if it were stored
-    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert record.getMessage() == "the stream failed"
-    assert record.exc_info is not None and isinstance(record.exc_info[1], HistoryStoreError)
-    # a logout still ends cleanly
-    logged_out = Spy(worker.loggedOut)
-    worker.logout()
-    qtbot.waitUntil(lambda: len(logged_out.calls) == 1, timeout=WAIT)
-    assert statuses.values[-1].state is ConnState.STOPPED
-
-
-class BatchFullStore(HistoryStore):
-    """A history that cannot take a catch-up's batch, as on a full disk."""
-
-    full = False
-
-    def record_many(self, received: Any, *, notify: bool = True) -> list[Announcement]:
-        if self.full:
-            raise HistoryStoreError(f"cannot write the history file {self.path}: disk full")
-        return super().record_many(received, notify=notify)
-
-
-def test_a_catch_up_batch_failing_to_store_is_an_error_state_and_logged(
-    qtbot: QtBot,
-    companion_server: EmbeddedServer,
-    make_worker: Callable[..., Any],
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.ERROR)
-    secrets = MemorySecretStore()
-    store = BatchFullStore(HistoryStore.path_for(tmp_path / "data", companion_server.url, "alice"))
-    first = make_worker(secrets=secrets)
-    login(qtbot, first, companion_server, store)
-    got = Arrived(first)
-    companion_server.publish("Before", "the resume point")
-    qtbot.waitUntil(lambda: len(got.calls) == 1, timeout=WAIT)
-    assert first.shutdown(5000)
-    resume_point = store.last_event_id()
-    for n in range(5):
-        companion_server.publish(f"Missed {n}", "while away")
-    store.full = True
-    second = make_worker(secrets=secrets)
-    statuses, told = Spy(second.statusChanged), Arrived(second)
-    second.connect_stored(companion_server.url, "alice", store)
-    detail = f"cannot write the history file {store.path}: disk full"
-    qtbot.waitUntil(lambda: any(s.state is ConnState.ERROR for s in statuses.values), timeout=WAIT)
-    # the stream's end that follows (the server sees it closed) is not told over the error
-    qtbot.waitUntil(lambda: open_streams(companion_server) == 0, timeout=WAIT)
-    assert statuses.values[-1] == Status(ConnState.ERROR, detail)
-    assert told.calls == []  # never told as if it were stored
-    assert store.last_event_id() == resume_point  # replayed after the next connect
-    assert any(r.getMessage() == "the stream failed" for r in caplog.records)
+    status = statuses.values[0]
+    assert (status.state, status.error) == (ConnState.ERROR, ErrorKind.HISTORY)
+    assert status.detail == f"the history {store.path} is closed"
+    assert any(r.getMessage() == "worker command failed" and r.exc_info for r in caplog.records)
