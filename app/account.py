@@ -24,11 +24,12 @@ import asyncio
 import getpass
 import logging
 import sys
+from collections.abc import Callable
 
-from app import config as config_mod
-from app.config import Config
+from app.core import config as config_mod
 from app.core import http
 from app.core.auth import AuthSession
+from app.core.config import Config, Paths
 from app.core.errors import (
     ConfigError,
     LoginRequired,
@@ -37,8 +38,14 @@ from app.core.errors import (
     TrayNotifierError,
     WrongCredentials,
 )
-from app.core.secrets import KeyringSecretStore, SecretStore, SecretStoreUnavailable
+from app.core.secrets import (
+    KeyringSecretStore,
+    SecretStore,
+    SecretStoreUnavailable,
+    login_key,
+)
 from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
+from app.logs import escape_controls, redact
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +54,33 @@ def _say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 - a command-line tool's answer
 
 
+def _tell(text: str, *args: object) -> None:
+    """A failure, as the plain sentence on stderr (a person or IT's script reads it: no time
+    stamp, no level, no logger name); the log file gets it too."""
+    message = redact(escape_controls(text % args if args else text))  # server words too
+    log.debug("%s", message)
+    print(message, file=sys.stderr, flush=True)  # noqa: T201 - a command-line tool's answer
+
+
 def _target(args: argparse.Namespace, config: Config) -> tuple[str, str] | None:
     server = (args.server or config.server_url).strip()
     user = (args.user or config.username).strip()
     fixed = config.is_locked("server_url") or config.set_by_environment("server_url")
     if fixed and args.server and server.rstrip("/") != config.server_url.rstrip("/"):
-        log.error(
+        _tell(
             "the server is set to %s by your IT department (or the environment) and cannot be "
             "changed here: leave out --server",
             config.server_url,
         )
         return None
     if not server or not user:
-        log.error(
+        _tell(
             "no server or user name: give --server URL and --user NAME (or set server_url and "
             "username in the settings)"
         )
         return None
     if not server.startswith(("http://", "https://")):
-        log.error("--server %r must start with https:// (or http:// on loopback)", server)
+        _tell("--server %r must start with https:// (or http:// on loopback)", server)
         return None
     return server, user
 
@@ -96,7 +111,7 @@ def _settings_and_target(
         paths = config_mod.Paths.default()
         config = config_mod.load(paths)
     except ConfigError as exc:
-        log.error("%s", exc)
+        _tell("%s", exc)
         return EXIT_PROTOCOL
     target = _target(args, config)
     if target is None:
@@ -117,7 +132,7 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
         )
     password = _read_password(args)
     if not password:
-        log.error("no password given: pass it on standard input with --password-stdin")
+        _tell("no password given: pass it on standard input with --password-stdin")
         return EXIT_USAGE
     code = asyncio.run(_login(_session(config, server, user, secrets), password))
     if code != EXIT_OK:
@@ -126,23 +141,35 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
         try:
             config_mod.save_user(config.with_changes(server_url=server, username=user), paths)
         except (OSError, ConfigError) as exc:
-            log.error("logged in, but the settings could not be saved: %s", exc)
+            _tell("logged in, but the settings could not be saved: %s", exc)
             return EXIT_FAILURE
-    _say(f"Logged in as {user} at {server}. The tray connects with this login.")
+    if _tell_tray(paths, login_key(server, user), stored=True):
+        _say(f"Logged in as {user} at {server}. The running tray connects with this login now.")
+    else:
+        _say(f"Logged in as {user} at {server}. The tray connects with this login when it starts.")
     return EXIT_OK
+
+
+def _tell_tray(paths: Paths, login: str, *, stored: bool) -> bool:
+    """Tell the tray running for these settings (the single-instance channel) that the login
+    ``login`` was stored, or is being ended; False when no tray runs. Qt's local socket is
+    loaded only here."""
+    from app.ui.single_instance import LOGIN, LOGOUT, default_key, tell_running
+
+    return tell_running(default_key(str(paths.data_dir)), LOGIN if stored else LOGOUT, login)
 
 
 async def _login(session: AuthSession, password: str) -> int:
     try:
         await session.login(password)
     except (WrongCredentials, SecretStoreUnavailable) as exc:
-        log.error("%s", exc)
+        _tell("%s", exc)
         return EXIT_AUTH
     except (ServerUnreachable, ServerError) as exc:
-        log.error("%s", exc)
+        _tell("%s", exc)
         return EXIT_FAILURE
     except (TrayNotifierError, ConfigError) as exc:
-        log.error("%s", exc)
+        _tell("%s", exc)
         return EXIT_PROTOCOL
     finally:
         await session.aclose()
@@ -153,21 +180,30 @@ def run_logout(args: argparse.Namespace, *, secrets: SecretStore | None = None) 
     prepared = _settings_and_target(args)
     if isinstance(prepared, int):
         return prepared
-    _paths, config, server, user = prepared
-    code = asyncio.run(_logout(_session(config, server, user, secrets)))
+    paths, config, server, user = prepared
+    told: list[bool] = []
+
+    def tell_tray() -> None:  # once the stored login is known, before any call is made
+        told.append(_tell_tray(paths, login_key(server, user), stored=False))
+
+    code = asyncio.run(_logout(_session(config, server, user, secrets), tell_tray))
     if code == EXIT_OK:
-        _say(f"Logged out {user} at {server}. The history stays on this computer.")
+        tray = " The running tray stopped and forgot it." if any(told) else ""
+        _say(f"Logged out {user} at {server}. The history stays on this computer.{tray}")
     return code
 
 
-async def _logout(session: AuthSession) -> int:
+async def _logout(session: AuthSession, tell_tray: Callable[[], None]) -> int:
     try:
         if not session.has_stored_login():
-            log.error("no stored login for %s at %s", session.username, session.server_url)
+            _tell("no stored login for %s at %s", session.username, session.server_url)
             return EXIT_AUTH
+        # the running tray stops first: it must not reconnect, nor log in again with the
+        # password it keeps, while the calls below end the login
+        tell_tray()
         await session.logout()
     except (SecretStoreUnavailable, LoginRequired) as exc:
-        log.error("%s", exc)
+        _tell("%s", exc)
         return EXIT_AUTH
     finally:
         await session.aclose()

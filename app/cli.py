@@ -175,6 +175,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     ls.add_argument("--max-events", type=_positive_int, default=None, metavar="N")
     ls.add_argument("--json", action="store_true", help="JSON lines (the default is text lines)")
     ls.add_argument(
+        "--as-shown",
+        action="store_true",
+        help="print each announcement as the tray would show it, read with the configured"
+        " [payload] profile: its id, title, body, priority and link (with --json: one object"
+        ' {"id", "title", "body", "priority", "url", "position"} each); other events are not'
+        " printed. To check a backend profile without a desktop",
+    )
+    ls.add_argument(
         "--heartbeat-timeout",
         type=_positive_float,
         default=None,

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from app import config as app_config
 from app import logs
+from app.core import config as app_config
 from app.core.auth import AuthSession
 from app.core.errors import ConfigError, TrayNotifierError
 from app.core.model import Announcement, ControlEvent, RawEvent, Status, StreamEvent
@@ -155,7 +155,12 @@ async def run_engine(
     args: argparse.Namespace, cfg: app_config.Config, url: str, source: TokenSource
 ) -> int:
     """Run the engine on ``url`` printing each event (listen, demo --headless); the exit code."""
-    printer = _Printer(sys.stdout, as_json=args.json, max_events=args.max_events)
+    printer = _Printer(
+        sys.stdout,
+        as_json=args.json,
+        max_events=args.max_events,
+        as_shown=getattr(args, "as_shown", False),
+    )
     engine = StreamEngine(
         url=url,
         settings=cfg.stream,
@@ -188,9 +193,12 @@ def _log_status(status: Status) -> None:
 class _Printer:
     """Writes one line per event; calls ``on_done`` after ``max_events`` or a broken stdout."""
 
-    def __init__(self, out: TextIO, *, as_json: bool, max_events: int | None) -> None:
+    def __init__(
+        self, out: TextIO, *, as_json: bool, max_events: int | None, as_shown: bool = False
+    ) -> None:
         self.out = out
         self.as_json = as_json
+        self.as_shown = as_shown
         self.max_events = max_events
         self.count = 0
         self.failed = False
@@ -200,7 +208,12 @@ class _Printer:
     def on_event(self, raw: RawEvent, typed: StreamEvent) -> None:
         if self.failed:
             return
-        line = _json_line(raw) if self.as_json else _text_line(raw, typed)
+        if self.as_shown:
+            if not isinstance(typed, Announcement):
+                return  # the tray shows announcements only
+            line = _shown_json(raw, typed) if self.as_json else _shown_line(typed)
+        else:
+            line = _json_line(raw) if self.as_json else _text_line(raw, typed)
         try:
             self.out.write(line + "\n")
             self.out.flush()
@@ -244,8 +257,31 @@ def _json_line(raw: RawEvent) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
+def _shown_json(raw: RawEvent, ann: Announcement) -> str:
+    """An announcement as the tray shows it: its identity, its title (the app's name for a
+    titleless one), its body as plain text, its priority and link, and the stream position."""
+    shown = {
+        "id": "" if ann.anonymous else ann.id,
+        "title": ann.display_title(),
+        "body": ann.body,
+        "priority": ann.priority.value,
+        "url": ann.url,
+        "position": raw.id,
+    }
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(shown, ensure_ascii=False))
+
+
 def _text_line(raw: RawEvent, typed: StreamEvent) -> str:
     return terminal_safe(_plain_line(raw, typed))
+
+
+def _shown_line(ann: Announcement) -> str:
+    """``ID [priority] title: body``, the title as the tray shows it (the app's name for a
+    titleless one) and the id the one that de-duplicates it (``-``: none, new each time)."""
+    ident = "-" if ann.anonymous else ann.id
+    text = f"{ident} [{ann.priority.value}] {ann.display_title()}: {ann.body}".rstrip(": ")
+    link = f" <{ann.url}>" if ann.url else ""
+    return terminal_safe(text.replace("\n", " / ") + link)
 
 
 def _plain_line(raw: RawEvent, typed: StreamEvent) -> str:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from app import account
-from app import config as config_mod
 from app.cli import build_parser
+from app.core import config as config_mod
 from app.core.auth import Tokens
 from app.core.secrets import MemorySecretStore, login_key
 from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -77,7 +77,7 @@ def test_wrong_password_is_exit_3_and_stores_nothing(
     home: Path,
     companion_server: EmbeddedServer,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     secrets = MemorySecretStore()
     feed_stdin(monkeypatch, "not the password\n")
@@ -87,7 +87,9 @@ def test_wrong_password_is_exit_3_and_stores_nothing(
     )
     assert code == EXIT_AUTH
     assert secrets.get(login_key(companion_server.url, "alice")) is None
-    assert "wrong" in caplog.text
+    said = capsys.readouterr().err
+    # the plain sentence, no time stamp or level around it
+    assert said == "The user name or password is wrong: check both and try again.\n"
     assert not config_mod.Paths.default().user_config_file.exists()
 
 
@@ -104,18 +106,18 @@ def test_unreachable_server_is_exit_1(
 
 
 def test_no_server_or_no_stored_login_says_what_to_give(
-    home: Path, companion_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+    home: Path, companion_server: EmbeddedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert account.run_login(args("login", "--password-stdin"), secrets=MemorySecretStore()) == (
         EXIT_USAGE
     )
-    assert "--server" in caplog.text
+    assert "--server" in capsys.readouterr().err
     code = account.run_logout(
         args("logout", "--server", companion_server.url, "--user", "alice"),
         secrets=MemorySecretStore(),
     )
     assert code == EXIT_AUTH
-    assert "no stored login" in caplog.text
+    assert "no stored login" in capsys.readouterr().err
 
 
 def test_a_server_it_locked_cannot_be_changed_from_the_command_line(
@@ -123,7 +125,7 @@ def test_a_server_it_locked_cannot_be_changed_from_the_command_line(
     tmp_path: Path,
     companion_server: EmbeddedServer,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     system = tmp_path / "system.toml"
     system.write_text(f'server_url = "{companion_server.url}"\nlocked = ["server_url"]\n')
@@ -136,7 +138,7 @@ def test_a_server_it_locked_cannot_be_changed_from_the_command_line(
         secrets=secrets,
     )
     assert code == EXIT_USAGE
-    assert "IT department" in caplog.text
+    assert "IT department" in capsys.readouterr().err
     # the locked server itself is fine
     feed_stdin(monkeypatch, f"{DEMO_PASSWORD}\n")
     code = account.run_login(args("login", "--user", "alice", "--password-stdin"), secrets=secrets)
@@ -202,4 +204,5 @@ def test_a_refused_token_login_is_exit_3_with_the_backends_words(
     )
     assert result.returncode == EXIT_AUTH
     assert "用户不存在/密码错误" in result.stderr
+    assert result.stderr == "The server refused the login: 用户不存在/密码错误\n"  # no log line
     assert not (tmp_path / "home" / "config" / "config.toml").exists()  # nothing saved

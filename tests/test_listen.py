@@ -16,12 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import config as app_config
+from app.core import config as app_config
+from app.core.backoff import MIN_WAIT
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.keyring import KeyringRunner
 from tests.fixtures.scripted import ScriptedServer, sse, status
 from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
-from tests.fixtures.spring import PROFILE, SpringBackend
+from tests.fixtures.spring import GREETING, PROFILE, SpringBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 Scripted = Callable[..., ScriptedServer]
@@ -232,7 +233,7 @@ def test_each_announcement_once_in_order_across_two_server_restarts(
     published: list[str] = []
     received: list[dict[str, str]] = []
 
-    def wait_until(condition: Callable[[], bool]) -> None:
+    def read_until(condition: Callable[[], bool]) -> None:
         while not condition():
             line = lines.get(timeout=30)
             assert line is not None, "listen ended early"
@@ -248,17 +249,17 @@ def test_each_announcement_once_in_order_across_two_server_restarts(
         return lambda: connects() > times
 
     try:
-        wait_until(lambda: any(e["event"] == "connected" for e in received))
+        read_until(lambda: any(e["event"] == "connected" for e in received))
         for batch in range(3):
             for i in range(batch * 70, min(200, batch * 70 + 70)):
                 published.append(server.publish(f"n{i}", f"announcement {i}"))
             if batch > 0:  # (published while it was away: it waits at least a second)
-                wait_until(connected_more_than(batch))
+                read_until(connected_more_than(batch))
             if batch < 2:  # restart on the same data folder and port while it streams
                 port, data_dir = server.port, server.data_dir
                 server.stop()
                 server = server_factory(data_dir=data_dir, port=port, **options)
-        wait_until(lambda: len(announcements()) >= 200)
+        read_until(lambda: len(announcements()) >= 200)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     finally:
@@ -275,7 +276,9 @@ def test_a_fresh_listener_resumes_from_the_connected_position(
 ) -> None:
     """listen keeps its position in the engine: the first ``connected`` gives it one, so what
     is published while it is away (here: between a close and its reconnect) still arrives."""
-    server = server_factory(demo_users=True, retry_ms=1500, ping_interval=1.0)
+    # the server asks for the shortest wait a client takes (MIN_WAIT): what is published right
+    # after the close is published while the listener is away, and nothing waits longer
+    server = server_factory(demo_users=True, retry_ms=int(MIN_WAIT * 1000), ping_interval=1.0)
     old = server.publish("before", "x")
     proc = listen_bg(
         tmp_path,
@@ -296,7 +299,7 @@ def test_a_fresh_listener_resumes_from_the_connected_position(
         assert first is not None
         received.append(json.loads(first))
         assert received[0]["event"] == "connected" and received[0]["id"] == old
-        server.close_streams("alice")  # away for at least the 1.5 s the server asks for
+        server.close_streams("alice")  # away for at least MIN_WAIT
         published = [server.publish(f"n{i}", "x") for i in range(10)]
         while (line := lines.get(timeout=30)) is not None:
             received.append(json.loads(line))
@@ -315,7 +318,7 @@ def test_stored_login_on_a_real_keyring(
     """Log in through AuthSession into gnome-keyring, then ``listen --server --user`` uses it."""
     (tmp_path / "login.py").write_text(
         "import asyncio, sys\n"
-        "from app.config import Endpoints, StreamSettings\n"
+        "from app.core.config import Endpoints, StreamSettings\n"
         "from app.core.auth import AuthSession\n"
         "from app.core.secrets import KeyringSecretStore\n"
         "async def main():\n"
@@ -450,3 +453,38 @@ def test_two_ways_of_giving_the_token_is_a_usage_error(tmp_path: Path) -> None:
     result = listen(tmp_path, "--url", "http://127.0.0.1:9/s", "--token", "x", "--token-stdin")
     assert result.returncode == 2
     assert "one way only" in result.stderr
+
+
+def test_as_shown_prints_what_the_tray_would_show_under_the_profile(
+    scripted: Scripted, tmp_path: Path
+) -> None:
+    """An administrator checks a backend profile without a desktop (issue 21): the notices read
+    with ``[payload]``, titled, their HTML as text, with the id that de-duplicates them."""
+    config_dir = tmp_path / "home" / "config"
+    config_dir.mkdir(parents=True, mode=0o700)
+    payload = {"payload": {**PROFILE["payload"], "priority": "/level"}}
+    (config_dir / "config.toml").write_text(app_config.dumps(payload), encoding="utf-8")
+    notice = {"noticeId": 7, "noticeTitle": "停电", "noticeContent": "<p>今晚&amp;明早</p>"}
+    body = (
+        f"data:{GREETING}\n\n"
+        f"data:{json.dumps({**notice, 'level': 'urgent'}, ensure_ascii=False)}\n\n"
+        "event: sync\ndata: {}\n\n"
+    )
+    server = scripted(sse(body.encode(), then="stall"))
+    common = ("--url", server.url, "--token", TOKEN, "--as-shown", "--max-events", "2")
+    text = listen(tmp_path, *common)
+    shown = listen(tmp_path, *common, "--json")
+    assert text.returncode == 0 and shown.returncode == 0, text.stderr + shown.stderr
+    assert text.stdout.splitlines() == [
+        f"- [normal] Tray Notifier: {GREETING}",
+        "7 [urgent] 停电: 今晚&明早",
+    ]
+    first, second = (json.loads(line) for line in shown.stdout.splitlines())
+    assert first == {
+        "id": "", "title": "Tray Notifier", "body": GREETING, "priority": "normal",
+        "url": None, "position": "",
+    }  # fmt: skip
+    assert second == {
+        "id": "7", "title": "停电", "body": "今晚&明早", "priority": "urgent",
+        "url": None, "position": "",
+    }  # fmt: skip

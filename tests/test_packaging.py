@@ -253,8 +253,10 @@ def _fake_build(tmp_path: Path) -> Path:
     return build
 
 
-def _run_script(name: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"HOME": str(home), "PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
+def _run_script(
+    name: str, home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"HOME": str(home), "PATH": os.environ["PATH"], "LANG": "C.UTF-8", **(env or {})}
     return subprocess.run(
         ["bash", str(LINUX / name), *args],
         env=env,
@@ -300,6 +302,35 @@ def test_install_then_uninstall_for_one_user(tmp_path: Path) -> None:
 
     assert _run_script("uninstall.sh", home, "--purge").returncode == 0
     assert not history.exists()
+
+
+def test_install_requires_a_font_that_shows_chinese(tmp_path: Path) -> None:
+    """With the runtime packages alone every Chinese notice showed as boxes (issue 21): the
+    install stops and names the package, unless told to go on without one."""
+    dejavu = Path("/usr/share/fonts/truetype/dejavu")
+    if not dejavu.is_dir() or shutil.which("fc-list") is None:
+        pytest.skip("needs fontconfig and Debian's fonts-dejavu-core")
+    conf = tmp_path / "fonts.conf"  # a computer with Latin fonts only
+    conf.write_text(
+        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+        f"<dir>{dejavu}</dir><cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    build = _fake_build(tmp_path)
+    latin = {"FONTCONFIG_FILE": str(conf)}
+    refused = _run_script("install.sh", home, "--from", str(build), env=latin)
+    assert refused.returncode != 0
+    assert "no font on this computer shows Chinese" in refused.stderr
+    assert "fonts-noto-cjk" in refused.stderr and "--without-chinese-font" in refused.stderr
+    assert not (home / ".local/opt").exists()
+    anyway = _run_script(
+        "install.sh", home, "--from", str(build), "--without-chinese-font", env=latin
+    )
+    assert anyway.returncode == 0, anyway.stderr
+    assert "warning: no font on this computer shows Chinese" in anyway.stdout
+    usual = _run_script("install.sh", home, "--from", str(build))  # this machine has one
+    assert usual.returncode == 0 and "Chinese" not in usual.stdout + usual.stderr
 
 
 def test_install_refuses_a_folder_without_the_binary(tmp_path: Path) -> None:

@@ -52,6 +52,27 @@ def test_self_test_passes_and_reports_each_step(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_self_test_says_when_no_font_shows_chinese(tmp_path: Path) -> None:
+    """The runtime packages once brought no CJK font: every Chinese notice showed as boxes and
+    nothing said so. A fontconfig that knows only DejaVu is such a machine."""
+    dejavu = Path("/usr/share/fonts/truetype/dejavu")
+    if not dejavu.is_dir():
+        pytest.skip("needs Debian's fonts-dejavu-core (a machine with Latin fonts only)")
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+        f"<dir>{dejavu}</dir><cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>"
+    )
+    latin_only = _run_self_test({"FONTCONFIG_FILE": str(conf), "TMPDIR": str(tmp_path)})
+    assert latin_only.returncode == 0, latin_only.stdout + latin_only.stderr  # said, not failed
+    (fonts,) = [line for line in latin_only.stdout.splitlines() if " fonts: " in line]
+    assert "WARNING: no font on this computer shows Chinese" in fonts
+    assert "fonts-noto-cjk" in fonts
+    usual = _run_self_test({"TMPDIR": str(tmp_path)})
+    (fonts,) = [line for line in usual.stdout.splitlines() if " fonts: " in line]
+    assert "Chinese text shown with" in fonts  # the test machine has fonts-noto-cjk
+
+
 def test_self_test_stops_at_the_first_failing_step_with_its_reason() -> None:
     ran: list[str] = []
 

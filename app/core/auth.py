@@ -2,10 +2,10 @@
 
 Tokens live only in the :class:`~app.core.secrets.SecretStore` (the OS keyring) and in this
 object's memory; they travel only in request bodies of the auth endpoints and in the
-``Authorization`` header. Endpoint paths are templates (:class:`~app.config.Endpoints`), so the
+``Authorization`` header. Endpoint paths are templates (:class:`~app.core.config.Endpoints`), so the
 session also works against an existing Spring-style backend.
 
-Two login styles (``[auth] style``, :class:`~app.config.AuthProfile`): ``companion`` (our
+Two login styles (``[auth] style``, :class:`~app.core.config.AuthProfile`): ``companion`` (our
 ``/auth/*`` API: access and refresh tokens, rotation) and ``token``: any login endpoint that
 answers JSON holding a token, read with JSON Pointers. Such a backend has no refresh endpoint:
 the token is used until the server refuses it (HTTP 401); then, with ``relogin``, the session
@@ -32,8 +32,8 @@ from urllib.parse import quote
 
 import httpx
 
-from app.config import AuthProfile, Endpoints, StreamSettings
 from app.core import http, pointer
+from app.core.config import AuthProfile, Endpoints, StreamSettings
 from app.core.errors import (
     AccessDenied,
     InputRefused,
@@ -42,6 +42,7 @@ from app.core.errors import (
     NotFound,
     ProtocolError,
     ServerError,
+    StoredPasswordRefused,
     TrayNotifierError,
     WrongCredentials,
 )
@@ -208,19 +209,30 @@ class AuthSession:
 
         Server failures are logged, not raised: the local logout always happens.
         """
-        tokens = self._current()
-        if tokens is not None:
-            auth = {"Authorization": f"Bearer {tokens.access_token}"}
+        if self._current() is not None:
             if end_streams:
-                close_path = self._path(self.endpoints.close, user_id=tokens.user_id)
-                method = self.endpoints.close_method.upper()
-                await self._best_effort(method, close_path, auth, None)
-            if self.profile.style != "token":
-                body = {"refresh_token": tokens.refresh_token}
+                await self._on_the_way_out(self.endpoints.close_method, self.endpoints.close)
+            tokens = self._current()  # (renewed, maybe, by the close call)
+            if tokens is not None and self.profile.style != "token":
+                auth = {"Authorization": f"Bearer {tokens.access_token}"}
+                body = {"refresh_token": tokens.refresh_token}  # the token it revokes
                 await self._best_effort("POST", self.endpoints.logout, auth, body)
-            elif self.endpoints.logout != Endpoints().logout:  # IT named the backend's logout
-                await self._best_effort("POST", self.endpoints.logout, auth, None)
+            elif tokens is not None and self.endpoints.logout != Endpoints().logout:
+                await self._on_the_way_out("POST", self.endpoints.logout)  # the backend's own
         self._forget()
+
+    async def _on_the_way_out(self, method: str, template: str) -> None:
+        """A call made on the way out (the close endpoint, a backend's logout): authorised and
+        renewed once when refused, as every call; a failure is logged, never raised."""
+        try:
+            reply = await self.request(method, template, user_id=self.user_id)
+        except TrayNotifierError as exc:
+            log.warning("%s %s failed: %s", method.upper(), template, exc)
+            return
+        if not reply.ok:
+            log.warning("%s %s answered HTTP %d", method.upper(), template, reply.status)
+            return
+        log.info("%s %s done (HTTP %d)", method.upper(), template, reply.status)
 
     async def request(
         self,
@@ -234,16 +246,29 @@ class AuthSession:
         """An authorized call to ``template`` filled with ``values`` (URL-quoted), with an
         optional JSON body; the server's answer as a :class:`~app.core.http.Reply`.
 
-        A 401 refreshes the token once and repeats the call; LoginRequired when refresh fails.
-        Network failures raise ServerUnreachable or CertificateError; the caller judges the
-        status (the receipt queue, :mod:`app.core.receipts`) or uses a specific call below.
+        A refusal (HTTP 401, or an HTTP 200 whose JSON says 401 at the ``ok`` pointer, like
+        RuoYi's ``{"code": 401}``: :meth:`~app.core.http.Reply.refused`) renews the token once
+        (refresh, or a new login with the kept password) and repeats the call; LoginRequired
+        when the renewal fails or the renewed token is refused too. Network failures raise
+        ServerUnreachable or CertificateError; the caller judges any other status (the receipt
+        queue, :mod:`app.core.receipts`) or uses a specific call below.
         """
         path = self._path(template, **values)
         token = await self.access_token()
         reply = await self._authorized(method, path, token, json, headers)
-        if reply.status == 401:
+        if self._refused(reply):
+            log.info("%s %s refused the token: renewing it once", method.upper(), template)
             reply = await self._authorized(method, path, await self.refresh(), json, headers)
+            if self._refused(reply):
+                raise LoginRequired(
+                    f"the server refused the renewed login too ({method.upper()} {template}):"
+                    " log in again."
+                )
         return reply
+
+    def _refused(self, reply: Reply) -> bool:
+        ok = self.profile.ok
+        return reply.refused(ok.pointer if ok is not None else "/code")
 
     async def publish(self, draft: Draft, *, idempotency_key: str | None = None) -> str:
         """Publish ``draft`` (the ``announcements`` endpoint, POST); the new announcement's id.
@@ -258,8 +283,6 @@ class AuthSession:
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         reply = await self.request("POST", path, json=draft.to_json(), headers=extra)
         reason = reply.reason()
-        if reply.status == 401:  # the token was refused even after a refresh
-            raise LoginRequired(f"login refused: {reason or 'log in again'}")
         if reply.status == 403:
             raise AccessDenied(f"not allowed: {reason or 'this needs a publisher account'}")
         if reply.status == 400:
@@ -277,12 +300,10 @@ class AuthSession:
         )
 
     async def close_streams(self) -> None:
-        """Call the close endpoint: the server ends this login's streams (quit, not logout)."""
+        """Call the close endpoint: the server ends this login's streams (quit, not logout).
+        A refusal renews the token once (:meth:`request`); what happened is logged."""
         if self.has_stored_login():
-            reply = await self.request(
-                self.endpoints.close_method, self.endpoints.close, user_id=self.user_id
-            )
-            log.info("close endpoint answered HTTP %d", reply.status)
+            await self._on_the_way_out(self.endpoints.close_method, self.endpoints.close)
 
     async def _authorized(
         self,
@@ -390,7 +411,10 @@ class AuthSession:
             fresh = await self._token_login(tokens.password)
         except WrongCredentials as exc:
             self._forget()
-            raise LoginRequired(f"Logging in again failed: {exc} Log in again.") from exc
+            raise StoredPasswordRefused(
+                f"The stored password stopped working (it was changed, or the account is"
+                f" locked): {exc} Log in again."
+            ) from exc
         return self._remember(fresh).access_token
 
     # ------------------------------------------------------------------ helpers

@@ -33,7 +33,8 @@ import certifi
 import httpx
 
 from app import APP_ID, __version__
-from app.config import StreamSettings
+from app.core import pointer
+from app.core.config import StreamSettings
 from app.core.errors import (
     CertificateError,
     ConfigError,
@@ -91,6 +92,16 @@ class Reply:
     def ok(self) -> bool:
         """A 2xx answer."""
         return 200 <= self.status < 300
+
+    def refused(self, code_pointer: str = "/code") -> bool:
+        """Whether the server refused the token: HTTP 401, or an HTTP 200 whose JSON says 401
+        at ``code_pointer`` (``{"code": 401, "msg": ...}``, as Spring/RuoYi security filters
+        answer an expired token). The one reading of a refusal, for every authorised call."""
+        if self.status == 401:
+            return True
+        if self.status != 200 or self.json is None:
+            return False
+        return pointer.resolve(self.json, code_pointer) in (401, "401")
 
     def reason(self) -> str | None:
         """The server's own words for a refusal (the ``error`` or ``msg`` of a JSON object)."""

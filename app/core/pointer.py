@@ -25,7 +25,11 @@ def parse(pointer: str) -> tuple[str, ...]:
     if pointer == "":
         return ()
     if not pointer.startswith("/"):
-        raise ValueError(f'is not a JSON Pointer: it must start with "/", like "/{pointer}"')
+        # "user.userId" (a dotted path, as JavaScript writes it) means "/user/userId"
+        like = "/" + (pointer.replace(".", "/") if "/" not in pointer else pointer)
+        raise ValueError(
+            f'is not a JSON Pointer: it starts with "/" and a "/" before each member, like "{like}"'
+        )
     if _BAD_ESCAPE.search(pointer):
         raise ValueError(
             'is not a JSON Pointer: "~" must be followed by 0 or 1 (~0 is "~", ~1 "/")'

@@ -435,7 +435,9 @@ class HistoryStore:
             _UNREAD,
             (self._now_ts(),),
         )
-        return int(rows[0][0])  # type: ignore[call-overload]
+        count = rows[0][0]
+        assert isinstance(count, int)
+        return count
 
     # ------------------------------------------------------------------ shown
 
@@ -497,8 +499,8 @@ class HistoryStore:
     def queue_ack(self, ann_id: str) -> bool:
         """Acknowledge pressed: mark it acknowledged (and so read and shown) and keep the
         receipt until it is sent. True when this call acknowledged it; False when it was
-        acknowledged before (a second press, or the root and the worker both queueing it):
-        then no second receipt is queued."""
+        acknowledged before (a second press, from the window and a notification): then no
+        second receipt is queued. Called by :class:`app.core.attention.Attention` only."""
 
         def work(conn: sqlite3.Connection) -> bool:
             row = conn.execute("SELECT acked FROM announcements WHERE id = ?", (ann_id,)).fetchone()
@@ -611,12 +613,18 @@ def move_aside(path: Path, *, now: datetime | None = None) -> Path:
     while target.exists():
         n += 1
         target = path.with_name(f"{stem}.damaged-{stamp}-{n}.sqlite3")
+    move_database(path, target)
+    return target
+
+
+def move_database(path: Path, target: Path) -> None:
+    """Rename a closed SQLite file and its ``-wal`` and ``-shm`` files (a log left by a crash
+    holds committed rows) to ``target``: the log first, the file last."""
     for suffix in ("-wal", "-shm"):
         side = path.with_name(path.name + suffix)
         if side.exists():
             side.replace(target.with_name(target.name + suffix))
     path.replace(target)
-    return target
 
 
 def _split_sql(script: str) -> list[str]:

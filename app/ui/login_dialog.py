@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from app import APP_NAME
-from app.config import AuthProfile
 from app.core import http
+from app.core.config import AuthProfile
 from app.core.links import safe_link
 from app.core.login_failure import FailureKind, LoginFailure
 from app.ui import widgets
@@ -125,7 +125,9 @@ class LoginDialog(QDialog):
         form.addRow(self.tr("&Server address:"), self.server_edit)
         form.addRow(self.tr("&User name:"), self.user_edit)
         form.addRow(self.tr("&Password:"), self.password_edit)
-        self.profile_label = widgets.plain_label(profile_text(self._profile), self)
+        # one short line: never wrapped (a wrapped label in a form row is cut once the dialog
+        # relays out for an error)
+        self.profile_label = widgets.plain_label(profile_text(self._profile), self, wrap=False)
         self.profile_label.setObjectName("hint")
         form.addRow("", self.profile_label)
 

@@ -11,48 +11,10 @@ import os
 import signal
 import socket
 import sys
-import types
 from collections.abc import Callable
 from types import TracebackType
 
-import PySide6.QtCore  # noqa: F401 - first: its source-scan hook is replaced below
-
-
-def _uses_pyside(module: types.ModuleType) -> bool:
-    """Whether ``module`` imported from PySide6, from its namespace (nothing is read)."""
-    for value in list(vars(module).values()):
-        name: object
-        if isinstance(value, types.ModuleType):
-            name = value.__name__
-        elif isinstance(value, type):
-            name = vars(value).get("__module__")
-        else:
-            continue
-        if isinstance(name, str) and name.startswith("PySide6"):
-            return True
-    return False
-
-
-def skip_pyside_source_scan() -> bool:
-    """Stop PySide6 reading the source of every module imported after it.
-
-    Its ``__feature__`` support (``from __feature__ import snake_case``) marks each newly
-    imported module as using PySide6 or not, by reading the module's whole source file with
-    ``inspect.getsource`` and looking for the word "PySide6"; the lines stay in ``linecache``.
-    For the tray that is about 300 files: 11 MiB of memory kept for ever and 35 ms of
-    start-up. The mark matters only to modules that select a feature, which this program never
-    does; it is decided from the module's namespace instead. Returns False (and changes
-    nothing) on a PySide6 without that hook."""
-    feature = sys.modules.get("shibokensupport.feature")
-    if feature is None or not callable(getattr(feature, "_mod_uses_pyside", None)):
-        return False
-    feature._mod_uses_pyside = _uses_pyside  # type: ignore[attr-defined]
-    return True
-
-
-skip_pyside_source_scan()  # before the imports below: they are the ones it would read
-
-from PySide6.QtCore import (  # noqa: E402
+from PySide6.QtCore import (
     QMessageLogContext,
     QObject,
     QSocketNotifier,
@@ -60,18 +22,19 @@ from PySide6.QtCore import (  # noqa: E402
     QtMsgType,
     qInstallMessageHandler,
 )
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app import APP_ID, APP_NAME, logs  # noqa: E402
-from app import config as config_mod  # noqa: E402
-from app.config import Config, ConfigError, Paths  # noqa: E402
-from app.core import autostart  # noqa: E402
-from app.core.secrets import KeyringSecretStore, SecretStore  # noqa: E402
-from app.core.store import HistoryStoreError  # noqa: E402
-from app.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL  # noqa: E402
-from app.ui import i18n, icons  # noqa: E402
-from app.ui.single_instance import SingleInstance, default_key  # noqa: E402
-from app.ui.worker import StreamWorker  # noqa: E402
+from app import APP_ID, APP_NAME, logs
+from app.core import autostart
+from app.core import config as config_mod
+from app.core.config import Config, ConfigError, Paths
+from app.core.relocation import relocate
+from app.core.secrets import KeyringSecretStore, SecretStore, SecretStoreUnavailable
+from app.core.store import HistoryStoreError
+from app.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
+from app.ui import i18n, icons
+from app.ui.single_instance import SingleInstance, default_key
+from app.ui.worker import StreamWorker
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +153,24 @@ def run(args: argparse.Namespace) -> int:
     return run_tray(config=config, paths=paths, secrets=KeyringSecretStore())
 
 
+def move_to_new_address(config: Config, paths: Paths, secrets: SecretStore) -> None:
+    """The login and the history kept under one of ``previous_server_urls`` move to
+    ``server_url`` (:mod:`app.core.relocation`); a failure is logged, and they stay where
+    they are."""
+    if not config.previous_server_urls:
+        return
+    try:
+        relocate(
+            previous=config.previous_server_urls,
+            server_url=config.server_url,
+            username=config.username,
+            secrets=secrets,
+            data_dir=paths.data_dir,
+        )
+    except (OSError, SecretStoreUnavailable) as exc:
+        log.warning("the login and history of the previous server address stay there: %s", exc)
+
+
 def run_tray(
     *,
     config: Config,
@@ -213,6 +194,7 @@ def run_tray(
     # the stored login is read (and the HTTP stack loaded) on the worker thread while the rest
     # of the GUI is imported and built
     worker = StreamWorker(config=config, secrets=secrets)
+    move_to_new_address(config, paths, secrets)  # IT moved the server: before either is read
     if config.server_url and config.username and password is None:
         worker.start()
         worker.prepare(config.server_url, config.username)
@@ -232,8 +214,10 @@ def run_tray(
     except BaseException:
         worker.shutdown()  # its thread never outlives run_tray
         raise
-    if instance is not None:
+    if instance is not None:  # a second launch, and the login and logout commands
         instance.activated.connect(root.show_history)
+        instance.loginStored.connect(root.follow_login)
+        instance.loggedOut.connect(root.follow_logout)
     restore_signals = quit_on_signals(root.quit, parent=root)
     # what start-up made (modules, classes, the windows' wrappers) lives as long as the
     # process: kept out of the collector's full passes, which then scan only what came after

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the Tray Notifier Linux build for the current user (no root, nothing outside $HOME).
 #
-#   install.sh [--from DIR] [--autostart]
+#   install.sh [--from DIR] [--autostart] [--without-chinese-font]
 #
 #   --from DIR    the onedir build (the folder holding the tray-notifier binary). Default: the
 #                 tray-notifier/ folder next to this script (release archive), else dist/tray-notifier
 #                 of the checkout this script is in.
 #   --autostart   also start it at login (the same entry as Settings > Start at login).
+#   --without-chinese-font   install even when no font shows Chinese (by default that stops
+#                 the install: every Chinese announcement would be a row of boxes)
 #
 # Installs to ~/.local/opt/tray-notifier, links ~/.local/bin/tray-notifier, adds the menu entry
 # (~/.local/share/applications) and the icon (~/.local/share/icons/hicolor). Running it again
@@ -22,11 +24,13 @@ say() { printf 'install: %s\n' "$*"; }
 [ -n "${HOME:-}" ] && [ -d "$HOME" ] || die "HOME is not set to a folder"
 src=""
 autostart=0
+need_cjk=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --from) [ $# -ge 2 ] || die "--from needs a folder"; src=$2; shift 2 ;;
     --autostart) autostart=1; shift ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --without-chinese-font) need_cjk=0; shift ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -45,6 +49,16 @@ desktop_template="$here/$APP_ID.desktop"
 if ! version=$(QT_QPA_PLATFORM=offscreen "$src/$APP_ID" --version 2>&1); then
   die "the program does not start on this system: $version
 Debian/Ubuntu need: sudo apt-get install libgl1 libegl1 fontconfig-config (glibc 2.34 or newer)"
+fi
+
+# Chinese text needs a CJK font; the runtime libraries bring none (the self-test says so too).
+no_cjk="no font on this computer shows Chinese: Chinese announcements would appear as boxes.
+Install one: sudo apt-get install fonts-noto-cjk (Debian, Ubuntu), sudo dnf install google-noto-sans-cjk-fonts (Fedora)"
+if ! command -v fc-list >/dev/null; then
+  say "warning: fc-list (fontconfig) is missing: could not check for a font that shows Chinese"
+elif [ -z "$(fc-list :lang=zh family 2>/dev/null | head -n 1)" ]; then
+  [ "$need_cjk" = 0 ] || die "$no_cjk; or install anyway with --without-chinese-font"
+  say "warning: $no_cjk"
 fi
 
 data_home=${XDG_DATA_HOME:-$HOME/.local/share}

@@ -62,3 +62,15 @@ def test_text_that_is_not_a_pointer_is_refused(bad: str) -> None:
     assert not pointer.is_pointer(bad)
     with pytest.raises(ValueError, match="not a JSON Pointer"):
         pointer.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [("user.userId", '"/user/userId"'), ("token", '"/token"'), ("data/id", '"/data/id"')],
+)
+def test_a_pointer_without_its_slash_says_how_to_write_it(written: str, hint: str) -> None:
+    """An administrator wrote ``user_id = "user.userId"``: the hint once said "/user.userId",
+    which finds nothing in RuoYi's reply (issue 21)."""
+    with pytest.raises(ValueError, match="is not a JSON Pointer") as caught:
+        pointer.parse(written)
+    assert f"like {hint}" in str(caught.value)

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app import config
-from app.config import Config, StreamSettings
-from app.core import http
+from app.core import config, http
 from app.core.auth import AuthSession, Tokens
+from app.core.config import Config, StreamSettings
 from app.core.connection import GREETING_WINDOW, Connection
 from app.core.errors import LoginRequired, NotAnnouncementServer, WrongCredentials
 from app.core.login_failure import FailureKind, LoginFailure
@@ -110,6 +109,63 @@ async def test_without_relogin_a_refused_token_means_login_required(spring: Spri
     assert len(backend.logins) == 1
 
 
+@pytest.mark.parametrize("json_401", [True, False])
+async def test_a_refused_close_is_renewed_once_and_repeated(spring: Spring, json_401: bool) -> None:
+    """Every authorised call reads a refusal as the stream does (HTTP 401, or RuoYi's HTTP 200
+    ``{"code": 401}``), logs in again once and repeats: the close at quit once answered "close
+    endpoint answered HTTP 200" while the backend had refused it and kept the stream."""
+    backend = spring(json_401=json_401)
+    s = session(profile_config(backend), MemorySecretStore())
+    try:
+        first = await s.login("admin123")
+        backend.expire_tokens()
+        await s.close_streams()
+    finally:
+        await s.aclose()
+    assert [c.authorization for c in backend.closes] == [
+        f"Bearer {first.access_token}",
+        f"Bearer {(current_tokens(s)).access_token}",
+    ]
+    assert len(backend.logins) == 2  # renewed once
+
+
+def current_tokens(s: AuthSession) -> Tokens:
+    tokens = s._current()
+    assert tokens is not None
+    return tokens
+
+
+async def test_a_close_refused_after_renewal_is_said_and_logout_still_happens(
+    spring: Spring, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = spring(json_401=True)
+    s = session(profile_config(backend, endpoints__logout="/logout"), MemorySecretStore())
+    try:
+        await s.login("admin123")
+        backend.users["admin"].password = "changed"  # the renewal fails: refused for good
+        backend.expire_tokens()
+        with caplog.at_level("WARNING"):
+            await s.logout()
+    finally:
+        await s.aclose()
+    assert not s.has_stored_login()
+    assert len(backend.closes) == 1  # refused, and the renewal was refused: not repeated
+    assert any("GET /sse/close/{user_id} failed" in r.getMessage() for r in caplog.records)
+    assert not any("answered HTTP 200" in r.getMessage() for r in caplog.records)
+
+
+async def test_logout_calls_the_backends_own_logout(spring: Spring) -> None:
+    backend = spring()
+    s = session(profile_config(backend, endpoints__logout="/logout"), MemorySecretStore())
+    try:
+        tokens = await s.login("admin123")
+        await s.logout()
+    finally:
+        await s.aclose()
+    assert [c.authorization for c in backend.logouts] == [f"Bearer {tokens.access_token}"]
+    assert not s.has_stored_login()
+
+
 # ---------------------------------------------------------------- the stream
 
 
@@ -175,6 +231,7 @@ class Recorder:
         self.received: list[Announcement] = []
         self.statuses: list[Status] = []
         self.failures: list[LoginFailure] = []
+        self.acknowledged: list[str] = []
         self._changed = asyncio.Event()
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -207,7 +264,10 @@ class Recorder:
     def revoked(self, ann_id: str) -> None: ...
     def logged_in(self, username: str) -> None: ...
     def logged_out(self) -> None: ...
-    def receipt_sent(self, ann_id: str) -> None: ...
+    def receipt_sent(self, ann_id: str) -> None:
+        self.acknowledged.append(ann_id)
+        self._tell()
+
     def catch_up_started(self) -> None: ...
     def catch_up_finished(self) -> None: ...
 
@@ -221,6 +281,42 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.mark.parametrize("profile", ["ruoyi", "companion paths"])
+async def test_a_backend_without_receipt_calls_gets_none(
+    spring: Spring, tmp_path: Path, caplog: pytest.LogCaptureFixture, profile: str
+) -> None:
+    """RuoYi has no ``POST /receipts`` nor an acknowledge call: every run logged a 404 warning
+    on the backend (issue 21). ``[endpoints] receipts = ""`` and ``ack = ""`` say so: no call,
+    no warning, and Acknowledge is kept on this computer."""
+    backend = spring(greeting=None)
+    changes = {} if profile == "ruoyi" else {"endpoints__receipts": "/receipts"}
+    if profile != "ruoyi":
+        changes["endpoints__ack"] = "/announcements/{id}/ack"
+    recorder = Recorder()
+    conn = Connection(
+        recorder, config=profile_config(backend, **changes), secrets=MemorySecretStore(),
+        receipt_delay=0.01,
+    )  # fmt: skip
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    with caplog.at_level("INFO", logger="app.core.receipts"):
+        await conn.login(backend.url, "admin", "admin123", store)
+        await recorder.until(lambda: recorder.connected() == 1)
+        backend.notice({"noticeId": 5, "noticeTitle": "消防演习", "noticeContent": "周四"})
+        await recorder.until(lambda: len(recorder.received) == 1)
+        store.mark_read("5")
+        store.queue_ack("5")
+        await recorder.until(lambda: recorder.acknowledged == ["5"])
+        await conn.end(logout=False)
+    store.close()
+    called = sorted({(c.method, c.path) for c in backend.unknown})
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if profile == "ruoyi":
+        assert called == [] and warned == []
+    else:  # what a profile without them did: the calls 404, the warning every run
+        assert called == [("POST", "/announcements/5/ack"), ("POST", "/receipts")]
+        assert any("has no /receipts" in w for w in warned)
 
 
 async def test_a_ruoyi_backend_end_to_end(spring: Spring, tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from app import config as config_mod
-from app.config import Config, Paths
+from app.core import config as config_mod
+from app.core.config import Config, Paths
 from app.core.model import Announcement, ConnState
 from app.core.secrets import KeyringSecretStore, MemorySecretStore, login_key
 from app.core.store import HistoryStore
@@ -27,7 +27,7 @@ from app.server.embedded import EmbeddedServer
 from app.ui.root import Root
 from app.ui.urgent_window import UrgentWindow
 from tests.fixtures.qt import RecordingTransport, Spy
-from tests.fixtures.server import DEMO_PASSWORD
+from tests.fixtures.server import DEMO_PASSWORD, OffsetClock
 from tests.fixtures.spring import GREETING, PROFILE, SpringBackend
 
 WAIT = 15_000
@@ -206,23 +206,13 @@ def test_revoke_removes_it_and_closes_the_urgent_window(
     assert "Wrong alarm" not in history_titles(root)
 
 
-class ServerClock:
-    """The server's clock (epoch seconds), moved on by the test: tokens expire at once."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
 def test_token_expiry_and_server_restart_need_no_user_action(
     qtbot: QtBot,
     server_factory: Any,
     make_root: Callable[..., Root],
     recording_transport: RecordingTransport,
 ) -> None:
-    clock = ServerClock()
+    clock = OffsetClock()
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100, clock=clock)
     root = make_root()
     delivered = Spy(root.notifier.delivered)
@@ -490,3 +480,43 @@ def test_the_tray_against_a_ruoyi_backend_configured_by_a_file_alone(
     assert root.shutdown(3000)
     assert [(c.path, c.authorization) for c in backend.closes] == [("/sse/close/1", token)]
     assert ("GET", "/sse/close/1") in recording_transport.requests
+
+
+def test_a_changed_password_opens_the_login_saying_why(
+    qtbot: QtBot,
+    spring: Callable[..., SpringBackend],
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+) -> None:
+    """The automatic relogin is refused (the password was changed): the login dialog opened
+    with no reason (issue 21); it says the stored password stopped working, and its profile
+    line stays whole beside the message."""
+    backend = spring(greeting=None)
+    system = tray_paths.config_dir.parent / "system.toml"
+    system.parent.mkdir(parents=True, exist_ok=True)
+    tables = {"server_url": backend.url, "username": "admin", **PROFILE}
+    system.write_text(config_mod.dumps(tables), encoding="utf-8")
+    paths = dataclasses.replace(tray_paths, system_config_files=(system,))
+    root = make_root(config=config_mod.load(paths), paths=paths)
+    root.start()
+    qtbot.waitUntil(lambda: root.login_dialog is not None, timeout=WAIT)  # none stored yet
+    dialog = root.login_dialog
+    assert dialog is not None
+    assert dialog.error_label.isHidden()  # the first login: nothing to explain
+    dialog.password_edit.setText("admin123")
+    qtbot.mouseClick(dialog.login_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: root.tray.state.status.state is ConnState.CONNECTED, timeout=WAIT)
+    assert root.login_dialog is None
+
+    backend.users["admin"].password = "a new one"  # changed in the web app
+    backend.expire_tokens()
+    backend.drop_streams()
+    root.worker.reconnect_now()
+    qtbot.waitUntil(lambda: root.login_dialog is not None, timeout=WAIT)
+    dialog = root.login_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: not dialog.error_label.isHidden(), timeout=WAIT)
+    assert "The stored password stopped working" in dialog.error_label.text()
+    assert len(backend.logins) == 2  # one relogin, refused: never a loop
+    label = dialog.profile_label
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= label.contentsRect().width()

@@ -10,16 +10,20 @@ import re
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from app import APP_NAME
+from app.core import config as app_config
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.desktop import Desktop, LineReader
 from tests.fixtures.server import DEMO_PASSWORD
-from tests.fixtures.tray_process import TrayProcess, TrayRunner, wait_until
+from tests.fixtures.spring import PROFILE, SpringBackend
+from tests.fixtures.tray_process import TrayProcess, TrayRunner
+from tests.fixtures.wait import wait_until
 
 pytestmark = [pytest.mark.desktop, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -150,3 +154,65 @@ def test_a_long_absence_is_caught_up_at_once_each_stored_once_with_one_summary(
         later.append(again.output.lines.get())
     assert not [line for line in later if "toast (" in line]  # that one summary, nothing else
     print(f"catch-up: {CATCH_UP_COUNT} missed stored {elapsed:.1f} s after the start")
+
+
+def test_the_login_and_logout_commands_and_the_running_tray_act_as_one(
+    tray_runner: TrayRunner, companion_server: EmbeddedServer
+) -> None:
+    """``logout`` once left the running tray connected with the token it held (3.7 s later it
+    reconnected), and ``login`` left a logged-out tray "Not logged in" until a restart (issue
+    21): the commands tell the running tray, and it follows at once."""
+    log_in(tray_runner, companion_server)
+    tray = start_connected(tray_runner, companion_server)
+    out = tray_runner.run("logout")
+    assert out.returncode == 0, out.stderr
+    assert "The running tray stopped and forgot it." in out.stdout
+    tray.wait_for("the command line logged out", WAIT)
+    wait_until(lambda: metric(companion_server, "connections") == 0, WAIT, "the stream closed")
+    opened = streams_opened(companion_server)
+    done = tray_runner.run(
+        "login", "--server", companion_server.url, "--user", "bob", "--password-stdin",
+        stdin=f"{DEMO_PASSWORD}\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "The running tray connects with this login now." in done.stdout
+    tray.wait_for("connecting as bob", WAIT)
+    wait_until(lambda: metric(companion_server, "connections") == 1, WAIT, "bob's stream")
+    assert streams_opened(companion_server) == opened + 1  # bob's: none between the two
+    assert tray.stop() == 0
+
+
+def test_logout_on_the_command_line_stops_a_tray_that_would_log_in_again(
+    tray_runner: TrayRunner, spring: Callable[..., SpringBackend]
+) -> None:
+    """The issue's case: a RuoYi-style backend with ``relogin`` and a logout endpoint. The
+    running tray kept the password in memory and logged itself in again after ``logout``."""
+    backend = spring()
+    config = tray_runner.home / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tables = {**PROFILE, "endpoints": {**PROFILE["endpoints"], "logout": "/logout"}}
+    config.write_text(app_config.dumps({"server_url": backend.url, **tables}), encoding="utf-8")
+    done = tray_runner.run("login", "--user", "admin", "--password-stdin", stdin="admin123\n")
+    assert done.returncode == 0, done.stderr
+    tray = tray_runner.start()
+    tray.wait_for("connecting as admin", WAIT)
+    assert backend.wait_for(lambda: backend.open_streams() == 1, WAIT)
+    out = tray_runner.run("logout")
+    assert out.returncode == 0, out.stderr
+    assert "The running tray stopped and forgot it." in out.stdout
+    tray.wait_for("the command line logged out", WAIT)
+    assert backend.wait_for(lambda: backend.open_streams() == 0, WAIT)
+    assert [c.path for c in backend.logouts] == ["/logout"]  # the command's, once
+    again = tray_runner.run("login", "--user", "admin", "--password-stdin", stdin="admin123\n")
+    assert again.returncode == 0, again.stderr
+    assert backend.wait_for(lambda: backend.open_streams() == 1, WAIT)
+    assert len(backend.logins) == 2  # the two commands': the tray never logged in by itself
+    assert backend.connects[-1].authorization == backend.infos[-1].authorization  # the new one
+    assert tray.stop() == 0
+
+
+def metric(server: EmbeddedServer, name: str) -> int:
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    match = re.search(rf"^(?:\w+_)?{name} (\d+)", text, re.MULTILINE)
+    assert match, text
+    return int(match.group(1))
