@@ -1,7 +1,7 @@
 """The one interface between the HTTP layer and the server's state: :class:`Broker`.
 
-The HTTP layer (``app/server/http.py``) talks to nothing else. A backend implements every
-abstract method below; two are planned:
+The HTTP layer (``app/server/api.py``, ``app/server/streams.py``) talks to nothing else. A
+backend implements every abstract method below; two are planned:
 
 - :class:`app.server.sqlite_broker.SqliteBroker`: one process, SQLite (WAL) file, in-memory fan-out.
 - :class:`app.server.redis_broker.RedisBroker` (scale-out): users, refresh tokens, acks and
@@ -23,7 +23,9 @@ Rules every backend keeps (the contract test suite in ``tests/server`` checks th
 - ``publish`` stores first, then fans out, and no subscriber of the process sees the record
   twice or misses it if it subscribed before ``publish`` returned. Fan-out reaches the
   subscribers of every process sharing the backend.
-- ``close_streams`` and ``revoke`` reach subscribers on every process too.
+- ``close_streams`` and ``revoke`` reach subscribers on every process too. A revoked
+  announcement is never deleted: ``get`` and, for publishers, ``list_visible(...,
+  include_revoked=True)`` still return it, with when and by whom it was revoked.
 - Visibility is :meth:`~app.server.model.Audience.includes`: everyone listed, members of a
   listed group, and publishers (who manage announcements and see all of them).
 - Refresh tokens are stored only as hashes, are single use, and presenting a used one again
@@ -50,11 +52,25 @@ from app.server.model import (
     User,
 )
 
+# how long an ended session, and a publish's idempotency key, are remembered by default
+REMEMBER = 86400.0
+
 
 class Broker(abc.ABC):
-    """Users, refresh tokens, announcements, acks and the fan-out to open streams."""
+    """Users, refresh tokens, announcements, acks and the fan-out to open streams.
+
+    Every backend passes on to this constructor how long it remembers an ended session
+    (``session_memory``: the server gives its access token lifetime, after which every token
+    of the session has expired anyway) and a publish's idempotency key (``idempotency_ttl``).
+    """
 
     _hub: Hub  # this process's streams: every backend fans out through one
+
+    def __init__(
+        self, *, session_memory: float = REMEMBER, idempotency_ttl: float = REMEMBER
+    ) -> None:
+        self.session_memory = session_memory
+        self.idempotency_ttl = idempotency_ttl
 
     # users ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -91,19 +107,12 @@ class Broker(abc.ABC):
         """Revoke every refresh token of ``user_id`` and end all its sessions on every
         process: access tokens issued up to ``now`` are refused, its streams closed."""
 
-    # ended sessions: every backend remembers one this long (the runtime sets the access
-    # token lifetime: after that, every token of the session has expired anyway)
-    session_memory: float = 86400.0
-
     def session_ended(self, viewer: Principal, *, issued_at: float) -> bool:
         """Whether the access token (of ``viewer``, issued at ``issued_at``) belongs to an
         ended session: an in-memory lookup (the hub's), on every authenticated request."""
         return self._hub.session_ended(viewer, issued_at=issued_at)
 
     # announcements ----------------------------------------------------------------------
-    # how long a publish's idempotency key is remembered (the runtime sets the setting's)
-    idempotency_ttl: float = 86400.0
-
     @abc.abstractmethod
     async def publish(
         self,
@@ -134,8 +143,10 @@ class Broker(abc.ABC):
         after: str | None,
         limit: int,
         now: datetime,
+        include_revoked: bool = False,
     ) -> list[Record]:
-        """What ``viewer`` may see, not revoked and not expired, oldest first.
+        """What ``viewer`` may see, not revoked and not expired, oldest first; revoked ones
+        too with ``include_revoked`` (a publisher's list: they stay readable, marked).
 
         With ``after``: the first ``limit`` published after that id (raises InvalidCursor).
         Without: the newest ``limit``.
@@ -147,9 +158,14 @@ class Broker(abc.ABC):
         those up to and including ``upto`` (a subscription's ``horizon``); None when none."""
 
     @abc.abstractmethod
-    async def revoke(self, ann_id: str) -> Record | None:
-        """Mark revoked and fan out a :class:`~app.server.model.Revocation`; None when unknown.
-        Revoking twice returns the record again without a second fan-out."""
+    async def revoke(
+        self, ann_id: str, *, by: str = "", now: datetime | None = None
+    ) -> Record | None:
+        """Mark revoked at ``now`` (default: the wall clock) by the publisher ``by``, keeping
+        the announcement, its recipients and its receipts; fan out a
+        :class:`~app.server.model.Revocation` and tell the reach watchers (a console marks it
+        withdrawn). None when unknown. Revoking twice returns the record as first revoked,
+        without a second fan-out."""
 
     @abc.abstractmethod
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
@@ -220,6 +236,13 @@ class Broker(abc.ABC):
 
     async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Connect before serving (the server awaits it once, on its loop); default: nothing."""
+
+    async def shared_signing_key(self, local: bytes) -> bytes:
+        """The token signing key every process on this backend uses, given this process's own
+        (``signing.key`` in its data folder); called once after :meth:`start`. Default: the
+        local one (one process). A backend shared by several processes returns the key they
+        agreed on, so a token issued by one is accepted by all."""
+        return local
 
     @abc.abstractmethod
     async def close(self) -> None:

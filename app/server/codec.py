@@ -6,7 +6,8 @@
 - a record <-> its stored form: a SQLite row (:func:`to_row`, :func:`from_row`) and a Redis
   Streams entry (:func:`to_entry`, :func:`from_entry`), both built on one field mapping
   (:func:`_stored`, :func:`_from_stored`);
-- a record -> the stream's and the REST API's JSON (:func:`announcement_json`), and a
+- a record -> the stream's and the REST API's JSON (:func:`announcement_json`; for
+  publishers, ``GET /announcements`` adds the revocation: :func:`listed_json`), and a
   revocation -> its control message (:func:`revocation_json`). The SSE framing of these is
   ``app/server/wire.py``.
 
@@ -49,7 +50,7 @@ def new_record(draft: Draft, *, ann_id: str, author: str, now: datetime) -> Reco
 def announcement_json(record: Record) -> dict[str, Any]:
     """``{"type":"announcement","id","title","body","priority","url","created_at",
     "expires_at"}``: the ``data:`` of an announcement event and an item of ``GET
-    /announcements`` (DESIGN.md "Stream format")."""
+    /announcements`` (docs/api.md, "Stream")."""
     return {
         "type": "announcement",
         "id": record.id,
@@ -60,6 +61,25 @@ def announcement_json(record: Record) -> dict[str, Any]:
         "created_at": iso(record.created_at),
         "expires_at": iso(record.expires_at) if record.expires_at else None,
     }
+
+
+def listed_json(record: Record, *, publisher: bool) -> dict[str, Any]:
+    """An item of ``GET /announcements``: :func:`announcement_json`, and for a publisher (who
+    also sees revoked ones) ``"revoked_at"`` and ``"revoked_by"`` (null while not revoked)."""
+    item = announcement_json(record)
+    if publisher:
+        item["revoked_at"] = revoked_at_json(record)
+        item["revoked_by"] = (record.revoked_by or None) if record.revoked else None
+    return item
+
+
+def revoked_at_json(record: Record) -> str | None:
+    """When ``record`` was revoked, as the API writes times; None while it is not. A revoked
+    record whose time is not known (stored unreadably) says its creation time rather than
+    null, which would read as "not revoked"."""
+    if not record.revoked:
+        return None
+    return iso(record.revoked_at or record.created_at)
 
 
 def revocation_json(item: Revocation) -> dict[str, Any]:
@@ -83,7 +103,15 @@ def from_row(row: sqlite3.Row) -> Record:
     """The inverse of :func:`to_row`, for a row of ``announcements``."""
     fields = {key: row[key] for key in row.keys()}  # noqa: SIM118 - a Row is not a mapping
     fields["audience"] = json.loads(row["audience"])
-    return _from_stored(str(row["id"]), fields, revoked=row["revoked_at"] is not None)
+    revoked_at = row["revoked_at"]
+    return _from_stored(
+        str(row["id"]),
+        fields,
+        revoked=revoked_at is not None,
+        revoked_at=parse_time(revoked_at),
+        # a database of an older version has no revoked_by column until it is opened once
+        revoked_by=(fields.get("revoked_by") or "") if revoked_at is not None else "",
+    )
 
 
 def to_entry(record: Record) -> dict[str, str]:
@@ -91,9 +119,25 @@ def to_entry(record: Record) -> dict[str, str]:
     return {ENTRY_FIELD: json.dumps(_stored(record))}
 
 
-def from_entry(entry_id: str, fields: Mapping[Any, Any], *, revoked: bool = False) -> Record:
-    """The inverse of :func:`to_entry`; raises ValueError or KeyError on a malformed entry."""
-    return _from_stored(str(entry_id), json.loads(fields[ENTRY_FIELD]), revoked=revoked)
+def from_entry(
+    entry_id: str,
+    fields: Mapping[Any, Any],
+    *,
+    revoked: bool = False,
+    revoked_at: str | None = None,
+    revoked_by: str | None = None,
+) -> Record:
+    """The inverse of :func:`to_entry`; raises ValueError or KeyError on a malformed entry.
+    ``revoked_at`` and ``revoked_by``: as stored beside the entry (a revocation's time makes
+    it revoked)."""
+    revoked = revoked or revoked_at is not None
+    return _from_stored(
+        str(entry_id),
+        json.loads(fields[ENTRY_FIELD]),
+        revoked=revoked,
+        revoked_at=parse_time(revoked_at) if revoked_at is not None else None,
+        revoked_by=(revoked_by or "") if revoked else "",
+    )
 
 
 def _stored(record: Record) -> dict[str, Any]:
@@ -109,7 +153,14 @@ def _stored(record: Record) -> dict[str, Any]:
     }
 
 
-def _from_stored(ann_id: str, obj: Mapping[str, Any], *, revoked: bool) -> Record:
+def _from_stored(
+    ann_id: str,
+    obj: Mapping[str, Any],
+    *,
+    revoked: bool,
+    revoked_at: datetime | None = None,
+    revoked_by: str = "",
+) -> Record:
     created = parse_time(obj.get("created_at"))
     if created is None:
         raise ValueError(f"announcement {ann_id} has no valid created_at")
@@ -124,6 +175,8 @@ def _from_stored(ann_id: str, obj: Mapping[str, Any], *, revoked: bool) -> Recor
         expires_at=parse_time(obj.get("expires_at")),
         author=obj.get("author") or "",
         revoked=revoked,
+        revoked_at=revoked_at,
+        revoked_by=revoked_by,
     )
 
 

@@ -5,7 +5,7 @@
   command's options (``app/cli.py`` takes its defaults from here), ``EmbeddedServer`` and
   ``Runtime`` build and read it.
 - :class:`HttpSettings`: tokens, the stream (ping, retry, queue bound, replay page) and request
-  limits, read by ``app/server/http.py``.
+  limits, read by the HTTP layer (``app/server/api.py``, ``streams.py``, ``bodies.py``).
 - :class:`RedisSettings`: the Redis Streams backend (retention, timeouts, the fan-out loop).
 
 The server's data folder is its own (:func:`default_data_dir`); it does not read the tray's

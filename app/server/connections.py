@@ -13,7 +13,7 @@ the wait for a request, and logging that does not flood.
   (below the fd limit) keeps ``accept()`` from ever failing with EMFILE. A connection whose
   first request has not arrived (headers complete) within ``header_timeout`` is closed;
   idle kept-alive connections are aiohttp's ``keepalive_timeout``; the body's own timeout is
-  in ``app/server/http.py``.
+  in ``app/server/bodies.py``.
 - :class:`RepeatLog`: a message that repeats is logged once per interval, with a count.
 """
 
@@ -131,11 +131,18 @@ class _Refused(asyncio.Protocol):
 
 
 class ConnectionGuard:
-    """The protocol factory of one listening socket: see the module's docstring."""
+    """The protocol factory of one listening socket: see the module's docstring.
+
+    It is built in two steps, because the application and the guard need each other: the
+    application's handlers count their streams in the guard and its middleware marks the
+    connections that are busy, so the guard is built first and handed to
+    :func:`~app.server.application.create_app`; the aiohttp ``web.Server`` it makes the
+    connections with exists only once an ``AppRunner`` has set that application up, and is
+    given to :meth:`attach`, once, before the guard is passed to ``loop.create_server``.
+    """
 
     def __init__(
         self,
-        server: web.Server,
         *,
         cap: int,
         header_timeout: float,
@@ -143,7 +150,7 @@ class ConnectionGuard:
         repeat_log: RepeatLog,
         request_reserve: float = 0.05,
     ) -> None:
-        self._server = server
+        self._server: web.Server | None = None  # attach()
         self.cap = cap
         # streams may hold all but a reserve (a share of the cap, at least 2) of the cap
         self.stream_cap = max(cap - max(2, int(cap * request_reserve)), 1)
@@ -164,6 +171,13 @@ class ConnectionGuard:
             + b"Connection: close\r\nCache-Control: no-store\r\n"
             b"X-Content-Type-Options: nosniff\r\n\r\n" + body
         )
+
+    def attach(self, server: web.Server) -> None:
+        """Make this socket's connections with ``server`` (the runner's, once set up), and
+        forget each one when it closes. Once, before the first connection."""
+        if self._server is not None:
+            raise RuntimeError("this ConnectionGuard is already attached to a server")
+        self._server = server
         lost = server.connection_lost
 
         def connection_lost(handler: RequestHandler, exc: BaseException | None = None) -> None:
@@ -185,6 +199,8 @@ class ConnectionGuard:
                 len(self._open),
             )
             return _Refused(self._refusal)
+        if self._server is None:
+            raise RuntimeError("ConnectionGuard.attach(server) must come before connections")
         handler = self._server()
         self._open[handler] = False
         loop = asyncio.get_running_loop()

@@ -96,7 +96,9 @@ class Draft:
 @dataclass(frozen=True, slots=True)
 class Record:
     """A stored announcement: what the stream shows, who may see it, who published it and
-    whether it was revoked. Times are aware (UTC)."""
+    whether it was revoked (a revoked one is kept: publishers still read it and its reach).
+    Times are aware (UTC). ``revoked_at`` and ``revoked_by`` (when, and which publisher) say
+    more about a revocation but are not part of a record's equality: ``revoked`` is."""
 
     id: str
     title: str
@@ -108,6 +110,8 @@ class Record:
     expires_at: datetime | None = None
     author: str = ""
     revoked: bool = False
+    revoked_at: datetime | None = field(default=None, compare=False)
+    revoked_by: str = field(default="", compare=False)
 
     def live(self, now: datetime) -> bool:
         """Not revoked and not expired at ``now``."""
@@ -152,15 +156,20 @@ class Ack:
     acked_at: datetime
 
 
-# receipt kinds (``POST /receipts``), each implying the ones after it: an acknowledged
-# announcement was read, a read one was delivered
+# receipt kinds (``POST /receipts``) and what each also records (docs/api.md, "Receipts"):
+# anything reported was delivered; an acknowledged announcement was read. "Displayed" (the
+# tray put it in front of the person: a toast, a summary counting it, the urgent window) is
+# only ever reported for itself: reading it in the history, or acknowledging it there, after
+# do not disturb held its toast back does not make the notification shown.
 ACKNOWLEDGED = "acknowledged"
 READ = "read"
+DISPLAYED = "displayed"
 DELIVERED = "delivered"
-RECEIPT_KINDS: tuple[str, ...] = (DELIVERED, READ, ACKNOWLEDGED)
+RECEIPT_KINDS: tuple[str, ...] = (DELIVERED, DISPLAYED, READ, ACKNOWLEDGED)
 IMPLIED: dict[str, tuple[str, ...]] = {
     ACKNOWLEDGED: (ACKNOWLEDGED, READ, DELIVERED),
     READ: (READ, DELIVERED),
+    DISPLAYED: (DISPLAYED, DELIVERED),
     DELIVERED: (DELIVERED,),
 }
 
@@ -173,6 +182,7 @@ class Receipt:
     delivered_at: datetime | None = None
     read_at: datetime | None = None
     acked_at: datetime | None = None
+    displayed_at: datetime | None = None
 
 
 @dataclass(slots=True)

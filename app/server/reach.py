@@ -11,10 +11,20 @@ import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from app.server.codec import iso
-from app.server.model import Audience, Principal, Receipt, User
+from app.core.model import Priority
+from app.server.codec import iso, revoked_at_json
+from app.server.model import Audience, Principal, Receipt, Record, User
 
-CSV_COLUMNS = ("user_id", "username", "groups", "delivered_at", "read_at", "acked_at", "online")
+CSV_COLUMNS = (
+    "user_id",
+    "username",
+    "groups",
+    "delivered_at",
+    "displayed_at",
+    "read_at",
+    "acked_at",
+    "online",
+)
 # a spreadsheet runs a cell starting with one of these as a formula (CSV injection), also
 # after blanks or control characters, and in their full-width forms (＝ U+FF1D...)
 _FORMULA_START = frozenset("=+-@")
@@ -39,17 +49,24 @@ def recipients(audience: Audience, users: Iterable[User]) -> list[str]:
     )
 
 
+def requires_ack(record: Record) -> bool:
+    """Whether the announcement asks its recipients to acknowledge it: urgent ones only (the
+    tray's urgent window and its Acknowledge button)."""
+    return record.priority is Priority.URGENT
+
+
 def reach_json(
-    ann_id: str,
-    audience: Audience,
+    record: Record,
     named: Collection[str],
     receipts: Iterable[Receipt],
     users: Mapping[str, User],
     online: Collection[str],
 ) -> dict[str, Any]:
-    """``{"id", "recipients", "delivered", "read", "acknowledged", "users": [...]}``: one row
-    per recipient (by name), then anyone else the audience names now who sent receipts (a user
+    """``{"id", "recipients", "delivered", "displayed", "read", "acknowledged",
+    "requires_ack", "revoked_at", "users": [...]}`` (DESIGN.md, "Server API"): one row per
+    recipient (by name), then anyone else the audience names now who sent receipts (a user
     who joined a group since); counts are over those rows."""
+    audience = record.audience
     by_user = {r.user_id: r for r in receipts}
     rows = list(named)
     for user_id in sorted(set(by_user) - set(named)):
@@ -66,17 +83,21 @@ def reach_json(
                 "username": user_id,
                 "groups": sorted(user.groups) if user else [],
                 "delivered_at": _iso(receipt.delivered_at),
+                "displayed_at": _iso(receipt.displayed_at),
                 "read_at": _iso(receipt.read_at),
                 "acked_at": _iso(receipt.acked_at),
                 "online": user_id in online,
             }
         )
     return {
-        "id": ann_id,
+        "id": record.id,
         "recipients": len(named),
         "delivered": sum(1 for r in out if r["delivered_at"]),
+        "displayed": sum(1 for r in out if r["displayed_at"]),
         "read": sum(1 for r in out if r["read_at"]),
         "acknowledged": sum(1 for r in out if r["acked_at"]),
+        "requires_ack": requires_ack(record),
+        "revoked_at": revoked_at_json(record),
         "users": out,
     }
 
@@ -94,6 +115,7 @@ def reach_csv(reach: Mapping[str, Any]) -> str:
             row["username"],
             ";".join(row["groups"]),
             row["delivered_at"] or "",
+            row["displayed_at"] or "",
             row["read_at"] or "",
             row["acked_at"] or "",
             "yes" if row["online"] else "no",

@@ -10,15 +10,20 @@ key                    type         holds
                                     id (and the SSE ``id:``), field ``data`` is its JSON
 ``control``            stream       ``revoke``, ``close`` and ``reach`` (receipts recorded)
                                     commands for every process
-``revoked``            hash         announcement id -> revoked_at
+``revoked``            hash         announcement id -> revoked_at (the announcement is kept)
+``revoked-by``         hash         announcement id -> the publisher who revoked it
 ``acks:{id}``          hash         user id -> acked_at (first ack wins)
 ``reads:{id}``         hash         user id -> read_at (first read receipt wins)
+``displays:{id}``      hash         user id -> displayed_at (first displayed receipt wins)
 ``deliveries:{id}``    hash         user id -> delivered_at (first delivered receipt wins)
 ``recipients``         hash         announcement id -> JSON list of the user ids its audience
                                     named when it was published
 ``users``              hash         user name -> JSON (password hash, groups, publisher)
 ``refresh:{hash}``     hash         one refresh token (user, session, expiry, used); expires
 ``session:{sid}``      set          the token hashes of one login session; expires
+``signing-key``        string       the token signing key every process uses (the first
+                                    process to start puts its own; see
+                                    :meth:`RedisBroker.shared_signing_key`)
 =====================  ===========  ==========================================================
 
 Fan-out: each process runs ONE loop, ``XREAD BLOCK`` on both streams from the last ids it has
@@ -64,12 +69,13 @@ from redis.typing import EncodableT, FieldT
 
 from app.core.model import parse_time
 from app.server import codec
-from app.server.broker import Broker
+from app.server.broker import REMEMBER, Broker
 from app.server.config import RedisSettings
 from app.server.hub import Hub, Subscription
 from app.server.model import (
     ACKNOWLEDGED,
     DELIVERED,
+    DISPLAYED,
     IMPLIED,
     NOTHING_YET,
     READ,
@@ -155,13 +161,22 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# Revoke once: mark, and only the first time queue the revoke for every process.
-# KEYS: revoked hash, control stream; ARGV: id, revoked_at, audience JSON, control maxlen.
+# Revoke once: mark (when and by whom), and only the first time queue the revoke for every
+# process. KEYS: revoked hash, control stream, revoked-by hash; ARGV: id, revoked_at, audience
+# JSON, control maxlen, revoked by.
 _REVOKE = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
            'kind', 'revoke', 'id', ARGV[1], 'audience', ARGV[3])
 return 1
+"""
+
+# The shared signing key: the first process's own key, unless one is there already; returns
+# the one in Redis. KEYS[1] the key; ARGV[1] this process's key.
+_SIGNING_KEY = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
 """
 
 
@@ -169,7 +184,15 @@ class RedisBroker(Broker):
     """:class:`Broker` on Redis Streams; create it on the event loop that will use it, then
     ``await start()`` before serving (it pins where the fan-out loop begins)."""
 
-    def __init__(self, settings: RedisSettings) -> None:
+    def __init__(
+        self,
+        settings: RedisSettings,
+        *,
+        session_memory: float = REMEMBER,
+        idempotency_ttl: float = REMEMBER,
+    ) -> None:
+        """``session_memory`` and ``idempotency_ttl``: see :class:`~app.server.broker.Broker`."""
+        super().__init__(session_memory=session_memory, idempotency_ttl=idempotency_ttl)
         self._settings = settings
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.url,
@@ -186,10 +209,13 @@ class RedisBroker(Broker):
         self._revoke_once = self._redis.register_script(_REVOKE)
         self._end_user = self._redis.register_script(_END_USER)
         self._publish = self._redis.register_script(_PUBLISH)
+        self._signing_key = self._redis.register_script(_SIGNING_KEY)
         prefix = settings.prefix
         self._k_ann = prefix + "announcements"
         self._k_ctl = prefix + "control"
         self._k_revoked = prefix + "revoked"
+        self._k_revoked_by = prefix + "revoked-by"
+        self._k_key = prefix + "signing-key"
         self._k_users = prefix + "users"
         self._k_recipients = prefix + "recipients"
         self._k_refresh = prefix + "refresh:"  # + token hash
@@ -254,6 +280,21 @@ class RedisBroker(Broker):
         self._hub.end_user_sessions(
             user, before=float(row["before"]), until=float(row["until"]), now=now
         )
+
+    async def shared_signing_key(self, local: bytes) -> bytes:
+        """The key in Redis, put there from ``local`` by the first process that started (every
+        process on this Redis, whatever its data folder, then signs and checks tokens with the
+        same key). Raises ValueError when what Redis holds is not a key (never shown)."""
+        with self._unavailable():
+            shared = await self._signing_key(keys=[self._k_key], args=[local.decode("ascii")])
+        text = str(shared or "")
+        if len(text) < 64 or not text.isascii() or not text.isprintable() or " " in text:
+            raise ValueError(
+                f"the shared token signing key in Redis ({self._k_key} at"
+                f" {self._settings.where}) is damaged: delete that key (redis-cli DEL"
+                f" {self._k_key}) and start the servers again (every login then ends)"
+            )
+        return text.encode("ascii")
 
     async def _last_id(self, key: str) -> str:
         last = await self._redis.xrevrange(key, count=1)
@@ -431,25 +472,43 @@ class RedisBroker(Broker):
         if not _ID.fullmatch(ann_id):
             return None
         with self._unavailable():
-            entries = await self._redis.xrange(self._k_ann, min=ann_id, max=ann_id, count=1)
-            revoked = await self._redis.hexists(self._k_revoked, ann_id) if entries else False
+            async with self._redis.pipeline(transaction=False) as pipe:  # one round trip
+                pipe.xrange(self._k_ann, min=ann_id, max=ann_id, count=1)
+                pipe.hget(self._k_revoked, ann_id)
+                pipe.hget(self._k_revoked_by, ann_id)
+                entries, revoked_at, revoked_by = await pipe.execute()
         if not entries:
             return None
         entry_id, fields = entries[0]
         if fields is None:  # only for an entry deleted under a consumer group: never here
             return None
-        return codec.from_entry(str(entry_id), fields, revoked=bool(revoked))
+        return codec.from_entry(
+            str(entry_id),
+            fields,
+            revoked_at=_text(revoked_at),
+            revoked_by=_text(revoked_by),
+        )
 
     async def list_visible(
-        self, viewer: Principal, *, after: str | None, limit: int, now: datetime
+        self,
+        viewer: Principal,
+        *,
+        after: str | None,
+        limit: int,
+        now: datetime,
+        include_revoked: bool = False,
     ) -> list[Record]:
         if after is None:
-            newest = await self._scan(viewer, limit, now, forward=False, bound="+")
+            newest = await self._scan(
+                viewer, limit, now, forward=False, bound="+", with_revoked=include_revoked
+            )
             return newest[::-1]
         cursor = "0-0" if after == NOTHING_YET else after
         if not _ID.fullmatch(cursor):
             raise InvalidCursor(f"{after!r} is not an announcement id of this server")
-        return await self._scan(viewer, limit, now, forward=True, bound=cursor)
+        return await self._scan(
+            viewer, limit, now, forward=True, bound=cursor, with_revoked=include_revoked
+        )
 
     async def newest_visible_id(self, viewer: Principal, *, upto: str, now: datetime) -> str | None:
         cursor = "0-0" if upto == NOTHING_YET else upto
@@ -470,8 +529,10 @@ class RedisBroker(Broker):
         forward: bool,
         bound: str,
         page: int | None = None,
+        with_revoked: bool = False,
     ) -> list[Record]:
-        """Up to ``limit`` visible records, paging from ``bound`` (exclusive, unless ``+``)."""
+        """Up to ``limit`` visible records, paging from ``bound`` (exclusive, unless ``+``);
+        revoked ones only ``with_revoked``."""
         page = page or min(max(limit, self._settings.page_min), self._settings.page_max)
         found: list[Record] = []
         with self._unavailable():
@@ -483,38 +544,57 @@ class RedisBroker(Broker):
                     entries = await self._redis.xrevrange(self._k_ann, max=start, count=page)
                 if not entries:
                     break
-                found += await self._visible(entries, viewer, now)
+                found += await self._visible(entries, viewer, now, with_revoked)
                 if len(entries) < page:
                     break
                 bound = str(entries[-1][0])
         return found[:limit]
 
     async def _visible(
-        self, entries: Sequence[Any], viewer: Principal, now: datetime
+        self, entries: Sequence[Any], viewer: Principal, now: datetime, with_revoked: bool
     ) -> list[Record]:
-        revoked = await self._redis.hmget(self._k_revoked, [e[0] for e in entries])
+        ids = [e[0] for e in entries]
+        revoked = await self._redis.hmget(self._k_revoked, ids)
+        if not with_revoked:
+            records = [
+                codec.from_entry(i, f)
+                for (i, f), gone in zip(entries, revoked, strict=True)
+                if not gone
+            ]
+            return [r for r in records if r.audience.includes(viewer) and r.live(now)]
+        by = await self._redis.hmget(self._k_revoked_by, ids)
         records = [
-            codec.from_entry(i, f)
-            for (i, f), gone in zip(entries, revoked, strict=True)
-            if not gone
+            codec.from_entry(i, f, revoked_at=_text(at), revoked_by=_text(who))
+            for (i, f), at, who in zip(entries, revoked, by, strict=True)
         ]
-        return [r for r in records if r.audience.includes(viewer) and r.live(now)]
+        return [
+            r
+            for r in records
+            if r.audience.includes(viewer) and (r.expires_at is None or r.expires_at > now)
+        ]
 
-    async def revoke(self, ann_id: str) -> Record | None:
+    async def revoke(
+        self, ann_id: str, *, by: str = "", now: datetime | None = None
+    ) -> Record | None:
+        """Marks it once (when and by whom: a second revoke keeps the first) and queues the
+        revoke on the control stream, which every process's loop fans out to its streams and
+        reports to its reach watchers."""
         record = await self.get(ann_id)
-        if record is None:
-            return None
+        if record is None or record.revoked:
+            return record
+        at = (now or datetime.now(UTC)).astimezone(UTC)
         with self._unavailable():
             await self._revoke_once(
-                keys=[self._k_revoked, self._k_ctl],
+                keys=[self._k_revoked, self._k_ctl, self._k_revoked_by],
                 args=[
                     ann_id,
-                    datetime.now(UTC).isoformat(),
+                    codec.iso(at),
                     json.dumps(record.audience.to_json()),
                     self._settings.control_maxlen,
+                    by,
                 ],
             )
-        return dataclasses.replace(record, revoked=True)
+        return await self.get(ann_id)
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
         await self.record_receipts(user_id, [(ann_id, ACKNOWLEDGED)], now=now)
@@ -523,7 +603,12 @@ class RedisBroker(Broker):
         return _time(str(acked_at) if acked_at is not None else None)
 
     def _receipt_key(self, kind: str, ann_id: str) -> str:
-        name = {ACKNOWLEDGED: "acks", READ: "reads", DELIVERED: "deliveries"}[kind]
+        name = {
+            ACKNOWLEDGED: "acks",
+            READ: "reads",
+            DISPLAYED: "displays",
+            DELIVERED: "deliveries",
+        }[kind]
         return f"{self._settings.prefix}{name}:{ann_id}"
 
     async def record_receipts(
@@ -558,16 +643,17 @@ class RedisBroker(Broker):
             return []
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
-                for kind in (DELIVERED, READ, ACKNOWLEDGED):
+                for kind in (DELIVERED, DISPLAYED, READ, ACKNOWLEDGED):
                     pipe.hgetall(self._receipt_key(kind, ann_id))
-                delivered, read, acked = await pipe.execute()
-        users = sorted({*delivered, *read, *acked})
+                delivered, displayed, read, acked = await pipe.execute()
+        users = sorted({*delivered, *displayed, *read, *acked})
         return [
             Receipt(
                 str(u),
-                parse_time(delivered.get(u)),
-                parse_time(read.get(u)),
-                parse_time(acked.get(u)),
+                delivered_at=parse_time(delivered.get(u)),
+                read_at=parse_time(read.get(u)),
+                acked_at=parse_time(acked.get(u)),
+                displayed_at=parse_time(displayed.get(u)),
             )
             for u in users
         ]
@@ -680,6 +766,7 @@ class RedisBroker(Broker):
         if fields["kind"] == "revoke":
             audience = Audience.from_json(json.loads(fields["audience"]))
             self._hub.deliver(Revocation(fields["id"], audience))
+            self._hub.reach_changed([fields["id"]])  # a console marks it withdrawn
         elif fields["kind"] == "close":
             self._hub.close_user(fields["user"], session_id=fields["session"] or None)
         elif fields["kind"] == "end-session":
@@ -720,6 +807,10 @@ def _by_stream(reply: Any) -> dict[str, Sequence[Any]]:
 def _user(name: str, raw: str | bytes) -> User:
     row = json.loads(raw)
     return User(name, row["password_hash"], frozenset(row["groups"]), bool(row["publisher"]))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _key(entry_id: str) -> tuple[int, int]:

@@ -15,9 +15,17 @@ from pathlib import Path
 
 from aiohttp import web, web_response
 
-from app.server.auth import TokenIssuer, hash_password, load_signing_key, verify_password
-from app.server.broker import Broker
-from app.server.config import ServerConfig
+from app.server.api import API, Api
+from app.server.application import create_app
+from app.server.auth import (
+    TokenIssuer,
+    hash_password,
+    load_signing_key,
+    save_signing_key,
+    verify_password,
+)
+from app.server.broker import REMEMBER, Broker
+from app.server.config import SIGNING_KEY_FILE, ServerConfig
 from app.server.connections import (
     ConnectionGuard,
     RepeatLog,
@@ -26,7 +34,6 @@ from app.server.connections import (
     loop_exception_handler,
     raise_fd_limit,
 )
-from app.server.http import API, Api, create_app
 from app.server.model import User
 from app.server.sqlite_broker import SqliteBroker
 
@@ -47,8 +54,14 @@ DEMO_USERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 )
 
 
-def open_broker(config: ServerConfig) -> Broker:
-    """The backend the config asks for: Redis Streams with ``redis_url``, else SQLite."""
+def open_broker(config: ServerConfig, *, session_memory: float = REMEMBER) -> Broker:
+    """The backend the config asks for: Redis Streams with ``redis_url``, else SQLite, built
+    with how long it remembers a publish's idempotency key (``config.http.idempotency_ttl``)
+    and an ended session (``session_memory``). A running server passes its access token
+    lifetime and a minute (every token of the session has expired by then); the offline
+    commands (``add-user``, ``end-sessions``) keep the default day, as they cannot know the
+    token lifetime of the servers that read what they write."""
+    idempotency_ttl = config.http.idempotency_ttl
     redis = config.redis()
     if redis is not None:
         try:
@@ -59,8 +72,10 @@ def open_broker(config: ServerConfig) -> Broker:
             raise MissingExtra(
                 "the Redis backend needs the redis package: pip install 'tray-notifier[redis]'"
             ) from None
-        return RedisBroker(redis)
-    return SqliteBroker(config.database)
+        return RedisBroker(redis, session_memory=session_memory, idempotency_ttl=idempotency_ttl)
+    return SqliteBroker(
+        config.database, session_memory=session_memory, idempotency_ttl=idempotency_ttl
+    )
 
 
 def make_user(
@@ -98,6 +113,32 @@ async def end_sessions(broker: Broker, name: str) -> None:
     second on a running SQLite server; at once through Redis)."""
     await broker.end_user_sessions(name, now=time.time())
     log.info("every login session of %r ended", name)
+
+
+async def agree_signing_key(
+    broker: Broker, data_dir: Path, local: bytes, *, created: bool = False
+) -> bytes:
+    """The token signing key of this process: its own ``local`` one (``data_dir/signing.key``;
+    ``created``: just made by this start), unless the backend is shared by several processes
+    that already agreed on another (Redis: the first process to start put its key there).
+    Then the shared key wins: it replaces the local file, which stays a copy of it (should
+    Redis lose it, the next process to start puts the same key back), and a log line says so.
+    A process that kept its own key instead would issue tokens every other process refuses
+    with 401, silently."""
+    path = data_dir / SIGNING_KEY_FILE
+    shared = await broker.shared_signing_key(local)
+    if shared != local:
+        save_signing_key(data_dir, shared)
+        if not created:
+            log.warning(
+                "the token signing key in %s is not the one the other server processes on"
+                " this Redis use: using theirs, now also saved in that file (access tokens"
+                " this process signed with its old key are refused; clients refresh them)",
+                path,
+            )
+        else:
+            log.info("using the token signing key shared through Redis (a copy in %s)", path)
+    return shared
 
 
 async def create_demo_users(broker: Broker) -> list[User]:
@@ -150,7 +191,8 @@ class Runtime:
         settings = config.http
         ssl_context = tls_context(config)  # a bad certificate stops here, before anything
         private_dir(config.data_dir)
-        key = load_signing_key(config.data_dir)
+        created = not (config.data_dir / SIGNING_KEY_FILE).exists()
+        local_key = load_signing_key(config.data_dir)  # a damaged one stops the start here
         fd_limit = raise_fd_limit()
         backlog = min(settings.backlog, max(fd_limit // 8, 8)) if fd_limit else settings.backlog
         cap = default_cap(fd_limit, settings.fd_reserve + backlog)
@@ -166,15 +208,24 @@ class Runtime:
         loop = asyncio.get_running_loop()
         # every answer's Server header, the ones aiohttp writes itself (a malformed request's
         # 400) included: it names no Python, aiohttp or program version to help an attacker
-        web_response.SERVER_SOFTWARE = SERVER_NAME
+        web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined] # read there
         repeat_log = RepeatLog(log, interval=settings.log_interval)
         loop.set_exception_handler(loop_exception_handler(repeat_log))
-        broker = open_broker(config)
-        broker.session_memory = settings.token_ttl + 60  # every token of a session expired
-        broker.idempotency_ttl = settings.idempotency_ttl
+        # every token of a session has expired a minute after its lifetime
+        broker = open_broker(config, session_memory=settings.token_ttl + 60)
         try:
             await broker.start()
+            key = await agree_signing_key(broker, config.data_dir, local_key, created=created)
             issuer = TokenIssuer(key, ttl=settings.token_ttl, clock=clock)
+            # the guard first: the application counts its streams in it; it is attached to
+            # the runner's server below, once the runner has made one
+            guard = ConnectionGuard(
+                cap=cap,
+                header_timeout=settings.header_timeout,
+                retry_after=settings.retry_after,
+                repeat_log=repeat_log,
+                request_reserve=settings.request_reserve,
+            )
             app = create_app(
                 broker,
                 issuer,
@@ -182,6 +233,7 @@ class Runtime:
                 clock=clock,
                 cors_origins=config.cors_origins,
                 metrics_token=config.metrics_token,
+                guard=guard,
             )
             runner = web.AppRunner(
                 app,
@@ -194,15 +246,7 @@ class Runtime:
             )
             await runner.setup()
             assert runner.server is not None
-            guard = ConnectionGuard(
-                runner.server,
-                cap=cap,
-                header_timeout=settings.header_timeout,
-                retry_after=settings.retry_after,
-                repeat_log=repeat_log,
-                request_reserve=settings.request_reserve,
-            )
-            app[API].guard = guard
+            guard.attach(runner.server)
             try:
                 server = await loop.create_server(
                     guard,

@@ -25,12 +25,13 @@ from pathlib import Path
 from app.core.files import private_path
 from app.core.model import parse_time
 from app.server import codec
-from app.server.broker import Broker
+from app.server.broker import REMEMBER, Broker
 from app.server.config import SQLITE_BUSY_TIMEOUT_MS
 from app.server.hub import Hub, Subscription
 from app.server.model import (
     ACKNOWLEDGED,
     DELIVERED,
+    DISPLAYED,
     IMPLIED,
     NOTHING_YET,
     READ,
@@ -94,7 +95,8 @@ CREATE TABLE IF NOT EXISTS announcements (
     expires_ts REAL,
     audience TEXT NOT NULL,              -- JSON, as published
     author TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,                     -- revoked: kept, still readable by publishers
+    revoked_by TEXT                      -- the publisher who revoked it
 );
 CREATE TABLE IF NOT EXISTS audience (
     announcement_id INTEGER NOT NULL REFERENCES announcements (id),
@@ -114,18 +116,37 @@ CREATE TABLE IF NOT EXISTS recipients (      -- the users the audience named at 
     user_id TEXT NOT NULL,
     PRIMARY KEY (announcement_id, user_id)
 );
-CREATE TABLE IF NOT EXISTS receipts (        -- delivered and read; acknowledged is in acks
+CREATE TABLE IF NOT EXISTS receipts (        -- delivered, displayed, read; acknowledged: acks
     announcement_id INTEGER NOT NULL REFERENCES announcements (id),
     user_id TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('delivered', 'read')),
+    kind TEXT NOT NULL CHECK (kind IN ('delivered', 'displayed', 'read')),
     at TEXT NOT NULL,
     PRIMARY KEY (announcement_id, user_id, kind)
 );
 """
 
+# the schema's version (PRAGMA user_version) once _migrate has brought a database to _SCHEMA:
+# 1 = the receipts table takes "displayed", announcements have revoked_by
+_SCHEMA_VERSION = 1
+
+# rebuilding a table is how SQLite changes a CHECK constraint (its "ALTER TABLE" procedure)
+_RECEIPTS_REBUILD = """
+CREATE TABLE receipts_new (
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('delivered', 'displayed', 'read')),
+    at TEXT NOT NULL,
+    PRIMARY KEY (announcement_id, user_id, kind)
+);
+INSERT INTO receipts_new (announcement_id, user_id, kind, at)
+    SELECT announcement_id, user_id, kind, at FROM receipts;
+DROP TABLE receipts;
+ALTER TABLE receipts_new RENAME TO receipts;
+"""
+
 _VISIBLE = """
 SELECT * FROM announcements a
-WHERE a.id > :after AND a.id <= :upto AND a.revoked_at IS NULL
+WHERE a.id > :after AND a.id <= :upto AND (:with_revoked OR a.revoked_at IS NULL)
   AND (a.expires_ts IS NULL OR a.expires_ts > :now)
   AND (:see_all OR EXISTS (
       SELECT 1 FROM audience t WHERE t.announcement_id = a.id AND (
@@ -139,9 +160,13 @@ ORDER BY a.id {order} LIMIT :limit
 class SqliteBroker(Broker):
     """:class:`Broker` on one SQLite file; create it on the event loop that will use it."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(
+        self, db_path: Path, *, session_memory: float = REMEMBER, idempotency_ttl: float = REMEMBER
+    ) -> None:
         """Open (or create) the database, private to this user (0600, and its WAL and SHM);
-        a damaged file raises :class:`StorageDamaged` naming it."""
+        a damaged file raises :class:`StorageDamaged` naming it. ``session_memory`` and
+        ``idempotency_ttl``: see :class:`~app.server.broker.Broker`."""
+        super().__init__(session_memory=session_memory, idempotency_ttl=idempotency_ttl)
         if not db_path.parent.exists():
             db_path.parent.mkdir(parents=True, mode=0o700)
         self._path = db_path
@@ -154,6 +179,7 @@ class SqliteBroker(Broker):
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_MS)}")
             self._db.executescript(_SCHEMA)
+            self._migrate()
             verdict = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise self._damaged(str(exc)) from None
@@ -168,6 +194,25 @@ class SqliteBroker(Broker):
         self._last_error_log = -math.inf
         self._watch_task: asyncio.Task[None] | None = None
         self._load_ended()
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older version to :data:`_SCHEMA` (the tables it
+        lacked were just created): in one transaction, so a failure changes nothing."""
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+            return
+        with self._tx() as db:
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(announcements)")}
+            if "revoked_by" not in columns:
+                db.execute("ALTER TABLE announcements ADD COLUMN revoked_by TEXT")
+            (receipts_sql,) = db.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'receipts'"
+            ).fetchone()
+            if "'displayed'" not in receipts_sql:
+                for statement in _RECEIPTS_REBUILD.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                log.info("the database %s now records displayed receipts", self._path)
+            db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     async def start(self) -> None:
         self._watch_task = asyncio.get_running_loop().create_task(
@@ -407,11 +452,19 @@ class SqliteBroker(Broker):
         return codec.from_row(row) if row is not None else None
 
     async def list_visible(
-        self, viewer: Principal, *, after: str | None, limit: int, now: datetime
+        self,
+        viewer: Principal,
+        *,
+        after: str | None,
+        limit: int,
+        now: datetime,
+        include_revoked: bool = False,
     ) -> list[Record]:
         if after is not None and not _is_id(after):
             raise InvalidCursor(f"{after!r} is not an announcement id of this server")
-        records = self._select(viewer, after=after, upto=None, limit=limit, now=now)
+        records = self._select(
+            viewer, after=after, upto=None, limit=limit, now=now, with_revoked=include_revoked
+        )
         return records if after is not None else records[::-1]
 
     async def newest_visible_id(self, viewer: Principal, *, upto: str, now: datetime) -> str | None:
@@ -421,15 +474,23 @@ class SqliteBroker(Broker):
         return newest[0].id if newest else None
 
     def _select(
-        self, viewer: Principal, *, after: str | None, upto: str | None, limit: int, now: datetime
+        self,
+        viewer: Principal,
+        *,
+        after: str | None,
+        upto: str | None,
+        limit: int,
+        now: datetime,
+        with_revoked: bool = False,
     ) -> list[Record]:
         """Visible records after ``after`` (oldest first), or without it the newest (newest
-        first), none above ``upto``."""
+        first), none above ``upto``; revoked ones only ``with_revoked``."""
         params = {
             "after": int(after) if after is not None else 0,
             "upto": int(upto) if upto is not None else _MAX_ID,
             "now": now.timestamp(),
             "see_all": viewer.publisher,
+            "with_revoked": with_revoked,
             "user": viewer.user_id,
             "groups": json.dumps(sorted(viewer.groups)),
             "limit": limit,
@@ -438,17 +499,21 @@ class SqliteBroker(Broker):
         rows = self._db.execute(_VISIBLE.format(order=order), params).fetchall()
         return [codec.from_row(row) for row in rows]
 
-    async def revoke(self, ann_id: str) -> Record | None:
+    async def revoke(
+        self, ann_id: str, *, by: str = "", now: datetime | None = None
+    ) -> Record | None:
         record = await self.get(ann_id)
         if record is None or record.revoked:
             return record
+        at = (now or datetime.now(UTC)).astimezone(UTC)
         with self._tx() as db:
             db.execute(
-                "UPDATE announcements SET revoked_at = ? WHERE id = ?",
-                (datetime.now(UTC).isoformat(), int(ann_id)),
+                "UPDATE announcements SET revoked_at = ?, revoked_by = ? WHERE id = ?",
+                (codec.iso(at), by, int(ann_id)),
             )
         self._hub.deliver(Revocation(record.id, record.audience))
-        return dataclasses.replace(record, revoked=True)
+        self._hub.reach_changed([record.id])
+        return dataclasses.replace(record, revoked=True, revoked_at=at, revoked_by=by)
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
         with self._tx() as db:
@@ -517,7 +582,13 @@ class SqliteBroker(Broker):
         for ack in await self.acks(ann_id):
             times.setdefault(ack.user_id, {})[ACKNOWLEDGED] = ack.acked_at
         return [
-            Receipt(user, t.get(DELIVERED), t.get(READ), t.get(ACKNOWLEDGED))
+            Receipt(
+                user,
+                delivered_at=t.get(DELIVERED),
+                read_at=t.get(READ),
+                acked_at=t.get(ACKNOWLEDGED),
+                displayed_at=t.get(DISPLAYED),
+            )
             for user, t in times.items()
         ]
 

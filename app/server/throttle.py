@@ -91,7 +91,7 @@ class LoginThrottle:
         count = self._counts.get(key)
         if count is None or count.failures < free or now - count.last > self._forget:
             return 0.0
-        delay = min(self._backoff * 2 ** (count.failures - free), self._backoff_max)
+        delay = min(self._backoff * 2.0 ** (count.failures - free), self._backoff_max)
         return count.last + delay - now
 
     def _log_once(self, kind: str, account: str, address: str, now: float, wait: float) -> None:

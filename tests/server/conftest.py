@@ -7,8 +7,6 @@ app/core/sse.py), so these tests check the server's bytes, not another decoder's
 from __future__ import annotations
 
 import codecs
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -187,13 +185,3 @@ def metric(client: httpx.Client, name: str) -> float:
         if line.startswith(f"tray_notifier_{name} "):
             return float(line.split()[1])
     raise AssertionError(f"metric {name} missing")
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Check ``pred`` until true, failing once ``timeout`` seconds have passed (the bound is on
-    the clock, however long each check takes)."""
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"condition not met within {timeout:g} s"
-        pause.wait(0.02)

@@ -20,7 +20,8 @@ def test_the_data_folder_follows_tray_notifier_home(tmp_path: Path) -> None:
 def test_the_server_commands_defaults_are_the_configs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DESIGN.md's contract: loopback, port 8080, a 900 s token, a ping every 15 s."""
+    """The documented defaults (README, docs/api.md): loopback, port 8080, a 900 s token, a
+    ping every 15 s."""
     monkeypatch.setenv("TRAY_NOTIFIER_HOME", str(tmp_path))
     config = ServerConfig()
     assert (config.host, config.port) == ("127.0.0.1", 8080)

@@ -24,7 +24,8 @@ import pytest
 from app.server.connections import RepeatLog, default_cap
 from app.server.runtime import DEMO_PASSWORD
 from tests.fixtures.server import ServerFactory
-from tests.server.conftest import TIMEOUT, login, wait_until
+from tests.fixtures.wait import wait_until
+from tests.server.conftest import TIMEOUT, login
 
 FLOOD = 60  # idle sockets opened by a test (a bounded count)
 

@@ -15,7 +15,8 @@ from app.server.embedded import EmbeddedServer
 from app.server.runtime import DEMO_PASSWORD
 from tests.fixtures.server import ServerFactory
 from tests.fixtures.server_process import server_env
-from tests.server.conftest import TIMEOUT, Stream, bearer, login, metric, wait_until
+from tests.fixtures.wait import wait_until
+from tests.server.conftest import TIMEOUT, Stream, bearer, login, metric
 
 
 def _server_command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from app.server.http import Metrics
+from app.server.metrics import Metrics
 from tests.fixtures.server import ServerFactory
 from tests.server.conftest import bearer, login, publish
 

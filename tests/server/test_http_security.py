@@ -19,7 +19,8 @@ from app.server.config import ServerConfig
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.server import ServerFactory
 from tests.fixtures.server_process import server_env
-from tests.server.conftest import TIMEOUT, bearer, login, publish, wait_until
+from tests.fixtures.wait import wait_until
+from tests.server.conftest import TIMEOUT, bearer, login, publish
 
 ORIGIN = "http://127.0.0.1:8765"  # the seed's web client, served from another loopback origin
 OTHER = "http://evil.example"

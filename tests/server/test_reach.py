@@ -38,6 +38,7 @@ def test_receipts_are_recorded_once_and_unknown_ids_counted(http: httpx.Client) 
         "username": "alice",
         "groups": ["it"],
         "delivered_at": None,
+        "displayed_at": None,
         "read_at": None,
         "acked_at": None,
         "online": False,
@@ -165,12 +166,13 @@ def test_reach_csv_has_a_header_and_is_safe_in_a_spreadsheet(
         "username",
         "groups",
         "delivered_at",
+        "displayed_at",
         "read_at",
         "acked_at",
         "online",
     ]
     by_id = {r[0]: r for r in rows[1:]}
-    assert by_id["alice"][3].endswith("Z") and by_id["alice"][4] == ""
+    assert by_id["alice"][3].endswith("Z") and by_id["alice"][4:7] == ["", "", ""]
     assert by_id["'=HYPERLINK(1)"][2] == "'@evil"
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
     assert {f"'{name}" for name in sneaky} == {r[0] for r in rows[1:] if r[0][1:] in sneaky}
@@ -225,3 +227,84 @@ def test_console_events_end_when_the_publishers_session_ends(
                 break
     assert "event: close" in seen
     assert json.loads(seen[-1].removeprefix("data:")) == {"reason": "session_ended"}
+
+
+# the contract's fields, in its order (DESIGN.md "Server API", GET /announcements/{id}/reach)
+REACH_FIELDS = [
+    "id",
+    "recipients",
+    "delivered",
+    "displayed",
+    "read",
+    "acknowledged",
+    "requires_ack",
+    "revoked_at",
+    "users",
+]
+ROW_FIELDS = [
+    "user_id",
+    "username",
+    "groups",
+    "delivered_at",
+    "displayed_at",
+    "read_at",
+    "acked_at",
+    "online",
+]
+
+
+def test_displayed_is_recorded_and_implies_delivered_only(http: httpx.Client) -> None:
+    """Issue 22, point 10: the person was shown it (a toast, a summary counting it, the urgent
+    window) is a receipt of its own, counted in the reach and written in the CSV."""
+    boss = login(http, "publisher")
+    ann = publish(http, boss, audience={"groups": ["it", "hr"]})  # alice and bob
+    alice, bob = bearer(login(http, "alice")), bearer(login(http, "bob"))
+    shown = http.post("/receipts", json={"displayed": [ann, "424242"]}, headers=alice)
+    assert shown.status_code == 200 and shown.json() == {"recorded": 1, "ignored": 1}
+    reach = _reach(http, boss, ann)
+    assert list(reach) == REACH_FIELDS
+    row = _rows(reach)["alice"]
+    assert list(row) == ROW_FIELDS
+    displayed_at = row["displayed_at"]
+    assert isinstance(displayed_at, str) and displayed_at.endswith("Z")
+    assert row["delivered_at"] == displayed_at and row["read_at"] is None  # implied: delivered
+    assert (reach["delivered"], reach["displayed"], reach["read"]) == (1, 1, 0)
+    # idempotent: the first time is kept; a later read changes nothing of it
+    http.post("/receipts", json={"displayed": [ann], "read": [ann]}, headers=alice)
+    row = _rows(_reach(http, boss, ann))["alice"]
+    assert row["displayed_at"] == displayed_at and row["read_at"]
+    # read in the history (or acknowledged) while do not disturb held the toast back: read,
+    # and delivered, but never shown as a notification
+    http.post("/receipts", json={"acknowledged": [ann]}, headers=bob)
+    reach = _reach(http, boss, ann)
+    row = _rows(reach)["bob"]
+    assert row["acked_at"] and row["read_at"] and row["delivered_at"]
+    assert row["displayed_at"] is None
+    assert (reach["delivered"], reach["displayed"], reach["read"], reach["acknowledged"]) == (
+        2,
+        1,
+        2,
+        1,
+    )
+    lines = list(
+        csv.DictReader(
+            io.StringIO(http.get(f"/announcements/{ann}/reach.csv", headers=bearer(boss)).text)
+        )
+    )
+    by_user = {line["user_id"]: line for line in lines}
+    assert by_user["alice"]["displayed_at"] == displayed_at
+    assert by_user["bob"]["displayed_at"] == ""
+    # a displayed receipt that is not a list of ids is refused, naming it
+    bad = http.post("/receipts", json={"displayed": "1"}, headers=alice)
+    assert bad.status_code == 400 and bad.json()["field"] == "displayed"
+
+
+def test_only_urgent_announcements_require_acknowledgement(http: httpx.Client) -> None:
+    """Issue 22, point 11: "0 acknowledged" is no figure for an announcement that asked
+    nobody to acknowledge it: ``requires_ack`` says which ones ask (urgent ones only)."""
+    boss = login(http, "publisher")
+    asks = {
+        priority: _reach(http, boss, publish(http, boss, priority=priority))["requires_ack"]
+        for priority in ("low", "normal", "high", "urgent")
+    }
+    assert asks == {"low": False, "normal": False, "high": False, "urgent": True}

@@ -97,3 +97,42 @@ async def test_a_malformed_entry_is_skipped_and_the_loop_goes_on(
     assert [r.id for r in sub.take() if isinstance(r, Record)] == [good.id]
     assert "malformed stream entry" in caplog.text
     assert broker.stats().healthy
+
+
+async def test_displayed_receipts_are_stored_like_the_others(
+    broker: RedisBroker, redis_url: str
+) -> None:
+    """Issue 22, point 10: ``displays:{id}``, user -> the first time, beside ``deliveries``,
+    ``reads`` and ``acks``."""
+    record = await broker.publish(_draft(), author="", now=datetime.now(UTC))
+    first = datetime(2030, 1, 1, tzinfo=UTC)
+    assert await broker.record_receipts("alice", [(record.id, "displayed")], now=first) == [
+        record.id
+    ]
+    later = first + timedelta(minutes=1)
+    assert await broker.record_receipts("alice", [(record.id, "displayed")], now=later) == []
+    async with aioredis.Redis.from_url(redis_url, decode_responses=True) as raw:
+        assert await raw.hgetall(f"t:displays:{record.id}") == {
+            "alice": "2030-01-01T00:00:00+00:00"
+        }
+        assert await raw.hgetall(f"t:deliveries:{record.id}") == {
+            "alice": "2030-01-01T00:00:00+00:00"
+        }
+        assert not await raw.exists(f"t:reads:{record.id}")
+    (receipt,) = await broker.receipts(record.id)
+    assert (receipt.displayed_at, receipt.delivered_at, receipt.read_at) == (first, first, None)
+
+
+async def test_revoked_is_kept_with_when_and_who(broker: RedisBroker) -> None:
+    record = await broker.publish(_draft(), author="boss", now=datetime.now(UTC))
+    when = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    revoked = await broker.revoke(record.id, by="carol", now=when)
+    assert revoked is not None and (revoked.revoked_at, revoked.revoked_by) == (when, "carol")
+    again = await broker.revoke(record.id, by="dave", now=when + timedelta(hours=1))
+    assert again is not None and (again.revoked_at, again.revoked_by) == (when, "carol")
+    boss = Principal("boss", publisher=True)
+    now = datetime.now(UTC)
+    assert await broker.list_visible(boss, after=None, limit=5, now=now) == []
+    (listed,) = await broker.list_visible(boss, after=None, limit=5, now=now, include_revoked=True)
+    assert listed.revoked and (listed.revoked_at, listed.revoked_by) == (when, "carol")
+    assert await broker.list_visible(ALICE, after="0", limit=5, now=now) == []

@@ -19,7 +19,8 @@ import redis
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.server import ServerFactory
-from tests.server.conftest import TIMEOUT, Event, Stream, bearer, login, publish, wait_until
+from tests.fixtures.wait import wait_until
+from tests.server.conftest import TIMEOUT, Event, Stream, bearer, login, publish
 
 
 @pytest.fixture
@@ -79,7 +80,16 @@ def test_revoke_on_b_reaches_streams_on_a(clients, streams) -> None:
     assert alice.next().id == ann
     assert b.delete(f"/announcements/{ann}", headers=bearer(boss)).status_code == 200
     assert json.loads(alice.next().data) == {"type": "revoke", "id": ann}
-    assert a.get(f"/announcements/{ann}/acks", headers=bearer(login(a, "publisher"))).is_error
+    # the record is kept (DESIGN.md: DELETE keeps the record): A's publishers still read it,
+    # marked revoked, and its receipts
+    on_a = bearer(login(a, "publisher"))
+    assert a.get(f"/announcements/{ann}/acks", headers=on_a).json() == []
+    assert a.get(f"/announcements/{ann}/reach", headers=on_a).json()["revoked_at"]
+    listed = {x["id"]: x for x in a.get("/announcements", headers=on_a).json()}
+    assert listed[ann]["revoked_by"] == "publisher"
+    assert ann not in [
+        x["id"] for x in a.get("/announcements", headers=bearer(login(a, "alice"))).json()
+    ]
 
 
 def test_refresh_token_rotated_on_a_is_refused_on_b(clients) -> None:

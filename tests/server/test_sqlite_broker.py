@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from app.core.model import Priority
-from app.server.model import NOTHING_YET, Audience, Draft, InvalidCursor, Principal
+from app.server.model import NOTHING_YET, Audience, Draft, InvalidCursor, Principal, Receipt
 from app.server.sqlite_broker import SqliteBroker
 
 ALICE = Principal("alice", frozenset({"it"}))
@@ -57,3 +58,102 @@ async def test_records_survive_a_reopen_and_revoking_twice_fans_out_once(tmp_pat
         assert again.subscribe(ALICE, queue_size=1, on_overflow=lambda: None).horizon == record.id
     finally:
         await again.close()
+
+
+# the tables of a database written before the displayed receipt and revoked_by (as released)
+_OLD_SCHEMA = """
+CREATE TABLE announcements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    url TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    expires_ts REAL,
+    audience TEXT NOT NULL,
+    author TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE audience (
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    kind TEXT NOT NULL CHECK (kind IN ('all', 'group', 'user')),
+    value TEXT NOT NULL,
+    PRIMARY KEY (announcement_id, kind, value)
+);
+CREATE TABLE acks (
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    user_id TEXT NOT NULL,
+    acked_at TEXT NOT NULL,
+    PRIMARY KEY (announcement_id, user_id)
+);
+CREATE TABLE recipients (
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (announcement_id, user_id)
+);
+CREATE TABLE receipts (
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('delivered', 'read')),
+    at TEXT NOT NULL,
+    PRIMARY KEY (announcement_id, user_id, kind)
+);
+INSERT INTO announcements (title, body, priority, created_at, audience, author)
+    VALUES ('kept', 'b', 'normal', '2030-01-31T17:00:00Z', '{"all": true}', 'p');
+INSERT INTO announcements (title, body, priority, created_at, audience, author, revoked_at)
+    VALUES ('gone', 'b', 'normal', '2030-01-31T17:00:00Z', '{"all": true}', 'p',
+            '2030-02-01T09:30:00+00:00');
+INSERT INTO audience VALUES (1, 'all', ''), (2, 'all', '');
+INSERT INTO recipients VALUES (1, 'alice'), (2, 'alice');
+INSERT INTO receipts VALUES (1, 'alice', 'delivered', '2030-01-31T17:00:01Z'),
+                            (1, 'alice', 'read', '2030-01-31T17:05:00Z');
+INSERT INTO acks VALUES (1, 'bob', '2030-01-31T17:06:00Z');
+"""
+
+
+async def test_a_database_of_an_older_version_takes_displayed_receipts(tmp_path: Path) -> None:
+    """Issue 22, point 10: the receipts table's CHECK constraint allowed delivered and read
+    only; the server opens databases created by older versions and migrates them, keeping
+    every receipt (and revocations gain who revoked, unknown for the old ones)."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(_OLD_SCHEMA)
+    old.close()
+    now = datetime(2030, 2, 2, tzinfo=UTC)
+    for opening in range(2):  # the second one finds nothing left to migrate
+        broker = SqliteBroker(path)
+        try:
+            await broker.record_receipts("alice", [("1", "displayed")], now=now)
+            await broker.record_receipts("bob", [("1", "displayed")], now=now)
+            receipts = {r.user_id: r for r in await broker.receipts("1")}
+            assert receipts["alice"] == Receipt(
+                "alice",
+                delivered_at=datetime(2030, 1, 31, 17, 0, 1, tzinfo=UTC),
+                read_at=datetime(2030, 1, 31, 17, 5, tzinfo=UTC),
+                displayed_at=now,
+            )
+            assert receipts["bob"].displayed_at == now and receipts["bob"].acked_at
+            gone = await broker.get("2")
+            assert gone is not None and gone.revoked and gone.revoked_by == ""
+            assert gone.revoked_at == datetime(2030, 2, 1, 9, 30, tzinfo=UTC)
+            listed = await broker.list_visible(
+                Principal("p", publisher=True), after=None, limit=9, now=now, include_revoked=True
+            )
+            assert [(r.id, r.revoked, r.revoked_by) for r in listed] == [
+                ("1", opening == 1, "carol" if opening else ""),
+                ("2", True, ""),
+            ]
+            if not opening:
+                revoked = await broker.revoke("1", by="carol", now=now)
+                assert revoked is not None and (revoked.revoked_at, revoked.revoked_by) == (
+                    now,
+                    "carol",
+                )
+        finally:
+            await broker.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    db.close()

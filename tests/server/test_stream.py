@@ -10,13 +10,13 @@ import httpx
 
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.server import ManualClock
+from tests.fixtures.wait import wait_until
 from tests.server.conftest import (
     Event,
     Stream,
     bearer,
     login,
     metric,
-    wait_until,
 )
 
 

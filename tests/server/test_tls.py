@@ -3,22 +3,17 @@ and the warning for plain HTTP on an address that is not loopback. Backend-indep
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import ssl
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.server.config import ServerConfig
 from app.server.runtime import is_loopback
 from tests.fixtures.server import ServerFactory
+from tests.fixtures.tls import self_signed
 from tests.server.conftest import TIMEOUT, bearer, login, publish
 
 
@@ -27,41 +22,10 @@ def server_backend() -> str:
     return "sqlite"
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_the_server_serves_https_with_the_given_certificate(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server = server_factory(demo_users=True, tls_cert=cert, tls_key=key)
     assert server.url.startswith("https://127.0.0.1:")
     trust = ssl.create_default_context(cafile=str(cert))
@@ -80,9 +44,9 @@ def test_the_server_serves_https_with_the_given_certificate(
 def test_a_certificate_that_does_not_fit_is_a_clear_error(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
-    cert, _ = _self_signed(tmp_path)
+    cert, _ = self_signed(tmp_path)
     (tmp_path / "other").mkdir()
-    _, other_key = _self_signed(tmp_path / "other")
+    _, other_key = self_signed(tmp_path / "other")
     with pytest.raises(ValueError, match="cannot use the TLS certificate"):
         server_factory(tls_cert=cert, tls_key=other_key)
     with pytest.raises(ValueError, match="give both or neither"):

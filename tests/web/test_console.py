@@ -335,13 +335,15 @@ async def test_publisher_sends_to_a_group_and_watches_reach_live(
         )
         assert await text_of(page, "#not-received li") == "Everyone has received it."
 
-        await post_receipts(http, server, alice, read=[ann_id], acknowledged=[ann_id])
+        await post_receipts(http, server, alice, displayed=[ann_id], read=[ann_id])
         await page.wait_for(
-            f"document.querySelector('{row} .n-acknowledged')?.dataset.value === '1'",
-            "the acknowledged count rose live",
+            f"document.querySelector('{row} .n-read')?.dataset.value === '1'",
+            "the read count rose live",
         )
-        assert await cell(page, ann_id, "read") == "1"
-        assert await text_of(page, "#not-acked li") == "Everyone has acknowledged it."
+        assert await cell(page, ann_id, "displayed") == "1"
+        # a normal announcement asks nobody to acknowledge it: no "0 acknowledged"
+        assert await cell(page, ann_id, "acknowledged") == "not asked"
+        assert await page.evaluate("document.getElementById('not-acked-block').hidden")
         assert received.empty()  # published before she listened: nothing replayed to her
         # live: the list itself was never reloaded, only this announcement's reach
         assert await page.evaluate("document.body.dataset.sentLoads") == loads
@@ -360,13 +362,13 @@ async def test_publisher_sends_to_a_group_and_watches_reach_live(
         lines = csv_text.splitlines()
         assert len(lines) == 2 and lines[1].startswith("alice,alice,it,")
 
-        # revoke, after a confirm
+        # revoke, after a confirm: kept in the list, marked withdrawn
         await click(page, "#revoke")
         await page.wait_for("document.getElementById('confirm').open", "the confirm opens")
         assert "Network maintenance tonight" in await text_of(page, "#confirm-text")
         await click(page, "#confirm-ok")
-        await page.wait_for(f"!document.querySelector('{row}')", "the revoked one left the list")
-        assert (await text_of(page, "#flash")).endswith("was revoked.")
+        await page.wait_for(f"!!document.querySelector('{row}.revoked')", "marked withdrawn")
+        assert "was revoked" in await text_of(page, "#flash")
         revoke = await asyncio.wait_for(received.get(), WAIT)
         assert revoke == {"type": "revoke", "id": ann_id}
 
@@ -486,20 +488,225 @@ async def test_chinese_page_shows_markup_as_text(
     no_policy_violations(page)
 
 
+async def set_priority(page: Page, priority: str) -> None:
+    await page.evaluate(
+        "(() => { const s = document.getElementById('f-priority');"
+        f" s.value = {js(priority)}; s.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
+    )
+
+
+async def inner_text(page: Page, selector: str) -> str:
+    """What the page shows of ``selector`` (hidden parts left out), as a person reads it: its
+    lines, blank ones left out."""
+    value = await page.evaluate(f"document.querySelector({js(selector)})?.innerText ?? null")
+    assert value is not None, f"no {selector} on the page"
+    return "\n".join(line for line in str(value).splitlines() if line.strip())
+
+
+async def test_the_preview_is_the_notification_as_it_will_appear(
+    companion_server: EmbeddedServer, browser_page: Page
+) -> None:
+    """Issue 22, point 12: the preview showed a link (and a priority badge) that the real
+    notification never shows. A notification is the app's name, the title and the body
+    (app/ui/notifier.py), on Linux with Acknowledge for urgent ones; the urgent window
+    (app/ui/urgent_window.py) adds the priority, the time, the link and its Open link
+    button, and shows no expiry."""
+    server, page = companion_server, browser_page
+    await log_in_as_publisher(page, server)
+    link = "https://intranet.example.org/it/maintenance"
+    await type_into(page, "f-title", "Network maintenance tonight")
+    await type_into(page, "f-body", "The VPN is down from 22:00 to 23:00.")
+    await type_into(page, "f-link", link)
+    await page.evaluate(
+        "(() => { const e = document.getElementById('f-expiry');"
+        " const d = new Date(Date.now() + 86400000); d.setHours(18, 0, 0, 0);"
+        " const p = (n) => String(n).padStart(2, '0');"
+        " e.value = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T18:00`;"
+        " e.dispatchEvent(new Event('input', {bubbles: true})); })()"
+    )
+    toast = await inner_text(page, "#preview-toast")
+    assert toast.split("\n") == [
+        "Tray Notifier",
+        "Network maintenance tonight",
+        "The VPN is down from 22:00 to 23:00.",
+    ]
+    assert "intranet.example.org" not in toast and "Normal" not in toast
+    assert await page.evaluate("document.querySelector('input[name=platform]:checked').value") == (
+        "linux"  # the browser's own system first: headless Chromium on Linux here
+    )
+    notes = await inner_text(page, "#pt-notes")
+    assert "Disappears after 8 seconds" in notes
+    assert "The link is not in the notification" in notes
+    assert await page.evaluate("document.getElementById('preview-urgent-block').hidden")
+
+    # urgent: on Linux the notification offers Acknowledge and stays; the urgent window has
+    # the link with Open link..., and no expiry (the real window shows none)
+    await set_priority(page, "urgent")
+    toast = await inner_text(page, "#preview-toast")
+    assert toast.split("\n")[-1] == "Acknowledge" and "intranet" not in toast
+    assert "Stays on the screen until closed" in await inner_text(page, "#pt-notes")
+    window = await inner_text(page, "#preview-urgent")
+    assert window.startswith("Urgent announcement — Tray Notifier\n")
+    assert "Published " in window and "Network maintenance tonight" in window
+    assert f"Link:\n{link}\nOpen link…" in window or f"Link: {link} Open link…" in window
+    assert window.rstrip().endswith("Acknowledge") and "Expires" not in window
+
+    # Windows: no buttons, a warning icon; macOS: no icon either
+    await click(page, 'input[name="platform"][value="windows"]')
+    assert await page.evaluate("document.getElementById('pt-actions').hidden")
+    assert await page.evaluate("document.getElementById('pt-icon').dataset.icon") == "warning"
+    assert "Acknowledge" not in await inner_text(page, "#preview-toast")
+    await click(page, 'input[name="platform"][value="macos"]')
+    assert await page.evaluate("document.getElementById('pt-icon').dataset.icon") == ""
+    assert (await inner_text(page, "#preview-toast")).split("\n") == [
+        "Tray Notifier",
+        "Network maintenance tonight",
+        "The VPN is down from 22:00 to 23:00.",
+    ]
+
+    # in Chinese, the tray's own words (its translation): 紧急公告, 确认收到
+    await page.evaluate(
+        "(() => { const s = document.getElementById('language'); s.value = 'zh_CN';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    await click(page, 'input[name="platform"][value="linux"]')
+    window = await inner_text(page, "#preview-urgent")
+    assert window.startswith("紧急公告 — Tray Notifier") and "打开链接…" in window
+    assert (await inner_text(page, "#preview-toast")).split("\n")[-1] == "确认收到"
+    no_policy_violations(page)
+
+
+async def test_sent_shows_shown_asks_acknowledgement_only_when_asked_and_keeps_withdrawn(
+    companion_server: EmbeddedServer, browser_page: Page
+) -> None:
+    """Issue 22, points 10, 11 and 13: Recipients, Received, Shown, Read, Acknowledged; no
+    "0 acknowledged" for announcements that ask nobody to acknowledge; a revoked
+    announcement (here by another publisher, while the page is open) stays, struck through,
+    saying when and by whom, with its reach."""
+    server, page = companion_server, browser_page
+    normal = await asyncio.to_thread(
+        server.publish, "Canteen closed on Friday", "Bring lunch.", audience={"groups": ["it"]}
+    )
+    urgent = await asyncio.to_thread(
+        server.publish,
+        "Evacuate building B",
+        "Now.",
+        audience={"groups": ["it"]},
+        priority="urgent",
+    )
+    timeout = aiohttp.ClientTimeout(total=WAIT)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        alice = await token_of(http, server, "alice")
+        await post_receipts(http, server, alice, delivered=[normal], displayed=[normal])
+        await post_receipts(
+            http, server, alice, displayed=[urgent], read=[urgent], acknowledged=[urgent]
+        )
+    await log_in_as_publisher(page, server)
+    await click(page, "#tab-sent")
+    heads = await page.evaluate(
+        "[...document.querySelectorAll('#sent-table thead th')].map((th) => th.textContent)"
+    )
+    assert heads == [
+        "Title",
+        "Priority",
+        "Sent",
+        "Recipients",
+        "Received",
+        "Shown",
+        "Read",
+        "Acknowledged",
+    ]
+    await page.wait_for(
+        f"document.querySelector('#sent-rows tr[data-id=\"{normal}\"] .n-displayed')"
+        "?.dataset.value === '1'"
+        f" && document.querySelector('#sent-rows tr[data-id=\"{urgent}\"] .n-acknowledged')"
+        "?.dataset.value === '1'",
+        "the reach of both is shown",
+    )
+    assert await cell(page, normal, "read") == "0"
+    assert await cell(page, normal, "acknowledged") == "not asked"
+    assert await cell(page, urgent, "displayed") == "1"
+
+    await click(page, f'#sent-rows tr[data-id="{urgent}"] .title-cell button')
+    await page.wait_for(
+        "document.getElementById('details-summary').textContent"
+        " === '1 of 1 received, 1 shown, 1 read, 1 acknowledged'",
+        "the urgent one's summary",
+    )
+    assert not await page.evaluate("document.getElementById('not-acked-block').hidden")
+    await click(page, f'#sent-rows tr[data-id="{normal}"] .title-cell button')
+    await page.wait_for(
+        "document.getElementById('details-summary').textContent"
+        " === '1 of 1 received, 1 shown, 0 read'",
+        "no acknowledgement in the normal one's summary",
+    )
+    assert await page.evaluate("document.getElementById('not-acked-block').hidden")
+    assert await page.evaluate("document.getElementById('people-ack-head').hidden")
+    people = await page.evaluate(
+        "[...document.querySelectorAll('#people-rows tr[data-user=\"alice\"] > *')]"
+        ".map((c) => c.textContent)"
+    )
+    assert len(people) == 6 and people[4] == "—"  # person, groups, received, shown, read, online
+    assert await text_of(page, "#bar-displayed + span") == "1 / 1"
+
+    # another publisher revokes it: the page marks it withdrawn live, and keeps its reach
+    await page.wait_for("document.getElementById('live').dataset.live === 'on'", "live is on")
+    assert await asyncio.to_thread(server.revoke, normal)
+    row = f'#sent-rows tr[data-id="{normal}"]'
+    await page.wait_for(
+        f"document.querySelector('{row}')?.classList.contains('revoked')"
+        f" && !!document.querySelector('{row} .withdrawn-note')?.textContent.includes('by ')",
+        "marked withdrawn, with who",
+    )
+    note = await text_of(page, f"{row} .withdrawn-note")
+    assert note.startswith("Withdrawn ") and note.endswith(" by publisher")
+    struck = await page.evaluate(
+        f"getComputedStyle(document.querySelector('{row} .link-button')).textDecorationLine"
+    )
+    assert "line-through" in struck
+    assert await cell(page, normal, "displayed") == "1"  # who was shown it is kept
+    assert (await text_of(page, "#details-withdrawn")).startswith(note + ".")
+    assert await page.evaluate("document.getElementById('revoke').hidden")
+    assert await page.evaluate(
+        "document.getElementById('details-title').classList.contains('struck')"
+    )
+
+    # the same in Chinese
+    await page.evaluate(
+        "(() => { const s = document.getElementById('language'); s.value = 'zh_CN';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    heads = await page.evaluate(
+        "[...document.querySelectorAll('#sent-table thead th')].map((th) => th.textContent)"
+    )
+    assert heads[3:] == ["接收者", "已收到", "已显示", "已读", "已确认"]
+    assert await cell(page, normal, "acknowledged") == "无需确认"
+    assert (await text_of(page, f"{row} .withdrawn-note")).startswith("publisher 于 ")
+    assert await text_of(page, "#details-summary") == "1 人中 1 人已收到，1 人已显示，0 人已读"
+    no_policy_violations(page)
+
+
 async def test_screenshots_of_compose_and_reach(
     companion_server: EmbeddedServer, browser_page: Page, tmp_path: Path
 ) -> None:
     """Realistic views for the docs: an urgent draft for a group of five with its previews,
-    and the reach of an announcement some of them received, read and acknowledged."""
+    and the reach of an announcement some of them received, were shown, read and
+    acknowledged, below a withdrawn one."""
     server, page = companion_server, browser_page
     for name in ["chen.wei", "dana.kim", "erik.berg", "fatima.ali"]:
         await asyncio.to_thread(server.add_user, name, DEMO_PASSWORD, ["it"])
-    await asyncio.to_thread(
+    printer = await asyncio.to_thread(
         server.publish,
         "Printer on floor 2 is back",
         "Thanks for your patience.",
         audience={"groups": ["it"]},
         priority="low",
+    )
+    canteen = await asyncio.to_thread(
+        server.publish,
+        "Canteen closed on Thursday",
+        "Sorry: it is Friday, not Thursday.",
+        audience={"groups": ["it"]},
     )
     ann_id = await asyncio.to_thread(
         server.publish,
@@ -513,11 +720,21 @@ async def test_screenshots_of_compose_and_reach(
     timeout = aiohttp.ClientTimeout(total=WAIT)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         for name, kinds in [
-            ("alice", {"delivered": [ann_id], "read": [ann_id], "acknowledged": [ann_id]}),
-            ("chen.wei", {"delivered": [ann_id], "read": [ann_id]}),
-            ("dana.kim", {"delivered": [ann_id]}),
+            (
+                "alice",
+                {
+                    "displayed": [ann_id, printer, canteen],
+                    "read": [ann_id, canteen],
+                    "acknowledged": [ann_id],
+                },
+            ),
+            ("chen.wei", {"displayed": [ann_id, printer, canteen], "read": [ann_id]}),
+            ("dana.kim", {"displayed": [ann_id, printer], "delivered": [canteen]}),
+            # do not disturb held the toast back: delivered, not shown yet
+            ("erik.berg", {"delivered": [ann_id, printer, canteen]}),
         ]:
             await post_receipts(http, server, await token_of(http, server, name), **kinds)
+        assert await asyncio.to_thread(server.revoke, canteen)
         async with listening_client(http, server, "dana.kim"):
             await log_in_as_publisher(page, server)
 
@@ -548,15 +765,19 @@ async def test_screenshots_of_compose_and_reach(
             await click(page, "#tab-sent")
             row = f'#sent-rows tr[data-id="{ann_id}"]'
             await page.wait_for(
-                f"document.querySelector('{row} .n-delivered')?.dataset.value === '3'",
+                f"document.querySelector('{row} .n-delivered')?.dataset.value === '4'"
+                f" && !!document.querySelector('#sent-rows tr[data-id=\"{canteen}\"].revoked')"
+                f" && document.querySelector('#sent-rows tr[data-id=\"{printer}\"] .n-displayed')"
+                "?.dataset.value === '3'",
                 "the reach is shown",
             )
             await click(page, f"{row} .title-cell button")
             await page.wait_for(
                 "!!document.querySelector('#people-rows .dot.on')", "dana.kim is connected"
             )
-            assert await text_of(page, "#not-received") == "erik.bergfatima.ali"
-            await screenshot(page, shots / "console-reach.png", height=1040)
+            assert await text_of(page, "#not-received") == "fatima.ali"
+            assert await text_of(page, "#not-shown") == "erik.bergfatima.ali"
+            await screenshot(page, shots / "console-reach.png", height=1100)
     no_policy_violations(page)
 
 

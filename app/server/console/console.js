@@ -19,6 +19,14 @@ const NAMES_SHOWN = 8; // recipient names spelled out before "and n more"
 
 const $ = (id) => document.getElementById(id);
 
+/** The system whose notification the preview shows first: the browser's own, else Linux. */
+function initialPlatform() {
+  const name = String((navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform || '');
+  if (/win/i.test(name)) return 'windows';
+  if (/mac/i.test(name)) return 'macos';
+  return 'linux';
+}
+
 // ------------------------------------------------------------------ state (memory only)
 
 const session = { access: null, refresh: null, user: null, refreshing: null };
@@ -33,6 +41,7 @@ const state = {
   liveAbort: null,
   reachTimers: new Map(),
   csv: null, // {url, file} of the last export
+  platform: initialPlatform(), // linux | windows | macos: the notification previewed
 };
 let t = translator(state.lang);
 
@@ -147,12 +156,13 @@ function el(tag, { text, cls, attrs } = {}, children = []) {
   return node;
 }
 
-function formatTime(iso) {
+/** ``iso`` for people to read (``short``: the compact date, for tables of many times). */
+function formatTime(iso, { short = false } = {}) {
   if (!iso) return t('notYet');
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso);
   return new Intl.DateTimeFormat(bcp47(state.lang), {
-    dateStyle: 'medium',
+    dateStyle: short ? 'short' : 'medium',
     timeStyle: 'short',
   }).format(date);
 }
@@ -476,23 +486,46 @@ function draft() {
   };
 }
 
+/** The draft as the tray will show it (app/ui/notifier.py, app/ui/urgent_window.py), and
+ * nothing it will not: a notification is the app's name, the title and the body, on Linux with
+ * an Acknowledge button for urgent ones; no link, no priority badge, no expiry. The urgent
+ * window adds the priority, the time, the link with "Open link…" and Acknowledge. */
 function renderPreview() {
   const d = draft();
+  const urgent = d.priority === 'urgent';
+  const platform = state.platform;
+  for (const radio of document.querySelectorAll('input[name="platform"]')) radio.checked = radio.value === platform;
   const toast = $('preview-toast');
   toast.dataset.priority = d.priority;
-  $('pt-priority').textContent = t(`priority_${d.priority}`);
+  toast.dataset.platform = platform;
+  $('pt-icon').dataset.icon = platform === 'windows' ? (urgent ? 'warning' : 'information') : '';
   $('pt-title').textContent = d.title || t('previewUntitled');
   $('pt-title').classList.toggle('placeholder', !d.title);
   $('pt-body').textContent = d.body || t('previewEmptyBody');
   $('pt-body').classList.toggle('placeholder', !d.body);
-  say($('pt-link'), d.url ? t('linkLabel', { url: d.url }) : '');
+  // the freedesktop Notify call carries "acknowledge" for urgent ones (a click is "default")
+  show($('pt-actions'), platform === 'linux' && urgent);
 
-  const urgent = d.priority === 'urgent';
+  const notes = $('pt-notes');
+  clear(notes);
+  const how = {
+    linux: urgent ? 'noteLinuxUrgent' : 'noteLinux',
+    windows: urgent ? 'noteWindowsUrgent' : 'noteWindows',
+    macos: 'noteMac',
+  }[platform];
+  const lines = [t(how), t(urgent ? 'noteUrgentQuiet' : 'noteQuiet')];
+  if (d.url) lines.push(t('noteLink'));
+  for (const line of lines) notes.append(el('li', { text: line }));
+
   show($('preview-urgent-block'), urgent);
+  $('pu-window-title').textContent = `${t('urgentWindowTitle')} — ${t('appName')}`;
+  $('pu-meta').textContent = t('published', { time: formatTime(new Date().toISOString()) });
   $('pu-title').textContent = d.title || t('previewUntitled');
+  $('pu-title').classList.toggle('placeholder', !d.title);
   $('pu-body').textContent = d.body || t('previewEmptyBody');
-  say($('pu-link'), d.url ? t('linkLabel', { url: d.url }) : '');
-  say($('pu-expiry'), d.expires_at ? t('expires', { time: formatTime(d.expires_at) }) : '');
+  $('pu-body').classList.toggle('placeholder', !d.body);
+  show($('pu-link-row'), Boolean(d.url));
+  $('pu-link').textContent = d.url || '';
 }
 
 function markInvalid(input, invalid) {
@@ -633,6 +666,7 @@ async function loadSent() {
     say(error, t('loadFailed', { message: failure.message }));
   }
   renderSent();
+  renderDetails();
   const ids = state.announcements.map((a) => a.id);
   const queue = [...ids];
   const worker = async () => {
@@ -643,7 +677,11 @@ async function loadSent() {
 
 async function loadReach(id) {
   try {
-    state.reach.set(id, await apiJson(`announcements/${encodeURIComponent(id)}/reach`));
+    const reach = await apiJson(`announcements/${encodeURIComponent(id)}/reach`);
+    state.reach.set(id, reach);
+    const announcement = state.announcements.find((a) => a.id === id);
+    // revoked since the list was loaded: the list says by whom
+    if (reach && reach.revoked_at && announcement && !announcement.revoked_at) reloadListSoon();
   } catch (failure) {
     if (failure.status === 401) return;
     if (!state.reach.has(id) || state.reach.get(id).error) state.reach.set(id, { error: failure.message });
@@ -652,16 +690,20 @@ async function loadReach(id) {
   if (state.selected === id) renderDetails();
 }
 
+/** The whole list again soon (several reasons in a burst make one request). */
+function reloadListSoon() {
+  if (!state.reachTimers.has('*')) {
+    state.reachTimers.set('*', setTimeout(() => {
+      state.reachTimers.delete('*');
+      loadSent();
+    }, 300));
+  }
+}
+
 /** A reach refresh for ``id`` soon (several events in a burst make one request). */
 function reachChanged(id) {
   if (!state.announcements.some((a) => a.id === id)) {
-    // sent from elsewhere (another publisher, the command line): reload the list
-    if (!state.reachTimers.has('*')) {
-      state.reachTimers.set('*', setTimeout(() => {
-        state.reachTimers.delete('*');
-        loadSent();
-      }, 300));
-    }
+    reloadListSoon(); // sent from elsewhere (another publisher, the command line)
     return;
   }
   if (state.reachTimers.has(id)) return;
@@ -679,26 +721,59 @@ function renderSent() {
   for (const announcement of state.announcements) rows.append(rowFor(announcement));
 }
 
+/** Whether the announcement asks for an acknowledgement: the reach says (urgent ones only);
+ * before the reach is known, its priority. */
+function asksAck(announcement, reach) {
+  return typeof reach.requires_ack === 'boolean' ? reach.requires_ack : announcement.priority === 'urgent';
+}
+
+/** When it was revoked (the list or its reach say so), else null. */
+function revokedAt(announcement, reach) {
+  return announcement.revoked_at || reach.revoked_at || null;
+}
+
+/** "Withdrawn {time} by {user}" (``key``: the short form, or the details' sentence). */
+function withdrawnText(announcement, reach, key) {
+  const time = formatTime(revokedAt(announcement, reach));
+  const user = announcement.revoked_by;
+  return user ? t(key, { time, user }) : t(`${key}NoUser`, { time });
+}
+
 function rowFor(announcement) {
   const reach = state.reach.get(announcement.id) || {};
+  const withdrawn = Boolean(revokedAt(announcement, reach));
   const open = el('button', {
     text: announcement.title,
     cls: 'link-button',
     attrs: { type: 'button', 'aria-label': t('showDetails', { title: announcement.title }) },
   });
   open.addEventListener('click', () => openDetails(announcement.id));
+  const title = el('td', { cls: 'title-cell' }, [open]);
+  if (withdrawn) title.append(el('span', { text: withdrawnText(announcement, reach, 'withdrawn'), cls: 'withdrawn-note' }));
+  const acknowledged = asksAck(announcement, reach)
+    ? cell('acknowledged', reach.acknowledged, reach.recipients)
+    : notAsked();
   const row = el('tr', { attrs: { 'data-id': announcement.id } }, [
-    el('td', { cls: 'title-cell' }, [open]),
+    title,
     el('td', {}, [el('span', { text: t(`priority_${announcement.priority}`), cls: `badge p-${announcement.priority}` })]),
     el('td', { text: formatTime(announcement.created_at), cls: 'time' }),
     cell('recipients', reach.recipients, null),
     cell('delivered', reach.delivered, reach.recipients),
+    cell('displayed', reach.displayed, reach.recipients),
     cell('read', reach.read, reach.recipients),
-    cell('acknowledged', reach.acknowledged, reach.recipients),
+    acknowledged,
   ]);
   if (state.selected === announcement.id) row.classList.add('selected');
+  if (withdrawn) row.classList.add('revoked');
   if (reach.error) row.title = t('reachMissing', { message: reach.error });
   return row;
+}
+
+function notAsked() {
+  const td = el('td', { cls: 'num n-acknowledged not-asked', text: t('ackNotAsked'), attrs: { title: t('ackNotAskedTitle') } });
+  td.dataset.value = '';
+  td.dataset.asked = 'no';
+  return td;
 }
 
 function cell(name, value, of) {
@@ -741,7 +816,13 @@ function renderDetails() {
   show(details, Boolean(announcement));
   if (!announcement) return;
   const reach = state.reach.get(announcement.id) || {};
+  const withdrawn = Boolean(revokedAt(announcement, reach));
+  const asked = asksAck(announcement, reach);
   $('details-title').textContent = announcement.title;
+  $('details-title').classList.toggle('struck', withdrawn);
+  details.dataset.revoked = withdrawn ? 'yes' : 'no';
+  say($('details-withdrawn'), withdrawn ? withdrawnText(announcement, reach, 'withdrawnDetails') : '');
+  show($('revoke'), !withdrawn);
   const meta = [t(`priority_${announcement.priority}`), formatTime(announcement.created_at)];
   if (announcement.expires_at) meta.push(t('expires', { time: formatTime(announcement.expires_at) }));
   if (announcement.url) meta.push(t('linkLabel', { url: announcement.url }));
@@ -750,9 +831,10 @@ function renderDetails() {
 
   const has = typeof reach.recipients === 'number';
   $('details-summary').textContent = has
-    ? t('summary', {
+    ? t(asked ? 'summary' : 'summaryNoAck', {
         recipients: formatNumber(reach.recipients),
         delivered: formatNumber(reach.delivered),
+        displayed: formatNumber(reach.displayed),
         read: formatNumber(reach.read),
         acknowledged: formatNumber(reach.acknowledged),
       })
@@ -760,7 +842,7 @@ function renderDetails() {
   const bars = $('details-bars');
   clear(bars);
   if (has) {
-    for (const name of ['delivered', 'read', 'acknowledged']) {
+    for (const name of ['delivered', 'displayed', 'read', ...(asked ? ['acknowledged'] : [])]) {
       const value = reach[name] || 0;
       const meter = el('meter', { attrs: { min: '0', max: String(Math.max(reach.recipients, 1)), value: String(value), id: `bar-${name}` } });
       bars.append(
@@ -776,26 +858,30 @@ function renderDetails() {
   const users = Array.isArray(reach.users) ? reach.users : [];
   const nameOf = (u) => String(u.username ?? u.user_id);
   const notReceived = users.filter((u) => !u.delivered_at).map(nameOf);
+  const notShown = users.filter((u) => !u.displayed_at).map(nameOf);
   const notRead = users.filter((u) => !u.read_at).map(nameOf);
   const notAcked = users.filter((u) => !u.acked_at).map(nameOf);
   fillNames('not-received', t('notReceived', { count: notReceived.length }), notReceived, t('everyoneReceived'), has);
+  fillNames('not-shown', t('notShown', { count: notShown.length }), notShown, t('everyoneShown'), has);
   fillNames('not-read', t('notRead', { count: notRead.length }), notRead, t('everyoneRead'), has);
   // only urgent announcements ask for an acknowledgement (the tray's urgent window)
-  const asksAck = announcement.priority === 'urgent' || (reach.acknowledged || 0) > 0;
-  show($('not-acked-block'), asksAck);
-  fillNames('not-acked', t('notAcknowledged', { count: notAcked.length }), notAcked, t('everyoneAcknowledged'), has);
+  show($('not-acked-block'), asked);
+  fillNames('not-acked', t('notAcknowledged', { count: notAcked.length }), notAcked, t('everyoneAcknowledged'), has && asked);
+  show($('people-ack-head'), asked);
 
   const rows = $('people-rows');
   clear(rows);
+  const when = (value) => el('td', { text: formatTime(value, { short: true }), cls: value ? 'yes' : 'no' });
   for (const user of users) {
     const online = Boolean(user.online);
     rows.append(
       el('tr', { attrs: { 'data-user': String(user.user_id) } }, [
         el('th', { text: nameOf(user), attrs: { scope: 'row' } }),
         el('td', { text: (Array.isArray(user.groups) ? user.groups : []).join(', ') }),
-        el('td', { text: formatTime(user.delivered_at), cls: user.delivered_at ? 'yes' : 'no' }),
-        el('td', { text: formatTime(user.read_at), cls: user.read_at ? 'yes' : 'no' }),
-        el('td', { text: formatTime(user.acked_at), cls: user.acked_at ? 'yes' : 'no' }),
+        when(user.delivered_at),
+        when(user.displayed_at),
+        when(user.read_at),
+        ...(asked ? [when(user.acked_at)] : []),
         el('td', {}, [el('span', { text: online ? t('online') : t('offline'), cls: online ? 'dot on' : 'dot off' })]),
       ]),
     );
@@ -859,14 +945,10 @@ async function revoke() {
   if (!ok) return;
   try {
     await apiJson(`announcements/${encodeURIComponent(announcement.id)}`, { method: 'DELETE' });
-    state.announcements = state.announcements.filter((a) => a.id !== announcement.id);
-    state.reach.delete(announcement.id);
-    state.selected = null;
-    dropCsv();
-    renderSent();
-    renderDetails();
+    // kept, marked withdrawn: the list says when and by whom, the reach stays readable
     say($('flash'), t('revoked', { title: announcement.title }), 'ok');
-    $('refresh').focus();
+    await loadSent();
+    $('details').focus();
   } catch (failure) {
     if (failure.status !== 401) say($('details-status'), t('revokeFailed', { message: failure.message }), 'error');
   }
@@ -1042,6 +1124,11 @@ function wire() {
     renderCount();
   });
   form.addEventListener('reset', () => setTimeout(afterReset, 0));
+  $('platforms').addEventListener('change', (event) => {
+    if (event.target.name !== 'platform') return;
+    state.platform = event.target.value;
+    renderPreview();
+  });
   $('refresh').addEventListener('click', loadSent);
   $('details-close').addEventListener('click', closeDetails);
   $('export').addEventListener('click', exportCsv);

@@ -1,0 +1,307 @@
+"""The announcement stream, ``GET /sse/connect/{userId}``: one SSE response from connect to
+close (:func:`serve_stream`, :class:`SseStream`), and the one task that pings the idle streams
+the hub writes to (:class:`DirectStreams`).
+
+A stream sees the application only through its :class:`StreamContext`; the handlers
+(``app/server/api.py``) decide who may open one, then hand it over here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import hdrs, web
+
+from app.server import wire
+from app.server.auth import AccessClaims
+from app.server.broker import Broker
+from app.server.config import HttpSettings
+from app.server.hub import OVERFLOW, TOKEN_EXPIRED, Sink, Subscription
+from app.server.metrics import Metrics
+from app.server.model import NOTHING_YET, BrokerUnavailable, Delivery, InvalidCursor, Record
+
+log = logging.getLogger(__name__)
+
+
+def event_stream() -> web.StreamResponse:
+    """A text/event-stream response: never cached, never buffered by a proxy (nginx)."""
+    return web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+
+
+class DirectStreams:
+    """The live streams the hub writes to (:meth:`SseStream._send_now`), pinged from one task
+    while the application runs (:meth:`keepalive`): their own tasks then sleep until something
+    is queued or the token expires, and a broadcast never lands in a burst of thousands of
+    per-stream ping wake-ups."""
+
+    def __init__(self, settings: HttpSettings, clock: Callable[[], float]) -> None:
+        self._interval = settings.ping_interval
+        self._batch = settings.ping_batch
+        self._clock = clock
+        self._streams: set[SseStream] = set()
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def add(self, stream: SseStream) -> None:
+        self._streams.add(stream)
+
+    def discard(self, stream: SseStream) -> None:
+        self._streams.discard(stream)
+
+    async def keepalive(self, app: web.Application) -> AsyncIterator[None]:
+        """Runs :meth:`_ping_loop` while the application runs (an aiohttp cleanup context)."""
+        task = asyncio.create_task(self._ping_loop(), name="sse keepalive")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _ping_loop(self) -> None:
+        interval, batch = self._interval, self._batch
+        while True:
+            await asyncio.sleep(interval / 4)
+            due, now = time.monotonic() - interval, self._clock()
+            for count, stream in enumerate(list(self._streams), start=1):
+                stream.ping_if_idle(since=due, now=now)
+                if count % batch == 0:
+                    await asyncio.sleep(0)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamContext:
+    """All a stream uses of the application: one per application, built by the API."""
+
+    broker: Broker
+    settings: HttpSettings
+    metrics: Metrics  # the API's counters: a stream adds to them
+    clock: Callable[[], float]  # epoch seconds, the token issuer's: expiry is measured on it
+    direct: DirectStreams  # the live streams the hub writes to, pinged from one task
+
+    @classmethod
+    def create(
+        cls,
+        broker: Broker,
+        settings: HttpSettings,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> StreamContext:
+        return cls(broker, settings, metrics, clock, DirectStreams(settings, clock))
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+
+async def serve_stream(
+    context: StreamContext, request: web.Request, claims: AccessClaims
+) -> web.StreamResponse:
+    """Subscribe the caller (already authorised), write its stream until it ends (the client
+    leaves, the stream is closed or replaced, its token expires, the server stops), then
+    unsubscribe."""
+    cursor = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or None
+    transport = request.transport
+    metrics = context.metrics
+
+    def overflow() -> None:
+        metrics.dropped += 1
+        log.info("stream of %r fell too far behind: dropped", claims.principal.user_id)
+        if transport is not None:
+            transport.abort()
+
+    sub = context.broker.subscribe(
+        claims.principal, queue_size=context.settings.queue_size, on_overflow=overflow
+    )
+    metrics.connections += 1
+    metrics.connections_total += 1
+    response = event_stream()
+    try:
+        await response.prepare(request)
+        await SseStream(context, response, transport, sub, claims).run(cursor)
+    except ConnectionError:
+        log.debug("stream %s: client gone", sub.conn_id)
+    except BrokerUnavailable as exc:  # the replay could not be read: end, the client resumes
+        log.warning("stream %s ended: %s", sub.conn_id, exc)
+    finally:
+        context.broker.unsubscribe(sub)
+        metrics.connections -= 1
+    return response
+
+
+class SseStream:
+    """Writes one SSE response: retry, connected, replay, sync, then live deliveries.
+
+    ``connected`` carries, as its ``id:``, the position the stream starts from: the client's
+    resume id, or for a client that sent none the newest announcement its viewer may see (or
+    :data:`~app.server.broker.NOTHING_YET`), so every client has a resume point from its first
+    connection. Every announcement after that position reaches the client: replayed, or live.
+    A replay cut short (``sync`` with ``more: true``) ends the response, so no live delivery
+    can overtake the announcements still to replay: the client continues from its last id.
+
+    Live deliveries are written by the hub through :meth:`_send_now` while the socket keeps up
+    (no wake-up of this task per announcement); this task writes what was queued instead, the
+    pings and the final ``event: close``.
+    """
+
+    def __init__(
+        self,
+        context: StreamContext,
+        response: web.StreamResponse,
+        transport: asyncio.Transport | None,
+        sub: Subscription,
+        claims: AccessClaims,
+    ) -> None:
+        self._context = context
+        self._response = response
+        self._transport = transport
+        self._sub = sub
+        self._claims = claims
+        self._last_write = time.monotonic()
+
+    async def _write(self, chunk: bytes) -> None:
+        if chunk:
+            await self._response.write(chunk)
+            self._last_write = time.monotonic()
+
+    async def run(self, cursor: str | None) -> None:
+        connected = {
+            "connection_id": self._sub.conn_id,
+            "user_id": self._sub.viewer.user_id,
+            "replay": cursor is not None,
+        }
+        position: str | None = cursor if cursor is not None else await self._start_position()
+        if not wire.valid_id(position):
+            position = None  # a hand-made query that no SSE id can hold: nothing to echo
+        await self._write(
+            wire.retry(self._context.settings.retry_ms)
+            + wire.json_event(connected, name="connected", event_id=position)
+        )
+        replayed: set[str] = set()
+        if cursor is not None:
+            replayed, more = await self._replay(cursor)
+            if more:
+                return  # the client continues at once from the last replayed id
+        sink = self._sink()
+        self._sub.go_live(sink, replayed)
+        if sink is None:
+            await self._live(pinged_here=True)
+            return
+        direct = self._context.direct
+        direct.add(self)
+        try:
+            await self._live(pinged_here=False)
+        finally:
+            direct.discard(self)
+
+    async def _start_position(self) -> str:
+        """Where a stream without a resume id starts: the newest announcement its viewer may
+        see among those fanned out before it subscribed (every later one comes live)."""
+        newest = await self._context.broker.newest_visible_id(
+            self._sub.viewer, upto=self._sub.horizon, now=self._context.now()
+        )
+        return newest if newest is not None else NOTHING_YET
+
+    async def _replay(self, cursor: str) -> tuple[set[str], bool]:
+        """Writes what was published after ``cursor``, then ``event: sync``; returns the ids
+        written and whether more are left to replay."""
+        context = self._context
+        broker, limit = context.broker, context.settings.replay_limit
+        now = context.now()
+        viewer = self._sub.viewer
+        try:
+            records = await broker.list_visible(viewer, after=cursor, limit=limit + 1, now=now)
+            more = len(records) > limit
+            records = records[:limit]
+        except InvalidCursor:
+            log.info("unknown resume id from %r: replaying the newest", viewer.user_id)
+            records = await broker.list_visible(viewer, after=None, limit=limit, now=now)
+            more = False  # nothing is newer than these: older ones are over REST only
+        chunks = [wire.record(r) for r in records]
+        context.metrics.replayed += len(records)
+        context.metrics.delivered += len(records)
+        last_id = records[-1].id if records else cursor
+        sync = {"replayed": len(records), "more": more, "last_id": last_id}
+        chunks.append(wire.json_event(sync, name="sync"))
+        batch = context.settings.replay_write_batch
+        for start in range(0, len(chunks), batch):
+            await self._write(b"".join(chunks[start : start + batch]))
+        return {r.id for r in records}, more
+
+    def _sink(self) -> Sink | None:
+        """:meth:`_send_now` when this response's framing is known: chunked, uncompressed (any
+        HTTP/1.1 GET); anything else (HTTP/1.0, HEAD) keeps every write on aiohttp's writer."""
+        chunked = self._response.headers.get(hdrs.TRANSFER_ENCODING, "").lower() == "chunked"
+        if self._transport is None or not chunked or self._response.compression:
+            return None
+        return self._send_now
+
+    def _send_now(self, item: Delivery, data: bytes) -> bool:
+        """The hub's sink: :meth:`_write_now`, counting announcements."""
+        if not self._write_now(data):
+            return False
+        if isinstance(item, Record):
+            self._context.metrics.delivered += 1
+        return True
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write straight to the socket, framed as aiohttp frames a ``write``; False when the
+        socket's buffer is full or the socket is closing (this task writes it instead)."""
+        transport = self._transport
+        assert transport is not None
+        limit = self._context.settings.direct_write_limit
+        if transport.is_closing() or transport.get_write_buffer_size() >= limit:
+            return False
+        transport.write(wire.chunk(data))
+        self._last_write = time.monotonic()
+        return True
+
+    def ping_if_idle(self, *, since: float, now: float) -> None:
+        """Ping when nothing was written after ``since``; if that cannot be done now, wake this
+        stream's task to ping through aiohttp (it waits for the client, or finds it gone).
+        Also wake it when its token has expired by ``now`` (the API's clock), should that clock
+        have moved on faster than the task's timer."""
+        if self._claims.expires_at <= now:
+            self._sub.wake()
+            return
+        if self._last_write > since:
+            return
+        if self._sub.pending or not self._write_now(wire.PING):
+            self._sub.wake()
+
+    async def _live(self, *, pinged_here: bool) -> None:
+        sub, ping = self._sub, self._context.settings.ping_interval
+        clock = self._context.clock
+        while True:
+            timeout = self._claims.expires_at - clock()
+            if pinged_here:
+                timeout = min(timeout, self._last_write + ping - time.monotonic())
+            await sub.wait(timeout)
+            chunk = b"".join(self._encode(item) for item in sub.take())
+            reason = sub.closed_reason
+            if reason is None and self._claims.expires_at <= clock():
+                reason = TOKEN_EXPIRED
+            if reason == OVERFLOW:
+                return  # the socket is already aborted
+            if reason is not None:
+                await self._write(chunk + wire.json_event({"reason": reason}, name="close"))
+                return
+            if chunk:
+                await self._write(chunk)
+            elif time.monotonic() >= self._last_write + ping:
+                await self._write(wire.PING)
+
+    def _encode(self, item: Delivery) -> bytes:
+        if isinstance(item, Record):
+            self._context.metrics.delivered += 1
+        return wire.delivery(item)
