@@ -4,11 +4,14 @@ dialog stores it, a refusal is exit 3 with the server's reason, and logout tells
 from __future__ import annotations
 
 import argparse
+import http.server
 import io
 import os
+import ssl
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,6 +26,7 @@ from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.server import DEMO_PASSWORD
 from tests.fixtures.spring import PROFILE, SpringBackend
+from tests.fixtures.tls import self_signed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,3 +210,48 @@ def test_a_refused_token_login_is_exit_3_with_the_backends_words(
     assert "用户不存在/密码错误" in result.stderr
     assert result.stderr == "The server refused the login: 用户不存在/密码错误\n"  # no log line
     assert not (tmp_path / "home" / "config" / "config.toml").exists()  # nothing saved
+
+
+class _Refuse(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.send_error(401)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def untrusted_https(tmp_path: Path) -> Iterator[str]:
+    """An HTTPS server whose certificate no trust store holds (self-signed)."""
+    cert, key = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_an_untrusted_certificate_names_the_setting_that_exists(
+    home: Path,
+    untrusted_https: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    feed_stdin(monkeypatch, "pw\n")
+    code = account.run_login(
+        args("login", "--server", untrusted_https, "--user", "alice", "--password-stdin"),
+        secrets=MemorySecretStore(),
+    )
+    assert code != EXIT_OK
+    said = capsys.readouterr().err
+    assert "certificate" in said
+    # login has no --ca-bundle option: the message names the settings file's [stream] ca_bundle
+    assert "--ca-bundle" not in said
+    assert "ca_bundle in the [stream] section of the settings file" in said
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["login", "--ca-bundle", "x.pem"])

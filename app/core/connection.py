@@ -332,7 +332,7 @@ class Connection:
         if raw.id:
             store.set_last_event_id(raw.id)
         if isinstance(event, Revoke):
-            store.remove(event.id)
+            store.withdraw(event.id)  # kept, marked withdrawn
             self._listener.revoked(event.id)
         elif isinstance(event, ControlEvent):
             self._follow_catch_up()  # the engine updates it on connected and sync

@@ -408,8 +408,9 @@ def transport_error(exc: httpx.TransportError, url: httpx.URL) -> TrayNotifierEr
     if _is_certificate_failure(exc):
         return CertificateError(
             f"the TLS certificate of {where} could not be verified ({_root(exc)}). If your "
-            "organisation uses its own certificate authority, set the CA bundle setting "
-            "(--ca-bundle) to its PEM file; verification is never turned off."
+            "organisation uses its own certificate authority, set the CA bundle to its PEM "
+            "file: ca_bundle in the [stream] section of the settings file; verification is "
+            "never turned off."
         )
     if isinstance(exc, httpx.TimeoutException):
         return ServerUnreachable(

@@ -9,7 +9,10 @@ stops, without loss and without repeats.
 Besides read and acknowledged, each announcement records whether it was ``shown`` (told by a
 toast or a summary, see :mod:`app.core.toast_policy`): at the next start the tray tells what a
 crash or a kill left untold (:meth:`HistoryStore.unshown`) and brings back the windows of urgent
-announcements not acknowledged (:meth:`HistoryStore.unacknowledged_urgent`). The file is private
+announcements not acknowledged (:meth:`HistoryStore.unacknowledged_urgent`). A revoked one stays,
+marked withdrawn with the time the tray learned it (:meth:`HistoryStore.withdraw`): listed, never
+unread, never told or brought back again; its id is kept in ``revoked`` too, so that a replay
+never brings it back as new, even one revoked before it arrived. The file is private
 (0600, in a 0700 folder); a damaged one raises :class:`~app.core.errors.HistoryDamagedError`, and
 :func:`move_aside` keeps it next to the new one.
 
@@ -83,6 +86,11 @@ _MIGRATIONS: tuple[str, ...] = (
         SELECT id, 'acknowledged', queued_at FROM pending_acks;
     DROP TABLE pending_acks;
     """,
+    # 3 -> 4: a revoked announcement is kept, marked withdrawn (when the tray learned it); those
+    # revoked before were deleted by then (their ids stay in ``revoked``)
+    """
+    ALTER TABLE announcements ADD COLUMN withdrawn_at REAL;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -91,7 +99,7 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # and Announcement.from_row); tests/core/test_store.py checks that they match.
 _SELECT = (
     "SELECT id, title, body, priority, url, created_at, expires_at, legacy, received_at, read, "
-    "acked, shown FROM announcements "
+    "acked, shown, withdrawn_at FROM announcements "
 )
 _SELECT_BY_ID = _SELECT + "WHERE id = ?"
 _LIST = (
@@ -103,15 +111,18 @@ _SEARCH = (
     "AND (casefold(title) LIKE ? ESCAPE '\\' OR casefold(body) LIKE ? ESCAPE '\\') "
     "ORDER BY COALESCE(created_at, received_at) DESC, seq DESC LIMIT ?"
 )
+# a withdrawn one is listed, but never unread, never waiting for acknowledgement or to be told
 _UNREAD = (
-    "SELECT COUNT(*) FROM announcements WHERE read = 0 AND (expires_at IS NULL OR expires_at > ?)"
+    "SELECT COUNT(*) FROM announcements WHERE read = 0 AND withdrawn_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > ?)"
 )
 _UNACKED_URGENT = (
-    _SELECT + "WHERE priority = 'urgent' AND acked = 0 AND (expires_at IS NULL OR expires_at > ?) "
-    "ORDER BY seq"
+    _SELECT + "WHERE priority = 'urgent' AND acked = 0 AND withdrawn_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq"
 )
 _UNSHOWN = (
-    _SELECT + "WHERE shown = 0 AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?"
+    _SELECT + "WHERE shown = 0 AND withdrawn_at IS NULL AND (expires_at IS NULL OR expires_at > ?) "
+    "ORDER BY seq LIMIT ?"
 )
 _INSERT = (
     "INSERT OR IGNORE INTO announcements (id, title, body, priority, url, created_at, "
@@ -120,8 +131,12 @@ _INSERT = (
 
 
 # receipt kinds (the server's ``POST /receipts`` keys); app/core/receipts.py sends them
-DELIVERED, READ, ACKNOWLEDGED = "delivered", "read", "acknowledged"
+DELIVERED, DISPLAYED, READ, ACKNOWLEDGED = "delivered", "displayed", "read", "acknowledged"
 _QUEUE_RECEIPT = "INSERT OR IGNORE INTO pending_receipts (id, kind, queued_at) VALUES (?, ?, ?)"
+_QUEUE_RECEIPT_IF_LIVE = (
+    "INSERT OR IGNORE INTO pending_receipts (id, kind, queued_at) SELECT ?, ?, ? WHERE EXISTS "
+    "(SELECT 1 FROM announcements WHERE id = ? AND withdrawn_at IS NULL)"
+)
 
 GREETINGS_KEPT = 16  # connect greetings remembered (different texts a backend may greet with)
 
@@ -133,6 +148,16 @@ class StoredAnnouncement:
     read: bool
     acked: bool
     shown: bool = True  # told to the person (toast, summary, or on purpose not at all)
+    withdrawn_at: datetime | None = None  # revoked by its publisher (when the tray learned it)
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
+    @property
+    def unread(self) -> bool:
+        """Counts as unread: not read, not withdrawn."""
+        return not self.read and self.withdrawn_at is None
 
 
 def _now() -> datetime:
@@ -281,11 +306,16 @@ class HistoryStore:
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredAnnouncement:
         n = len(ROW_COLUMNS)
-        received, read, acked, shown = row[n:]
+        received, read, acked, shown, withdrawn = row[n:]
         received_at = from_epoch(received)
         assert received_at is not None
         return StoredAnnouncement(
-            Announcement.from_row(row), received_at, bool(read), bool(acked), bool(shown)
+            Announcement.from_row(row),
+            received_at,
+            bool(read),
+            bool(acked),
+            bool(shown),
+            from_epoch(withdrawn),
         )
 
     # ------------------------------------------------------------------ announcements
@@ -365,15 +395,21 @@ class HistoryStore:
         """Store ``ann``; True when it is new (not known, not revoked)."""
         return self._notify_if(self._transaction(lambda conn: self._insert(conn, ann)))
 
-    def remove(self, ann_id: str) -> bool:
-        """Revoke: delete it and remember the id so it is never added again. True if it was here."""
+    def withdraw(self, ann_id: str) -> bool:
+        """Revoked by its publisher: keep it, marked withdrawn now (the first time only: a
+        replayed revoke keeps the time), its receipts not yet sent dropped, and remember the id
+        so that it is never added again (also when it was never here). True when this call
+        withdrew it; False when it was withdrawn before or is not here."""
 
         def work(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute("DELETE FROM announcements WHERE id = ?", (ann_id,))
+            now = self._now_ts()
+            cur = conn.execute(
+                "UPDATE announcements SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
+                (now, ann_id),
+            )
             conn.execute("DELETE FROM pending_receipts WHERE id = ?", (ann_id,))
             conn.execute(
-                "INSERT OR REPLACE INTO revoked (id, revoked_at) VALUES (?, ?)",
-                (ann_id, self._now_ts()),
+                "INSERT OR REPLACE INTO revoked (id, revoked_at) VALUES (?, ?)", (ann_id, now)
             )
             return cur.rowcount > 0
 
@@ -411,15 +447,45 @@ class HistoryStore:
     # ------------------------------------------------------------------ read state
 
     def mark_read(self, ann_id: str) -> None:
-        """Read (opened, clicked, marked read): a read receipt is queued the first time."""
-        self._read_ids("SELECT id FROM announcements WHERE id = ? AND read = 0", (ann_id,))
+        """Read (opened, clicked, marked read): a read receipt is queued the first time (not
+        for a withdrawn one: it never counts as unread)."""
+        self.mark_many_read([ann_id])
+
+    def mark_many_read(self, ann_ids: Iterable[str]) -> None:
+        """:meth:`mark_read` for each of ``ann_ids``, in one transaction (those shown by a
+        search, marked read together)."""
+        ids = builtins.list(dict.fromkeys(ann_ids))
+
+        def select(conn: sqlite3.Connection) -> builtins.list[str]:
+            found: builtins.list[str] = []
+            for i in range(0, len(ids), 400):  # well under SQLite's limit of bound parameters
+                chunk = ids[i : i + 400]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT id FROM announcements WHERE id IN ({marks}) "  # noqa: S608 (marks)
+                    "AND read = 0 AND withdrawn_at IS NULL",
+                    tuple(chunk),
+                ).fetchall()
+                found.extend(str(r[0]) for r in rows)
+            return found
+
+        if ids:
+            self._read_ids(select)
 
     def mark_all_read(self) -> None:
-        self._read_ids("SELECT id FROM announcements WHERE read = 0", ())
+        """Every unread one read, listed or not (withdrawn ones are not unread)."""
+        self._read_ids(
+            lambda conn: [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT id FROM announcements WHERE read = 0 AND withdrawn_at IS NULL"
+                ).fetchall()
+            ]
+        )
 
-    def _read_ids(self, select: str, params: tuple[object, ...]) -> None:
+    def _read_ids(self, select: Callable[[sqlite3.Connection], builtins.list[str]]) -> None:
         def work(conn: sqlite3.Connection) -> bool:
-            ids = [str(r[0]) for r in conn.execute(select, params).fetchall()]
+            ids = select(conn)
             now = self._now_ts()
             conn.executemany("UPDATE announcements SET read = 1 WHERE id = ?", [(i,) for i in ids])
             conn.executemany(
@@ -453,9 +519,19 @@ class HistoryStore:
                 )
             )
 
+    def mark_displayed(self, ann_ids: Iterable[str]) -> None:
+        """The person was shown these (a toast, a summary toast that counts them, the urgent
+        window): the ``displayed`` receipt is queued (the server keeps the first time)."""
+        now = self._now_ts()
+        rows = [(i, DISPLAYED, now, i) for i in ann_ids if not i.startswith(ANONYMOUS_PREFIX)]
+        if rows:  # (a withdrawn one gets no receipt: a summary may still count it)
+            queue = _QUEUE_RECEIPT_IF_LIVE
+            self._transaction(lambda conn: conn.executemany(queue, rows).rowcount)
+            self._notify_if(True)
+
     def unshown(self, *, limit: int = 10_000) -> builtins.list[StoredAnnouncement]:
         """Stored but never told (the program stopped before the toast), oldest first; expired
-        ones are left out."""
+        and withdrawn ones are left out."""
         return [self._row(r) for r in self._query(_UNSHOWN, (self._now_ts(), max(0, limit)))]
 
     # ------------------------------------------------------------------ stream position
@@ -499,12 +575,15 @@ class HistoryStore:
     def queue_ack(self, ann_id: str) -> bool:
         """Acknowledge pressed: mark it acknowledged (and so read and shown) and keep the
         receipt until it is sent. True when this call acknowledged it; False when it was
-        acknowledged before (a second press, from the window and a notification): then no
-        second receipt is queued. Called by :class:`app.core.attention.Attention` only."""
+        acknowledged before (a second press, from the window and a notification) or withdrawn
+        (revoked: nothing left to acknowledge): then no second receipt is queued. Called by
+        :class:`app.core.attention.Attention` only."""
 
         def work(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT acked FROM announcements WHERE id = ?", (ann_id,)).fetchone()
-            if row is not None and row[0]:
+            row = conn.execute(
+                "SELECT acked, withdrawn_at FROM announcements WHERE id = ?", (ann_id,)
+            ).fetchone()
+            if row is not None and (row[0] or row[1] is not None):  # withdrawn: nothing to ack
                 return False
             conn.execute(
                 "UPDATE announcements SET acked = 1, read = 1, shown = 1 WHERE id = ?", (ann_id,)
@@ -515,8 +594,8 @@ class HistoryStore:
         return self._notify_if(self._transaction(work))
 
     def unacknowledged_urgent(self) -> builtins.list[StoredAnnouncement]:
-        """Urgent announcements not acknowledged, not expired (revoked ones are gone), oldest
-        first: their windows come back after a restart until they are acknowledged."""
+        """Urgent announcements not acknowledged, not expired, not withdrawn, oldest first:
+        their windows come back after a restart until they are acknowledged."""
         return [self._row(r) for r in self._query(_UNACKED_URGENT, (self._now_ts(),))]
 
     def pending_acks(self) -> builtins.list[str]:

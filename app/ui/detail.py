@@ -24,13 +24,16 @@ from app.core.store import StoredAnnouncement
 from app.ui import widgets
 
 
-def acknowledgeable(ann: Announcement, *, acked: bool) -> bool:
-    """Whether Acknowledge is offered: urgent announcements not acknowledged yet."""
-    return ann.priority is Priority.URGENT and not acked
+def acknowledgeable(ann: Announcement, *, acked: bool, withdrawn: bool = False) -> bool:
+    """Whether Acknowledge is offered: urgent announcements not acknowledged yet (nor
+    withdrawn: nothing is left to acknowledge)."""
+    return ann.priority is Priority.URGENT and not acked and not withdrawn
 
 
 class AnnouncementView(QWidget):
     """Priority chip, time, title, plain-text body, link (with Open link…) and Acknowledge.
+    A withdrawn announcement (revoked) says "Withdrawn at 08:28" and its title is struck
+    through; it offers no Acknowledge.
 
     Signals (emitted on the GUI thread):
         acknowledgeRequested(str): Acknowledge was pressed for the shown announcement, which is
@@ -54,6 +57,7 @@ class AnnouncementView(QWidget):
         self._open_url = open_url
         self._ann: Announcement | None = None
         self._acked = False
+        self._withdrawn = False
         self.setObjectName("announcementView")
         self._build()
 
@@ -63,6 +67,9 @@ class AnnouncementView(QWidget):
         self.meta_label.setObjectName("detailMeta")
         self.title_label = widgets.plain_label("", self)
         self.title_label.setObjectName("detailTitle")
+        self.withdrawn_label = widgets.plain_label("", self)
+        self.withdrawn_label.setObjectName("withdrawnNotice")
+        self.withdrawn_label.hide()
         self.body = QPlainTextEdit(self)
         self.body.setObjectName("detailBody")
         self.body.setReadOnly(True)
@@ -107,6 +114,7 @@ class AnnouncementView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
         layout.addLayout(head)
+        layout.addWidget(self.withdrawn_label)
         layout.addWidget(self.title_label)
         layout.addWidget(self.body, 1)
         layout.addLayout(link_row)
@@ -128,7 +136,9 @@ class AnnouncementView(QWidget):
 
     @property
     def can_acknowledge(self) -> bool:
-        return self._ann is not None and acknowledgeable(self._ann, acked=self._acked)
+        return self._ann is not None and acknowledgeable(
+            self._ann, acked=self._acked, withdrawn=self._withdrawn
+        )
 
     def show_stored(self, stored: StoredAnnouncement | None) -> None:
         """Show an announcement of the history (with its received time and acknowledged state)."""
@@ -136,15 +146,31 @@ class AnnouncementView(QWidget):
             self.set_announcement(None)
         else:
             self.set_announcement(
-                stored.announcement, received_at=stored.received_at, acked=stored.acked
+                stored.announcement,
+                received_at=stored.received_at,
+                acked=stored.acked,
+                withdrawn_at=stored.withdrawn_at,
             )
 
     def set_announcement(
-        self, ann: Announcement | None, *, received_at: datetime | None = None, acked: bool = False
+        self,
+        ann: Announcement | None,
+        *,
+        received_at: datetime | None = None,
+        acked: bool = False,
+        withdrawn_at: datetime | None = None,
     ) -> None:
         """Show ``ann`` (None: show nothing); the time shown is its publication time, else
-        ``received_at``."""
+        ``received_at``; ``withdrawn_at``: revoked then (struck through, said in words)."""
         self._ann, self._acked = ann, acked
+        self._withdrawn = ann is not None and withdrawn_at is not None
+        if withdrawn_at is not None and ann is not None:
+            self.withdrawn_label.setText(widgets.withdrawn_text(withdrawn_at))
+        self.withdrawn_label.setVisible(self._withdrawn)
+        if bool(self.title_label.property("withdrawn")) != self._withdrawn:
+            self.title_label.setProperty("withdrawn", self._withdrawn)  # struck through (qss)
+            self.title_label.style().unpolish(self.title_label)
+            self.title_label.style().polish(self.title_label)
         if ann is None:
             for label in (self.meta_label, self.title_label):
                 label.clear()

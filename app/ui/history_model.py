@@ -15,7 +15,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QColor, QFont
 
 from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore, StoredAnnouncement
@@ -74,17 +74,24 @@ class Cell:
         return self._text
 
 
+WITHDRAWN_COLOR = QColor("#6b7280")  # a withdrawn row: greyed and struck through
+
+
 class HistoryModel(QAbstractTableModel):
     """The listed announcements (title, priority, date), newest first, at most ``LIMIT``.
+
+    Unread ones are bold; a withdrawn one (revoked) is struck through and greyed, its priority
+    reads "Withdrawn", and its tooltip "Withdrawn at 08:28"; it never counts as unread.
 
     Rows are the store's :class:`StoredAnnouncement` values: :meth:`reload` reads them (the
     window opens, the search changes, the store changed), :meth:`insert` places new arrivals
     where they belong without re-reading the rest, :meth:`remove` and :meth:`refresh` change
-    one. Read state is written only by :meth:`mark_read` and :meth:`mark_all_read`: the store
-    first, then the row, so a row's ``read`` is always what the store holds.
+    one. Read state is written only by :meth:`mark_read`, :meth:`mark_listed_read` and
+    :meth:`mark_all_read`: the store first, then the row, so a row's ``read`` is always what
+    the store holds.
 
     Signals (emitted on the GUI thread):
-        readChanged(): :meth:`mark_read` or :meth:`mark_all_read` read something unread.
+        readChanged(): one of them read something unread.
     """
 
     readChanged = Signal()
@@ -97,6 +104,8 @@ class HistoryModel(QAbstractTableModel):
         self._dots = {p: widgets.priority_dot(p) for p in Priority}
         self._bold = QFont()
         self._bold.setBold(True)
+        self._struck = QFont()
+        self._struck.setStrikeOut(True)
 
     # ------------------------------------------------------------------ Qt model
 
@@ -126,17 +135,27 @@ class HistoryModel(QAbstractTableModel):
             if column == COL_TITLE:
                 return ann.display_title()
             if column == COL_PRIORITY:
+                if stored.withdrawn:
+                    return self.tr("Withdrawn")
                 return widgets.priority_name(ann.priority)
             return widgets.format_time(ann.created_at or stored.received_at)
         if role == ID_ROLE:
             return ann.id
         if role == Qt.ItemDataRole.FontRole:
+            if stored.withdrawn:
+                return self._struck
             return None if stored.read else self._bold
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return WITHDRAWN_COLOR if stored.withdrawn else None
+        if role == Qt.ItemDataRole.ToolTipRole and stored.withdrawn_at is not None:
+            return widgets.withdrawn_text(stored.withdrawn_at)
         if role == Qt.ItemDataRole.DecorationRole and column == COL_PRIORITY:
-            return self._dots[ann.priority]
+            return None if stored.withdrawn else self._dots[ann.priority]
         if role == Qt.ItemDataRole.AccessibleTextRole and column == COL_TITLE:
             title = ann.display_title()
-            return title if stored.read else self.tr("%1 (unread)").replace("%1", title)
+            if stored.withdrawn_at is not None:
+                return self.tr("%1 (withdrawn)").replace("%1", title)
+            return self.tr("%1 (unread)").replace("%1", title) if stored.unread else title
         return None
 
     # ------------------------------------------------------------------ rows
@@ -158,7 +177,12 @@ class HistoryModel(QAbstractTableModel):
         return Cell(str(self.index(row, column).data() or ""))
 
     def is_unread(self, row: int) -> bool:
-        return not self._rows[row].read
+        """Not read and not withdrawn (bold)."""
+        return self._rows[row].unread
+
+    def listed_unread(self) -> int:
+        """How many of the listed rows are unread."""
+        return sum(1 for s in self._rows if s.unread)
 
     def floor(self) -> float | None:
         """The :func:`sort_key` of the last row when the list is full (``LIMIT`` rows or
@@ -248,22 +272,30 @@ class HistoryModel(QAbstractTableModel):
     def mark_read(self, ann_ids: Iterable[str]) -> bool:
         """Mark these read (in the store, then their rows); True when one was unread."""
         wanted = set(ann_ids) & self._ids
-        changed = False
-        for row, stored in enumerate(self._rows):
-            if stored.announcement.id in wanted and not stored.read:
-                self._store.mark_read(stored.announcement.id)
-                self._set_row(row, replace(stored, read=True))
-                changed = True
-        if changed:
-            self.readChanged.emit()
-        return changed
+        rows = [
+            row
+            for row, stored in enumerate(self._rows)
+            if stored.announcement.id in wanted and stored.unread
+        ]
+        if not rows:
+            return False
+        self._store.mark_many_read(self._rows[row].announcement.id for row in rows)
+        for row in rows:
+            self._set_row(row, replace(self._rows[row], read=True))
+        self.readChanged.emit()
+        return True
+
+    def mark_listed_read(self) -> bool:
+        """Mark the listed ones read (those a search shows), and no other; True when one was
+        unread."""
+        return self.mark_read(self._ids)
 
     def mark_all_read(self) -> bool:
         """Mark every announcement read, listed or not; True when one was unread."""
         if self._store.unread_count() == 0:
             return False
         self._store.mark_all_read()
-        self._rows = [s if s.read else replace(s, read=True) for s in self._rows]
+        self._rows = [replace(s, read=True) if s.unread else s for s in self._rows]
         if self._rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, 2))
         self.readChanged.emit()

@@ -66,13 +66,16 @@ class HistoryWindow(QWidget):
 
     What the store gets is told, and the window keeps up with little work: a new announcement
     (:meth:`announcement_arrived`) is inserted in its place, a revoked one
-    (:meth:`announcement_removed`) and an acknowledged one (:meth:`announcement_changed`)
-    change their row, and any other change (:meth:`schedule_reload`) re-reads the list. Arrivals
-    and re-reads are gathered for ``UPDATE_INTERVAL_MS`` (longer when a re-read is slow), so
-    thousands of arrivals cost the GUI thread little: of a catch-up's thousands only those that
-    can still be among the newest ``LIMIT`` are read from the store and inserted, the latest
-    first, ``ARRIVALS_PER_UPDATE`` a turn; a hidden window does nothing but re-read the list
-    when it is shown again.
+    (:meth:`announcement_withdrawn`: kept, struck through) and an acknowledged one
+    (:meth:`announcement_changed`) change their row, and any other change
+    (:meth:`schedule_reload`) re-reads the list. Arrivals and re-reads are gathered for
+    ``UPDATE_INTERVAL_MS`` (longer when a re-read is slow), so thousands of arrivals cost the
+    GUI thread little: of a catch-up's thousands only those that can still be among the newest
+    ``LIMIT`` are read from the store and inserted, the latest first, ``ARRIVALS_PER_UPDATE`` a
+    turn; a hidden window does nothing but re-read the list when it is shown again.
+
+    "Mark all read" acts on what is shown: while a search is on it reads "Mark shown read" and
+    marks only the listed ones read (no read receipt goes out for one nobody saw).
 
     ``confirm_link`` and ``open_url`` (keyword options) decide and perform link opening; tests
     inject them instead of driving the modal confirmation.
@@ -168,8 +171,7 @@ class HistoryWindow(QWidget):
         self.mark_read_button = QPushButton(self.tr("&Mark read"), self)
         self.mark_read_button.setAccessibleName(self.tr("Mark the selected announcements read"))
         self.mark_read_button.clicked.connect(self.mark_selected_read)
-        self.mark_all_button = QPushButton(self.tr("Mark &all read"), self)
-        self.mark_all_button.setAccessibleName(self.tr("Mark all announcements read"))
+        self.mark_all_button = QPushButton(self)
         self.mark_all_button.clicked.connect(self.mark_all_read)
         self.close_button = QPushButton(self.tr("&Close"), self)
         self.close_button.clicked.connect(self.close)
@@ -224,8 +226,13 @@ class HistoryWindow(QWidget):
         self._arrived.update((a.id, arrival_key(a)) for a in anns)
         self._schedule_update()
 
+    def announcement_withdrawn(self, ann_id: str) -> None:
+        """An announcement was revoked (the store keeps it, withdrawn): its row and details
+        show it struck through, and it no longer counts as unread."""
+        self.announcement_changed(ann_id)
+
     def announcement_removed(self, ann_id: str) -> None:
-        """An announcement left the store (revoked): drop its row (and its details)."""
+        """An announcement left the store (purged): drop its row (and its details)."""
         self._arrived.pop(ann_id, None)
         row = self.model.row_of(ann_id)
         if row >= 0:
@@ -234,7 +241,8 @@ class HistoryWindow(QWidget):
         self._update_state()
 
     def announcement_changed(self, ann_id: str) -> None:
-        """An announcement changed in the store (acknowledged): re-read its row and details."""
+        """An announcement changed in the store (acknowledged, withdrawn): re-read its row and
+        details."""
         if not self.model.refresh(ann_id):  # gone from the store meanwhile
             self.announcement_removed(ann_id)
             return
@@ -354,8 +362,17 @@ class HistoryWindow(QWidget):
             ids.add(current)
         self.model.mark_read(ids)
 
+    def filtered(self) -> bool:
+        """Whether a search is on: the list shows only what matches."""
+        return bool(self.search.text().strip())
+
     def mark_all_read(self) -> None:
-        self.model.mark_all_read()
+        """Mark what is shown read: every announcement, or while a search is on only those it
+        shows."""
+        if self.filtered():
+            self.model.mark_listed_read()
+        else:
+            self.model.mark_all_read()
 
     def acknowledge_current(self) -> None:
         """Acknowledge the current announcement when it is urgent and not acknowledged yet."""
@@ -413,7 +430,14 @@ class HistoryWindow(QWidget):
             self.list.resizeColumnToContents(column)
 
     def _update_buttons(self) -> None:
-        self.mark_all_button.setEnabled(self._unread > 0)
+        if self.filtered():
+            self.mark_all_button.setText(self.tr("Mark &shown read"))
+            self.mark_all_button.setAccessibleName(self.tr("Mark the announcements shown read"))
+            self.mark_all_button.setEnabled(self.model.listed_unread() > 0)
+        else:
+            self.mark_all_button.setText(self.tr("Mark &all read"))
+            self.mark_all_button.setAccessibleName(self.tr("Mark all announcements read"))
+            self.mark_all_button.setEnabled(self._unread > 0)
         rows = self.list.selectionModel().selectedRows(0)
         self.mark_read_button.setEnabled(any(self.model.is_unread(i.row()) for i in rows))
 

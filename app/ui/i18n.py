@@ -2,8 +2,10 @@
 
 ``install(app, language)`` loads our catalog (``resources/translations/tray_notifier_<lang>.qm``;
 the English one holds only plural forms) and Qt's own (standard dialogs, context menus), and
-sets the default locale used for dates. ``resources/translations/update.sh`` refreshes the
-catalogs from the sources.
+sets the default locale used for dates: one locale for words and dates (:func:`date_locale`),
+however the language was chosen (Settings, or the system's ``LANGUAGE`` with ``LANG=C.UTF-8``,
+whose own date formats would be the C locale's "5 12 2026 08:28").
+``resources/translations/update.sh`` refreshes the catalogs from the sources.
 Calling it again replaces what the previous call installed.
 """
 
@@ -39,6 +41,22 @@ def resolve(language: str = "", system: QLocale | None = None) -> str:
     return SOURCE_LANGUAGE
 
 
+def date_locale(chosen: str, system: QLocale | None = None) -> QLocale:
+    """The locale that formats dates for the UI language ``chosen`` (a result of
+    :func:`resolve`): the system's region when it speaks that language (en_GB keeps its
+    day-first dates; built from its name, so Qt's data for it, never the C formats a
+    ``LANG=C.UTF-8`` leaves underneath), else the language's own: Simplified Chinese's, and
+    for English on a system of another language the C locale (which
+    :func:`app.ui.widgets.format_time` writes as the unambiguous "5 Dec 2026, 08:28")."""
+    region = system or QLocale.system()
+    speaks_it = chosen != SOURCE_LANGUAGE or region.language() == QLocale.Language.English
+    if speaks_it and chosen == resolve("", region) and region.language() != QLocale.Language.C:
+        return QLocale(region.name())
+    if chosen == SOURCE_LANGUAGE:
+        return QLocale.c()
+    return QLocale(chosen)
+
+
 def install(app: QCoreApplication, language: str = "") -> str:
     """Install the translations for ``language`` ("" = system) on ``app``; returns the one used."""
     uninstall(app)
@@ -51,8 +69,8 @@ def install(app: QCoreApplication, language: str = "") -> str:
         qt_dir = QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
         if not _load(app, qt_dir, f"qtbase_{chosen}"):
             log.info("Qt's own %s translation is missing; standard dialogs stay English", chosen)
-    # dates follow the chosen language, or the system's own formats when none is chosen
-    QLocale.setDefault(QLocale(chosen) if language else QLocale.system())
+    # one locale for words and dates, however the language was chosen
+    QLocale.setDefault(date_locale(chosen))
     return chosen
 
 

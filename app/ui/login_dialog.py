@@ -4,6 +4,7 @@ words a failed login for people."""
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -184,6 +185,31 @@ class LoginDialog(QDialog):
     def _warn_if_in_clear(self, text: str) -> None:
         """Before a password goes out: say so when the address is plain HTTP off this computer."""
         self.clear_warning.setVisible(http.in_clear(text))
+        self._fit_height()
+
+    def _fit_height(self, *, shrink: bool = True) -> None:
+        """As tall as the wrapped messages need at the current width. Qt gives a window no
+        more than its messages' unwrapped height, and a long error then squashes the fields:
+        the messages shown or hidden, the height follows (``shrink``); a narrower dialog grows.
+        """
+        if not self.isVisible():
+            return  # showEvent fits it, at its real width
+        layout = self.layout()
+        assert layout is not None
+        layout.activate()
+        need = layout.totalHeightForWidth(self.width())
+        self.setMinimumHeight(need)
+        if self.height() < need or (shrink and self.height() != need):
+            self.resize(self.width(), need)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_height()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit_height(shrink=False)
 
     def _focus_first_empty(self) -> None:
         for edit in (self.server_edit, self.user_edit, self.password_edit):
@@ -218,6 +244,7 @@ class LoginDialog(QDialog):
         for w in (self.server_edit, self.user_edit, self.password_edit, self.login_button):
             w.setEnabled(not busy)
         self.busy_box.setVisible(busy)
+        self._fit_height()
         if not busy:
             self._focus_first_empty()
 
@@ -266,5 +293,6 @@ class LoginDialog(QDialog):
     def _fail(self, message: str, field: QLineEdit) -> None:
         self.error_label.setText(message)
         self.error_label.show()
+        self._fit_height()
         field.setFocus(Qt.FocusReason.OtherFocusReason)
         field.selectAll()

@@ -108,6 +108,28 @@ def format_time(when: datetime | None) -> str:
     return locale.toString(local, QLocale.FormatType.ShortFormat)
 
 
+def format_moment(when: datetime, *, now: datetime | None = None) -> str:
+    """A moment as :func:`format_time` does, only its time ("08:28", "8:28 AM") when it falls
+    on today's date (``now``: the local date's reference, by default the current time)."""
+    local = QDateTime.fromMSecsSinceEpoch(round(when.timestamp() * 1000)).toLocalTime()
+    today = (
+        QDateTime.fromMSecsSinceEpoch(round(now.timestamp() * 1000)).toLocalTime()
+        if now is not None
+        else QDateTime.currentDateTime()
+    )
+    if local.date() != today.date():
+        return format_time(when)
+    return QLocale().toString(local.time(), QLocale.FormatType.ShortFormat)
+
+
+def withdrawn_text(when: datetime, *, now: datetime | None = None) -> str:
+    """A revoked announcement, kept in the history: "Withdrawn at 08:28" (on an earlier day
+    with its date)."""
+    return QCoreApplication.translate("Withdrawn", "Withdrawn at %1").replace(
+        "%1", format_moment(when, now=now)
+    )
+
+
 def ask_to_open_link(parent: QWidget, url: str) -> bool:
     """The default link confirmation: a dialog that shows the full address first, its host in
     ASCII: a look-alike host (a Cyrillic letter among Latin ones) shows as ``xn--...``."""

@@ -41,7 +41,7 @@ class StreamWorker(QObject):
         announcementsReceived(list[Announcement]): several NEW announcements of a catch-up,
             already stored (one transaction), in order: handle them at once (one history
             update, one unread count). Each announcement comes once, by one of the two.
-        revoked(str): an announcement was withdrawn (already removed from the store).
+        revoked(str): an announcement was withdrawn (already marked so in the store).
         loggedIn(str): a session started for this user name (login or stored login).
         loginFailed(LoginFailure): a login attempt failed; the kind says why.
         loggedOut(): logout finished (stream ended, close and logout called, tokens gone).

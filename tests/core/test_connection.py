@@ -434,12 +434,16 @@ async def test_an_announcement_is_stored_before_it_is_told(alice: Alice) -> None
     assert alice.told.probed == [(True, ann_id)]
 
 
-async def test_a_revoke_removes_it_from_the_history_before_it_is_told(alice: Alice) -> None:
+async def test_a_revoke_marks_it_withdrawn_in_the_history_before_it_is_told(
+    alice: Alice,
+) -> None:
     ann_id = await publish(alice.server, "Wrong alarm", priority="urgent")
     await alice.told.until(lambda: len(alice.told.announced) == 1, "told")
     assert await asyncio.to_thread(alice.server.revoke, ann_id)
     await alice.told.until(lambda: alice.told.values("revoked") == [ann_id], "revoked")
-    assert alice.store.get(ann_id) is None
+    stored = alice.store.get(ann_id)
+    assert stored is not None and stored.withdrawn  # kept, never deleted silently
+    assert alice.store.unread_count() == 0
 
 
 async def test_a_catch_up_in_pages_is_one_catch_up_told_in_stored_batches(

@@ -63,16 +63,47 @@ def test_record_dedupes_by_id_and_keeps_fields(store: HistoryStore) -> None:
     assert len(store.list()) == 1
 
 
-def test_revoked_id_is_never_added_again(store: HistoryStore) -> None:
-    assert store.record(ann("1"), "1")
-    assert store.remove("1") is True
-    assert store.get("1") is None
+def test_a_revoked_one_is_kept_withdrawn_and_never_added_again(
+    store: HistoryStore, clock: FakeClock
+) -> None:
+    assert store.record(ann("1", priority=Priority.URGENT), "1")
+    assert store.record(ann("0"), "0")
+    clock.now = T0 + timedelta(minutes=5)
+    assert store.withdraw("1") is True
+    got = store.get("1")
+    assert got is not None and got.withdrawn and got.withdrawn_at == T0 + timedelta(minutes=5)
+    assert not got.unread and not got.read  # not unread, and not read by anyone either
+    assert [s.announcement.id for s in store.list()] == ["0", "1"]  # still listed
+    assert [s.announcement.id for s in store.list(search="title 1")] == ["1"]
+    assert store.unread_count() == 1
+    assert [s.announcement.id for s in store.unshown()] == ["0"]  # never told again
+    assert store.unacknowledged_urgent() == []  # its window never comes back
+    assert store.queue_ack("1") is False  # nothing left to acknowledge
+    # a replayed revoke keeps the time; a replayed announcement never comes back as new
+    clock.now = T0 + timedelta(minutes=9)
+    assert store.withdraw("1") is False
+    got = store.get("1")
+    assert got is not None and got.withdrawn_at == T0 + timedelta(minutes=5)
     assert store.record(ann("1"), "1") is False  # replay after reconnect
     assert store.add(ann("1")) is False
-    assert store.list() == []
+    assert store.record_many([(ann("1"), "1")]) == []
     # revoking an id never seen also blocks it
-    assert store.remove("2") is False
+    assert store.withdraw("2") is False
     assert store.record(ann("2"), "2") is False
+    assert store.get("2") is None
+
+
+def test_a_withdrawn_one_gets_no_read_receipt(store: HistoryStore) -> None:
+    store.add(ann("a"))
+    store.add(ann("w"))
+    store.withdraw("w")
+    assert store.pending_receipts() == [("a", "delivered")]  # its receipts went with it
+    store.mark_read("w")
+    store.mark_all_read()
+    store.mark_many_read(["w", "a"])
+    assert store.pending_receipts() == [("a", "delivered"), ("a", "read")]
+    got = store.get("w")
+    assert got is not None and not got.read
 
 
 def test_last_event_id_persists_across_reopen(tmp_path: Path) -> None:
@@ -160,7 +191,7 @@ def test_ack_queue(store: HistoryStore, clock: FakeClock) -> None:
     assert got is not None and got.acked and got.read
     store.ack_sent("u2")
     assert store.pending_acks() == ["u1"]
-    store.remove("u1")  # revoked: no receipt to send any more
+    store.withdraw("u1")  # revoked: no receipt to send any more
     assert store.pending_acks() == []
 
 
@@ -175,7 +206,7 @@ def test_pending_acks_survive_reopen(tmp_path: Path) -> None:
 
 def test_purge_by_retention(store: HistoryStore, clock: FakeClock) -> None:
     store.add(ann("old"))
-    store.remove("gone")
+    store.withdraw("gone")
     clock.now = T0 + timedelta(days=10)
     store.add(ann("new"))
     assert store.purge(30) == 0
@@ -271,19 +302,49 @@ def test_writer_thread_and_reader_thread(store: HistoryStore) -> None:
 
 def _version_1_file(path: Path) -> None:
     """A history as version 1 of the schema wrote it, with one announcement."""
+    _version_n_file(path, 1)
+
+
+def _version_n_file(path: Path, version: int) -> None:
+    """A history as version ``version`` of the schema wrote it, with one announcement."""
     from app.core.store import _MIGRATIONS, _split_sql
 
     conn = sqlite3.connect(path)
-    for statement in _split_sql(_MIGRATIONS[0]):
-        conn.execute(statement)
+    for step in range(version):
+        for statement in _split_sql(_MIGRATIONS[step]):
+            conn.execute(statement)
     conn.execute(
         "INSERT INTO announcements (id, title, body, priority, received_at) "
         "VALUES ('old', 't', 'b', 'normal', ?)",
         (T0.timestamp(),),
     )
-    conn.execute("PRAGMA user_version = 1")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
+
+
+def test_a_history_of_version_3_opens_with_its_data_and_keeps_revoked_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    _version_n_file(path, 3)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO revoked (id, revoked_at) VALUES ('gone', ?)", (T0.timestamp(),))
+    conn.execute(
+        "INSERT INTO pending_receipts (id, kind, queued_at) VALUES ('old', 'read', ?)",
+        (T0.timestamp(),),
+    )
+    conn.commit()
+    conn.close()
+    with HistoryStore(path) as s:
+        old = s.get("old")
+        assert old is not None and old.announcement.title == "t" and not old.withdrawn
+        assert s.unread_count() == 1 and s.pending_receipts() == [("old", "read")]
+        assert s.record(ann("gone"), "9") is False  # revoked before: still never added
+        assert s.withdraw("old") is True
+    with HistoryStore(path) as s:
+        old = s.get("old")
+        assert old is not None and old.withdrawn and s.unread_count() == 0
 
 
 def test_migration_to_2_counts_existing_announcements_as_shown(tmp_path: Path) -> None:
@@ -320,7 +381,7 @@ def test_unacknowledged_urgent_ones(store: HistoryStore, clock: FakeClock) -> No
     store.add(ann("u4", priority=Priority.URGENT))
     store.add(ann("n", priority=Priority.HIGH))
     assert store.queue_ack("u2") is True
-    store.remove("u4")  # revoked
+    store.withdraw("u4")  # revoked
     assert [s.announcement.id for s in store.unacknowledged_urgent()] == ["u1", "u3"]
     clock.now = T0 + timedelta(hours=2)  # u3 expired
     assert [s.announcement.id for s in store.unacknowledged_urgent()] == ["u1"]
@@ -423,7 +484,7 @@ def test_receipts_are_queued_once_each_when_stored_read_and_acknowledged(
     ]
     assert len(woken) == 6  # each call that stored or marked something (a spare wake is harmless)
     store.receipts_sent([("a", "delivered"), ("a", "read")])
-    store.remove("b")  # revoked: its receipts go with it
+    store.withdraw("b")  # revoked: its receipts go with it
     assert store.pending_receipts() == []
     stop()
     store.add(ann("c"))
@@ -434,7 +495,7 @@ def test_record_many_stores_a_batch_in_one_go_leaving_out_known_and_revoked(
     store: HistoryStore,
 ) -> None:
     store.record(ann("a"), "1")
-    store.remove("r")  # revoked before it came
+    store.withdraw("r")  # revoked before it came
     queued: list[int] = []
     store.add_receipt_listener(lambda: queued.append(1))
     new = store.record_many([(ann("a"), "2"), (ann("b"), "3"), (ann("r"), "4"), (ann("c"), "5")])

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import keyring.backends.fail
 import pytest
 from PySide6.QtCore import Qt
@@ -188,22 +189,85 @@ def test_keyring_unavailable_offers_this_run_only(
     assert len(questions) == 1 and "this run only" in questions[0]
 
 
-def test_revoke_removes_it_and_closes_the_urgent_window(
-    qtbot: QtBot, companion_server: EmbeddedServer, make_root: Callable[..., Root]
+def test_revoke_keeps_it_struck_through_and_closes_the_urgent_window(
+    qtbot: QtBot,
+    companion_server: EmbeddedServer,
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    root = make_root(config=Config())
+    """The companion server's DELETE /announcements/{id} (a revoke on the stream): the urgent
+    window and the notification close, the history keeps it struck through ("Withdrawn at"),
+    it no longer counts as unread; a replay after a restart never brings it back as new."""
+    secrets = MemorySecretStore()
+    root = make_root(secrets=secrets)
     root.start()
     log_in_through_dialog(qtbot, root, companion_server.url)
     wait_connected(qtbot, root)
     ann_id = companion_server.publish("Wrong alarm", "Ignore", priority="urgent")
     qtbot.waitUntil(lambda: ann_id in root.urgent, timeout=WAIT)
     assert root.urgent[ann_id].isVisible()
-    companion_server.revoke(ann_id)
+    root.show_history()  # open while it is withdrawn: its row changes in place
+    history = root.history
+    assert history is not None
+    history.show_announcement(ann_id)
+    qtbot.waitUntil(lambda: root.tray.state.unread == 0, timeout=WAIT)  # read by opening it
+    other = companion_server.publish("Lunch", "Soup")  # one unread beside it
+    qtbot.waitUntil(lambda: root.tray.state.unread == 1, timeout=WAIT)
+    dismissed: list[str] = []
+    dismiss = root.notifier.dismiss
+
+    def spy_dismiss(ann_id: str) -> None:
+        dismissed.append(ann_id)
+        dismiss(ann_id)
+
+    monkeypatch.setattr(root.notifier, "dismiss", spy_dismiss)
+
+    login = httpx.post(
+        f"{companion_server.url}/auth/login",
+        json={"username": "publisher", "password": DEMO_PASSWORD},
+        timeout=10,
+    )
+    revoked = httpx.delete(
+        f"{companion_server.url}/announcements/{ann_id}",
+        headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        timeout=10,
+    )
+    assert revoked.is_success, revoked.text
     qtbot.waitUntil(lambda: ann_id not in root.urgent, timeout=WAIT)
     assert not [
         w for w in QApplication.topLevelWidgets() if isinstance(w, UrgentWindow) and w.isVisible()
     ]
-    assert "Wrong alarm" not in history_titles(root)
+    assert ann_id in dismissed  # its notification too
+    # kept in the history, struck through, saying when; the current one stays current
+    assert "Wrong alarm" in history_titles(root)
+    row = history.model.row_of(ann_id)
+    font = history.model.index(row, 0).data(Qt.ItemDataRole.FontRole)
+    assert font is not None and font.strikeOut()
+    assert history.current_id() == ann_id
+    assert history.detail.withdrawn_label.text().startswith("Withdrawn at ")
+    assert history.detail.withdrawn_label.isVisible() and history.ack_button.isHidden()
+    assert root.tray.state.unread == 1  # "Lunch" only
+
+    # a restart that replays from before it: never new again, no window, still withdrawn
+    assert root.shutdown(1000)
+    with HistoryStore(
+        HistoryStore.path_for(tray_paths.data_dir, companion_server.url, "alice")
+    ) as h:
+        h.set_last_event_id("0")
+    again = make_root(config=config_mod.load(tray_paths), secrets=secrets)
+    delivered = Spy(again.notifier.delivered)
+    again.start()
+    wait_connected(qtbot, again)
+    qtbot.wait(500)  # the replay
+    assert ann_id not in again.urgent
+    assert ann_id not in [r.announcement_id for r in delivered.values]
+    assert again.store is not None
+    stored = again.store.get(ann_id)
+    assert stored is not None and stored.withdrawn
+    assert again.tray.state.unread == 1 and other in {s.announcement.id for s in again.store.list()}
+    assert history_titles(again).count("Wrong alarm") == 1
+    assert again.shutdown(1000)
 
 
 def test_token_expiry_and_server_restart_need_no_user_action(

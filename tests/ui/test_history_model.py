@@ -22,7 +22,7 @@ from app.ui.history_model import (
     HistoryModel,
     worth_listing,
 )
-from tests.fixtures.history import T0, add_many
+from tests.fixtures.history import T0, add_many, purge_one
 
 RECEIVED = T0 + timedelta(hours=1)  # the store's "now": every arrival is received then
 
@@ -147,6 +147,46 @@ def test_read_state_lives_in_the_store_and_its_row(
         assert model.mark_all_read() is False
 
 
+def test_mark_listed_read_reads_only_the_listed_ones(
+    qtbot, model: HistoryModel, store: HistoryStore
+) -> None:
+    add(store, "1", 0, title="Fire drill")
+    add(store, "2", 1, title="Lunch")
+    add(store, "3", 2, title="Fire alarm test")
+    model.reload("fire")
+    assert ids(model) == ["3", "1"] and model.listed_unread() == 2
+    with qtbot.waitSignal(model.readChanged, timeout=1000):
+        assert model.mark_listed_read() is True
+    assert model.listed_unread() == 0 and store.unread_count() == 1
+    assert sorted(i for i, kind in store.pending_receipts() if kind == "read") == ["1", "3"]
+    with qtbot.assertNotEmitted(model.readChanged):
+        assert model.mark_listed_read() is False
+
+
+def test_a_withdrawn_row_is_struck_through_and_not_unread(
+    model: HistoryModel, store: HistoryStore
+) -> None:
+    add(store, "w", 0, priority=Priority.URGENT)
+    add(store, "n", 1)
+    store.withdraw("w")
+    model.reload()
+    row = model.row_of("w")
+    font = model.index(row, COL_TITLE).data(Qt.ItemDataRole.FontRole)
+    assert font.strikeOut() and not font.bold()
+    assert not model.is_unread(row) and model.listed_unread() == 1
+    assert model.index(row, COL_PRIORITY).data() == "Withdrawn"
+    assert model.index(row, COL_PRIORITY).data(Qt.ItemDataRole.DecorationRole) is None
+    tip = model.index(row, COL_TITLE).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("Withdrawn at ")
+    assert model.index(row, COL_TITLE).data(Qt.ItemDataRole.AccessibleTextRole) == (
+        "Title w (withdrawn)"
+    )
+    assert model.index(row, COL_TITLE).data(Qt.ItemDataRole.ForegroundRole) is not None
+    assert model.mark_read(["w"]) is False  # nothing to read: no receipt
+    other = model.row_of("n")
+    assert model.index(other, COL_TITLE).data(Qt.ItemDataRole.ToolTipRole) is None
+
+
 def test_refresh_and_remove_one_row(model: HistoryModel, store: HistoryStore) -> None:
     add(store, "u", 0, priority=Priority.URGENT)
     add(store, "n", 1)
@@ -154,7 +194,7 @@ def test_refresh_and_remove_one_row(model: HistoryModel, store: HistoryStore) ->
     store.queue_ack("u")
     assert model.refresh("u") is True
     assert model.stored(model.row_of("u")).acked and not bold(model, model.row_of("u"))
-    store.remove("u")
+    purge_one(store, "u")
     assert model.refresh("u") is False  # gone from the store: the caller removes it
     assert model.remove("u") is True and ids(model) == ["n"]
     assert model.refresh("u") is True  # not listed: nothing to re-read

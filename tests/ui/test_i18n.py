@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QLocale
@@ -13,6 +17,8 @@ from app import resources
 from app.core.model import Priority
 from app.ui import i18n
 from app.ui.widgets import format_time, priority_name
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -101,3 +107,69 @@ def test_dates_follow_the_locale(default_locale, locale: str, expected: str) -> 
     assert re.fullmatch(expected, text), text
     assert format_time(local_time.astimezone(UTC)) == text  # the same moment, from UTC
     assert format_time(None) == ""
+
+
+# One locale for words and dates: however Chinese (or English) was chosen, dates read the same.
+# The system's locale is read from the environment once per process: each case is a process.
+_FORMAT_UNDER = """
+import sys
+from datetime import UTC, datetime
+from PySide6.QtWidgets import QApplication
+from app.ui import i18n
+from app.ui.widgets import format_time
+app = QApplication([])
+for language in sys.argv[1:]:
+    used = i18n.install(app, "" if language == "system" else language)
+    print(used, format_time(datetime(2026, 12, 5, 8, 28, tzinfo=UTC)), sep="|")
+"""
+
+
+def _dates_under(env: dict[str, str], *languages: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    clean.update(TZ="UTC", QT_QPA_PLATFORM="offscreen", **env)
+    done = subprocess.run(
+        [sys.executable, "-c", _FORMAT_UNDER, *languages],
+        env=clean,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+def test_chinese_dates_however_chinese_was_chosen() -> None:
+    chinese = "zh_CN|2026/12/5 08:28"
+    # LANGUAGE=zh_CN with LANG=C.UTF-8 (the C locale's "5 12 2026 08:28" underneath), and
+    # 简体中文 chosen in Settings on that system and on a plain C one
+    by_system = _dates_under({"LANGUAGE": "zh_CN", "LANG": "C.UTF-8"}, "system", "zh_CN")
+    by_settings = _dates_under({"LANG": "C.UTF-8"}, "zh_CN")
+    assert by_system == [chinese, chinese]
+    assert by_settings == [chinese]
+
+
+def test_english_dates_however_english_was_chosen() -> None:
+    english = "en|5 Dec 2026, 08:28"
+    # no language (C), English chosen in Settings, and English chosen over a Chinese system
+    assert _dates_under({"LANG": "C.UTF-8"}, "system", "en") == [english, english]
+    assert _dates_under({"LANGUAGE": "zh_CN", "LANG": "C.UTF-8"}, "en") == [english]
+    # an English region keeps its own order, chosen either way
+    british = "en|05/12/2026 08:28"
+    assert _dates_under({"LANG": "en_GB.UTF-8"}, "system", "en") == [british, british]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "system", "expected"),
+    [
+        ("zh_CN", "zh_CN", "zh_CN"),
+        ("zh_CN", "C", "zh_CN"),
+        ("zh_CN", "en_US", "zh_CN"),
+        ("en", "en_GB", "en_GB"),
+        ("en", "C", "C"),
+        ("en", "de_DE", "C"),  # English words: English dates, not German ones
+        ("en", "zh_CN", "C"),
+    ],
+)
+def test_date_locale_is_the_ui_language(chosen: str, system: str, expected: str) -> None:
+    assert i18n.date_locale(chosen, QLocale(system)).name() == QLocale(expected).name()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PySide6.QtCore import Qt, QTimer, QUrl
@@ -33,6 +33,15 @@ def test_plain_label_never_renders_markup(qtbot) -> None:
 def test_format_time() -> None:
     assert widgets.format_time(None) == ""
     assert "2026" in widgets.format_time(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+
+
+def test_withdrawn_says_when_by_the_clock_today_and_with_the_date_before() -> None:
+    when = datetime(2026, 3, 1, 9, 0).astimezone()  # local time
+    today = widgets.withdrawn_text(when, now=when + timedelta(minutes=30))
+    assert today == f"Withdrawn at {widgets.format_moment(when, now=when)}"
+    assert "2026" not in today and "9" in today
+    earlier = widgets.withdrawn_text(when, now=when + timedelta(days=2))
+    assert earlier == f"Withdrawn at {widgets.format_time(when)}" and "2026" in earlier
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,40 @@ def test_a_failed_login_in_plain_words(
     assert login.login_button.isEnabled() and not login.busy_box.isVisible()
 
 
+LONG_REFUSAL = (
+    "Account locked after too many failed attempts; contact the IT service desk at extension "
+    "4242 or servicedesk@example.org to unlock it. " * 3
+)
+
+
+def fields_whole(d: LoginDialog) -> bool:
+    """Every field as tall as it asks to be, and each message as tall as its wrapped text."""
+    edits = (d.server_edit, d.user_edit, d.password_edit)
+    messages = [m for m in (d.clear_warning, d.error_label) if m.isVisible()]
+    return all(e.height() >= e.sizeHint().height() for e in edits) and all(
+        m.height() >= m.heightForWidth(m.width()) for m in messages
+    )
+
+
+def test_a_long_error_squashes_no_field(qtbot, login: LoginDialog) -> None:
+    login.password_edit.setText("wrong")
+    login.submit()
+    login.show_failure(
+        LoginFailure(FailureKind.WRONG_CREDENTIALS, "x", reason=LONG_REFUSAL),
+    )
+    qtbot.waitUntil(lambda: fields_whole(login), timeout=2000)
+    layout = login.layout()
+    assert layout is not None and login.height() >= layout.totalHeightForWidth(login.width())
+    # narrower: taller, never squashed; the error gone: its room goes too
+    login.resize(login.minimumWidth(), login.height())
+    qtbot.waitUntil(lambda: fields_whole(login), timeout=2000)
+    tall = login.height()
+    login.submit()  # tries again: the error is hidden while busy
+    login.set_busy(False)
+    qtbot.waitUntil(lambda: login.height() < tall, timeout=2000)
+    assert fields_whole(login)
+
+
 def test_succeeded_accepts_and_forgets_password(qtbot, login: LoginDialog) -> None:
     login.password_edit.setText("pw")
     with qtbot.waitSignal(login.accepted, timeout=1000):

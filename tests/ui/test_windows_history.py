@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from app.core.model import Announcement, Priority
 from app.core.store import HistoryStore
 from app.ui.history_model import COL_PRIORITY, COL_TIME, LIMIT
 from app.ui.history_window import ARRIVALS_PER_UPDATE, HistoryWindow
-from tests.fixtures.history import T0, add_many
+from tests.fixtures.history import T0, add_many, purge_one
+from tests.fixtures.screens import dark_share
 
 # the offscreen platform warns about this for every shown window with a layout
 
@@ -138,6 +140,34 @@ def test_mark_all_read(qtbot, window: HistoryWindow, store: HistoryStore) -> Non
     assert not any(window.is_bold(str(i)) for i in range(4))
     assert window.unread_label.text() == ""
     assert not window.mark_all_button.isEnabled()
+
+
+def test_mark_all_read_with_a_search_marks_what_is_shown_and_says_so(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    add(store, "1", 0, title="Fire drill at 3 pm")
+    add(store, "2", 1, title="Lunch")
+    add(store, "3", 2, title="Fire alarm test")
+    add(store, "4", 3, title="Parking")
+    window.reload()
+    assert window.mark_all_button.text() == "Mark &all read"
+    window.search.setText("fire")
+    assert titles(window) == ["Fire alarm test", "Fire drill at 3 pm"]
+    assert window.mark_all_button.text() == "Mark &shown read"
+    assert window.mark_all_button.accessibleName() == "Mark the announcements shown read"
+    assert window.mark_all_button.isEnabled()
+    with qtbot.waitSignal(window.readChanged, timeout=1000):
+        qtbot.mouseClick(window.mark_all_button, Qt.MouseButton.LeftButton)
+    # only what was shown: the others stay unread, and no read receipt goes out for them
+    assert store.unread_count() == 2
+    assert sorted(i for i, kind in store.pending_receipts() if kind == "read") == ["1", "3"]
+    assert window.unread_label.text() == "2 unread"
+    assert not window.mark_all_button.isEnabled()  # nothing shown is unread any more
+    window.search.clear()
+    assert window.mark_all_button.text() == "Mark &all read"
+    assert window.mark_all_button.isEnabled()
+    assert window.is_bold("2") and window.is_bold("4")
+    assert not window.is_bold("1") and not window.is_bold("3")
 
 
 def test_search_filters_as_you_type(qtbot, window: HistoryWindow, store: HistoryStore) -> None:
@@ -264,15 +294,38 @@ def test_unsafe_links_are_refused(
     assert links.confirmed == [] and links.opened == []
 
 
-def test_revoked_gone_after_reload(window: HistoryWindow, store: HistoryStore) -> None:
+def withdrawn_shown(window: HistoryWindow, ann_id: str) -> bool:
+    """The row of ``ann_id`` is struck through and its details say when it was withdrawn."""
+    row = window.model.row_of(ann_id)
+    font = window.model.index(row, 0).data(Qt.ItemDataRole.FontRole)
+    detail = window.detail
+    return (
+        font is not None
+        and font.strikeOut()
+        and window.current_id() == ann_id
+        and not detail.withdrawn_label.isHidden()
+        and re.fullmatch(r"Withdrawn at \d\d?:\d\d.*", detail.withdrawn_label.text()) is not None
+        and detail.title_label.property("withdrawn") is True
+    )
+
+
+def test_a_withdrawn_one_stays_struck_through_after_reload(
+    window: HistoryWindow, store: HistoryStore
+) -> None:
     add(store, "1", 0)
-    add(store, "2", 1)
+    add(store, "2", 1, priority=Priority.URGENT)
     window.reload()
+    window.show_announcement("1")
+    store.withdraw("2")
+    window.reload()
+    assert titles(window) == ["Title 2", "Title 1"]  # never silently deleted
     window.show_announcement("2")
-    store.remove("2")
-    window.reload()
-    assert titles(window) == ["Title 1"]
-    assert window.details.currentIndex() == 0  # its details are gone too
+    assert withdrawn_shown(window, "2")
+    assert window.ack_button.isHidden()  # nothing left to acknowledge
+    assert window.unread_label.text() == ""  # "1" was read; "2" no longer counts
+    window.show_announcement("1")
+    assert window.detail.withdrawn_label.isHidden()
+    assert window.detail.title_label.property("withdrawn") is False
 
 
 def test_reload_keeps_selection_and_shows_new(window: HistoryWindow, store: HistoryStore) -> None:
@@ -418,20 +471,24 @@ def test_a_search_rereads_on_arrivals(qtbot, window: HistoryWindow, store: Histo
     assert titles(window) == ["Fire alarm test", "Fire drill"]
 
 
-def test_revoked_one_is_removed_without_reading_another(
+def test_a_withdrawn_one_is_struck_through_in_place_without_a_reread(
     qtbot, window: HistoryWindow, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for i in range(3):
         add(store, str(i), i)
     shown(qtbot, window).show_announcement("1")
     reads = StoreReads(store, monkeypatch)
-    store.remove("1")
-    window.announcement_removed("1")
-    assert titles(window) == ["Title 2", "Title 0"]
-    assert window.details.currentIndex() == 0 and window.current_id() is None
-    assert window.is_bold("2") and window.is_bold("0")  # Qt did not move the current row
+    store.withdraw("1")
+    window.announcement_withdrawn("1")
+    assert titles(window) == ["Title 2", "Title 1", "Title 0"]
+    assert withdrawn_shown(window, "1")
+    assert window.is_bold("2") and window.is_bold("0")  # nothing else was read
     assert store.unread_count() == 2 and window.unread_label.text() == "2 unread"
     assert reads.lists == 0
+    # an unread one withdrawn no longer counts as unread
+    store.withdraw("2")
+    window.announcement_withdrawn("2")
+    assert not window.is_bold("2") and window.unread_label.text() == "1 unread"
 
 
 def test_acknowledged_elsewhere_updates_its_row(
@@ -456,7 +513,7 @@ def test_changed_but_gone_is_removed_without_reading_another(
     add(store, "b", 2)
     shown(qtbot, window).show_announcement("u")
     store.queue_ack("u")
-    store.remove("u")  # acknowledged, then revoked before the window heard of it
+    purge_one(store, "u")  # acknowledged, then purged before the window heard of it
     window.announcement_changed("u")
     assert titles(window) == ["Title b", "Title a"]
     assert window.current_id() is None and window.details.currentIndex() == 0
@@ -595,3 +652,15 @@ def test_priority_and_date_fit_the_rows_on_screen(
     window.announcements_arrived(add_many(store, [("u", 10)], priority=Priority.URGENT))
     qtbot.waitUntil(lambda: "u" in window.model, timeout=2000)
     assert fits() and header.sectionSize(COL_PRIORITY) > narrow  # "Urgent", unread: bold
+
+
+def test_the_scroll_bars_have_no_black_trough(
+    qtbot, window: HistoryWindow, store: HistoryStore
+) -> None:
+    long_body = "\n\n".join(f"Paragraph {i} of a long announcement." for i in range(80))
+    for i in range(60):
+        add(store, str(i), i, body=long_body)
+    shown(qtbot, window).show_announcement("59")
+    bars = [window.list.verticalScrollBar(), window.detail.body.verticalScrollBar()]
+    qtbot.waitUntil(lambda: all(bar.isVisible() for bar in bars), timeout=2000)
+    assert [dark_share(bar) < 0.2 for bar in bars] == [True, True]  # the text's was black

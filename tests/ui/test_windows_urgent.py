@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QSizeGrip, QWidget
 
 from app.core.model import Announcement, Priority
 from app.ui.detail import AnnouncementView
-from app.ui.urgent_window import UrgentWindow
+from app.ui.urgent_window import FIRST_WIDTH, MIN_HEIGHT, SCREEN_SHARE, UrgentWindow
+from tests.fixtures.screens import dark_share
 
 # the offscreen platform warns about this for every shown window with a layout
 
@@ -123,3 +124,39 @@ def test_uses_the_shared_announcement_view(qtbot) -> None:
     assert isinstance(w.detail, AnnouncementView)
     assert w.ack_button is w.detail.ack_button
     assert w.detail.announcement == w.announcement
+
+
+LONG = "\n\n".join(
+    f"Paragraph {i}: a gas leak was reported on floor 2. Leave by the north stairs and meet at "
+    "assembly point C. Do not use the lifts; wardens check every room."
+    for i in range(1, 25)
+)
+
+
+def test_a_long_message_scrolls_in_a_resizable_window_of_a_sensible_first_size(qtbot) -> None:
+    short = make(qtbot)
+    w = make(qtbot, body=LONG)
+    screen = w.screen().availableGeometry()
+    # the first size: wider than before, taller for the long text, never beyond the screen
+    assert w.width() >= FIRST_WIDTH or w.width() >= screen.width() * 0.9 - 1
+    assert w.height() > short.height() >= MIN_HEIGHT
+    assert w.height() <= max(MIN_HEIGHT, screen.height() * SCREEN_SHARE) + 1
+    # the text scrolls, all of it there
+    assert w.detail.body.verticalScrollBar().maximum() > 0
+    assert w.detail.body.toPlainText() == LONG
+    # resizable whatever the window manager offers: a size grip, and sizes it takes
+    grip = w.findChild(QSizeGrip)
+    assert grip is not None and grip.isVisible()
+    assert w.minimumWidth() < w.maximumWidth() and w.minimumHeight() < w.maximumHeight()
+    w.resize(700, 300)
+    assert (w.width(), w.height()) == (700, 300)
+    w.dismiss()
+    short.dismiss()
+
+
+def test_the_scroll_bar_has_no_black_trough(qtbot) -> None:
+    w = make(qtbot, body=LONG)
+    bar = w.detail.body.verticalScrollBar()
+    assert bar.isVisible()
+    assert dark_share(bar) < 0.2  # was about 0.75: a solid black trough
+    w.dismiss()
