@@ -10,7 +10,7 @@ Rules kept by :class:`Attention`:
   is clear that none comes (login required, an error, stopped; without either, the toast
   policy's idle time ends it).
 - **Urgent.** An urgent announcement opens its window (once) when it arrives; a revoked one
-  loses its window and its notification.
+  loses its window and its notification (the history keeps it, marked withdrawn).
 - **Shown.** What the notifier told is marked shown in the history; thousands (a summary) in
   turns of :data:`SHOWN_PER_TURN`, so the GUI answers in between; everything still waiting is
   written before the history changes or closes.
@@ -101,7 +101,7 @@ class Attention:
         self._store = store
         urgent = [s.announcement for s in store.unacknowledged_urgent()]
         for ann in urgent:
-            self._open_urgent(ann)
+            self._show_urgent(ann)
             self._notifications.announcement(ann)
         waiting = {a.id for a in urgent}
         untold = [s.announcement for s in store.unshown() if s.announcement.id not in waiting]
@@ -125,7 +125,7 @@ class Attention:
             return
         self._notifications.announcement(ann)
         if ann.priority is Priority.URGENT:
-            self._open_urgent(ann)
+            self._show_urgent(ann)
 
     def arrived_many(self, anns: list[Announcement]) -> None:
         """A catch-up's batch (already stored), in order."""
@@ -134,10 +134,24 @@ class Attention:
         self._notifications.announcements(anns)
         for ann in anns:
             if ann.priority is Priority.URGENT:
-                self._open_urgent(ann)
+                self._show_urgent(ann)
+
+    def _show_urgent(self, ann: Announcement) -> None:
+        """Its window on screen (it stays until acknowledged): the person was shown it."""
+        self._open_urgent(ann)
+        if self._store is not None:
+            self._store.mark_displayed([ann.id])
+
+    def displayed(self, ann_ids: Sequence[str]) -> None:
+        """The notifier showed these to the person (a toast, or a summary that counts them):
+        their ``displayed`` receipts are queued. Held back (Do not disturb, quiet hours), an
+        announcement is not displayed until the summary that counts it shows."""
+        if self._store is not None and not self._closed and ann_ids:
+            self._store.mark_displayed(ann_ids)
 
     def revoked(self, ann_id: str) -> None:
-        """Withdrawn (already removed from the history): off the screen."""
+        """Withdrawn (already marked so in the history, which keeps it): its notification and
+        window off the screen."""
         if self._closed:
             return
         self._notifications.dismiss(ann_id)

@@ -2,8 +2,10 @@
 
 A receipt is queued in the history store first, in the same transaction as what it reports,
 so it survives a quit, a crash and a logout: **delivered** when an announcement is stored,
-**read** when it is first marked read (opened in the history, a notification clicked, Mark
-read, Mark all read), **acknowledged** when Acknowledge is pressed (``HistoryStore.queue_ack``,
+**displayed** when the person is shown it (a toast, a summary toast that counts it, the urgent
+window; not while Do not disturb or quiet hours hold it back), **read** when it is first marked
+read (opened in the history, a notification clicked, Mark read, Mark all read),
+**acknowledged** when Acknowledge is pressed (``HistoryStore.queue_ack``,
 written once, by :class:`app.core.attention.Attention` on the GUI thread).
 The store tells :class:`ReceiptQueue` (a listener, from any thread), which gathers them for
 :data:`BATCH_DELAY` seconds and sends them in batches with ``POST /receipts`` while a session is
@@ -40,6 +42,7 @@ BATCH_MAX = 500  # receipts in one POST /receipts
 
 class ReceiptKind(enum.StrEnum):
     DELIVERED = "delivered"  # stored on this machine
+    DISPLAYED = "displayed"  # shown to the person: a toast, a summary counting it, its window
     READ = "read"  # opened, clicked or marked read
     ACKNOWLEDGED = "acknowledged"  # the person pressed Acknowledge
 
@@ -143,8 +146,8 @@ class ReceiptQueue:
         return _Outcome.SENT
 
     async def _send_batch(self, batch: list[tuple[str, str]]) -> _Outcome:
-        body: dict[str, list[str]] = {kind.value: [] for kind in ReceiptKind}
-        for ann_id, kind in batch:
+        body: dict[str, list[str]] = {}  # only the kinds it holds (an older server knows no
+        for ann_id, kind in batch:  # "displayed"; it ignores what it does not know anyway)
             body.setdefault(kind, []).append(ann_id)
         try:
             path = self._session.endpoints.receipts

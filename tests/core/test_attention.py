@@ -280,3 +280,21 @@ def test_acknowledge_without_a_history_still_closes_the_window(
     attention.arrived(ann("u", Priority.URGENT))
     assert attention.acknowledge("u") is False
     assert screen.windows == [] and ("dismiss", "u") in screen.calls
+
+
+def test_displayed_is_what_the_person_was_shown(
+    attention: Attention, screen: Screen, tmp_path: Path
+) -> None:
+    """The ``displayed`` receipt (issue 22): an urgent window shows it at once; a toast or a
+    summary that counts it shows it; held back (Do not disturb, quiet hours) or below the
+    minimum priority it is told (marked shown) but not displayed."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        attention.use_store(store)
+        for a in (ann("1"), ann("2"), ann("3", Priority.URGENT)):
+            store.add(a)
+        store.receipts_sent(store.pending_receipts())  # (the delivered ones)
+        attention.arrived(ann("3", Priority.URGENT))
+        assert ("window", "3") in screen.calls
+        attention.shown(["1", "2"])  # told: "2" below the minimum priority, on purpose
+        attention.displayed(["1"])  # only "1" reached the screen
+        assert sorted(store.pending_receipts()) == [("1", "displayed"), ("3", "displayed")]

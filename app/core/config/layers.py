@@ -37,7 +37,7 @@ from app.core.config.values import (
     file_origin,
     parse_value,
 )
-from app.core.errors import ConfigError, UnsafeConfigFile
+from app.core.errors import ConfigError
 from app.core.files import write_private
 
 log = logging.getLogger(__name__)
@@ -117,25 +117,44 @@ class _Stack:
     locked: frozenset[str] = frozenset()
     lock_files: dict[str, Path] = field(default_factory=dict)
 
+    problems: list[str] = field(default_factory=list)
+
     def put(self, key: str, value: Any, origin: Origin) -> None:
         self.values[key] = value
         self.origins[key] = origin
 
+    def problem(self, text: str, *, warn: bool) -> None:
+        self.problems.append(text)
+        if warn:
+            log.warning("IT's settings: %s", text)
+
 
 def _system_stack(paths: Paths, *, warn: bool) -> _Stack:
+    """The system layers. What cannot be used in one of them (a file that cannot be read, a
+    bad value, a bad lock list) is IT's to fix, not the person's: that file, or that setting,
+    is left out (the layers below apply), and the problem is kept in ``problems`` (and logged
+    once when ``warn``), so the tray keeps running and says so."""
     stack = _Stack()
     for path in paths.system_config_files:
+        origin = file_origin(path)
         try:
             raw = read_toml(path, system=True)
-        except UnsafeConfigFile as exc:  # IT's file: the user cannot fix it; never read it
-            if warn:
-                log.warning("%s", exc)
+            items = list(_walk(raw, origin, warn=warn))
+        except ConfigError as exc:  # unsafe or unreadable: never read, IT's to fix
+            stack.problem(str(exc), warn=warn)
             continue
-        origin = file_origin(path)
-        for key, value in _walk(raw, origin, warn=warn):
-            stack.put(key, parse_value(key, value, origin), origin)
+        for key, value in items:
+            try:
+                stack.put(key, parse_value(key, value, origin), origin)
+            except ConfigError as exc:
+                stack.problem(f"{exc} Until then {key} has its default.", warn=warn)
         if LOCKED_KEY in raw:
-            locks = _parse_locks(raw[LOCKED_KEY], origin, warn=warn)
+            try:
+                locks = _parse_locks(raw[LOCKED_KEY], origin, warn=warn)
+            except ConfigError as exc:
+                # IT meant to lock something: every setting this file names stays locked
+                locks = frozenset(key for key, _ in items)
+                stack.problem(f"{exc} Until then every setting it names is locked.", warn=warn)
             stack.locked |= locks
             for name in locks:
                 stack.lock_files.setdefault(name, path)
@@ -147,6 +166,7 @@ def _build(
     *,
     locked: frozenset[str] = frozenset(),
     environment: frozenset[str] = frozenset(),
+    problems: tuple[str, ...] = (),
 ) -> Config:
     top: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
@@ -158,7 +178,7 @@ def _build(
             top[key] = value
     for name, cls in SECTIONS.items():
         top[name] = cls(**sections[name])
-    return Config(**top, locked=locked, environment=environment)
+    return Config(**top, locked=locked, environment=environment, problems=problems)
 
 
 def _flatten(config: Config) -> dict[str, Any]:
@@ -210,8 +230,22 @@ def load(paths: Paths | None = None, *, environ: Mapping[str, str] | None = None
             environment.add(key)
     ca_bundle = stack.values.get("stream.ca_bundle")
     if ca_bundle:
-        check_ca_bundle(ca_bundle, stack.origins["stream.ca_bundle"])
-    return _build(stack.values, locked=stack.locked, environment=frozenset(environment))
+        origin = stack.origins["stream.ca_bundle"]
+        try:
+            check_ca_bundle(ca_bundle, origin)
+        except ConfigError as exc:
+            if origin.where not in {str(p) for p in paths.system_config_files}:
+                raise  # the person's own (or the environment's): shown to them
+            stack.problem(
+                f"{exc} Until then the system's certificate authorities apply.", warn=True
+            )
+            del stack.values["stream.ca_bundle"]
+    return _build(
+        stack.values,
+        locked=stack.locked,
+        environment=frozenset(environment),
+        problems=tuple(stack.problems),
+    )
 
 
 def save_user(config: Config, paths: Paths | None = None) -> Path:

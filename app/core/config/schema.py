@@ -150,6 +150,9 @@ class Config:
     """Settings IT locked in a system layer: dotted keys (``stream.ca_bundle``) or sections."""
     environment: frozenset[str] = field(default=frozenset(), metadata={"origin": True})
     """Settings an environment variable set for this run (dotted keys)."""
+    problems: tuple[str, ...] = field(default=(), metadata={"origin": True})
+    """What could not be used in a system layer (IT's file): each setting named there fell
+    back to the layer below it; the tray says so (tooltip, log) and keeps running."""
 
     def with_changes(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

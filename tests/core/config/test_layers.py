@@ -42,6 +42,19 @@ def etc(paths: config.Paths) -> Path:
     return paths.system_config_files[1]
 
 
+def refusal(paths: config.Paths, layer: str) -> str:
+    """The message about what cannot be used: the user's own file stops the load (the person
+    is shown it and can fix it); IT's file does not (issue 22): the settings load all the same,
+    that setting (or that file) left out, and the problem kept for the tray to say."""
+    if layer == "user":
+        with pytest.raises(config.ConfigError) as info:
+            config.load(paths, environ={})
+        return str(info.value)
+    loaded = config.load(paths, environ={})
+    assert len(loaded.problems) == 1, loaded.problems
+    return loaded.problems[0]
+
+
 def write_user(paths: config.Paths, text: str) -> Path:
     paths.config_dir.mkdir(exist_ok=True)
     paths.user_config_file.write_text(text, encoding="utf-8")
@@ -306,9 +319,8 @@ def test_a_lock_of_an_unknown_setting_warns(
 
 def test_a_lock_list_must_be_a_list_of_names(paths: config.Paths) -> None:
     etc(paths).write_text('locked = "server_url"\n')
-    with pytest.raises(config.ConfigError, match="list of setting names") as info:
-        config.load(paths, environ={})
-    assert str(etc(paths)) in str(info.value)
+    message = refusal(paths, "system")
+    assert "list of setting names" in message and str(etc(paths)) in message
 
 
 # ---------------------------------------------------------------- unknown keys, bad values
@@ -359,9 +371,7 @@ def test_bad_values_name_the_file_and_the_setting(
 ) -> None:
     target = etc(paths) if layer == "system" else write_user(paths, "")
     target.write_text(text)
-    with pytest.raises(config.ConfigError) as info:
-        config.load(paths, environ={})
-    message = str(info.value)
+    message = refusal(paths, layer)
     assert needle in message
     assert str(target) in message
     assert "Fix the value in" in message  # what to do
@@ -501,9 +511,7 @@ def test_a_bad_ca_bundle_is_a_config_error_at_load(
     bundle = make(tmp_path)
     target = etc(paths) if layer == "system" else write_user(paths, "")
     target.write_text(f'[stream]\nca_bundle = "{bundle}"\n')
-    with pytest.raises(config.ConfigError) as info:
-        config.load(paths, environ={})
-    message = str(info.value)
+    message = refusal(paths, layer)
     assert "stream.ca_bundle" in message and problem in message and str(target) in message
     assert "PEM file of your organisation's certificate authority" in message
 
@@ -514,8 +522,7 @@ def test_an_unreadable_ca_bundle_is_a_config_error_at_load(
 ) -> None:
     ca_file.chmod(0)
     etc(paths).write_text(f'[stream]\nca_bundle = "{ca_file}"\n')
-    with pytest.raises(config.ConfigError, match="cannot be read"):
-        config.load(paths, environ={})
+    assert "cannot be read" in refusal(paths, "system")
 
 
 # ---------------------------------------------------------------- folders and file modes
@@ -622,6 +629,33 @@ def test_a_bad_profile_stops_naming_the_key_and_the_file(
     paths: config.Paths, line: str, key: str
 ) -> None:
     etc(paths).write_text(line + "\n")
-    with pytest.raises(config.ConfigError) as caught:
-        config.load(paths, environ={})
-    assert key in str(caught.value) and str(etc(paths)) in str(caught.value)
+    message = refusal(paths, "system")
+    assert key in message and str(etc(paths)) in message
+
+
+def test_a_bad_system_layer_leaves_that_setting_at_the_layer_below_and_keeps_locks(
+    paths: config.Paths, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One bad value in IT's file stopped every user's tray with a modal error telling staff
+    to edit a file they cannot touch (issue 22): that setting falls back, the rest of IT's
+    file applies, its locks hold, and the problem is logged once and kept for the tray."""
+    etc(paths).write_text(
+        'server_url = "https://oa.example.org"\nretention_days = "forever"\n'
+        'locked = ["server_url"]\n'
+    )
+    write_user(paths, 'server_url = "https://elsewhere.example.org"\nretention_days = 30\n')
+    with caplog.at_level(logging.WARNING):
+        loaded = config.load(paths, environ={})
+    assert loaded.server_url == "https://oa.example.org"  # IT's, locked: the user's ignored
+    assert loaded.is_locked("server_url")
+    assert loaded.retention_days == 30  # the user's own value applies again
+    (problem,) = loaded.problems
+    assert "retention_days" in problem and str(etc(paths)) in problem
+    assert [r for r in caplog.records if "IT's settings" in r.getMessage()] != []
+
+
+def test_an_unreadable_lock_list_locks_every_setting_its_file_names(paths: config.Paths) -> None:
+    etc(paths).write_text('server_url = "https://oa.example.org"\nlocked = "server_url"\n')
+    write_user(paths, 'server_url = "https://elsewhere.example.org"\n')
+    loaded = config.load(paths, environ={})
+    assert loaded.server_url == "https://oa.example.org" and loaded.is_locked("server_url")
