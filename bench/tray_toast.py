@@ -14,8 +14,9 @@ publish is stamped just before its request is sent (a kept-alive connection). Co
   ``json.loads`` of each event, then a Notify call with jeepney (blocking): the cost of the
   same job done plainly, no settle delay;
 - tray: ``python -m app`` (stored login, 1,000 announcements in its history). On this desktop
-  there is a tray host and a notification daemon, so ``Notifier.method()`` is ``TRAY``:
-  ``QSystemTrayIcon.showMessage``, which Qt sends as a Notify call (QtDBus, asynchronously).
+  there is a notification daemon, so ``Notifier.method()`` is ``DBUS``: the tray's own Notify
+  call with jeepney, whatever the tray host (until issue 22 a StatusNotifierItem tray meant
+  ``TRAY``: ``QSystemTrayIcon.showMessage``, which Qt sends as a Notify call, asynchronously).
   Normal announcements wait the burst-settle delay (``toast_settle_ms``, 300 ms unless
   ``--settle-ms`` writes another value into the user's settings file), urgent ones do not.
   Also read: the CPU time of its GUI (main) thread per announcement

@@ -11,10 +11,16 @@ Rules:
   :meth:`catch_up_finished` announcements are gathered, then shown as one summary (more than
   ``burst_limit``) or as single toasts (a few). A catch-up that never says it finished ends
   ``catch_up_idle`` seconds after its last announcement (a backend without ``sync``).
-- Disconnected for longer than ``offline_after`` seconds: one toast; and one when back.
+- Disconnected for longer than ``offline_after`` seconds: one toast ("alerts stopped",
+  critical: it stays until the connection is back, :meth:`alerts_stopped_since` says since
+  when); and one when back.
+- Urgency (the freedesktop byte, :attr:`Toast.urgency`): low announcements 0, normal and high
+  ones 1, urgent ones and the "alerts stopped" warning 2 (critical: no expiry).
 
 The caller feeds events in (:meth:`announcement`, :meth:`connection`) and calls :meth:`due`
-regularly (a timer) or at :meth:`next_deadline`: both return the toasts to show now.
+regularly (a timer) or at :meth:`next_deadline`: both return the toasts to show now. The
+quiet hours' start and end are deadlines too (what they held is summed up when they end, and
+:meth:`hold` changes then).
 
 What counts as told ("shown" in the history): each toast carries the ids it covers
 (``Toast.ids``: its announcement, or every announcement a summary counts); announcements below
@@ -36,6 +42,29 @@ from app.core.config import Config
 from app.core.model import Announcement, ConnState, Priority
 
 _DISCONNECTED = frozenset({ConnState.CONNECTING, ConnState.OFFLINE, ConnState.ERROR})
+_DAY = 24 * 3600.0
+
+
+class Urgency(enum.IntEnum):
+    """The freedesktop notification urgency byte."""
+
+    LOW = 0
+    NORMAL = 1
+    CRITICAL = 2  # stays on screen until dismissed (no expiry)
+
+
+class HoldReason(enum.StrEnum):
+    DO_NOT_DISTURB = "do_not_disturb"
+    QUIET_HOURS = "quiet_hours"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Toasts are being held back (all but urgent ones): why, and until when (quiet hours:
+    their end, local time; do not disturb: None, until it is switched off)."""
+
+    reason: HoldReason
+    until: dtime | None = None
 
 
 class ToastKind(enum.StrEnum):
@@ -59,6 +88,23 @@ class Toast:
     def urgent(self) -> bool:
         return self.announcement is not None and self.announcement.priority is Priority.URGENT
 
+    @property
+    def urgency(self) -> Urgency:
+        """How urgent the notification is: critical ones (urgent announcements, "alerts
+        stopped") stay until dismissed or no longer true."""
+        if self.kind is ToastKind.OFFLINE:
+            return Urgency.CRITICAL
+        if self.announcement is None:
+            return Urgency.NORMAL
+        priority = self.announcement.priority
+        if priority is Priority.URGENT:
+            return Urgency.CRITICAL
+        return Urgency.LOW if priority is Priority.LOW else Urgency.NORMAL
+
+    @property
+    def critical(self) -> bool:
+        return self.urgency is Urgency.CRITICAL
+
 
 class ToastPolicy:
     """Decides which toasts to show. Not thread-safe: use it from one thread (the GUI's).
@@ -78,6 +124,7 @@ class ToastPolicy:
         *,
         clock: Callable[[], float] = time.monotonic,
         local_time: Callable[[], dtime] = lambda: datetime.now().time(),
+        wall: Callable[[], datetime] = datetime.now,
         burst_limit: int = 3,
         burst_window: float = 2.0,
         settle: float | None = None,
@@ -87,6 +134,7 @@ class ToastPolicy:
         self._settings = settings
         self.clock = clock
         self._local_time = local_time
+        self._wall = wall
         self._burst_limit = burst_limit
         self._burst_window = burst_window
         self._settle = settle
@@ -102,15 +150,30 @@ class ToastPolicy:
         self._gathered: list[Announcement] = []  # arrived during the catch-up
         self._gather_until = 0.0  # a catch-up that does not finish ends then
         self._offline_since: float | None = None
+        self._offline_since_wall: datetime | None = None  # the same moment, local time
         self._offline_toasted = False
 
     # ------------------------------------------------------------------ inputs
 
     def quiet(self) -> bool:
         """True while do not disturb is on or the local time is within quiet hours."""
+        return self.hold() is not None
+
+    def hold(self) -> Hold | None:
+        """Why toasts are held back now (all but urgent ones), or None when they are not."""
         settings = self._settings()
+        if settings.do_not_disturb:
+            return Hold(HoldReason.DO_NOT_DISTURB)
         qh = settings.quiet_hours
-        return settings.do_not_disturb or (qh is not None and qh.contains(self._local_time()))
+        if qh is not None and qh.contains(self._local_time()):
+            return Hold(HoldReason.QUIET_HOURS, qh.end)
+        return None
+
+    def alerts_stopped_since(self) -> datetime | None:
+        """While the "alerts stopped" warning holds (disconnected for longer than
+        ``offline_after``, until connected again): when the disconnection began (local
+        time). None otherwise."""
+        return self._offline_since_wall if self._offline_toasted else None
 
     def settle_seconds(self) -> float:
         """The burst-settle delay now: the one given, else the ``toast_settle_ms`` setting."""
@@ -183,9 +246,10 @@ class ToastPolicy:
         if state in _DISCONNECTED:
             if self._offline_since is None:
                 self._offline_since = self.clock()
+                self._offline_since_wall = self._wall()
             return self.due()
         was_toasted = self._offline_toasted
-        self._offline_since = None
+        self._offline_since = self._offline_since_wall = None
         self._offline_toasted = False
         if state is ConnState.CONNECTED and was_toasted:
             return [Toast(ToastKind.BACK_ONLINE)]
@@ -202,7 +266,18 @@ class ToastPolicy:
             times.append(self._flush_at())
         if self._offline_since is not None and not self._offline_toasted:
             times.append(self._offline_since + self._offline_after)
+        boundary = self._quiet_boundary()
+        if boundary is not None:
+            times.append(boundary)
         return min(times) if times else None
+
+    def _quiet_boundary(self) -> float | None:
+        """Clock time of the next start or end of the quiet hours (None without them)."""
+        qh = self._settings().quiet_hours
+        if qh is None or qh.start == qh.end:
+            return None
+        now = self._local_time()
+        return self.clock() + min(_seconds_until(now, qh.start), _seconds_until(now, qh.end))
 
     def due(self) -> list[Toast]:
         """The toasts to show now."""
@@ -258,3 +333,10 @@ class ToastPolicy:
 
     def _mark_shown(self) -> None:
         self._shown.append(self.clock())
+
+
+def _seconds_until(now: dtime, then: dtime) -> float:
+    """Seconds from the local time ``now`` to the next ``then`` (a day when they are equal)."""
+    today = datetime(2000, 1, 1)
+    delta = datetime.combine(today, then) - datetime.combine(today, now)
+    return (delta.total_seconds() % _DAY) or _DAY

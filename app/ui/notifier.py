@@ -1,19 +1,26 @@
 """Toast delivery: the desktop's native notifications where they work, else our own window.
 
-Order of preference (``showMessage()`` alone is not enough: with no tray it does nothing, and
-where no notification service answers Qt's D-Bus call it fails with no fallback):
-1. ``QSystemTrayIcon.showMessage`` when the tray is available and native: Windows, macOS, and
-   on Linux when a StatusNotifierItem host (Qt's D-Bus tray) and a notification service exist
-   (Qt then sends ``org.freedesktop.Notifications.Notify``).
-2. On Linux with a notification service but no D-Bus tray: the ``Notify`` call ourselves
-   (jeepney), with actions: "default" (a click) opens the announcement in the history, and an
-   urgent one also offers "acknowledge". ``ActionInvoked`` is handled for our own ids only;
+Order of preference (``showMessage()`` alone is not enough: with no tray it does nothing, where
+no notification service answers Qt's D-Bus call it fails with no fallback, and on a
+StatusNotifierItem tray its ``Notify`` carries no actions, no urgency and an 8 s expiry):
+1. On Linux, whenever a freedesktop notification service is on the session bus, whatever the
+   tray host: the ``Notify`` call ourselves (jeepney), with actions: "default" (a click) opens
+   the announcement in the history, and an urgent one also offers "acknowledge". Urgency byte
+   (:attr:`Toast.urgency`): 0 low, 1 normal and high, 2 (critical, no expiry) urgent and the
+   "alerts stopped" warning. ``ActionInvoked`` is handled for our own ids only;
    ``NotificationClosed`` forgets the id; an announcement acknowledged elsewhere has its
-   notification closed (``CloseNotification``).
-3. Our own :class:`~app.ui.toast_window.ToastWindow`.
+   notification closed (``CloseNotification``), and so has the "alerts stopped" warning when
+   the connection is back.
+2. ``QSystemTrayIcon.showMessage`` on Windows and macOS when the tray is available.
+3. Our own :class:`~app.ui.toast_window.ToastWindow` (the "alerts stopped" one stays until the
+   connection is back).
 Every toast is also logged. A failed ``Notify`` call falls back to our own window: a toast is
 never silently lost. After each delivery :attr:`Notifier.shown` names the announcements told,
 so the history can show again, at the next start, what a crash left untold.
+
+The notifier also says what the tray should show: :attr:`Notifier.alertsStopped` (since when
+no announcement can arrive) and :attr:`Notifier.holdChanged` (do not disturb or quiet hours
+holding toasts back).
 """
 
 from __future__ import annotations
@@ -26,13 +33,14 @@ import sys
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from app.core.model import Announcement, ConnState
-from app.core.toast_policy import Toast, ToastKind, ToastPolicy
+from app.core.toast_policy import Hold, Toast, ToastKind, ToastPolicy, Urgency
 from app.ui.toast_window import TOAST_TIMEOUT_MS, ToastWindow
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,7 @@ _DBUS_TIMEOUT = 2.0  # seconds for one call on the session bus
 _MAX_BUS_IDS = 256  # notifications remembered for their actions (a daemon may never close)
 ACTION_OPEN = "default"  # a click on the notification: open it in the history
 ACTION_ACKNOWLEDGE = "acknowledge"  # urgent ones: acknowledge without opening a window
+_UNSENT: Any = object()  # a state not yet told
 
 
 class DeliveryMethod(enum.StrEnum):
@@ -169,7 +178,8 @@ class FreedesktopNotifications(QObject):
         return self.has_owner(_NOTIFICATIONS)
 
     def has_tray_host(self) -> bool:
-        """A StatusNotifierItem host is there: Qt's tray then talks D-Bus."""
+        """A StatusNotifierItem host is there: Qt's tray then talks D-Bus (for diagnostics:
+        toasts use our own Notify call with or without one)."""
         return self.has_owner(_WATCHER)
 
     def _capabilities(self) -> list[str]:
@@ -186,17 +196,18 @@ class FreedesktopNotifications(QObject):
         title: str,
         body: str,
         *,
-        urgent: bool,
+        urgency: Urgency,
         timeout_ms: int,
         actions: Sequence[tuple[str, str]] = (),
     ) -> int:
         """Send one notification (plain text) offering ``actions`` ((key, label) pairs; the
-        "default" key is a click on the notification); returns its id. Raises NotifyError."""
+        "default" key is a click on the notification); returns its id. A critical one never
+        expires (timeout 0). Raises NotifyError."""
         from jeepney import DBusAddress, new_method_call
 
         addr = DBusAddress("/org/freedesktop/Notifications", _NOTIFICATIONS, _NOTIFICATIONS)
         text = html.escape(body, quote=False) if self._markup else body
-        hints = {"urgency": ("y", 2 if urgent else 1)}
+        hints = {"urgency": ("y", int(urgency))}
         flat = [part for action in actions for part in action]
         msg = new_method_call(
             addr,
@@ -210,7 +221,7 @@ class FreedesktopNotifications(QObject):
                 text,
                 flat,
                 hints,
-                0 if urgent else timeout_ms,
+                0 if urgency is Urgency.CRITICAL else timeout_ms,
             ),
         )
         return int(self._call(msg)[0])
@@ -271,12 +282,23 @@ class Notifier(QObject):
         acknowledgeRequested(str announcement_id): Acknowledge was chosen on a notification.
         shown(tuple[str, ...]): these announcements have been told (toasted, counted in a
             summary toast, or below the minimum priority on purpose): the history records it.
+        displayed(tuple[str, ...]): of those, the ones put before the person (a toast, or a
+            summary toast that counts them): their ``displayed`` receipts.
+        alertsStopped(datetime | None): no announcement can arrive since then (local time:
+            disconnected for longer than a few minutes, the "alerts stopped" warning shown);
+            None when that is over (connected again, logged out).
+        holdChanged(Hold | None): do not disturb or quiet hours hold toasts back now (why, and
+            until when), or None; told at the first delivery or settings change, then when
+            it changes.
     """
 
     delivered = Signal(ToastRecord)
     clicked = Signal(str)
     acknowledgeRequested = Signal(str)
     shown = Signal(tuple)  # tuple[str, ...]
+    displayed = Signal(tuple)  # tuple[str, ...]
+    alertsStopped = Signal(object)  # datetime | None
+    holdChanged = Signal(object)  # Hold | None
 
     def __init__(
         self,
@@ -295,6 +317,11 @@ class Notifier(QObject):
         self._tray_click_id = ""  # what the last showMessage() toast opens
         self._bus_ids: OrderedDict[int, str] = OrderedDict()  # notification id -> announcement
         self._windows: list[ToastWindow] = []
+        # the "alerts stopped" warning on screen (taken off when it is over)
+        self._stopped_since: datetime | None = None
+        self._stopped_nid: int | None = None
+        self._stopped_window: ToastWindow | None = None
+        self._hold: Hold | None = _UNSENT
         # precise: a coarse timer may fire 5 % early (15 ms of a 300 ms settle delay), find
         # nothing due and wait again
         self._timer = QTimer(self, singleShot=True, timerType=Qt.TimerType.PreciseTimer)
@@ -305,7 +332,6 @@ class Notifier(QObject):
         if bus is not None:
             bus.actionInvoked.connect(self._bus_action)
             bus.notificationClosed.connect(self._bus_closed)
-            bus.ownerChanged.connect(self._owner_changed)
 
     # ------------------------------------------------------------------ inputs
 
@@ -350,19 +376,18 @@ class Notifier(QObject):
         self._show_all(self.policy.due())
 
     def method(self) -> DeliveryMethod:
-        """The method a toast would use now."""
+        """The method a toast would use now. On Linux the notification service's own Notify
+        call whenever there is one, whatever the tray host (a StatusNotifierItem tray's
+        messages carry no actions and no urgency); Windows and macOS: the tray's messages."""
         if sys.platform != "linux":
             return DeliveryMethod.TRAY if self._tray_ok() else DeliveryMethod.WINDOW
         if self._bus is None or not self._bus.has_service():
             return DeliveryMethod.WINDOW
-        if self._bus.has_tray_host() and self._tray_ok():
-            return DeliveryMethod.TRAY
         return DeliveryMethod.DBUS
 
     def _tray_ok(self) -> bool:
-        """Our icon is shown in a tray that shows its messages. Qt asks the desktop each time
-        (on Linux, D-Bus round trips to the tray host: 2-3 ms), so its answer is kept until
-        the tray host changes (:attr:`FreedesktopNotifications.ownerChanged`)."""
+        """Our icon is shown in a tray that shows its messages (Windows, macOS). Qt's answer
+        is kept: it does not change while the program runs."""
         if self._tray is None or not self._tray.isVisible():
             return False
         if self._tray_supported is None:
@@ -371,36 +396,63 @@ class Notifier(QObject):
             )
         return self._tray_supported
 
-    def _owner_changed(self, name: str) -> None:
-        if name == _WATCHER:
-            self._tray_supported = None
-
     @property
     def windows(self) -> tuple[ToastWindow, ...]:
         """Our toast windows on screen, oldest first."""
         return tuple(self._windows)
 
     def close(self) -> None:
-        """Stop timers and close our toast windows (on quit)."""
+        """Stop timers, take the "alerts stopped" warning off the screen (it would say that we
+        keep trying) and close our toast windows (on quit)."""
         self._timer.stop()
+        self._end_alerts_stopped()
         for w in list(self._windows):
             w.close()
 
     # ------------------------------------------------------------------ delivery
 
     def _show_all(self, toasts: list[Toast]) -> None:
+        self._follow_state()
         told: list[str] = self.policy.take_skipped()
+        displayed: list[str] = []
         for toast in toasts:
             self._show(toast)
-            told.extend(toast.ids)
+            displayed.extend(toast.ids)
+        told.extend(displayed)
         if told:
             self.shown.emit(tuple(told))
+        if displayed:
+            self.displayed.emit(tuple(displayed))
         deadline = self.policy.next_deadline()
         if deadline is None:
             self._timer.stop()
         else:
             delay = max(0.0, deadline - self.policy.clock())
             self._timer.start(int(delay * 1000) + 1)
+
+    def _follow_state(self) -> None:
+        """Tell what changed in the policy's state; the "alerts stopped" warning is taken off
+        the screen when it is over (before "Connected again" shows)."""
+        since = self.policy.alerts_stopped_since()
+        if since != self._stopped_since:
+            if since is None:
+                self._end_alerts_stopped()
+            self._stopped_since = since
+            self.alertsStopped.emit(since)
+        hold = self.policy.hold()
+        if hold != self._hold:
+            self._hold = hold
+            self.holdChanged.emit(hold)
+
+    def _end_alerts_stopped(self) -> None:
+        nid, self._stopped_nid = self._stopped_nid, None
+        if nid is not None:
+            self._bus_ids.pop(nid, None)
+            if self._bus is not None:
+                self._bus.close_notification(nid)
+        window, self._stopped_window = self._stopped_window, None
+        if window is not None and window in self._windows:
+            window.close()
 
     def _show(self, toast: Toast) -> None:
         title, body = self._words(toast)
@@ -412,7 +464,7 @@ class Notifier(QObject):
             text = html.escape(body, quote=False) if sys.platform == "linux" else body
             icon = (
                 QSystemTrayIcon.MessageIcon.Warning
-                if toast.urgent
+                if toast.critical
                 else QSystemTrayIcon.MessageIcon.Information
             )
             self._tray.showMessage(title, text, icon, self._timeout_ms)
@@ -422,27 +474,36 @@ class Notifier(QObject):
                 nid = self._bus.notify(
                     title,
                     body,
-                    urgent=toast.urgent,
+                    urgency=toast.urgency,
                     timeout_ms=self._timeout_ms,
                     actions=self._actions(toast),
                 )
                 self._remember(nid, ann_id or "")
+                if toast.kind is ToastKind.OFFLINE:
+                    self._stopped_nid = nid
             except NotifyError:
                 log.warning("Notify call failed; showing our own toast", exc_info=True)
                 method = DeliveryMethod.WINDOW
         if method is DeliveryMethod.WINDOW:
-            self._window(title, body, ann_id or "", urgent=toast.urgent)
+            stays = toast.kind is ToastKind.OFFLINE  # until the connection is back
+            window = self._window(title, body, ann_id or "", urgent=toast.critical, stays=stays)
+            if stays:
+                self._stopped_window = window
         # ids and titles only: announcement bodies stay out of the log
         log.info("toast (%s) for %s: %s", method.value, ann_id or "a summary", title)
         self.delivered.emit(ToastRecord(title, body, method, ann_id, toast.urgent))
 
-    def _window(self, title: str, body: str, ann_id: str, *, urgent: bool) -> None:
+    def _window(
+        self, title: str, body: str, ann_id: str, *, urgent: bool, stays: bool = False
+    ) -> ToastWindow:
         above = self._windows[-1].geometry() if self._windows else None
-        w = ToastWindow(title, body, timeout_ms=self._timeout_ms, urgent=urgent)
+        timeout = 0 if stays else self._timeout_ms
+        w = ToastWindow(title, body, timeout_ms=timeout, urgent=urgent)
         w.clicked.connect(lambda: self.clicked.emit(ann_id))
         w.closed.connect(lambda: self._windows.remove(w) if w in self._windows else None)
         self._windows.append(w)
         w.pop_up(above)
+        return w
 
     def _actions(self, toast: Toast) -> list[tuple[str, str]]:
         actions = [(ACTION_OPEN, self.tr("Open"))]
@@ -469,6 +530,8 @@ class Notifier(QObject):
     def _bus_closed(self, nid: int) -> None:
         """NotificationClosed: forget it (its actions can no longer be chosen)."""
         self._bus_ids.pop(nid, None)
+        if nid == self._stopped_nid:  # dismissed: the tray icon still says it
+            self._stopped_nid = None
 
     def bus_ids(self) -> dict[int, str]:
         """Our notifications on the bus that may still be acted on: id -> announcement id."""

@@ -131,6 +131,7 @@ class Root(QObject):
         w.catchUpFinished.connect(self._on_catch_up_finished)
         # the tray menu
         t.historyRequested.connect(self.show_history)
+        t.reconnectRequested.connect(w.reconnect_now, direct)
         t.loginRequested.connect(login.show)
         t.logoutRequested.connect(w.logout, direct)
         t.dndToggled.connect(s.set_do_not_disturb)
@@ -149,6 +150,9 @@ class Root(QObject):
         n.clicked.connect(self._toast_clicked)
         n.acknowledgeRequested.connect(self.acknowledge)
         n.shown.connect(a.shown)
+        n.displayed.connect(a.displayed)
+        n.alertsStopped.connect(t.set_alerts_stopped)  # the tray says so while it holds
+        n.holdChanged.connect(t.set_hold)  # do not disturb, quiet hours: the tray says so
         self.wake.wokeUp.connect(w.reconnect_now, direct)
         self._unread_timer.timeout.connect(self._update_unread)
         self._mark_timer.timeout.connect(a.mark_some)
@@ -186,6 +190,7 @@ class Root(QObject):
         self.worker.start()
         cfg = self.settings.config
         self.tray.settings_changed(cfg)
+        self.notifier.settings_changed(cfg)  # tells the tray whether toasts are held back
         self.tray.show()
         self.wake.start()
         if cfg.server_url and cfg.username and password is not None:
@@ -345,7 +350,7 @@ class Root(QObject):
         if self._shut_down:
             return
         if self.history is not None:
-            self.history.announcement_removed(ann_id)
+            self.history.announcement_withdrawn(ann_id)
         self._schedule_unread()
         self.attention.revoked(ann_id)
 

@@ -1,5 +1,6 @@
 """Our own toast: a small frameless window in the bottom-right corner, used where the desktop
-has no tray and no notification service. It hides itself after a while; a click opens."""
+has no tray and no notification service. It hides itself after a while (``timeout_ms``; 0:
+it stays until closed); a click opens."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class ToastWindow(QFrame):
         layout.addWidget(self.body_label)
         self.setAccessibleName(self.tr("Notification: %1").replace("%1", title))
         self.setFixedWidth(_WIDTH)
-        self._timer = QTimer(self, singleShot=True, interval=timeout_ms)
+        self._timeout_ms = timeout_ms
+        self._timer = QTimer(self, singleShot=True, interval=max(0, timeout_ms))
         self._timer.timeout.connect(self.close)
 
     @staticmethod
@@ -74,7 +76,8 @@ class ToastWindow(QFrame):
         bottom = (above.top() if above is not None else area.bottom()) - _MARGIN
         self.move(QPoint(area.right() - self.width() - _MARGIN, bottom - self.height()))
         self.show()
-        self._timer.start()
+        if self._timeout_ms > 0:
+            self._timer.start()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:

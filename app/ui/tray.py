@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
@@ -11,7 +12,10 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from app.core.config import Config
 from app.core.errors import ErrorKind
 from app.core.model import ConnState, Status
+from app.core.toast_policy import Hold, HoldReason
 from app.ui import icons
+
+_TRYING = frozenset({ConnState.CONNECTING, ConnState.OFFLINE})  # the stream is (re)connecting
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,16 +24,22 @@ class TrayState:
     username: str = ""  # "" while logged out
     unread: int = 0
     dnd: bool = False
+    hold: Hold | None = None  # toasts held back (do not disturb, quiet hours)
+    alerts_stopped: datetime | None = None  # no announcement can arrive since then
+    settings_problem: bool = False  # a value in IT's system file could not be used (logged)
 
 
 class Tray(QObject):
     """The system tray icon: icon and tooltip show the state; the menu's actions are made once
     and their words updated from it each time it opens (and whenever the state changes, for
     D-Bus trays that cache menus): nothing is rebuilt, and an unchanged word is not set again.
-    The unread count shows in all three: the icon's badge, the tooltip and the menu.
+    The unread count shows in all three: the icon's badge, the tooltip and the menu. While no
+    announcement can arrive ("alerts stopped") and while toasts are held back (do not disturb,
+    quiet hours), the icon carries a mark and the tooltip says so.
 
     Signals (GUI thread):
         historyRequested(): Announcements… chosen, or the icon clicked.
+        reconnectRequested(): Reconnect now chosen (offered while logged in and not connected).
         loginRequested(): Log in… chosen.
         logoutRequested(): Log out chosen.
         dndToggled(bool): Do not disturb switched (asks for it: the mark follows the settings,
@@ -39,6 +49,7 @@ class Tray(QObject):
     """
 
     historyRequested = Signal()
+    reconnectRequested = Signal()
     loginRequested = Signal()
     logoutRequested = Signal()
     dndToggled = Signal(bool)
@@ -71,9 +82,20 @@ class Tray(QObject):
     def set_dnd(self, dnd: bool) -> None:
         self._update(dnd=dnd)
 
+    def set_hold(self, hold: Hold | None) -> None:
+        """Toasts are held back now (``Notifier.holdChanged``), or not (None)."""
+        self._update(hold=hold)
+
+    def set_alerts_stopped(self, since: datetime | None) -> None:
+        """No announcement can arrive since ``since`` (``Notifier.alertsStopped``), or that is
+        over (None)."""
+        self._update(alerts_stopped=since)
+
     def settings_changed(self, config: Config) -> None:
-        """The settings changed (``Settings.changed``): show their do-not-disturb mark."""
+        """The settings changed (``Settings.changed``): show their do-not-disturb mark, and say
+        when IT's system file held something that could not be used (it fell back; logged)."""
         self.set_dnd(config.do_not_disturb)
+        self._update(settings_problem=bool(config.problems))
 
     def show(self) -> None:
         self.icon.show()
@@ -92,7 +114,12 @@ class Tray(QObject):
         shown = s.status.state
         if not s.username and shown is not ConnState.CONNECTING:
             shown = ConnState.LOGIN_REQUIRED
-        self.icon.setIcon(icons.tray_icon(shown, s.unread, dnd=s.dnd))
+        quiet = s.hold is not None and s.hold.reason is HoldReason.QUIET_HOURS
+        self.icon.setIcon(
+            icons.tray_icon(
+                shown, s.unread, dnd=s.dnd, quiet=quiet, stopped=s.alerts_stopped is not None
+            )
+        )
         self.icon.setToolTip(self.tooltip())
         self.rebuild_menu()
 
@@ -170,10 +197,29 @@ class Tray(QObject):
     def tooltip(self) -> str:
         s = self.state
         lines = [self.tr("Tray Notifier"), self.status_text()]
+        if s.alerts_stopped is not None:
+            lines.append(
+                self.tr("Not receiving announcements since %1").replace(
+                    "%1", _when(s.alerts_stopped)
+                )
+            )
         if s.unread:
             lines.append(self.tr("%n unread announcement(s)", "", s.unread))
-        if s.dnd:
-            lines.append(self.tr("Do not disturb is on"))
+        if s.dnd or (s.hold is not None and s.hold.reason is HoldReason.DO_NOT_DISTURB):
+            lines.append(
+                self.tr(
+                    "Do not disturb is on: announcements are held back (urgent ones still show)"
+                )
+            )
+        elif s.hold is not None and s.hold.reason is HoldReason.QUIET_HOURS:
+            until = s.hold.until.strftime("%H:%M") if s.hold.until is not None else ""
+            lines.append(
+                self.tr(
+                    "Quiet hours until %1: announcements are held back (urgent ones still show)"
+                ).replace("%1", until)
+            )
+        if s.settings_problem:
+            lines.append(self.tr("IT's settings could not all be used: see the log"))
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ menu
@@ -183,6 +229,8 @@ class Tray(QObject):
         m = self.menu
         self._status_action = m.addAction("")
         self._status_action.setEnabled(False)
+        self._reconnect_action = m.addAction(self.tr("Reconnect now"))
+        self._reconnect_action.triggered.connect(self.reconnectRequested)
         m.addSeparator()
         self._history_action = m.addAction("")
         self._history_action.triggered.connect(self.historyRequested)
@@ -200,6 +248,11 @@ class Tray(QObject):
         """Bring the menu's words and marks up to date with the current state."""
         s = self.state
         self._status_action.setText(self.status_text())
+        # reconnect_now cuts the wait short while the stream is trying; it cannot restart one
+        # that ended (logged out, an error a person must fix)
+        trying = bool(s.username) and s.status.state in _TRYING
+        if self._reconnect_action.isEnabled() != trying:
+            self._reconnect_action.setEnabled(trying)
         self._history_action.setText(
             self.tr("Announcements (%n unread)…", "", s.unread)
             if s.unread
@@ -229,3 +282,10 @@ class Tray(QObject):
     def close(self) -> None:
         self.icon.hide()
         self.menu.deleteLater()
+
+
+def _when(moment: datetime) -> str:
+    """A local time for the tooltip: "14:05" today, "2025-03-01 14:05" another day."""
+    if moment.date() == datetime.now().date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")

@@ -4,7 +4,7 @@
 <context>
     <name>Notifier</name>
     <message numerus="yes">
-        <location filename="../../app/ui/notifier.py" line="+487"/>
+        <location filename="../../app/ui/notifier.py" line="+550"/>
         <source>%n new announcements</source>
         <translation>
             <numerusform>%n new announcement</numerusform>
@@ -15,7 +15,7 @@
 <context>
     <name>Tray</name>
     <message numerus="yes">
-        <location filename="../../app/ui/tray.py" line="+112"/>
+        <location filename="../../app/ui/tray.py" line="+139"/>
         <source>Offline: trying again in %n s</source>
         <translation>
             <numerusform>Offline: trying again in %n s</numerusform>
@@ -23,7 +23,7 @@
         </translation>
     </message>
     <message numerus="yes">
-        <location line="+62"/>
+        <location line="+68"/>
         <source>%n unread announcement(s)</source>
         <translation>
             <numerusform>%n unread announcement</numerusform>
@@ -31,7 +31,7 @@
         </translation>
     </message>
     <message numerus="yes">
-        <location line="+30"/>
+        <location line="+50"/>
         <source>Announcements (%n unread)…</source>
         <translation>
             <numerusform>Announcements (%n unread)…</numerusform>

@@ -4,7 +4,7 @@
 <context>
     <name>AnnouncementView</name>
     <message>
-        <location filename="../../app/ui/detail.py" line="+71"/>
+        <location filename="../../app/ui/detail.py" line="+78"/>
         <source>Announcement text</source>
         <translation>公告内容</translation>
     </message>
@@ -49,7 +49,7 @@
         <translation>确认您已阅读此紧急公告；发布者会收到通知。</translation>
     </message>
     <message>
-        <location line="+67"/>
+        <location line="+86"/>
         <source>Published %1</source>
         <translation>发布于 %1</translation>
     </message>
@@ -62,7 +62,7 @@
 <context>
     <name>BackendProfile</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="+54"/>
+        <location filename="../../app/ui/login_dialog.py" line="+55"/>
         <source>Server type: token login (%1)</source>
         <translation>服务器类型：令牌登录（%1）</translation>
     </message>
@@ -75,7 +75,7 @@
 <context>
     <name>HistoryModel</name>
     <message>
-        <location filename="../../app/ui/history_model.py" line="+117"/>
+        <location filename="../../app/ui/history_model.py" line="+126"/>
         <source>Title</source>
         <translation>标题</translation>
     </message>
@@ -90,7 +90,17 @@
         <translation>日期</translation>
     </message>
     <message>
-        <location line="+22"/>
+        <location line="+13"/>
+        <source>Withdrawn</source>
+        <translation>已撤回</translation>
+    </message>
+    <message>
+        <location line="+18"/>
+        <source>%1 (withdrawn)</source>
+        <translation>%1（已撤回）</translation>
+    </message>
+    <message>
+        <location line="+1"/>
         <source>%1 (unread)</source>
         <translation>%1（未读）</translation>
     </message>
@@ -98,7 +108,7 @@
 <context>
     <name>HistoryWindow</name>
     <message>
-        <location filename="../../app/ui/history_window.py" line="+105"/>
+        <location filename="../../app/ui/history_window.py" line="+108"/>
         <source>Announcements — %1</source>
         <translation>公告 — %1</translation>
     </message>
@@ -128,7 +138,17 @@
         <translation>将所选公告标为已读</translation>
     </message>
     <message>
-        <location line="+2"/>
+        <location line="+262"/>
+        <source>Mark &amp;shown read</source>
+        <translation>将显示的标为已读(&amp;S)</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Mark the announcements shown read</source>
+        <translation>将显示的公告标为已读</translation>
+    </message>
+    <message>
+        <location line="+3"/>
         <source>Mark &amp;all read</source>
         <translation>全部标为已读(&amp;A)</translation>
     </message>
@@ -138,12 +158,12 @@
         <translation>将所有公告标为已读</translation>
     </message>
     <message>
-        <location line="+2"/>
+        <location line="-263"/>
         <source>&amp;Close</source>
         <translation>关闭(&amp;C)</translation>
     </message>
     <message>
-        <location line="+231"/>
+        <location line="+246"/>
         <source>No announcements match “%1”.</source>
         <translation>没有与“%1”匹配的公告。</translation>
     </message>
@@ -166,7 +186,7 @@
 <context>
     <name>LinkConfirmation</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="+116"/>
+        <location filename="../../app/ui/widgets.py" line="+138"/>
         <source>Open link?</source>
         <translation>打开链接？</translation>
     </message>
@@ -264,7 +284,7 @@
         <translation>取消</translation>
     </message>
     <message>
-        <location line="+37"/>
+        <location line="+62"/>
         <source>Enter your user name.</source>
         <translation>请输入用户名。</translation>
     </message>
@@ -274,7 +294,7 @@
         <translation>请输入密码。</translation>
     </message>
     <message>
-        <location line="+29"/>
+        <location line="+30"/>
         <source>The server refused the login: %1</source>
         <translation>服务器拒绝了登录：%1</translation>
     </message>
@@ -370,7 +390,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Notifier</name>
     <message>
-        <location filename="../../app/ui/notifier.py" line="+448"/>
+        <location filename="../../app/ui/notifier.py" line="+509"/>
         <source>Open</source>
         <translation>打开</translation>
     </message>
@@ -380,7 +400,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>确认收到</translation>
     </message>
     <message>
-        <location line="+35"/>
+        <location line="+37"/>
         <source>1 new announcement</source>
         <translation>1 条新公告</translation>
     </message>
@@ -420,7 +440,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Priority</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="-91"/>
+        <location filename="../../app/ui/widgets.py" line="-113"/>
         <source>Low</source>
         <translation>低</translation>
     </message>
@@ -448,7 +468,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>ServerAddress</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="-220"/>
+        <location filename="../../app/ui/login_dialog.py" line="-246"/>
         <source>Enter the server address, for example https://announcements.example.org.</source>
         <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
     </message>
@@ -632,7 +652,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>ToastWindow</name>
     <message>
-        <location filename="../../app/ui/toast_window.py" line="+55"/>
+        <location filename="../../app/ui/toast_window.py" line="+56"/>
         <source>Notification: %1</source>
         <translation>通知：%1</translation>
     </message>
@@ -640,12 +660,12 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Tray</name>
     <message>
-        <location filename="../../app/ui/tray.py" line="+53"/>
+        <location filename="../../app/ui/tray.py" line="+64"/>
         <source>Tray Notifier menu</source>
         <translation>Tray Notifier 菜单</translation>
     </message>
     <message>
-        <location line="+53"/>
+        <location line="+69"/>
         <source>Connected as %1</source>
         <translation>已以 %1 的身份连接</translation>
     </message>
@@ -761,20 +781,20 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <source>Tray Notifier</source>
         <translation>Tray Notifier</translation>
     </message>
+    <message>
+        <location line="+3"/>
+        <source>Not receiving announcements since %1</source>
+        <translation>自 %1 起未收到公告</translation>
+    </message>
     <message numerus="yes">
-        <location line="+2"/>
+        <location line="+5"/>
         <source>%n unread announcement(s)</source>
         <translation>
             <numerusform>%n 条未读公告</numerusform>
         </translation>
     </message>
-    <message>
-        <location line="+2"/>
-        <source>Do not disturb is on</source>
-        <translation>勿扰模式已开启</translation>
-    </message>
     <message numerus="yes">
-        <location line="+28"/>
+        <location line="+50"/>
         <source>Announcements (%n unread)…</source>
         <translation>
             <numerusform>公告（%n 条未读）…</numerusform>
@@ -796,12 +816,32 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>登录…</translation>
     </message>
     <message>
-        <location line="-18"/>
+        <location line="-23"/>
         <source>Do not disturb</source>
         <translation>勿扰模式</translation>
     </message>
     <message>
+        <location line="-28"/>
+        <source>Do not disturb is on: announcements are held back (urgent ones still show)</source>
+        <translation>免打扰已开启：公告暂不弹出（紧急公告仍会显示）</translation>
+    </message>
+    <message>
+        <location line="+7"/>
+        <source>Quiet hours until %1: announcements are held back (urgent ones still show)</source>
+        <translation>静默时段至 %1：公告暂不弹出（紧急公告仍会显示）</translation>
+    </message>
+    <message>
         <location line="+4"/>
+        <source>IT&apos;s settings could not all be used: see the log</source>
+        <translation>IT 的部分设置无法使用：请查看日志</translation>
+    </message>
+    <message>
+        <location line="+10"/>
+        <source>Reconnect now</source>
+        <translation>立即重新连接</translation>
+    </message>
+    <message>
+        <location line="+11"/>
         <source>Settings…</source>
         <translation>设置…</translation>
     </message>
@@ -814,9 +854,17 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>UrgentWindow</name>
     <message>
-        <location filename="../../app/ui/urgent_window.py" line="+52"/>
+        <location filename="../../app/ui/urgent_window.py" line="+58"/>
         <source>Urgent announcement — %1</source>
         <translation>紧急公告 — %1</translation>
+    </message>
+</context>
+<context>
+    <name>Withdrawn</name>
+    <message>
+        <location filename="../../app/ui/widgets.py" line="+42"/>
+        <source>Withdrawn at %1</source>
+        <translation>已于 %1 撤回</translation>
     </message>
 </context>
 </TS>

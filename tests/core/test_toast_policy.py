@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time
+
+import pytest
 
 from app.core.config import Config, QuietHours
 from app.core.model import Announcement, ConnState, Priority
-from app.core.toast_policy import Toast, ToastKind, ToastPolicy
+from app.core.toast_policy import Hold, HoldReason, Toast, ToastKind, ToastPolicy, Urgency
 
 
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
         self.local = time(12, 0)
+        self.wall = datetime(2025, 3, 4, 12, 0)
         self.settings = Config()
 
     def __call__(self) -> float:
@@ -26,7 +29,12 @@ def ann(n: int, priority: Priority = Priority.NORMAL) -> Announcement:
 def make(clock: FakeClock, **settings: object) -> ToastPolicy:
     """A policy reading ``clock.settings``: change them there, as the Settings object does."""
     clock.settings = Config().with_changes(**settings)
-    return ToastPolicy(lambda: clock.settings, clock=clock, local_time=lambda: clock.local)
+    return ToastPolicy(
+        lambda: clock.settings,
+        clock=clock,
+        local_time=lambda: clock.local,
+        wall=lambda: clock.wall,
+    )
 
 
 def settle(policy: ToastPolicy, clock: FakeClock) -> list[Toast]:
@@ -269,3 +277,81 @@ def test_urgent_skips_the_settle_delay_however_long() -> None:
     urgent = ann(1, Priority.URGENT)
     assert policy.announcement(urgent) == [Toast(ToastKind.ANNOUNCEMENT, urgent)]
     assert policy.next_deadline() is None
+
+
+@pytest.mark.parametrize(
+    ("toast", "urgency"),
+    [
+        (Toast(ToastKind.ANNOUNCEMENT, ann(1, Priority.LOW)), Urgency.LOW),
+        (Toast(ToastKind.ANNOUNCEMENT, ann(1, Priority.NORMAL)), Urgency.NORMAL),
+        (Toast(ToastKind.ANNOUNCEMENT, ann(1, Priority.HIGH)), Urgency.NORMAL),
+        (Toast(ToastKind.ANNOUNCEMENT, ann(1, Priority.URGENT)), Urgency.CRITICAL),
+        (Toast(ToastKind.SUMMARY, count=5), Urgency.NORMAL),
+        (Toast(ToastKind.OFFLINE), Urgency.CRITICAL),  # "alerts stopped": impossible to miss
+        (Toast(ToastKind.BACK_ONLINE), Urgency.NORMAL),
+    ],
+)
+def test_urgency_of_each_toast(toast: Toast, urgency: Urgency) -> None:
+    assert toast.urgency is urgency
+    assert int(toast.urgency) == {Urgency.LOW: 0, Urgency.NORMAL: 1, Urgency.CRITICAL: 2}[urgency]
+    assert toast.critical is (urgency is Urgency.CRITICAL)
+
+
+def test_alerts_stopped_from_the_toast_until_connected_again_since_the_drop() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    policy.connection(ConnState.CONNECTED)
+    clock.wall = datetime(2025, 3, 4, 14, 5)
+    policy.connection(ConnState.OFFLINE)
+    clock.now += 60
+    clock.wall = datetime(2025, 3, 4, 14, 6)
+    policy.connection(ConnState.CONNECTING)
+    assert policy.alerts_stopped_since() is None  # a short drop is not "alerts stopped"
+    clock.now += 120
+    assert policy.due() == [Toast(ToastKind.OFFLINE)]
+    assert policy.alerts_stopped_since() == datetime(2025, 3, 4, 14, 5)  # since the drop
+    policy.connection(ConnState.ERROR)
+    assert policy.alerts_stopped_since() == datetime(2025, 3, 4, 14, 5)
+    assert policy.connection(ConnState.CONNECTED) == [Toast(ToastKind.BACK_ONLINE)]
+    assert policy.alerts_stopped_since() is None
+
+
+def test_logging_out_ends_alerts_stopped() -> None:
+    clock = FakeClock()
+    policy = make(clock)
+    policy.connection(ConnState.OFFLINE)
+    clock.now += 180
+    assert policy.due() == [Toast(ToastKind.OFFLINE)]
+    assert policy.alerts_stopped_since() is not None
+    assert policy.connection(ConnState.STOPPED) == []
+    assert policy.alerts_stopped_since() is None
+
+
+def test_hold_says_why_toasts_are_held_back_and_until_when() -> None:
+    clock = FakeClock()
+    policy = make(clock, quiet_hours=QuietHours(time(22, 0), time(7, 0)))
+    clock.local = time(21, 59)
+    assert policy.hold() is None
+    clock.local = time(22, 0)
+    assert policy.hold() == Hold(HoldReason.QUIET_HOURS, time(7, 0))
+    clock.settings = clock.settings.with_changes(do_not_disturb=True)
+    assert policy.hold() == Hold(HoldReason.DO_NOT_DISTURB)  # no end: until switched off
+    clock.settings = clock.settings.with_changes(do_not_disturb=False)
+    clock.local = time(7, 0)
+    assert policy.hold() is None
+
+
+def test_the_quiet_hours_start_and_end_are_deadlines() -> None:
+    """What quiet hours held is summed up when they end, with no other event needed; their
+    start is a deadline too (the tray shows that toasts are held back)."""
+    clock = FakeClock()
+    policy = make(clock, quiet_hours=QuietHours(time(22, 0), time(7, 0)))
+    clock.local = time(21, 30)
+    assert policy.next_deadline() == clock.now + 30 * 60  # the start
+    clock.local = time(23, 15)
+    policy.announcement(ann(1))
+    assert policy.next_deadline() == clock.now + (7 * 60 + 45) * 60  # the end
+    clock.now += (7 * 60 + 45) * 60
+    clock.local = time(7, 0)
+    assert policy.due() == [Toast(ToastKind.SUMMARY, count=1)]
+    assert policy.next_deadline() == clock.now + 15 * 3600  # tonight's start

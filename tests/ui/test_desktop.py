@@ -1,12 +1,14 @@
 """On a real (private) desktop: ``python -m app demo`` registers its tray icon with the
 StatusNotifierItem watcher, and a published announcement becomes an
-``org.freedesktop.Notifications.Notify`` call carrying its title."""
+``org.freedesktop.Notifications.Notify`` call carrying its title, and, whatever the tray host,
+the actions and urgency of our own call (a StatusNotifierItem tray's messages carry none)."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from pytestqt.qtbot import QtBot
 from app.core.model import Announcement, Priority
 from app.core.toast_policy import ToastPolicy
 from app.ui.notifier import DeliveryMethod, FreedesktopNotifications, Notifier
-from tests.fixtures.desktop import Desktop, LineReader
+from tests.fixtures.desktop import Desktop, LineReader, read_notify
 from tests.fixtures.qt import Spy
 from tests.fixtures.server import DEMO_PASSWORD
 
@@ -50,7 +52,7 @@ def demo(desktop: Desktop, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[st
     proc.stdout.close()
 
 
-def publish(server_url: str, title: str) -> None:
+def publish(server_url: str, title: str, priority: str = "normal") -> None:
     with httpx.Client(base_url=server_url, timeout=10) as client:
         login = client.post(
             "/auth/login", json={"username": "publisher", "password": DEMO_PASSWORD}
@@ -61,7 +63,7 @@ def publish(server_url: str, title: str) -> None:
             json={
                 "title": title,
                 "body": "Sent by the desktop test.",
-                "priority": "normal",
+                "priority": priority,
                 "audience": {"all": True},
             },
             headers={"Authorization": f"Bearer {token}"},
@@ -88,6 +90,68 @@ def test_demo_shows_the_tray_icon_and_a_native_notification(
     # and it quits cleanly on SIGTERM
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
+
+
+def visible_windows(desktop: Desktop, name: str) -> list[str]:
+    found = subprocess.run(
+        ["xdotool", "search", "--onlyvisible", "--name", name],
+        env=desktop.env(),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return found.stdout.split()
+
+
+def test_on_a_status_notifier_tray_toasts_carry_actions_and_urgency(
+    desktop: Desktop, demo: tuple[subprocess.Popen[str], LineReader]
+) -> None:
+    """The tray icon is a StatusNotifierItem (Qt's own messages would be Notify calls with no
+    actions, no urgency and an 8 s expiry): each toast is our own Notify call, "default"
+    opens the announcement, an urgent one also offers "acknowledge"; urgency 0 for low, 1 for
+    normal and high, 2 (critical, no expiry) for urgent."""
+    calls = desktop.monitor(
+        "type='method_call',interface='org.kde.StatusNotifierWatcher',"
+        "member='RegisterStatusNotifierItem'",
+        "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
+    )
+    calls.wait_for("member=NameLost", WAIT)  # dbus-monitor became a monitor: it is reading
+    subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+    _proc, output = demo
+    url = output.wait_for("demo server: http://127.0.0.1:", WAIT).rsplit(" ", 1)[-1]
+    calls.wait_for("member=RegisterStatusNotifierItem", WAIT)  # an SNI tray: Qt's D-Bus tray
+    output.wait_for("connecting as alice", WAIT)
+    tag = uuid.uuid4().hex[:6]
+    seen = {}
+    for priority in ("low", "normal", "high", "urgent"):  # one at a time: no summary
+        title = f"{priority.capitalize()} {tag}"
+        publish(url, title, priority)
+        seen[priority] = read_notify(calls, title, WAIT)
+    assert {p: c.urgency for p, c in seen.items()} == {
+        "low": 0,
+        "normal": 1,
+        "high": 1,
+        "urgent": 2,
+    }
+    for priority in ("low", "normal", "high"):
+        assert seen[priority].action_keys == ["default"]
+        assert seen[priority].expire_timeout > 0
+    assert seen["urgent"].action_keys == ["default", "acknowledge"]
+    assert seen["urgent"].actions[3] == "Acknowledge"
+    assert seen["urgent"].expire_timeout == 0  # critical: stays until acknowledged
+    assert {c.app_name for c in seen.values()} == {"Tray Notifier"}
+    output.wait_for("toast (dbus)", WAIT)  # the demo logs how it told them
+
+    # a click on the high one (dunst's newest first; the urgent one is on top) opens it in
+    # the history window
+    subprocess.run(["dunstctl", "close"], env=desktop.env(), check=True, timeout=10)
+    assert visible_windows(desktop, "Announcements — Tray Notifier") == []
+    subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
+    deadline = time.monotonic() + WAIT
+    while not visible_windows(desktop, "Announcements — Tray Notifier"):
+        assert time.monotonic() < deadline, "the click did not open the history window"
+        time.sleep(0.2)
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support")

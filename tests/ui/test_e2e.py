@@ -584,3 +584,28 @@ def test_a_changed_password_opens_the_login_saying_why(
     assert len(backend.logins) == 2  # one relogin, refused: never a loop
     label = dialog.profile_label
     assert label.fontMetrics().horizontalAdvance(label.text()) <= label.contentsRect().width()
+
+
+def test_a_bad_value_in_it_s_file_keeps_the_tray_running_and_says_so(
+    qtbot: QtBot,
+    server_factory: Any,
+    make_root: Callable[..., Root],
+    tray_paths: Paths,
+) -> None:
+    """One bad value in IT's system file stopped every user's tray with a modal error telling
+    staff to edit a file they cannot touch (issue 22): the tray starts, connects with IT's
+    other settings, and its tooltip says so for IT; that one setting has its default."""
+    server = server_factory(demo_users=True, ping_interval=0.5)
+    system = tray_paths.config_dir.parent / "system.toml"
+    system.parent.mkdir(parents=True, exist_ok=True)
+    system.write_text(
+        f'server_url = "{server.url}"\nretention_days = "forever"\nlocked = ["server_url"]\n'
+    )
+    paths = dataclasses.replace(tray_paths, system_config_files=(system,))
+    cfg = config_mod.load(paths)
+    assert cfg.server_url == server.url and cfg.retention_days == 90 and cfg.problems
+    root = make_root(config=cfg, paths=paths)
+    root.start()
+    assert "IT's settings could not all be used: see the log" in root.tray.tooltip()
+    root.login(server.url, "alice", DEMO_PASSWORD)
+    qtbot.waitUntil(lambda: root.tray.state.status.state is ConnState.CONNECTED, timeout=WAIT)

@@ -87,6 +87,8 @@ def test_delivered_read_and_acknowledged_reach_the_publisher(
     assert not reach.has(ann, "read_at")
     qtbot.waitUntil(lambda: reach.has(ann, "delivered_at"), timeout=WAIT)
     assert reach.row(ann)["read_at"] is None and reach.row(ann)["online"] is True
+    # the toast was put before the person: shown, in the reach too (issue 22)
+    qtbot.waitUntil(lambda: reach.has(ann, "displayed_at"), timeout=WAIT)
 
     # opened in the history: read
     root.show_history()
@@ -121,3 +123,28 @@ def test_delivered_read_and_acknowledged_reach_the_publisher(
     reach = Reach(server)
     qtbot.waitUntil(lambda: reach.has(later, "read_at"), timeout=WAIT)
     qtbot.waitUntil(lambda: store.pending_receipts() == [], timeout=WAIT)
+
+
+def test_held_back_by_do_not_disturb_is_received_but_not_shown(
+    qtbot: QtBot,
+    server_factory: Any,
+    make_root: Callable[..., Root],
+    recording_transport: RecordingTransport,
+) -> None:
+    """ "Received" is not "shown" (issue 22): with Do not disturb on, a normal announcement is
+    delivered and not displayed until it is shown; an urgent one is shown at once."""
+    server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
+    reach = Reach(server)
+    secrets = MemorySecretStore()
+    worker = StreamWorker(
+        config=Config(), secrets=secrets, transport=recording_transport, receipt_delay=0.05
+    )
+    root = make_root(worker=worker, secrets=secrets)
+    root.start()
+    log_in(qtbot, root, server.url)
+    root.settings.set_do_not_disturb(True)
+    held = server.publish("Lunch", "Soup.", audience={"groups": ["it"]})
+    urgent = server.publish("Fire drill", "Now.", priority="urgent", audience={"groups": ["it"]})
+    qtbot.waitUntil(lambda: reach.has(urgent, "displayed_at"), timeout=WAIT)
+    qtbot.waitUntil(lambda: reach.has(held, "delivered_at"), timeout=WAIT)
+    assert not reach.has(held, "displayed_at")

@@ -101,6 +101,41 @@ def test_dnd_mark(qapp, size: int) -> None:
     assert purple_pixels(with_dnd) > 0
 
 
+def yellow_pixels(image: QImage, x0: int, y0: int, w: int, h: int) -> int:
+    count = 0
+    for y in range(y0, y0 + h):
+        for x in range(x0, x0 + w):
+            c = image.pixelColor(x, y)
+            if c.alpha() > 200 and c.red() > 220 and c.green() > 185 and c.blue() < 90:
+                count += 1
+    return count
+
+
+@pytest.mark.parametrize("size", icons.SIZES)
+def test_quiet_hours_moon_is_drawn_bottom_left_and_differs_from_dnd(qapp, size: int) -> None:
+    quiet = icons.render_tray_image(ConnState.CONNECTED, quiet=True, size=size)
+    dnd = icons.render_tray_image(ConnState.CONNECTED, dnd=True, size=size)
+    assert purple_pixels(quiet) > 0
+    assert quiet != dnd
+    # do not disturb wins when both hold
+    both = icons.render_tray_image(ConnState.CONNECTED, dnd=True, quiet=True, size=size)
+    assert both == dnd
+
+
+@pytest.mark.parametrize("size", icons.SIZES)
+@pytest.mark.parametrize("state", [ConnState.OFFLINE, ConnState.CONNECTING, ConnState.ERROR])
+def test_alerts_stopped_warning_is_drawn_bottom_right(qapp, state: ConnState, size: int) -> None:
+    plain = icons.render_tray_image(state, size=size)
+    stopped = icons.render_tray_image(state, stopped=True, size=size)
+    half = size // 2
+    added = yellow_pixels(stopped, half, half, half, half) - yellow_pixels(
+        plain, half, half, half, half
+    )
+    assert added > half * half * 0.1  # the state's own amber dots or lock are not yellow
+    top = int(size * 0.4)  # the picture above the mark is untouched
+    assert all(plain.pixel(x, y) == stopped.pixel(x, y) for y in range(top) for x in range(size))
+
+
 def test_app_icon(qapp) -> None:
     icon = icons.app_icon()
     assert not icon.isNull()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from datetime import time
+from datetime import datetime, time
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.config import Config, QuietHours
 from app.core.model import Announcement, ConnState, Priority
-from app.core.toast_policy import ToastPolicy
+from app.core.toast_policy import Hold, HoldReason, ToastPolicy, Urgency
 from app.ui.notifier import DeliveryMethod, Notifier, ToastRecord
 from tests.fixtures.qt import Spy
 
@@ -175,16 +175,26 @@ def test_do_not_disturb_holds_back_all_but_urgent(qtbot: QtBot, make_notifier: o
     quiet_after(notifier, delivered)
 
 
-def test_quiet_hours_hold_back_all_but_urgent(qtbot: QtBot, make_notifier: object) -> None:
+def test_quiet_hours_hold_back_all_but_urgent_and_sum_up_when_they_end(
+    qtbot: QtBot, make_notifier: object
+) -> None:
     quiet = QuietHours(time(22, 0), time(7, 0))
+    local = [time(23, 15)]
     notifier: Notifier = make_notifier(  # type: ignore[operator]
-        Config(quiet_hours=quiet), local_time=lambda: time(23, 15)
+        Config(quiet_hours=quiet), local_time=lambda: local[0]
     )
-    delivered = Spy(notifier.delivered)
+    delivered, holds = Spy(notifier.delivered), Spy(notifier.holdChanged)
     notifier.announcement(ann(1, Priority.HIGH))
     notifier.announcement(ann(2, Priority.URGENT))
     assert [r.announcement_id for r in delivered.values] == ["2"]
-    quiet_after(notifier, delivered)
+    assert holds.values == [Hold(HoldReason.QUIET_HOURS, time(7, 0))]
+    # the notifier's own timer is set for the end of the quiet hours (7 h 45 min from now):
+    # what they held is summed up then, with no other event needed
+    assert notifier.policy.next_deadline() == notifier.policy.clock() + 7 * 3600 + 45 * 60
+    local[0] = time(7, 0)
+    settle(notifier)
+    assert [r.title for r in delivered.values] == ["Title 2", "1 new announcement"]
+    assert holds.values == [Hold(HoldReason.QUIET_HOURS, time(7, 0)), None]
 
 
 def test_offline_and_back_toasts(qtbot: QtBot, make_notifier: object) -> None:
@@ -210,7 +220,7 @@ class FakeBus(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[tuple[int, str, bool, list[tuple[str, str]]]] = []
+        self.sent: list[tuple[int, str, Urgency, list[tuple[str, str]]]] = []
         self.closed: list[int] = []
 
     def has_service(self) -> bool:
@@ -220,10 +230,10 @@ class FakeBus(QObject):
         return False
 
     def notify(
-        self, title: str, body: str, *, urgent: bool, timeout_ms: int, actions: Any = ()
+        self, title: str, body: str, *, urgency: Urgency, timeout_ms: int, actions: Any = ()
     ) -> int:
         nid = 100 + len(self.sent)
-        self.sent.append((nid, title, urgent, list(actions)))
+        self.sent.append((nid, title, urgency, list(actions)))
         return nid
 
     def close_notification(self, nid: int) -> None:
@@ -250,7 +260,7 @@ def test_notification_actions_open_acknowledge_and_forget(
     notifier.announcement(ann(2, Priority.URGENT))
     settle(notifier)
     assert len(delivered.calls) == 2
-    by_title = {title: (nid, urgent, actions) for nid, title, urgent, actions in bus.sent}
+    by_title = {title: (nid, urgency, actions) for nid, title, urgency, actions in bus.sent}
     normal, urgent = by_title["Title 1"], by_title["Title 2"]
     assert [key for key, _ in normal[2]] == ["default"]
     assert [key for key, _ in urgent[2]] == ["default", "acknowledge"]
@@ -285,6 +295,82 @@ def test_acknowledged_elsewhere_closes_its_notification(
     notifier.dismiss("5")
     assert bus.closed == [nid]
     assert notifier.bus_ids() == {}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop path is Linux only")
+def test_urgency_byte_follows_the_priority(
+    qtbot: QtBot, bus_notifier: tuple[Notifier, FakeBus]
+) -> None:
+    notifier, bus = bus_notifier
+    for n, priority in enumerate(Priority):
+        notifier.announcement(ann(n, priority))
+        if priority is not Priority.URGENT:
+            settle(notifier, 5.0)  # one at a time: no summary
+    by_title = {title: urgency for _, title, urgency, _ in bus.sent}
+    assert by_title == {
+        "Title 0": Urgency.LOW,
+        "Title 1": Urgency.NORMAL,
+        "Title 2": Urgency.NORMAL,
+        "Title 3": Urgency.CRITICAL,
+    }
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop path is Linux only")
+def test_alerts_stopped_is_critical_until_connected_again(
+    qtbot: QtBot, bus_notifier: tuple[Notifier, FakeBus]
+) -> None:
+    notifier, bus = bus_notifier
+    stopped = Spy(notifier.alertsStopped)
+    notifier.connection(ConnState.OFFLINE)
+    settle(notifier)  # three minutes later
+    assert [(title, urgency) for _, title, urgency, _ in bus.sent] == [
+        ("Not connected", Urgency.CRITICAL)
+    ]
+    nid = bus.sent[0][0]
+    (since,) = stopped.values
+    assert isinstance(since, datetime)
+    notifier.connection(ConnState.CONNECTING)  # still not connected: it stays
+    assert bus.closed == [] and stopped.values == [since]
+    notifier.connection(ConnState.CONNECTED)
+    assert bus.closed == [nid]  # taken off the screen before "Connected again" shows
+    assert [title for _, title, _, _ in bus.sent] == ["Not connected", "Connected again"]
+    assert stopped.values == [since, None]
+    assert nid not in notifier.bus_ids()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop path is Linux only")
+def test_quitting_takes_the_alerts_stopped_warning_off_the_screen(
+    qtbot: QtBot, bus_notifier: tuple[Notifier, FakeBus]
+) -> None:
+    notifier, bus = bus_notifier
+    notifier.connection(ConnState.OFFLINE)
+    settle(notifier)
+    nid = bus.sent[0][0]
+    notifier.close()  # it would say "keeps trying"
+    assert bus.closed == [nid]
+
+
+def test_our_own_alerts_stopped_toast_stays_until_connected_again(
+    qtbot: QtBot, qapp: QApplication
+) -> None:
+    clock = Clock()
+    policy = ToastPolicy(lambda: clock.settings, clock=clock)
+    notifier = Notifier(None, policy=policy, timeout_ms=50)
+    try:
+        notifier.announcement(ann(1))
+        settle(notifier)
+        notifier.connection(ConnState.OFFLINE)
+        settle(notifier)
+        assert [w.title_label.text() for w in notifier.windows] == ["Title 1", "Not connected"]
+        qtbot.waitUntil(lambda: len(notifier.windows) == 1)  # the announcement's toast went
+        qtbot.wait(200)
+        (warning,) = notifier.windows
+        assert warning.isVisible() and warning.title_label.text() == "Not connected"
+        notifier.connection(ConnState.CONNECTED)
+        assert warning not in notifier.windows
+        assert [w.title_label.text() for w in notifier.windows] == ["Connected again"]
+    finally:
+        notifier.close()
 
 
 def test_a_summary_tells_every_announcement_it_counts(qtbot: QtBot, make_notifier: object) -> None:

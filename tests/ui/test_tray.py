@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, time, timedelta
 
 import pytest
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.core.errors import ErrorKind
 from app.core.model import ConnState, Status
+from app.core.toast_policy import Hold, HoldReason
 from app.ui import i18n
 from app.ui.tray import Tray
 
@@ -19,6 +22,11 @@ pytestmark = pytest.mark.qt_log_ignore(".*systemTrayWindowChanged")
 def texts(tray: Tray) -> list[str]:
     tray.menu.aboutToShow.emit()
     return [a.text() for a in tray.menu.actions() if not a.isSeparator()]
+
+
+def action(tray: Tray, text: str) -> QAction:
+    tray.menu.aboutToShow.emit()
+    return next(a for a in tray.menu.actions() if a.text() == text)
 
 
 @pytest.fixture
@@ -32,6 +40,7 @@ def tray(qapp: object) -> Iterator[Tray]:
 def test_logged_out_menu(tray: Tray) -> None:
     assert texts(tray) == [
         "Not logged in",
+        "Reconnect now",
         "Announcements…",
         "Log in…",
         "Do not disturb",
@@ -40,24 +49,29 @@ def test_logged_out_menu(tray: Tray) -> None:
     ]
     status = tray.menu.actions()[0]
     assert not status.isEnabled()
+    assert not action(tray, "Reconnect now").isEnabled()  # nothing to reconnect
 
 
 @pytest.mark.parametrize(
-    ("status", "line"),
+    ("status", "line", "reconnect"),
     [
-        (Status(ConnState.CONNECTED), "Connected as alice"),
-        (Status(ConnState.CONNECTING), "Connecting…"),
-        (Status(ConnState.OFFLINE, retry_in=12.4), "Offline: trying again in 12 s"),
-        (Status(ConnState.OFFLINE), "Offline: trying again"),
-        (Status(ConnState.ERROR, detail="HTTP 403"), "Not connected: HTTP 403"),
-        (Status(ConnState.STOPPED), "Not connected"),
+        (Status(ConnState.CONNECTED), "Connected as alice", False),
+        (Status(ConnState.CONNECTING), "Connecting…", True),
+        (Status(ConnState.OFFLINE, retry_in=12.4), "Offline: trying again in 12 s", True),
+        (Status(ConnState.OFFLINE), "Offline: trying again", True),
+        # the stream ended: reconnect_now has nothing to cut short
+        (Status(ConnState.ERROR, detail="HTTP 403"), "Not connected: HTTP 403", False),
+        (Status(ConnState.STOPPED), "Not connected", False),
     ],
 )
-def test_menu_in_every_connected_state(tray: Tray, status: Status, line: str) -> None:
+def test_menu_in_every_connected_state(
+    tray: Tray, status: Status, line: str, reconnect: bool
+) -> None:
     tray.set_user("alice")
     tray.set_status(status)
     assert texts(tray) == [
         line,
+        "Reconnect now",
         "Announcements…",
         "Log out (alice)",
         "Do not disturb",
@@ -65,6 +79,7 @@ def test_menu_in_every_connected_state(tray: Tray, status: Status, line: str) ->
         "Quit",
     ]
     assert line in tray.icon.toolTip()
+    assert action(tray, "Reconnect now").isEnabled() is reconnect
 
 
 @pytest.mark.parametrize(
@@ -102,7 +117,8 @@ def test_a_stream_error_is_worded_in_chinese(tray: Tray, qapp: QApplication) -> 
 
 def test_login_required_offers_log_in(tray: Tray) -> None:
     tray.set_status(Status(ConnState.LOGIN_REQUIRED))
-    assert texts(tray)[:3] == ["Not logged in", "Announcements…", "Log in…"]
+    assert texts(tray)[:4] == ["Not logged in", "Reconnect now", "Announcements…", "Log in…"]
+    assert not action(tray, "Reconnect now").isEnabled()
 
 
 def test_tooltip_in_words(tray: Tray) -> None:
@@ -114,17 +130,19 @@ def test_tooltip_in_words(tray: Tray) -> None:
         "Tray Notifier",
         "Connected as alice",
         "3 unread announcement(s)",
-        "Do not disturb is on",
+        "Do not disturb is on: announcements are held back (urgent ones still show)",
     ]
     assert not tray.icon.icon().isNull()
 
 
 def test_actions_emit_their_signals(tray: Tray, qtbot: QtBot) -> None:
     tray.set_user("alice")
+    tray.set_status(Status(ConnState.OFFLINE, retry_in=20.0))
     tray.menu.aboutToShow.emit()
     by_text = {a.text(): a for a in tray.menu.actions()}
     for text, signal in [
         ("Announcements…", tray.historyRequested),
+        ("Reconnect now", tray.reconnectRequested),
         ("Log out (alice)", tray.logoutRequested),
         ("Settings…", tray.settingsRequested),
         ("Quit", tray.quitRequested),
@@ -150,11 +168,11 @@ def test_unread_count_in_badge_tooltip_and_menu(tray: Tray) -> None:
     tray.set_status(Status(ConnState.CONNECTED))
     before = tray.icon.icon().cacheKey()
     tray.set_unread(3)
-    assert texts(tray)[1] == "Announcements (3 unread)…"
+    assert texts(tray)[2] == "Announcements (3 unread)…"
     assert "3 unread announcement(s)" in tray.icon.toolTip()
     assert tray.icon.icon().cacheKey() != before
     tray.set_unread(0)
-    assert texts(tray)[1] == "Announcements…"
+    assert texts(tray)[2] == "Announcements…"
     assert "unread" not in tray.icon.toolTip()
 
 
@@ -163,5 +181,50 @@ def test_the_menu_is_updated_in_place_not_rebuilt(tray: Tray) -> None:
     tray.set_user("alice")
     tray.set_status(Status(ConnState.CONNECTED))
     tray.set_unread(5)
-    assert texts(tray)[:3] == ["Connected as alice", "Announcements (5 unread)…", "Log out (alice)"]
+    assert texts(tray)[:4] == [
+        "Connected as alice",
+        "Reconnect now",
+        "Announcements (5 unread)…",
+        "Log out (alice)",
+    ]
     assert tray.menu.actions() == before  # the same actions, their words updated
+
+
+def test_alerts_stopped_in_the_icon_and_tooltip_until_it_is_over(tray: Tray) -> None:
+    tray.set_user("alice")
+    tray.set_status(Status(ConnState.OFFLINE, retry_in=20.0))
+    plain = tray.icon.icon().cacheKey()
+    since = datetime.now().replace(hour=14, minute=5)
+    tray.set_alerts_stopped(since)
+    assert tray.icon.toolTip().splitlines() == [
+        "Tray Notifier",
+        "Offline: trying again in 20 s",
+        "Not receiving announcements since 14:05",
+    ]
+    assert tray.icon.icon().cacheKey() != plain  # the warning mark
+    tray.set_alerts_stopped(since - timedelta(days=1))  # an outage that began yesterday
+    assert f"since {(since - timedelta(days=1)):%Y-%m-%d} 14:05" in tray.icon.toolTip()
+    tray.set_alerts_stopped(None)
+    assert "Not receiving" not in tray.icon.toolTip()
+    assert tray.icon.icon().cacheKey() == plain
+
+
+def test_quiet_hours_holding_toasts_back_in_the_icon_and_tooltip(tray: Tray) -> None:
+    tray.set_user("alice")
+    tray.set_status(Status(ConnState.CONNECTED))
+    plain = tray.icon.icon().cacheKey()
+    tray.set_hold(Hold(HoldReason.QUIET_HOURS, time(7, 0)))
+    assert tray.icon.toolTip().splitlines()[-1] == (
+        "Quiet hours until 07:00: announcements are held back (urgent ones still show)"
+    )
+    quiet = tray.icon.icon().cacheKey()
+    assert quiet != plain  # the moon
+    tray.set_dnd(True)  # both: do not disturb is what the person switched on
+    assert tray.icon.toolTip().splitlines()[-1] == (
+        "Do not disturb is on: announcements are held back (urgent ones still show)"
+    )
+    assert tray.icon.icon().cacheKey() not in (plain, quiet)
+    tray.set_dnd(False)
+    tray.set_hold(None)
+    assert "held back" not in tray.icon.toolTip()
+    assert tray.icon.icon().cacheKey() == plain

@@ -78,9 +78,13 @@ def windows_named(desktop: Desktop, name: str) -> list[str]:
 
 
 def notify_monitor(desktop: Desktop) -> LineReader:
-    return desktop.monitor(
+    calls = desktop.monitor(
         "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
     )
+    # watching only once it is a monitor (it then loses its own name): a Notify made before
+    # that would be missed
+    calls.wait_for("member=NameLost", WAIT)
+    return calls
 
 
 def test_an_urgent_notice_open_at_a_kill_9_comes_back_and_sigterm_exits_0(
