@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from app.ui.notifier import DeliveryMethod, FreedesktopNotifications, Notifier
 from tests.fixtures.desktop import Desktop, LineReader, read_notify
 from tests.fixtures.qt import Spy
 from tests.fixtures.server import DEMO_PASSWORD
+from tests.fixtures.wait import wait_until
 
 pytestmark = [pytest.mark.desktop, pytest.mark.usefixtures("desktop")]
 
@@ -92,18 +92,6 @@ def test_demo_shows_the_tray_icon_and_a_native_notification(
     assert proc.wait(timeout=20) == 0
 
 
-def visible_windows(desktop: Desktop, name: str) -> list[str]:
-    found = subprocess.run(
-        ["xdotool", "search", "--onlyvisible", "--name", name],
-        env=desktop.env(),
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    return found.stdout.split()
-
-
 def test_on_a_status_notifier_tray_toasts_carry_actions_and_urgency(
     desktop: Desktop, demo: tuple[subprocess.Popen[str], LineReader]
 ) -> None:
@@ -146,12 +134,13 @@ def test_on_a_status_notifier_tray_toasts_carry_actions_and_urgency(
     # a click on the high one (dunst's newest first; the urgent one is on top) opens it in
     # the history window
     subprocess.run(["dunstctl", "close"], env=desktop.env(), check=True, timeout=10)
-    assert visible_windows(desktop, "Announcements — Tray Notifier") == []
+    assert desktop.windows_named("Announcements — Tray Notifier") == []
     subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
-    deadline = time.monotonic() + WAIT
-    while not visible_windows(desktop, "Announcements — Tray Notifier"):
-        assert time.monotonic() < deadline, "the click did not open the history window"
-        time.sleep(0.2)
+    wait_until(
+        lambda: bool(desktop.windows_named("Announcements — Tray Notifier")),
+        WAIT,
+        "the click opened the history window",
+    )
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support")

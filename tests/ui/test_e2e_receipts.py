@@ -60,6 +60,14 @@ def log_in(qtbot: QtBot, root: Root, url: str) -> None:
     qtbot.waitUntil(lambda: root.tray.state.status.state is ConnState.CONNECTED, timeout=WAIT)
 
 
+def quick_receipts(make_root: Callable[..., Root], transport: RecordingTransport) -> Root:
+    """A tray whose receipts are gathered for 50 ms, not a second: the tests wait on what the
+    server has, not on the tray's batching."""
+    secrets = MemorySecretStore()
+    worker = StreamWorker(config=Config(), secrets=secrets, transport=transport, receipt_delay=0.05)
+    return make_root(worker=worker, secrets=secrets)
+
+
 def test_delivered_read_and_acknowledged_reach_the_publisher(
     qtbot: QtBot,
     server_factory: Any,
@@ -71,12 +79,7 @@ def test_delivered_read_and_acknowledged_reach_the_publisher(
     caplog.set_level(logging.INFO, logger="app.core.receipts")
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
     reach = Reach(server)
-    # receipts gathered for 50 ms, not the tray's second: the test waits on what the server has
-    secrets = MemorySecretStore()
-    worker = StreamWorker(
-        config=Config(), secrets=secrets, transport=recording_transport, receipt_delay=0.05
-    )
-    root = make_root(worker=worker, secrets=secrets)
+    root = quick_receipts(make_root, recording_transport)
     delivered = Spy(root.notifier.delivered)
     root.start()
     log_in(qtbot, root, server.url)
@@ -135,11 +138,7 @@ def test_held_back_by_do_not_disturb_is_received_but_not_shown(
     delivered and not displayed until it is shown; an urgent one is shown at once."""
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=100)
     reach = Reach(server)
-    secrets = MemorySecretStore()
-    worker = StreamWorker(
-        config=Config(), secrets=secrets, transport=recording_transport, receipt_delay=0.05
-    )
-    root = make_root(worker=worker, secrets=secrets)
+    root = quick_receipts(make_root, recording_transport)
     root.start()
     log_in(qtbot, root, server.url)
     root.settings.set_do_not_disturb(True)

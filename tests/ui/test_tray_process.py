@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,18 +64,6 @@ def history_ids(runner: TrayRunner) -> list[str]:
         return [str(r[0]) for r in conn.execute("SELECT id FROM announcements")]
 
 
-def windows_named(desktop: Desktop, name: str) -> list[str]:
-    found = subprocess.run(
-        ["xdotool", "search", "--onlyvisible", "--name", name],
-        env=desktop.env(),
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    return found.stdout.split()
-
-
 def notify_monitor(desktop: Desktop) -> LineReader:
     calls = desktop.monitor(
         "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
@@ -96,14 +83,14 @@ def test_an_urgent_notice_open_at_a_kill_9_comes_back_and_sigterm_exits_0(
     title = "URGENT: gas leak in building B"
     companion_server.publish(title, "Leave by the north exit.", priority="urgent")
     calls.wait_for(title, WAIT)
-    wait_until(lambda: bool(windows_named(desktop, URGENT_WINDOW)), WAIT, "the urgent window")
+    wait_until(lambda: bool(desktop.windows_named(URGENT_WINDOW)), WAIT, "the urgent window")
 
     tray.kill()  # the window is open, nothing acknowledged
-    wait_until(lambda: not windows_named(desktop, URGENT_WINDOW), WAIT, "the window went away")
+    wait_until(lambda: not desktop.windows_named(URGENT_WINDOW), WAIT, "the window went away")
 
     again = start_connected(tray_runner, companion_server)
     calls.wait_for(title, WAIT)  # a native notification once more
-    wait_until(lambda: bool(windows_named(desktop, URGENT_WINDOW)), WAIT, "the window is back")
+    wait_until(lambda: bool(desktop.windows_named(URGENT_WINDOW)), WAIT, "the window is back")
     assert history_ids(tray_runner).count(history_ids(tray_runner)[0]) == 1
     assert again.stop() == 0
 
@@ -115,7 +102,7 @@ def test_thousands_of_announcements_with_the_history_open_are_each_stored_once(
     tray = start_connected(tray_runner, companion_server)
     second = tray_runner.run()  # a second launch brings the history window forward
     assert second.returncode == 0, second.stdout + second.stderr
-    wait_until(lambda: bool(windows_named(desktop, "Announcements")), WAIT, "history window")
+    wait_until(lambda: bool(desktop.windows_named("Announcements")), WAIT, "history window")
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
