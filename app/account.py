@@ -38,6 +38,7 @@ from app.core.errors import (
     TrayNotifierError,
     WrongCredentials,
 )
+from app.core.relocation import follow_the_server
 from app.core.secrets import (
     KeyringSecretStore,
     SecretStore,
@@ -85,13 +86,19 @@ def _target(args: argparse.Namespace, config: Config) -> tuple[str, str] | None:
     return server, user
 
 
-def _session(config: Config, server: str, user: str, secrets: SecretStore | None) -> AuthSession:
-    """The session the tray would use for this server and user (the keyring by default)."""
+def _session(
+    config: Config, paths: Paths, server: str, user: str, secrets: SecretStore | None
+) -> AuthSession:
+    """The session the tray would use for this server and user (the keyring by default), once
+    a login kept under a previous address of the server has followed it (as the tray does)."""
+    store = secrets if secrets is not None else KeyringSecretStore()
+    target = config.with_changes(server_url=server, username=user)
+    follow_the_server(target, paths.data_dir, store)
     return AuthSession(
         server_url=server,
         username=user,
         endpoints=config.endpoints,
-        secrets=secrets if secrets is not None else KeyringSecretStore(),
+        secrets=store,
         settings=config.stream,
         profile=config.auth,
     )
@@ -134,7 +141,7 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
     if not password:
         _tell("no password given: pass it on standard input with --password-stdin")
         return EXIT_USAGE
-    code = asyncio.run(_login(_session(config, server, user, secrets), password))
+    code = asyncio.run(_login(_session(config, paths, server, user, secrets), password))
     if code != EXIT_OK:
         return code
     if (server, user) != (config.server_url, config.username):
@@ -186,7 +193,7 @@ def run_logout(args: argparse.Namespace, *, secrets: SecretStore | None = None) 
     def tell_tray() -> None:  # once the stored login is known, before any call is made
         told.append(_tell_tray(paths, login_key(server, user), stored=False))
 
-    code = asyncio.run(_logout(_session(config, server, user, secrets), tell_tray))
+    code = asyncio.run(_logout(_session(config, paths, server, user, secrets), tell_tray))
     if code == EXIT_OK:
         tray = " The running tray stopped and forgot it." if any(told) else ""
         _say(f"Logged out {user} at {server}. The history stays on this computer.{tray}")

@@ -179,7 +179,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="print each announcement as the tray would show it, read with the configured"
         " [payload] profile: its id, title, body, priority and link (with --json: one object"
-        ' {"id", "title", "body", "priority", "url", "position"} each); other events are not'
+        ' {"id", "event", "announcement_id", "title", "body", "priority", "url"} each, "id"'
+        " the last event id as in every listen line); other events are not"
         " printed. To check a backend profile without a desktop",
     )
     ls.add_argument(

@@ -30,6 +30,7 @@ from app.core import config as app_config
 from app.core.auth import AuthSession
 from app.core.errors import ConfigError, TrayNotifierError
 from app.core.model import Announcement, ControlEvent, RawEvent, Status, StreamEvent
+from app.core.relocation import follow_the_server
 from app.core.secrets import KeyringSecretStore, SecretStoreUnavailable
 from app.core.stream import OutcomeKind, StaticToken, StreamEngine, TokenSource
 from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
@@ -123,11 +124,14 @@ async def _listen(args: argparse.Namespace, cfg: app_config.Config) -> int:
         if args.url:
             url, source = args.url, StaticToken(args.token)
         else:
+            secrets = KeyringSecretStore()
+            target = cfg.with_changes(server_url=args.server, username=args.user)
+            follow_the_server(target, app_config.Paths.default().data_dir, secrets)
             session = AuthSession(
                 server_url=args.server,
                 username=args.user,
                 endpoints=cfg.endpoints,
-                secrets=KeyringSecretStore(),
+                secrets=secrets,
                 settings=cfg.stream,
                 profile=cfg.auth,
             )
@@ -169,6 +173,7 @@ async def run_engine(
         on_status=_log_status,
         last_event_id=args.last_event_id or "",
         payload=cfg.payload,
+        refusal_pointer=cfg.auth.refusal_pointer,
     )
     printer.on_done = engine.stop
     loop = asyncio.get_running_loop()
@@ -258,15 +263,18 @@ def _json_line(raw: RawEvent) -> str:
 
 
 def _shown_json(raw: RawEvent, ann: Announcement) -> str:
-    """An announcement as the tray shows it: its identity, its title (the app's name for a
-    titleless one), its body as plain text, its priority and link, and the stream position."""
+    """An announcement as the tray shows it. ``id`` and ``event`` mean what they mean in every
+    listen line (the last event id, the event's type); then its own identity (what
+    de-duplicates it, "" for none), its title (the app's name for a titleless one), its body as
+    plain text, its priority and link."""
     shown = {
-        "id": "" if ann.anonymous else ann.id,
+        "id": raw.id,
+        "event": raw.event,
+        "announcement_id": "" if ann.anonymous else ann.id,
         "title": ann.display_title(),
         "body": ann.body,
         "priority": ann.priority.value,
         "url": ann.url,
-        "position": raw.id,
     }
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(shown, ensure_ascii=False))
 

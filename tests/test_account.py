@@ -255,3 +255,22 @@ def test_an_untrusted_certificate_names_the_setting_that_exists(
     assert "ca_bundle in the [stream] section of the settings file" in said
     with pytest.raises(SystemExit):
         build_parser().parse_args(["login", "--ca-bundle", "x.pem"])
+
+
+def test_logout_after_the_server_moved_finds_the_login_kept_at_the_old_address(
+    home: Path, companion_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IT moved the server (previous_server_urls): the commands follow it as the tray does, or
+    ``logout`` found no stored login and the next tray start brought the old one back."""
+    secrets = MemorySecretStore()
+    url = companion_server.url
+    old = url.replace("127.0.0.1", "localhost")  # the same server under its previous address
+    feed_stdin(monkeypatch, f"{DEMO_PASSWORD}\n")
+    login = args("login", "--server", old, "--user", "alice", "--password-stdin")
+    assert account.run_login(login, secrets=secrets) == EXIT_OK
+    config = home / "config" / "config.toml"
+    moved = f'server_url = "{url}"\nusername = "alice"\nprevious_server_urls = ["{old}"]\n'
+    config.write_text(moved)
+    assert account.run_logout(args("logout"), secrets=secrets) == EXIT_OK
+    assert secrets.get(login_key(old, "alice")) is None
+    assert secrets.get(login_key(url, "alice")) is None

@@ -481,10 +481,10 @@ def test_as_shown_prints_what_the_tray_would_show_under_the_profile(
     ]
     first, second = (json.loads(line) for line in shown.stdout.splitlines())
     assert first == {
-        "id": "", "title": "Tray Notifier", "body": GREETING, "priority": "normal",
-        "url": None, "position": "",
+        "id": "", "event": "message", "announcement_id": "", "title": "Tray Notifier",
+        "body": GREETING, "priority": "normal", "url": None,
     }  # fmt: skip
     assert second == {
-        "id": "7", "title": "停电", "body": "今晚&明早", "priority": "urgent",
-        "url": None, "position": "",
+        "id": "", "event": "message", "announcement_id": "7", "title": "停电",
+        "body": "今晚&明早", "priority": "urgent", "url": None,
     }  # fmt: skip

@@ -19,6 +19,7 @@ from types import ModuleType
 import pytest
 
 import app
+from tests.fixtures.fonts import DEJAVU, latin_only_fonts
 
 ROOT = Path(__file__).resolve().parents[1]
 LINUX = ROOT / "packaging" / "linux"
@@ -307,14 +308,9 @@ def test_install_then_uninstall_for_one_user(tmp_path: Path) -> None:
 def test_install_requires_a_font_that_shows_chinese(tmp_path: Path) -> None:
     """With the runtime packages alone every Chinese notice showed as boxes (issue 21): the
     install stops and names the package, unless told to go on without one."""
-    dejavu = Path("/usr/share/fonts/truetype/dejavu")
-    if not dejavu.is_dir() or shutil.which("fc-list") is None:
+    if not DEJAVU.is_dir() or shutil.which("fc-list") is None:
         pytest.skip("needs fontconfig and Debian's fonts-dejavu-core")
-    conf = tmp_path / "fonts.conf"  # a computer with Latin fonts only
-    conf.write_text(
-        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
-        f"<dir>{dejavu}</dir><cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>"
-    )
+    conf = latin_only_fonts(tmp_path)  # a computer with Latin fonts only
     home = tmp_path / "home"
     home.mkdir()
     build = _fake_build(tmp_path)

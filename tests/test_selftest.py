@@ -17,6 +17,7 @@ import pytest
 from app import APP_NAME, __version__, selftest
 from app.exit_codes import EXIT_FAILURE
 from app.selftest import STEPS, _Run, in_thread
+from tests.fixtures.fonts import DEJAVU, latin_only_fonts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,14 +56,9 @@ def test_self_test_passes_and_reports_each_step(tmp_path: Path) -> None:
 def test_self_test_says_when_no_font_shows_chinese(tmp_path: Path) -> None:
     """The runtime packages once brought no CJK font: every Chinese notice showed as boxes and
     nothing said so. A fontconfig that knows only DejaVu is such a machine."""
-    dejavu = Path("/usr/share/fonts/truetype/dejavu")
-    if not dejavu.is_dir():
+    if not DEJAVU.is_dir():
         pytest.skip("needs Debian's fonts-dejavu-core (a machine with Latin fonts only)")
-    conf = tmp_path / "fonts.conf"
-    conf.write_text(
-        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
-        f"<dir>{dejavu}</dir><cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>"
-    )
+    conf = latin_only_fonts(tmp_path)  # a computer with Latin fonts only
     latin_only = _run_self_test({"FONTCONFIG_FILE": str(conf), "TMPDIR": str(tmp_path)})
     assert latin_only.returncode == 0, latin_only.stdout + latin_only.stderr  # said, not failed
     (fonts,) = [line for line in latin_only.stdout.splitlines() if " fonts: " in line]

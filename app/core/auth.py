@@ -267,8 +267,7 @@ class AuthSession:
         return reply
 
     def _refused(self, reply: Reply) -> bool:
-        ok = self.profile.ok
-        return reply.refused(ok.pointer if ok is not None else "/code")
+        return reply.refused(self.profile.refusal_pointer)
 
     async def publish(self, draft: Draft, *, idempotency_key: str | None = None) -> str:
         """Publish ``draft`` (the ``announcements`` endpoint, POST); the new announcement's id.

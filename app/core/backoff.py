@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
+from app.core.config import StreamSettings
+
 DEFAULT_RETRY = 3.0
 SUCCESS_JITTER = 0.25
 RETRY_AFTER_MAX = 3600.0  # the longest wait a server can ask for (Retry-After, retry:)
@@ -38,10 +40,9 @@ MIN_WAIT = 1.0  # the shortest wait before any reconnect, seconds: ``retry: 0`` 
 # cap), then the successful attempt itself (TCP and TLS handshakes, the response headers):
 #     connect_timeout + cap + ATTEMPT_SLACK <= RECONNECT_WINDOW
 #     cap = 30 - 10 (StreamSettings.connect_timeout's default) - 2 = 18 s
-RECONNECT_WINDOW = 30.0  # seconds from the server's return to connected (DESIGN.md)
-DEFAULT_CONNECT_TIMEOUT = 10.0  # StreamSettings.connect_timeout's default
+RECONNECT_WINDOW = 30.0  # seconds from the server's return to connected (the client rules)
 ATTEMPT_SLACK = 2.0  # the successful attempt's own handshakes and response headers
-DEFAULT_CAP = RECONNECT_WINDOW - DEFAULT_CONNECT_TIMEOUT - ATTEMPT_SLACK  # 18 s
+DEFAULT_CAP = RECONNECT_WINDOW - StreamSettings().connect_timeout - ATTEMPT_SLACK  # 18 s
 MIN_CAP = 2 * DEFAULT_RETRY  # a window of at least [3 s, 6 s]: a fleet still spreads
 
 

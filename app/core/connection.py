@@ -229,6 +229,7 @@ class Connection:
             last_event_id=store.last_event_id(),
             transport=self._transport,
             payload=self._config.payload,
+            refusal_pointer=self._config.auth.refusal_pointer,
         )
         self._receipts = ReceiptQueue(
             store,

@@ -188,7 +188,8 @@ class HistoryStoreError(TrayNotifierError):
 
 class HistoryDamagedError(HistoryStoreError):
     """The file is not a readable SQLite history (damaged, truncated, or another kind of file):
-    the caller may move it aside (:func:`app.core.store.move_aside`) and start a new history."""
+    the caller may move it aside (:func:`app.core.sqlite_files.move_aside`) and start a new
+    history."""
 
 
 class AutostartError(TrayNotifierError):

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.store import HistoryDamagedError, HistoryStore, HistoryStoreError, move_aside
+from app.core.sqlite_files import move_aside
+from app.core.store import HistoryDamagedError, HistoryStore, HistoryStoreError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class HistoryStores:
     store) and closes them all at the end.
 
     When a history is opened, announcements older than ``retention_days()`` are removed. A
-    damaged file is moved aside (:func:`~app.core.store.move_aside`) and a new, empty history
+    damaged file is moved aside (:func:`~app.core.sqlite_files.move_aside`) and a new, empty history
     started in its place: :attr:`OpenedHistory.moved_aside` says where it went. A history that
     cannot be opened otherwise (newer version, unwritable) raises HistoryStoreError.
     """

@@ -266,7 +266,7 @@ async def call(
     request.headers["Accept-Encoding"] = REPLY_ENCODINGS
     response = await send(client, request, stream=True)
     try:
-        body = await _read_bounded(response, limit)
+        body = await read_bounded(response, limit)
     except httpx.TransportError as exc:
         raise transport_error(exc, response.url) from exc
     finally:
@@ -274,7 +274,10 @@ async def call(
     return Reply.parse(response.status_code, body)
 
 
-async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+async def read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """The body of a streamed ``response``, decoded, at most ``limit`` bytes: ReplyTooLarge
+    past it (nothing more is read nor inflated), ProtocolError for a body that cannot be
+    decoded."""
     decoder = _Decoder(response.headers.get("content-encoding", ""), response.url)
     body = bytearray()
     async for raw in response.aiter_raw(_RAW_CHUNK):

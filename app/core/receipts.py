@@ -31,20 +31,13 @@ from typing import Any, Protocol
 
 from app.core.errors import LoginRequired, TrayNotifierError
 from app.core.http import Reply
-from app.core.store import HistoryStore
+from app.core.store import HistoryStore, ReceiptKind
 
 log = logging.getLogger(__name__)
 
 RETRY = 30.0  # seconds between attempts while receipts cannot be sent
 BATCH_DELAY = 1.0  # seconds receipts are gathered before a batch goes
 BATCH_MAX = 500  # receipts in one POST /receipts
-
-
-class ReceiptKind(enum.StrEnum):
-    DELIVERED = "delivered"  # stored on this machine
-    DISPLAYED = "displayed"  # shown to the person: a toast, a summary counting it, its window
-    READ = "read"  # opened, clicked or marked read
-    ACKNOWLEDGED = "acknowledged"  # the person pressed Acknowledge
 
 
 class _Outcome(enum.Enum):

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.secrets import SecretStore, login_key
-from app.core.store import HistoryStore, move_database
+from app.core.config import Config
+from app.core.secrets import SecretStore, SecretStoreUnavailable, login_key
+from app.core.sqlite_files import move_database
+from app.core.store import HistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +78,21 @@ def relocate(
             )
             return Relocation(old_url, login, history)
     return None
+
+
+def follow_the_server(config: Config, data_dir: Path, secrets: SecretStore) -> None:
+    """:func:`relocate` for the configured server and user, from ``previous_server_urls``: what
+    the tray and the ``login``/``logout``/``listen`` commands do first, before either the login
+    or the history is read. A failure is logged, and they stay where they are."""
+    if not config.previous_server_urls:
+        return
+    try:
+        relocate(
+            previous=config.previous_server_urls,
+            server_url=config.server_url,
+            username=config.username,
+            secrets=secrets,
+            data_dir=data_dir,
+        )
+    except (OSError, SecretStoreUnavailable) as exc:
+        log.warning("the login and history of the previous server address stay there: %s", exc)

@@ -14,15 +14,14 @@ marked withdrawn with the time the tray learned it (:meth:`HistoryStore.withdraw
 unread, never told or brought back again; its id is kept in ``revoked`` too, so that a replay
 never brings it back as new, even one revoked before it arrived. The file is private
 (0600, in a 0700 folder); a damaged one raises :class:`~app.core.errors.HistoryDamagedError`, and
-:func:`move_aside` keeps it next to the new one.
-
-The schema carries its version in ``PRAGMA user_version``; ``_MIGRATIONS[n]`` takes a file from
-version n to n + 1.
+:func:`~app.core.sqlite_files.move_aside` keeps it next to the new one. Its schema and the
+migrations of older files are :mod:`app.core.history_schema`.
 """
 
 from __future__ import annotations
 
 import builtins
+import enum
 import hashlib
 import json
 import re
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from app.core import history_schema
 from app.core.errors import HistoryDamagedError as HistoryDamagedError  # re-exported
 from app.core.errors import HistoryStoreError as HistoryStoreError  # re-exported
 from app.core.files import private_dir, private_file
@@ -43,56 +43,6 @@ from app.core.model import ANONYMOUS_PREFIX, ROW_COLUMNS, Announcement, from_epo
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
 
-_MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1: the first schema
-    """
-    CREATE TABLE announcements (
-        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-        id          TEXT NOT NULL UNIQUE,
-        title       TEXT NOT NULL,
-        body        TEXT NOT NULL,
-        priority    TEXT NOT NULL,
-        url         TEXT,
-        created_at  REAL,
-        expires_at  REAL,
-        legacy      INTEGER NOT NULL DEFAULT 0,
-        received_at REAL NOT NULL,
-        read        INTEGER NOT NULL DEFAULT 0,
-        acked       INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX announcements_received ON announcements (received_at);
-    CREATE TABLE revoked (id TEXT PRIMARY KEY, revoked_at REAL NOT NULL);
-    CREATE TABLE pending_acks (id TEXT PRIMARY KEY, queued_at REAL NOT NULL);
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    # 1 -> 2: whether the person was told about it (a toast, a summary toast, or on purpose
-    # not at all); what a crash left untold is told at the next start. Rows written by
-    # version 1 were told by then: they count as shown.
-    """
-    ALTER TABLE announcements ADD COLUMN shown INTEGER NOT NULL DEFAULT 0;
-    UPDATE announcements SET shown = 1;
-    CREATE INDEX announcements_unshown ON announcements (shown) WHERE shown = 0;
-    """,
-    # 2 -> 3: receipts of every kind wait to be sent (delivered, read, acknowledged), not only
-    # acknowledgements; those pending are kept
-    """
-    CREATE TABLE pending_receipts (
-        id        TEXT NOT NULL,
-        kind      TEXT NOT NULL,
-        queued_at REAL NOT NULL,
-        PRIMARY KEY (id, kind)
-    );
-    INSERT INTO pending_receipts (id, kind, queued_at)
-        SELECT id, 'acknowledged', queued_at FROM pending_acks;
-    DROP TABLE pending_acks;
-    """,
-    # 3 -> 4: a revoked announcement is kept, marked withdrawn (when the tray learned it); those
-    # revoked before were deleted by then (their ids stay in ``revoked``)
-    """
-    ALTER TABLE announcements ADD COLUMN withdrawn_at REAL;
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 # Whole statements as constants: no SQL is ever assembled from values. An announcement's own
 # columns come first, as the model's row (model.ROW_COLUMNS, converted by Announcement.to_row
@@ -130,8 +80,16 @@ _INSERT = (
 )
 
 
-# receipt kinds (the server's ``POST /receipts`` keys); app/core/receipts.py sends them
-DELIVERED, DISPLAYED, READ, ACKNOWLEDGED = "delivered", "displayed", "read", "acknowledged"
+class ReceiptKind(enum.StrEnum):
+    """What a receipt says (the server's ``POST /receipts`` keys): queued here, sent by
+    :mod:`app.core.receipts`."""
+
+    DELIVERED = "delivered"  # stored on this machine
+    DISPLAYED = "displayed"  # shown to the person: a toast, a summary counting it, its window
+    READ = "read"  # opened, clicked or marked read
+    ACKNOWLEDGED = "acknowledged"  # the person pressed Acknowledge
+
+
 _QUEUE_RECEIPT = "INSERT OR IGNORE INTO pending_receipts (id, kind, queued_at) VALUES (?, ?, ?)"
 _QUEUE_RECEIPT_IF_LIVE = (
     "INSERT OR IGNORE INTO pending_receipts (id, kind, queued_at) SELECT ?, ?, ? WHERE EXISTS "
@@ -240,18 +198,7 @@ class HistoryStore:
 
     def _migrate(self) -> None:
         with self._lock:
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise HistoryStoreError(
-                    f"the history file {self._path} was written by a newer version of this "
-                    "program. Update the program, or move the file aside to start a new history."
-                )
-            for step in range(version, SCHEMA_VERSION):
-                self._conn.execute("BEGIN IMMEDIATE")
-                for statement in _split_sql(_MIGRATIONS[step]):
-                    self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {step + 1}")
-                self._conn.execute("COMMIT")
+            history_schema.migrate(self._conn, self._path)
 
     def close(self) -> None:
         """Close the file; safe to call twice. Any later call raises HistoryStoreError."""
@@ -300,7 +247,7 @@ class HistoryStore:
         if cur.rowcount != 1:
             return False
         if not ann.anonymous and not ann.id.startswith(ANONYMOUS_PREFIX):
-            conn.execute(_QUEUE_RECEIPT, (ann.id, DELIVERED, now))
+            conn.execute(_QUEUE_RECEIPT, (ann.id, ReceiptKind.DELIVERED, now))
         return True
 
     @staticmethod
@@ -361,7 +308,7 @@ class HistoryStore:
             conn.executemany(
                 _QUEUE_RECEIPT,
                 [
-                    (ann.id, DELIVERED, now)
+                    (ann.id, ReceiptKind.DELIVERED, now)
                     for ann in new
                     if not ann.anonymous and not ann.id.startswith(ANONYMOUS_PREFIX)
                 ],
@@ -490,7 +437,7 @@ class HistoryStore:
             conn.executemany("UPDATE announcements SET read = 1 WHERE id = ?", [(i,) for i in ids])
             conn.executemany(
                 _QUEUE_RECEIPT,
-                [(i, READ, now) for i in ids if not i.startswith(ANONYMOUS_PREFIX)],
+                [(i, ReceiptKind.READ, now) for i in ids if not i.startswith(ANONYMOUS_PREFIX)],
             )
             return bool(ids)
 
@@ -523,11 +470,14 @@ class HistoryStore:
         """The person was shown these (a toast, a summary toast that counts them, the urgent
         window): the ``displayed`` receipt is queued (the server keeps the first time)."""
         now = self._now_ts()
-        rows = [(i, DISPLAYED, now, i) for i in ann_ids if not i.startswith(ANONYMOUS_PREFIX)]
+        rows = [
+            (i, ReceiptKind.DISPLAYED, now, i)
+            for i in ann_ids
+            if not i.startswith(ANONYMOUS_PREFIX)
+        ]
         if rows:  # (a withdrawn one gets no receipt: a summary may still count it)
             queue = _QUEUE_RECEIPT_IF_LIVE
-            self._transaction(lambda conn: conn.executemany(queue, rows).rowcount)
-            self._notify_if(True)
+            self._notify_if(self._transaction(lambda conn: conn.executemany(queue, rows).rowcount))
 
     def unshown(self, *, limit: int = 10_000) -> builtins.list[StoredAnnouncement]:
         """Stored but never told (the program stopped before the toast), oldest first; expired
@@ -588,7 +538,7 @@ class HistoryStore:
             conn.execute(
                 "UPDATE announcements SET acked = 1, read = 1, shown = 1 WHERE id = ?", (ann_id,)
             )
-            conn.execute(_QUEUE_RECEIPT, (ann_id, ACKNOWLEDGED, self._now_ts()))
+            conn.execute(_QUEUE_RECEIPT, (ann_id, ReceiptKind.ACKNOWLEDGED, self._now_ts()))
             return True
 
         return self._notify_if(self._transaction(work))
@@ -606,7 +556,7 @@ class HistoryStore:
         return [str(r[0]) for r in rows]
 
     def ack_sent(self, ann_id: str) -> None:
-        self.receipts_sent([(ann_id, ACKNOWLEDGED)])
+        self.receipts_sent([(ann_id, ReceiptKind.ACKNOWLEDGED)])
 
     # ------------------------------------------------------------------ receipts
 
@@ -617,11 +567,6 @@ class HistoryStore:
             (max(0, limit),),
         )
         return [(str(r[0]), str(r[1])) for r in rows]
-
-    def queue_receipt(self, ann_id: str, kind: str) -> None:
-        """Keep a receipt until it is sent (once per announcement and kind)."""
-        self._transaction(lambda conn: conn.execute(_QUEUE_RECEIPT, (ann_id, kind, self._now_ts())))
-        self._notify_if(True)
 
     def receipts_sent(self, receipts: Iterable[tuple[str, str]]) -> None:
         """The server has these (or they cannot be sent): forget them."""
@@ -680,32 +625,3 @@ class HistoryStore:
             return cur.rowcount
 
         return self._transaction(work)
-
-
-def move_aside(path: Path, *, now: datetime | None = None) -> Path:
-    """Rename a damaged history file (and its ``-wal`` and ``-shm`` files) to
-    ``NAME.damaged-YYYYMMDDTHHMMSS.sqlite3`` next to it; returns the new path of the file."""
-    stamp = (now or datetime.now()).strftime("%Y%m%dT%H%M%S")  # the user's local time
-    stem = path.name.removesuffix(".sqlite3")
-    target = path.with_name(f"{stem}.damaged-{stamp}.sqlite3")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{stem}.damaged-{stamp}-{n}.sqlite3")
-    move_database(path, target)
-    return target
-
-
-def move_database(path: Path, target: Path) -> None:
-    """Rename a closed SQLite file and its ``-wal`` and ``-shm`` files (a log left by a crash
-    holds committed rows) to ``target``: the log first, the file last."""
-    for suffix in ("-wal", "-shm"):
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            side.replace(target.with_name(target.name + suffix))
-    path.replace(target)
-
-
-def _split_sql(script: str) -> list[str]:
-    """The statements of a migration script (no statement holds a ``;`` inside a literal)."""
-    return [s.strip() for s in script.split(";") if s.strip()]

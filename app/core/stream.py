@@ -159,6 +159,7 @@ class StreamEngine:
         sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         payload: PayloadProfile | None = None,
+        refusal_pointer: str = "/code",
     ) -> None:
         if any(c in last_event_id for c in "\r\n\0"):
             raise ValueError("a last event id cannot hold CR, LF or NUL")
@@ -169,6 +170,7 @@ class StreamEngine:
         self._on_status = on_status
         self._transport = transport
         self._payload = payload
+        self._refusal_pointer = refusal_pointer  # where a 200 JSON answer says 401
         self._decoder = SSEDecoder(max_event_bytes=settings.max_event_bytes)
         # the failure cap keeps connect timeout + cap within 30 s of a server's return
         cap = failure_cap(settings.connect_timeout)
@@ -333,7 +335,10 @@ class StreamEngine:
             content_type = response.headers.get("content-type", "")
             media = content_type.partition(";")[0].strip().lower()
             if media != EVENT_STREAM:
-                if media == "application/json" and await _json_says_401(response):
+                refused = media == "application/json" and await _json_says_401(
+                    response, self._refusal_pointer
+                )
+                if refused:
                     return self._unauthorized(token)  # RuoYi answers an expired token so
                 return Outcome(OutcomeKind.FATAL, _not_event_stream(response.url, content_type))
             return await self._stream(response)
@@ -427,19 +432,15 @@ class StreamEngine:
 _JSON_401_LIMIT = 64 * 1024  # a refusal's JSON body is small: read no more than this
 
 
-async def _json_says_401(response: httpx.Response) -> bool:
+async def _json_says_401(response: httpx.Response, pointer: str) -> bool:
     """Whether a 200 JSON answer to the stream request is a refused token in disguise:
-    ``{"code": 401, ...}``, as Spring/RuoYi security filters answer an expired token."""
-    body = b""
+    ``{"code": 401, ...}`` at ``pointer``, as Spring/RuoYi security filters answer an expired
+    token: read as every authorised call reads one (:meth:`~app.core.http.Reply.refused`)."""
     try:
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > _JSON_401_LIMIT:
-                return False
-        obj = json.loads(body)
-    except (httpx.HTTPError, ValueError, RecursionError):
+        body = await http.read_bounded(response, _JSON_401_LIMIT)
+    except (httpx.HTTPError, TrayNotifierError):
         return False
-    return http.Reply(response.status_code, obj).refused()
+    return http.Reply.parse(response.status_code, body).refused(pointer)
 
 
 def _flag(data: str, key: str) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jwt
 
-from app.core.files import private_path
+from app.core.files import private_path, write_private
 from app.server.config import SIGNING_KEY_FILE
 from app.server.model import PUBLISHER_ROLE, Principal, User
 
@@ -104,17 +104,7 @@ def load_signing_key(data_dir: Path) -> bytes:
 def save_signing_key(data_dir: Path, key: bytes) -> None:
     """Replace ``data_dir/signing.key`` with ``key`` (mode 0600, atomically: a reader sees the
     old key or the new one, never half of one)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / SIGNING_KEY_FILE
-    temporary = path.with_name(f".{SIGNING_KEY_FILE}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(key.decode("ascii") + "\n")
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_private(data_dir / SIGNING_KEY_FILE, key.decode("ascii") + "\n")
 
 
 # ---------------------------------------------------------------- tokens

@@ -65,7 +65,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# a string, or an unclosed one to the end (which json.loads refuses anyway): with the closing
+# quote required, each '"' of '"\\"\\"...' would scan to the end again, quadratic in the body
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
 
 
 def nesting(text: str) -> int:

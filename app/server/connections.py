@@ -148,7 +148,7 @@ class ConnectionGuard:
         header_timeout: float,
         retry_after: int,
         repeat_log: RepeatLog,
-        request_reserve: float = 0.05,
+        request_reserve: float,
     ) -> None:
         self._server: web.Server | None = None  # attach()
         self.cap = cap

@@ -52,9 +52,6 @@ class DirectStreams:
         self._clock = clock
         self._streams: set[SseStream] = set()
 
-    def __len__(self) -> int:
-        return len(self._streams)
-
     def add(self, stream: SseStream) -> None:
         self._streams.add(stream)
 

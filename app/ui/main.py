@@ -28,8 +28,8 @@ from app import APP_ID, APP_NAME, logs
 from app.core import autostart
 from app.core import config as config_mod
 from app.core.config import Config, ConfigError, Paths
-from app.core.relocation import relocate
-from app.core.secrets import KeyringSecretStore, SecretStore, SecretStoreUnavailable
+from app.core.relocation import follow_the_server
+from app.core.secrets import KeyringSecretStore, SecretStore
 from app.core.store import HistoryStoreError
 from app.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL
 from app.ui import i18n, icons
@@ -153,24 +153,6 @@ def run(args: argparse.Namespace) -> int:
     return run_tray(config=config, paths=paths, secrets=KeyringSecretStore())
 
 
-def move_to_new_address(config: Config, paths: Paths, secrets: SecretStore) -> None:
-    """The login and the history kept under one of ``previous_server_urls`` move to
-    ``server_url`` (:mod:`app.core.relocation`); a failure is logged, and they stay where
-    they are."""
-    if not config.previous_server_urls:
-        return
-    try:
-        relocate(
-            previous=config.previous_server_urls,
-            server_url=config.server_url,
-            username=config.username,
-            secrets=secrets,
-            data_dir=paths.data_dir,
-        )
-    except (OSError, SecretStoreUnavailable) as exc:
-        log.warning("the login and history of the previous server address stay there: %s", exc)
-
-
 def run_tray(
     *,
     config: Config,
@@ -194,7 +176,7 @@ def run_tray(
     # the stored login is read (and the HTTP stack loaded) on the worker thread while the rest
     # of the GUI is imported and built
     worker = StreamWorker(config=config, secrets=secrets)
-    move_to_new_address(config, paths, secrets)  # IT moved the server: before either is read
+    follow_the_server(config, paths.data_dir, secrets)  # IT moved it: before either is read
     if config.server_url and config.username and password is None:
         worker.start()
         worker.prepare(config.server_url, config.username)

@@ -23,7 +23,7 @@ from app.core.autostart import Autostart
 from app.core.config import Config, Paths
 from app.core.history_stores import HistoryStores
 from app.core.model import Announcement, ConnState, Status
-from app.core.secrets import SecretStore, login_key
+from app.core.secrets import SecretStore
 from app.core.store import HistoryStore
 from app.core.toast_policy import ToastPolicy
 from app.ui import notices
@@ -196,8 +196,7 @@ class Root(QObject):
         if cfg.server_url and cfg.username and password is not None:
             self.login(cfg.server_url, cfg.username, password)
         elif cfg.server_url and cfg.username:
-            store = self._use_store(cfg.server_url, cfg.username)
-            self.worker.connect_stored(cfg.server_url, cfg.username, store)
+            self._connect_stored()
         else:
             self.login_flow.show()
 
@@ -205,25 +204,28 @@ class Root(QObject):
         """Log in (the demo, tests): as from the login dialog."""
         self.login_flow.request(server_url, username, password)
 
+    def _connect_stored(self) -> None:
+        """Connect as the settings' server and user, with the login stored for them."""
+        cfg = self.settings.config
+        store = self._use_store(cfg.server_url, cfg.username)
+        self.worker.connect_stored(cfg.server_url, cfg.username, store)
+
     def follow_login(self, key: str) -> None:
         """``login`` on the command line stored the login ``key`` (and saved its server and user
-        in the settings): connect with it now, as at a start."""
+        in the settings): when it is the settings' login, connect with it now, as at a start."""
         if self._shut_down:
             return
         self.settings.reload()
-        cfg = self.settings.config
-        if not (cfg.server_url and cfg.username) or login_key(cfg.server_url, cfg.username) != key:
+        if not self.settings.is_current_login(key):
             log.info("the command line logged in to another server or user: not followed")
             return
         log.info("the command line logged in: connecting with that login")
-        store = self._use_store(cfg.server_url, cfg.username)
-        self.worker.connect_stored(cfg.server_url, cfg.username, store)
+        self._connect_stored()
 
     def follow_logout(self, key: str) -> None:
         """``logout`` on the command line is ending the login ``key`` (it makes the server calls
         and removes the stored login): when it is this tray's, stop and forget it, at once."""
-        cfg = self.settings.config
-        if self._shut_down or login_key(cfg.server_url, cfg.username) != key:
+        if self._shut_down or not self.settings.is_current_login(key):
             return
         log.info("the command line logged out: the stream ends and the login is forgotten")
         self.worker.forget()

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from app.core import config as config_mod
 from app.core.autostart import Autostart, AutostartError
 from app.core.config import Config, ConfigError, Paths
+from app.core.secrets import login_key
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,14 @@ class Settings(QObject):
             self._config = new
             self.changed.emit(new)
         return True
+
+    def is_current_login(self, key: str) -> bool:
+        """Whether ``key`` (:func:`~app.core.secrets.login_key`) names the server and user the
+        settings connect as."""
+        cfg = self._config
+        return (
+            bool(cfg.server_url and cfg.username) and login_key(cfg.server_url, cfg.username) == key
+        )
 
     def set_do_not_disturb(self, on: bool) -> bool:
         """Do not disturb on or off (saved like any setting)."""

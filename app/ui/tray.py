@@ -13,7 +13,7 @@ from app.core.config import Config
 from app.core.errors import ErrorKind
 from app.core.model import ConnState, Status
 from app.core.toast_policy import Hold, HoldReason
-from app.ui import icons
+from app.ui import icons, widgets
 
 _TRYING = frozenset({ConnState.CONNECTING, ConnState.OFFLINE})  # the stream is (re)connecting
 
@@ -200,12 +200,12 @@ class Tray(QObject):
         if s.alerts_stopped is not None:
             lines.append(
                 self.tr("Not receiving announcements since %1").replace(
-                    "%1", _when(s.alerts_stopped)
+                    "%1", widgets.format_moment(s.alerts_stopped)
                 )
             )
         if s.unread:
             lines.append(self.tr("%n unread announcement(s)", "", s.unread))
-        if s.dnd or (s.hold is not None and s.hold.reason is HoldReason.DO_NOT_DISTURB):
+        if s.dnd:  # (the policy holds toasts back for it too: one line says both)
             lines.append(
                 self.tr(
                     "Do not disturb is on: announcements are held back (urgent ones still show)"
@@ -282,10 +282,3 @@ class Tray(QObject):
     def close(self) -> None:
         self.icon.hide()
         self.menu.deleteLater()
-
-
-def _when(moment: datetime) -> str:
-    """A local time for the tooltip: "14:05" today, "2025-03-01 14:05" another day."""
-    if moment.date() == datetime.now().date():
-        return moment.strftime("%H:%M")
-    return moment.strftime("%Y-%m-%d %H:%M")

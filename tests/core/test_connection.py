@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import keyring.backends.fail
 import pytest
 
 from app.core.auth import Tokens
@@ -30,14 +31,13 @@ from app.core.secrets import (
     KeyringSecretStore,
     MemorySecretStore,
     SecretStore,
-    SecretStoreUnavailable,
     login_key,
 )
 from app.core.store import HistoryStore, HistoryStoreError
 from app.server.embedded import EmbeddedServer
 from tests.core.test_secrets_prefetch import CountingBackend
 from tests.fixtures.scripted import Conn, Script, ScriptedServer, status
-from tests.fixtures.server import DEMO_PASSWORD, ServerFactory
+from tests.fixtures.server import DEMO_PASSWORD, ManualClock, ServerFactory
 
 WAIT = 15.0  # seconds: a generous bound for a shared 2-core machine
 POLL = 0.02  # conditions on another thread (a server, a store) are checked this often
@@ -154,30 +154,9 @@ class Recording(httpx.AsyncHTTPTransport):
         return [p for m, p in self.requests if m == method]
 
 
-class BrokenKeyring:
-    """A keyring that cannot be used (locked, or none on this machine)."""
-
-    def get(self, key: str) -> str | None:
-        raise SecretStoreUnavailable("the keyring is locked")
-
-    def set(self, key: str, value: str) -> None:
-        raise SecretStoreUnavailable("the keyring is locked")
-
-    def delete(self, key: str) -> None:
-        raise SecretStoreUnavailable("the keyring is locked")
-
-    def prefetch(self, key: str) -> None:
-        pass
-
-
-class Clock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def no_keyring() -> KeyringSecretStore:
+    """The keyring as on a machine with none (keyring's own fail backend): every use raises."""
+    return KeyringSecretStore(backend=keyring.backends.fail.Keyring())
 
 
 @dataclass
@@ -302,8 +281,8 @@ async def test_an_unreachable_server_is_a_typed_failure(
 async def test_a_keyring_that_cannot_keep_the_login_is_a_typed_failure_unless_this_run_only(
     make_connection: MakeHarness, companion_server: EmbeddedServer, tmp_path: Path
 ) -> None:
-    keyring = BrokenKeyring()
-    h = make_connection(secrets=keyring)
+    broken = no_keyring()
+    h = make_connection(secrets=broken)
     store = history(tmp_path, companion_server.url)
     await h.connection.login(companion_server.url, "alice", DEMO_PASSWORD, store)
     assert [f.kind for f in h.told.values("login_failed")] == [FailureKind.KEYRING]
@@ -361,12 +340,12 @@ async def test_a_keyring_that_cannot_be_read_means_login_required(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    h = make_connection(secrets=BrokenKeyring())
+    h = make_connection(secrets=no_keyring())
     await h.connection.connect_stored(
         companion_server.url, "alice", history(tmp_path, companion_server.url)
     )
     assert h.told.states == [ConnState.LOGIN_REQUIRED]
-    assert "the keyring is locked" in caplog.text
+    assert "no system keyring is available" in caplog.text
 
 
 async def test_the_stored_login_resumes_after_the_stored_id_without_repeats(
@@ -670,7 +649,7 @@ async def test_a_connect_greeting_is_told_once_when_it_comes_again_soon_after_a_
     gates = {m: threading.Event() for m in markers}
     # each session: its stream, then the close call when the next one begins
     server = scripted(*[s for m in markers for s in (greeting_then(m, gates[m]), status(200))])
-    secrets, clock = MemorySecretStore(), Clock()
+    secrets, clock = MemorySecretStore(), ManualClock(1000.0)
     stored_login(secrets, server.url)
     h = make_connection(secrets=secrets, clock=clock)
     store = HistoryStore(tmp_path / "h.sqlite3")
@@ -683,7 +662,7 @@ async def test_a_connect_greeting_is_told_once_when_it_comes_again_soon_after_a_
         connected = told.states.count(ConnState.CONNECTED) + 1
         await h.connection.connect_stored(server.url, "alice", store)
         await told.until(lambda: told.states.count(ConnState.CONNECTED) == connected, "connect")
-        clock.now += later
+        clock.advance(later)
         gates[marker].set()
         await told.until(lambda: marker in [a.id for a in told.announced], marker)
         return [a.body if a.legacy else a.id for a in told.announced[start:]]

@@ -23,6 +23,7 @@ from app.core.model import Announcement, ConnState, RawEvent, Status, StreamEven
 from app.core.secrets import MemorySecretStore, login_key
 from app.core.store import HistoryStore
 from app.core.stream import OutcomeKind, StreamEngine
+from tests.fixtures.server import ManualClock
 from tests.fixtures.spring import GREETING, PROFILE, SpringBackend
 
 Spring = Callable[..., SpringBackend]
@@ -275,14 +276,6 @@ class Recorder:
         return sum(1 for s in self.statuses if s.state is ConnState.CONNECTED)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("profile", ["ruoyi", "companion paths"])
 async def test_a_backend_without_receipt_calls_gets_none(
     spring: Spring, tmp_path: Path, caplog: pytest.LogCaptureFixture, profile: str
@@ -324,14 +317,14 @@ async def test_a_ruoyi_backend_end_to_end(spring: Spring, tmp_path: Path) -> Non
     no user action; quit calls close with the token."""
     backend = spring()
     cfg = profile_config(backend)
-    recorder, clock = Recorder(), Clock()
+    recorder, clock = Recorder(), ManualClock(1000.0)
     conn = Connection(recorder, config=cfg, secrets=MemorySecretStore(), clock=clock)
     store = HistoryStore(tmp_path / "history.sqlite3")
     await conn.login(backend.url, "admin", "admin123", store)
     await recorder.until(lambda: len(recorder.received) == 1)
     assert recorder.received[0].body == GREETING  # the first greeting is shown once
 
-    clock.now += GREETING_WINDOW + 1  # later notices are not greetings
+    clock.advance(GREETING_WINDOW + 1)  # later notices are not greetings
     for n in (1, 2):
         backend.notice(
             {"noticeId": n, "noticeTitle": f"通知 {n}", "noticeContent": f"<p>第{n}条&amp;</p>"}

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from app.core.errors import HistoryDamagedError, HistoryStoreError
+from app.core.history_schema import SCHEMA_VERSION
 from app.core.model import Announcement, Priority
-from app.core.store import SCHEMA_VERSION, HistoryStore
+from app.core.store import HistoryStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -307,11 +308,11 @@ def _version_1_file(path: Path) -> None:
 
 def _version_n_file(path: Path, version: int) -> None:
     """A history as version ``version`` of the schema wrote it, with one announcement."""
-    from app.core.store import _MIGRATIONS, _split_sql
+    from app.core.history_schema import statements
 
     conn = sqlite3.connect(path)
     for step in range(version):
-        for statement in _split_sql(_MIGRATIONS[step]):
+        for statement in statements(step):
             conn.execute(statement)
     conn.execute(
         "INSERT INTO announcements (id, title, body, priority, received_at) "
@@ -398,7 +399,7 @@ def test_acknowledging_twice_queues_one_receipt(store: HistoryStore) -> None:
 
 
 def test_damaged_file_is_a_damaged_error_and_moves_aside(tmp_path: Path) -> None:
-    from app.core.store import move_aside
+    from app.core.sqlite_files import move_aside
 
     path = tmp_path / "history" / "h.sqlite3"
     path.parent.mkdir()

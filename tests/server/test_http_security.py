@@ -145,7 +145,8 @@ def test_cors_origin_must_be_an_origin() -> None:
         with pytest.raises(ValueError, match="not a web origin"):
             ServerConfig(cors_origins=(bad,))
     assert ServerConfig(cors_origins=("https://a.example:8443",)).cors_origins
-    assert ServerConfig(cors_origins=("http://[::1]:8000", "https://xn--bcher-kva.example"))
+    good = ("http://[::1]:8000", "https://xn--bcher-kva.example")
+    assert ServerConfig(cors_origins=good).cors_origins == good
 
 
 def test_the_server_command_refuses_a_wildcard_origin(tmp_path: Path) -> None:
@@ -381,3 +382,19 @@ def test_no_answer_names_the_software_versions(companion_server: EmbeddedServer)
         head = answer.partition(b"\r\n\r\n")[0].decode().lower()
         assert "\r\nserver: tray-notifier\r\n" in head + "\r\n"
         assert "python" not in head and "aiohttp" not in head
+
+
+def test_a_body_of_escaped_quotes_is_refused_without_stalling_the_server(
+    companion_server: EmbeddedServer,
+) -> None:
+    """A 64 KiB login body of '"\\"\\"...' made the nesting check quadratic (11 s of the event
+    loop, every stream with it, before any login): it is a 400 like any malformed body, and the
+    server answers it within the client's bound."""
+    body = b'"' + b'\\"' * 32_000
+    with httpx.Client(base_url=companion_server.url, timeout=3.0) as client:
+        answer = client.post(
+            "/auth/login", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 400
+        assert "not valid JSON" in answer.json()["error"]
+        assert client.get("/healthz").status_code == 200

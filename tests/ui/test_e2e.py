@@ -257,9 +257,10 @@ def test_revoke_keeps_it_struck_through_and_closes_the_urgent_window(
         h.set_last_event_id("0")
     again = make_root(config=config_mod.load(tray_paths), secrets=secrets)
     delivered = Spy(again.notifier.delivered)
+    replayed = Spy(again.worker.catchUpFinished)
     again.start()
     wait_connected(qtbot, again)
-    qtbot.wait(500)  # the replay
+    qtbot.waitUntil(lambda: bool(replayed.calls), timeout=WAIT)  # the replay from "0" is over
     assert ann_id not in again.urgent
     assert ann_id not in [r.announcement_id for r in delivered.values]
     assert again.store is not None

@@ -11,26 +11,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from PySide6.QtGui import QAction
 from pytestqt.qtbot import QtBot
 
 from app.core.config import Config, QuietHours
 from app.core.model import ConnState
 from app.core.toast_policy import ToastPolicy
 from app.ui.root import Root
-from app.ui.tray import Tray
-from tests.fixtures.qt import Spy
+from app.ui.widgets import format_moment
+from tests.fixtures.qt import Spy, menu_action
 from tests.fixtures.server import DEMO_PASSWORD
 
 WAIT = 15_000
 RETRY_MS = 30_000  # the server's retry: the tray waits at least this before reconnecting
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support", ".*systemTrayWindowChanged")
-
-
-def menu_action(tray: Tray, text: str) -> QAction:
-    tray.menu.aboutToShow.emit()
-    return next(a for a in tray.menu.actions() if a.text() == text)
 
 
 def state(root: Root) -> ConnState:
@@ -61,7 +55,7 @@ def test_reconnect_now_in_the_tray_menu_reconnects_at_once(
     qtbot.waitUntil(lambda: root.tray.state.alerts_stopped is not None, timeout=WAIT)
     since = root.tray.state.alerts_stopped
     assert since is not None and datetime.now() - since < timedelta(minutes=1)
-    assert f"Not receiving announcements since {since:%H:%M}" in root.tray.icon.toolTip()
+    assert f"Not receiving announcements since {format_moment(since)}" in root.tray.icon.toolTip()
     assert root.tray.icon.icon().cacheKey() != plain_icon
 
     # it is back; "Reconnect now" connects at once instead of after the 30 s wait

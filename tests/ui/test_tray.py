@@ -6,15 +6,15 @@ from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 
 import pytest
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.core.errors import ErrorKind
 from app.core.model import ConnState, Status
 from app.core.toast_policy import Hold, HoldReason
-from app.ui import i18n
+from app.ui import i18n, widgets
 from app.ui.tray import Tray
+from tests.fixtures.qt import menu_action
 
 pytestmark = pytest.mark.qt_log_ignore(".*systemTrayWindowChanged")
 
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.qt_log_ignore(".*systemTrayWindowChanged")
 def texts(tray: Tray) -> list[str]:
     tray.menu.aboutToShow.emit()
     return [a.text() for a in tray.menu.actions() if not a.isSeparator()]
-
-
-def action(tray: Tray, text: str) -> QAction:
-    tray.menu.aboutToShow.emit()
-    return next(a for a in tray.menu.actions() if a.text() == text)
 
 
 @pytest.fixture
@@ -49,7 +44,7 @@ def test_logged_out_menu(tray: Tray) -> None:
     ]
     status = tray.menu.actions()[0]
     assert not status.isEnabled()
-    assert not action(tray, "Reconnect now").isEnabled()  # nothing to reconnect
+    assert not menu_action(tray, "Reconnect now").isEnabled()  # nothing to reconnect
 
 
 @pytest.mark.parametrize(
@@ -79,7 +74,7 @@ def test_menu_in_every_connected_state(
         "Quit",
     ]
     assert line in tray.icon.toolTip()
-    assert action(tray, "Reconnect now").isEnabled() is reconnect
+    assert menu_action(tray, "Reconnect now").isEnabled() is reconnect
 
 
 @pytest.mark.parametrize(
@@ -118,7 +113,7 @@ def test_a_stream_error_is_worded_in_chinese(tray: Tray, qapp: QApplication) -> 
 def test_login_required_offers_log_in(tray: Tray) -> None:
     tray.set_status(Status(ConnState.LOGIN_REQUIRED))
     assert texts(tray)[:4] == ["Not logged in", "Reconnect now", "Announcements…", "Log in…"]
-    assert not action(tray, "Reconnect now").isEnabled()
+    assert not menu_action(tray, "Reconnect now").isEnabled()
 
 
 def test_tooltip_in_words(tray: Tray) -> None:
@@ -199,11 +194,13 @@ def test_alerts_stopped_in_the_icon_and_tooltip_until_it_is_over(tray: Tray) -> 
     assert tray.icon.toolTip().splitlines() == [
         "Tray Notifier",
         "Offline: trying again in 20 s",
-        "Not receiving announcements since 14:05",
+        f"Not receiving announcements since {widgets.format_moment(since)}",
     ]
     assert tray.icon.icon().cacheKey() != plain  # the warning mark
     tray.set_alerts_stopped(since - timedelta(days=1))  # an outage that began yesterday
-    assert f"since {(since - timedelta(days=1)):%Y-%m-%d} 14:05" in tray.icon.toolTip()
+    yesterday = widgets.format_moment(since - timedelta(days=1))
+    assert yesterday != widgets.format_moment(since)  # another day: with its date
+    assert f"since {yesterday}" in tray.icon.toolTip()
     tray.set_alerts_stopped(None)
     assert "Not receiving" not in tray.icon.toolTip()
     assert tray.icon.icon().cacheKey() == plain

@@ -6,7 +6,6 @@ repeat an announcement, or take the tray down.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from tests.fixtures.server import DEMO_PASSWORD
 from tests.fixtures.spring import PROFILE, SpringBackend
 from tests.fixtures.tray_process import TrayProcess, TrayRunner
 from tests.fixtures.wait import wait_until
+from tests.server.conftest import metric
 
 pytestmark = [pytest.mark.desktop, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -34,10 +34,12 @@ URGENT_WINDOW = "Urgent announcement"
 
 def streams_opened(server: EmbeddedServer) -> int:
     """The server's count of SSE streams opened so far (a counter: a kill cannot lower it)."""
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
-    match = re.search(r"^(?:\w+_)?connections_total (\d+)", text, re.MULTILINE)
-    assert match, text
-    return int(match.group(1))
+    return gauge(server, "connections_total")
+
+
+def gauge(server: EmbeddedServer, name: str) -> int:
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        return int(metric(client, name))
 
 
 def log_in(runner: TrayRunner, server: EmbeddedServer) -> None:
@@ -159,7 +161,7 @@ def test_the_login_and_logout_commands_and_the_running_tray_act_as_one(
     assert out.returncode == 0, out.stderr
     assert "The running tray stopped and forgot it." in out.stdout
     tray.wait_for("the command line logged out", WAIT)
-    wait_until(lambda: metric(companion_server, "connections") == 0, WAIT, "the stream closed")
+    wait_until(lambda: gauge(companion_server, "connections") == 0, WAIT, "the stream closed")
     opened = streams_opened(companion_server)
     done = tray_runner.run(
         "login", "--server", companion_server.url, "--user", "bob", "--password-stdin",
@@ -168,7 +170,7 @@ def test_the_login_and_logout_commands_and_the_running_tray_act_as_one(
     assert done.returncode == 0, done.stderr
     assert "The running tray connects with this login now." in done.stdout
     tray.wait_for("connecting as bob", WAIT)
-    wait_until(lambda: metric(companion_server, "connections") == 1, WAIT, "bob's stream")
+    wait_until(lambda: gauge(companion_server, "connections") == 1, WAIT, "bob's stream")
     assert streams_opened(companion_server) == opened + 1  # bob's: none between the two
     assert tray.stop() == 0
 
@@ -200,10 +202,3 @@ def test_logout_on_the_command_line_stops_a_tray_that_would_log_in_again(
     assert len(backend.logins) == 2  # the two commands': the tray never logged in by itself
     assert backend.connects[-1].authorization == backend.infos[-1].authorization  # the new one
     assert tray.stop() == 0
-
-
-def metric(server: EmbeddedServer, name: str) -> int:
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
-    match = re.search(rf"^(?:\w+_)?{name} (\d+)", text, re.MULTILINE)
-    assert match, text
-    return int(match.group(1))

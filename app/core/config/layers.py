@@ -147,7 +147,7 @@ def _system_stack(paths: Paths, *, warn: bool) -> _Stack:
             try:
                 stack.put(key, parse_value(key, value, origin), origin)
             except ConfigError as exc:
-                stack.problem(f"{exc} Until then {key} has its default.", warn=warn)
+                stack.problem(f"{exc} Until then {key} comes from the layers below.", warn=warn)
         if LOCKED_KEY in raw:
             try:
                 locks = _parse_locks(raw[LOCKED_KEY], origin, warn=warn)

@@ -82,6 +82,12 @@ class AuthProfile:
 
     __hash__ = None  # type: ignore[assignment]  # holds a table
 
+    @property
+    def refusal_pointer(self) -> str:
+        """Where an HTTP 200 answer says its token was refused (``{"code": 401}``): the ``ok``
+        test's pointer, else ``/code`` (Spring's and RuoYi's envelope)."""
+        return self.ok.pointer if self.ok is not None else "/code"
+
     def describe(self) -> str:
         """One line for people: which server type is configured."""
         if self.style == "token":
