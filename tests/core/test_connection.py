@@ -35,7 +35,7 @@ from app.core.secrets import (
 )
 from app.core.store import HistoryStore, HistoryStoreError
 from app.server.embedded import EmbeddedServer
-from tests.core.test_secrets_prefetch import CountingBackend
+from tests.fixtures.keyring_backends import CountingBackend
 from tests.fixtures.scripted import Conn, Script, ScriptedServer, status
 from tests.fixtures.server import DEMO_PASSWORD, ManualClock, ServerFactory
 

@@ -10,7 +10,7 @@ import pytest
 from app import APP_NAME
 from app.core.events import load_json, to_stream_event
 from app.core.model import Announcement, RawEvent, Revoke
-from tests.core.test_model import FULL
+from tests.fixtures.announcements import FULL
 
 
 def test_display_title_is_the_one_rule() -> None:

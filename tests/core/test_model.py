@@ -13,16 +13,7 @@ from app.core.model import (
     Priority,
     from_epoch,
 )
-
-FULL = Announcement(
-    id="7",
-    title="Fire drill",
-    body="Thursday at ten",
-    priority=Priority.URGENT,
-    url="https://example.org/drill",
-    created_at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
-    expires_at=datetime(2030, 1, 3, tzinfo=UTC),
-)
+from tests.fixtures.announcements import FULL
 
 
 def test_stream_json_round_trip() -> None:

@@ -4,30 +4,9 @@ next read of it once, from memory; a write or a removal in between is never hidd
 from __future__ import annotations
 
 import pytest
-from keyring.errors import KeyringLocked
 
 from app.core.secrets import KeyringSecretStore, SecretStoreUnavailable
-
-
-class CountingBackend:
-    """A keyring backend in memory that counts its reads."""
-
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, str], str] = {}
-        self.reads = 0
-        self.locked = False
-
-    def get_password(self, service: str, key: str) -> str | None:
-        self.reads += 1
-        if self.locked:
-            raise KeyringLocked("locked")
-        return self.values.get((service, key))
-
-    def set_password(self, service: str, key: str, value: str) -> None:
-        self.values[(service, key)] = value
-
-    def delete_password(self, service: str, key: str) -> None:
-        self.values.pop((service, key), None)
+from tests.fixtures.keyring_backends import CountingBackend
 
 
 def test_a_prefetched_login_answers_the_next_read_once() -> None:

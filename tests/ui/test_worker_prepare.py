@@ -13,7 +13,7 @@ from app.core.model import ConnState
 from app.core.secrets import KeyringSecretStore
 from app.core.store import HistoryStore
 from app.server.embedded import EmbeddedServer
-from tests.core.test_secrets_prefetch import CountingBackend
+from tests.fixtures.keyring_backends import CountingBackend
 from tests.fixtures.qt import Spy
 from tests.fixtures.server import DEMO_PASSWORD
 

@@ -20,8 +20,8 @@ import pytest
 
 from app.core import config
 from app.core.config.files import beyond_limits
-from tests.core.config.test_layers import refusal
 from tests.fixtures.scripted import ScriptedServer, sse, status
+from tests.fixtures.settings_files import refusal
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "tok-18-secret"

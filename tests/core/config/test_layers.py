@@ -19,6 +19,7 @@ import pytest
 from app.core import config
 from app.core.config.values import converters
 from app.core.model import Priority
+from tests.fixtures.settings_files import refusal
 
 
 @pytest.fixture
@@ -40,19 +41,6 @@ def ca_file(tmp_path: Path) -> Path:
 
 def etc(paths: config.Paths) -> Path:
     return paths.system_config_files[1]
-
-
-def refusal(paths: config.Paths, layer: str) -> str:
-    """The message about what cannot be used: the user's own file stops the load (the person
-    is shown it and can fix it); IT's file does not (issue 22): the settings load all the same,
-    that setting (or that file) left out, and the problem kept for the tray to say."""
-    if layer == "user":
-        with pytest.raises(config.ConfigError) as info:
-            config.load(paths, environ={})
-        return str(info.value)
-    loaded = config.load(paths, environ={})
-    assert len(loaded.problems) == 1, loaded.problems
-    return loaded.problems[0]
 
 
 def write_user(paths: config.Paths, text: str) -> Path:
