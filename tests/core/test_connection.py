@@ -38,6 +38,7 @@ from app.server.embedded import EmbeddedServer
 from tests.fixtures.keyring_backends import CountingBackend
 from tests.fixtures.scripted import Conn, Script, ScriptedServer, status
 from tests.fixtures.server import DEMO_PASSWORD, ManualClock, ServerFactory
+from tests.fixtures.transport import RecordingTransport
 
 WAIT = 15.0  # seconds: a generous bound for a shared 2-core machine
 POLL = 0.02  # conditions on another thread (a server, a store) are checked this often
@@ -135,25 +136,6 @@ class Told:
         self._note("catch_up_finished")
 
 
-class Recording(httpx.AsyncHTTPTransport):
-    """The real transport, noting the method and path of each request.
-
-    The connection's clients (the session's, the stream's) share it here, where each would
-    have its own: it keeps no idle connection, so that stopping the stream (cancelling its
-    read) never has to close another client's connection on the way."""
-
-    def __init__(self) -> None:
-        super().__init__(limits=httpx.Limits(max_keepalive_connections=0))
-        self.requests: list[tuple[str, str]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.method, request.url.path))
-        return await super().handle_async_request(request)
-
-    def paths(self, method: str) -> list[str]:
-        return [p for m, p in self.requests if m == method]
-
-
 def no_keyring() -> KeyringSecretStore:
     """The keyring as on a machine with none (keyring's own fail backend): every use raises."""
     return KeyringSecretStore(backend=keyring.backends.fail.Keyring())
@@ -165,7 +147,7 @@ class Harness:
 
     connection: Connection
     told: Told
-    transport: Recording
+    transport: RecordingTransport
     secrets: SecretStore
     stores: list[HistoryStore] = field(default_factory=list)
 
@@ -184,7 +166,11 @@ async def make_connection() -> AsyncIterator[MakeHarness]:
         config: Config | None = None,
         **options: Any,
     ) -> Harness:
-        told, transport = Told(), Recording()
+        # the connection's clients (the session's, the stream's) share one transport here, where
+        # each would have its own: it keeps no idle connection, so that stopping the stream
+        # (cancelling its read) never has to close another client's connection on the way
+        told = Told()
+        transport = RecordingTransport(limits=httpx.Limits(max_keepalive_connections=0))
         secrets = MemorySecretStore() if secrets is None else secrets
         connection = Connection(
             told, config=config or Config(), secrets=secrets, transport=transport, **options

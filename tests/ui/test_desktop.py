@@ -105,7 +105,7 @@ def test_on_a_status_notifier_tray_toasts_carry_actions_and_urgency(
         "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
     )
     calls.wait_for("member=NameLost", WAIT)  # dbus-monitor became a monitor: it is reading
-    subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+    desktop.dunstctl("close-all")
     _proc, output = demo
     url = output.wait_for("demo server: http://127.0.0.1:", WAIT).rsplit(" ", 1)[-1]
     calls.wait_for("member=RegisterStatusNotifierItem", WAIT)  # an SNI tray: Qt's D-Bus tray
@@ -133,9 +133,9 @@ def test_on_a_status_notifier_tray_toasts_carry_actions_and_urgency(
 
     # a click on the high one (dunst's newest first; the urgent one is on top) opens it in
     # the history window
-    subprocess.run(["dunstctl", "close"], env=desktop.env(), check=True, timeout=10)
+    desktop.dunstctl("close")
     assert desktop.windows_named("Announcements — Tray Notifier") == []
-    subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
+    desktop.dunstctl("action", "0")
     wait_until(
         lambda: bool(desktop.windows_named("Announcements — Tray Notifier")),
         WAIT,
@@ -154,7 +154,7 @@ def test_without_a_tray_our_own_notify_call_is_plain_text_and_clickable(
         "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
     )
     # earlier tests' notifications may still be on screen: ours must be the only one
-    subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+    desktop.dunstctl("close-all")
     bus = FreedesktopNotifications.open()
     assert bus is not None
     notifier = Notifier(None, policy=ToastPolicy(settle=0.01), bus=bus)
@@ -168,7 +168,7 @@ def test_without_a_tray_our_own_notify_call_is_plain_text_and_clickable(
         calls.wait_for(f'string "{title}"', WAIT)
         calls.wait_for('string "&lt;b&gt;bold?&lt;/b&gt; &amp; more"', WAIT)
         clicked = Spy(notifier.clicked)
-        subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
+        desktop.dunstctl("action", "0")
         qtbot.waitUntil(lambda: clicked.values == ["42"], timeout=10_000)
     finally:
         notifier.close()
@@ -190,18 +190,7 @@ def test_notification_actions_on_a_real_bus(
         "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
     )
 
-    def dunst_count(which: str) -> int:
-        out = subprocess.run(
-            ["dunstctl", "count", which],
-            env=desktop.env(),
-            check=True,
-            timeout=10,
-            capture_output=True,
-            text=True,
-        )
-        return int(out.stdout.strip())
-
-    subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+    desktop.dunstctl("close-all")
     bus = FreedesktopNotifications.open()
     assert bus is not None
     notifier = Notifier(None, policy=ToastPolicy(settle=0.01), bus=bus)
@@ -228,7 +217,7 @@ def test_notification_actions_on_a_real_bus(
             qtbot.waitUntil(lambda: acks.values == ["u7"], timeout=10_000)
         notifier.dismiss("u7")
         assert notifier.bus_ids() == {}
-        qtbot.waitUntil(lambda: dunst_count("displayed") == 0, timeout=10_000)
+        qtbot.waitUntil(lambda: int(desktop.dunstctl("count", "displayed")) == 0, timeout=10_000)
 
         # a click in dunst opens the announcement; NotificationClosed forgets the id
         second = f"Urgent {uuid.uuid4().hex[:6]}"
@@ -236,11 +225,11 @@ def test_notification_actions_on_a_real_bus(
             Announcement(id="u8", title=second, body="Again.", priority=Priority.URGENT)
         )
         qtbot.waitUntil(lambda: list(notifier.bus_ids().values()) == ["u8"], timeout=10_000)
-        qtbot.waitUntil(lambda: dunst_count("displayed") == 1, timeout=10_000)
+        qtbot.waitUntil(lambda: int(desktop.dunstctl("count", "displayed")) == 1, timeout=10_000)
         clicked = Spy(notifier.clicked)
-        subprocess.run(["dunstctl", "action", "0"], env=desktop.env(), check=True, timeout=10)
+        desktop.dunstctl("action", "0")
         qtbot.waitUntil(lambda: clicked.values == ["u8"], timeout=10_000)
-        subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+        desktop.dunstctl("close-all")
         qtbot.waitUntil(lambda: notifier.bus_ids() == {}, timeout=10_000)
     finally:
         notifier.close()

@@ -27,9 +27,10 @@ from app.core.store import HistoryStore
 from app.server.embedded import EmbeddedServer
 from app.ui.root import Root
 from app.ui.urgent_window import UrgentWindow
-from tests.fixtures.qt import RecordingTransport, Spy
+from tests.fixtures.qt import Spy
 from tests.fixtures.server import DEMO_PASSWORD, OffsetClock
 from tests.fixtures.spring import GREETING, PROFILE, SpringBackend
+from tests.fixtures.transport import RecordingTransport
 
 WAIT = 15_000
 

@@ -19,8 +19,9 @@ from app.core.secrets import MemorySecretStore
 from app.server.embedded import EmbeddedServer
 from app.ui.root import Root
 from app.ui.worker import StreamWorker
-from tests.fixtures.qt import RecordingTransport, Spy
+from tests.fixtures.qt import Spy
 from tests.fixtures.server import DEMO_PASSWORD
+from tests.fixtures.transport import RecordingTransport
 
 WAIT = 15_000
 

@@ -5,7 +5,6 @@ notification that stays until the connection is back, then is closed."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -62,18 +61,6 @@ def test_the_notifier_asks_once_and_follows_the_daemon(
         bus.close()
 
 
-def dunst_displayed(desktop: Desktop) -> int:
-    out = subprocess.run(
-        ["dunstctl", "count", "displayed"],
-        env=desktop.env(),
-        check=True,
-        timeout=10,
-        capture_output=True,
-        text=True,
-    )
-    return int(out.stdout.strip())
-
-
 @pytest.mark.qt_log_ignore("This plugin does not support", ".*systemTrayWindowChanged")
 def test_alerts_stopped_is_critical_stays_and_is_closed_when_connected_again(
     desktop: Desktop,
@@ -92,7 +79,7 @@ def test_alerts_stopped_is_critical_stays_and_is_closed_when_connected_again(
         "type='method_call',interface='org.freedesktop.Notifications',member='CloseNotification'",
     )
     calls.wait_for("member=NameLost", WAIT)  # dbus-monitor became a monitor: it is reading
-    subprocess.run(["dunstctl", "close-all"], env=desktop.env(), check=True, timeout=10)
+    desktop.dunstctl("close-all")
     bus = FreedesktopNotifications.open()
     assert bus is not None
     server = server_factory(demo_users=True, ping_interval=0.5, retry_ms=30_000)
@@ -116,7 +103,8 @@ def test_alerts_stopped_is_critical_stays_and_is_closed_when_connected_again(
         assert warning.action_keys == ["default"]
         (nid,) = root.notifier.bus_ids()  # the warning's id (it opens the history)
         qtbot.waitUntil(lambda: "Not receiving announcements since" in root.tray.icon.toolTip())
-        assert dunst_displayed(desktop) == 1  # on screen (expiry 0: dunst keeps it)
+        # on screen (expiry 0: dunst keeps it)
+        assert int(desktop.dunstctl("count", "displayed")) == 1
 
         server = server_factory(
             data_dir=server.data_dir, port=server.port, ping_interval=0.5, retry_ms=30_000

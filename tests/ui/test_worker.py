@@ -27,8 +27,9 @@ from app.core.secrets import MemorySecretStore, login_key
 from app.core.store import HistoryStore
 from app.server.embedded import EmbeddedServer
 from app.ui.worker import StreamWorker
-from tests.fixtures.qt import RecordingTransport, Spy
+from tests.fixtures.qt import Spy
 from tests.fixtures.server import DEMO_PASSWORD, OffsetClock, ServerFactory
+from tests.fixtures.transport import RecordingTransport
 
 WAIT = 15_000  # ms: generous bound for a shared 2-core machine
 
