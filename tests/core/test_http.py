@@ -5,11 +5,8 @@ ever follows a redirect to another origin, proven with two loopback servers on t
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gzip
-import ipaddress
 import json
-import ssl
 import time
 import tracemalloc
 import zlib
@@ -23,96 +20,21 @@ from app.core import http
 from app.core.auth import AuthSession, Tokens
 from app.core.config import Endpoints, StreamSettings
 from app.core.errors import CertificateError, ConfigError, ProtocolError, ReplyTooLarge
-from app.core.model import RawEvent, Status, StreamEvent
 from app.core.secrets import MemorySecretStore, login_key
-from app.core.stream import Outcome, OutcomeKind, StaticToken, StreamEngine
+from app.core.stream import OutcomeKind
+from tests.fixtures.engine import first_event
 from tests.fixtures.scripted import Conn, ScriptedServer, redirect, sse, status
+from tests.fixtures.tls import private_ca
 
 Scripted = Callable[..., ScriptedServer]
-
-
-def _private_ca(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
-    """A private CA (PEM file) and a server context for 127.0.0.1 signed by it."""
-    pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def cert(
-        subject: str,
-        key: ec.EllipticCurvePrivateKey,
-        issuer: x509.Name,
-        signer: ec.EllipticCurvePrivateKey,
-        ca: bool,
-    ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Private CA")])
-    ca_cert = cert("Test Private CA", ca_key, ca_name, ca_key, ca=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = cert("127.0.0.1", key, ca_name, ca_key, ca=False)
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    chain, key_file = tmp_path / "server.pem", tmp_path / "server.key"
-    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(chain, key_file)
-    return ca_file, context
-
-
-async def _run(url: str, settings: StreamSettings) -> tuple[Outcome, list[str]]:
-    data: list[str] = []
-    engine: StreamEngine
-
-    def on_event(raw: RawEvent, typed: StreamEvent) -> None:
-        data.append(raw.data)
-        engine.stop()
-
-    def on_status(status: Status) -> None:
-        pass
-
-    engine = StreamEngine(
-        url=url,
-        settings=settings,
-        token_source=StaticToken("t"),
-        on_event=on_event,
-        on_status=on_status,
-    )
-    return await asyncio.wait_for(engine.run(), 30), data
 
 
 async def test_untrusted_certificate_stops_with_a_clear_error(
     scripted: Scripted, tmp_path: Path
 ) -> None:
-    _, tls = _private_ca(tmp_path)
+    _, tls = private_ca(tmp_path)
     server = scripted(sse("data: secret\n\n"), tls=tls)
-    outcome, data = await _run(server.url, StreamSettings())
+    outcome, data = await first_event(server.url, StreamSettings())
     assert outcome.kind is OutcomeKind.FATAL
     assert isinstance(outcome.error, CertificateError)
     assert "CA bundle" in str(outcome.error)
@@ -121,9 +43,9 @@ async def test_untrusted_certificate_stops_with_a_clear_error(
 
 
 async def test_ca_bundle_trusts_a_private_authority(scripted: Scripted, tmp_path: Path) -> None:
-    ca_file, tls = _private_ca(tmp_path)
+    ca_file, tls = private_ca(tmp_path)
     server = scripted(sse("data: over tls\n\n"), tls=tls)
-    outcome, data = await _run(server.url, StreamSettings(ca_bundle=str(ca_file)))
+    outcome, data = await first_event(server.url, StreamSettings(ca_bundle=str(ca_file)))
     assert outcome.kind is OutcomeKind.STOPPED
     assert data == ["over tls"]
 
@@ -142,7 +64,9 @@ async def test_proxy_from_the_environment_is_used(
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    outcome, data = await _run("http://announcements.example/sse/connect/a", StreamSettings())
+    outcome, data = await first_event(
+        "http://announcements.example/sse/connect/a", StreamSettings()
+    )
     assert outcome.kind is OutcomeKind.STOPPED
     assert data == ["via proxy"]
     assert proxy.requests[0].target == "http://announcements.example/sse/connect/a"
