@@ -203,6 +203,48 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 _SERVER_HELP = "run the companion announcement server"
 
 
+def _add_oidc_options(s: argparse.ArgumentParser) -> None:
+    """The organisation's identity provider (DESIGN.md "Single sign-on"; docs/sso.md)."""
+    from app.server.config import OidcSettings
+
+    defaults = OidcSettings(issuer="https://issuer.invalid", client_id="-")
+    o = s.add_argument_group("single sign-on (OpenID Connect)")
+    o.add_argument(
+        "--oidc-issuer",
+        default=None,
+        metavar="URL",
+        help="the provider's issuer, exactly as its discovery document says it (https://)",
+    )
+    o.add_argument("--oidc-client-id", default=None, metavar="ID", help="the tray's client id")
+    o.add_argument(
+        "--oidc-console-client-id", default="", metavar="ID", help="the console's client id"
+    )
+    o.add_argument(
+        "--oidc-username-claim",
+        default=defaults.username_claim,
+        metavar="CLAIM",
+        help=f"the ID token claim that names a person (default {defaults.username_claim})",
+    )
+    o.add_argument(
+        "--oidc-groups-claim",
+        default=defaults.groups_claim,
+        metavar="CLAIM",
+        help=f"the ID token claim that lists a person's groups (default {defaults.groups_claim})",
+    )
+    o.add_argument(
+        "--oidc-publisher-group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="people in this group may publish (repeatable; with Entra ID, group object ids)",
+    )
+    o.add_argument(
+        "--no-password-login",
+        action="store_true",
+        help="refuse passwords: the organisation account is the only way in",
+    )
+
+
 def _add_server_parser(sub: Any) -> None:
     from app.server.config import ServerConfig  # light: no aiohttp, no backend
 
@@ -285,6 +327,7 @@ def _add_server_parser(sub: Any) -> None:
         help="close a connection whose request has not arrived in S seconds"
         f" (default {server_defaults.http.header_timeout:g})",
     )
+    _add_oidc_options(s)
     ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
     au = ssub.add_parser("add-user", help="create or update a user")
     au.add_argument("name")

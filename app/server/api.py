@@ -40,7 +40,8 @@ from app.server.connections import ConnectionGuard
 from app.server.errors import http_error
 from app.server.hub import REPLACED, SESSION_ENDED, SHUTDOWN, TOKEN_EXPIRED
 from app.server.metrics import Metrics
-from app.server.model import RECEIPT_KINDS, InvalidCursor, Principal, Record, User
+from app.server.model import RECEIPT_KINDS, InvalidCursor, NameTaken, Principal, Record, User
+from app.server.oidc import IdTokenRefused, IdTokenVerifier, ProviderUnreachable
 from app.server.streams import StreamContext, event_stream, serve_stream
 from app.server.throttle import LoginThrottle
 from app.server.validation import BadInput, parse_draft, require_object, string_field
@@ -64,9 +65,13 @@ class Api:
         cors_origins: Iterable[str] = (),
         metrics_token: str | None = None,
         guard: ConnectionGuard | None = None,
+        oidc: IdTokenVerifier | None = None,
     ) -> None:
-        """``guard``: the listening socket's, which counts the streams (none: no limit)."""
+        """``guard``: the listening socket's, which counts the streams (none: no limit);
+        ``oidc``: the organisation's provider, whose ID tokens sign people in (none: only
+        passwords)."""
         self.broker = broker
+        self.oidc = oidc
         self.issuer = issuer
         self.settings = settings
         self.metrics = Metrics()
@@ -91,7 +96,9 @@ class Api:
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get("/auth/config", self.auth_config),
             web.post("/auth/login", self.login),
+            web.post("/auth/oidc", self.oidc_login),
             web.post("/auth/refresh", self.refresh),
             web.post("/auth/logout", self.logout),
             web.post("/auth/revoke-all", self.revoke_all),
@@ -119,20 +126,35 @@ class Api:
         return self.stream_context.now()
 
     # auth -------------------------------------------------------------------------------
+    async def auth_config(self, request: web.Request) -> web.Response:
+        """How to sign in here (no login needed): passwords, the provider, or both."""
+        oidc = self.oidc.settings if self.oidc is not None else None
+        return web.json_response(
+            {
+                "password": oidc is None or oidc.password_login,
+                "oidc": None
+                if oidc is None
+                else {
+                    "issuer": oidc.issuer,
+                    "client_id": oidc.client_id,
+                    "console_client_id": oidc.console_client_id or None,
+                    "scopes": list(oidc.scopes),
+                },
+            }
+        )
+
     async def login(self, request: web.Request) -> web.Response:
         obj = require_object(await json_body(request, self.settings))
         username = string_field(obj, "username")
         password = string_field(obj, "password")
         assert username is not None and password is not None
-        address = request.remote or "unknown"
-        wait = self.throttle.retry_after(username, address)
-        if wait:
-            self.metrics.login_throttled += 1
+        if self.oidc is not None and not self.oidc.settings.password_login:
             raise http_error(
-                web.HTTPTooManyRequests,
-                f"too many failed logins: try again in {wait} s",
-                headers={"Retry-After": str(wait)},
+                web.HTTPForbidden,
+                "this server takes no passwords: sign in with your organisation account",
             )
+        address = request.remote or "unknown"
+        self._throttle(username, address)
         user = await self.broker.get_user(username)
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(
@@ -146,6 +168,61 @@ class Api:
         self.throttle.succeeded(username, address)
         self.metrics.logins += 1
         return web.json_response(await self._grant(user, new_session_id()))
+
+    async def oidc_login(self, request: web.Request) -> web.Response:
+        """Sign in with an ID token of the organisation's provider (``app/server/oidc.py``
+        checks it): the answer, and the session, are a password login's."""
+        obj = require_object(await json_body(request, self.settings))
+        token = string_field(obj, "id_token")
+        assert token is not None
+        if self.oidc is None:
+            raise http_error(
+                web.HTTPNotFound,
+                "this server has no identity provider (--oidc-issuer): log in with a password",
+            )
+        address = request.remote or "unknown"
+        account = f"(an ID token from {address})"  # the person is not known before the check
+        self._throttle(account, address)
+        try:
+            person = await self.oidc.verify(token)
+            if not await self.broker.use_once(
+                person.fingerprint, until=person.expires_at, now=self._clock()
+            ):
+                raise IdTokenRefused("this ID token was used already: sign in again")
+        except IdTokenRefused as exc:
+            self.metrics.login_failures += 1
+            self.throttle.failed(account, address)
+            log.info("refused an ID token from %s: %s", address, exc)
+            raise http_error(web.HTTPUnauthorized, str(exc)) from None
+        except ProviderUnreachable as exc:
+            log.warning("cannot check an ID token: %s", exc)
+            raise http_error(
+                web.HTTPServiceUnavailable,
+                f"the server cannot check your sign-in now ({exc}): try again shortly",
+                headers={"Retry-After": str(self.settings.retry_after)},
+            ) from None
+        try:
+            user = await self.broker.sign_in_person(
+                person.subject, person.username, groups=person.groups, publisher=person.publisher
+            )
+        except NameTaken as exc:
+            log.warning("refused sign-in of provider person %r: the name is local", person.username)
+            raise http_error(web.HTTPConflict, str(exc)) from None
+        self.throttle.succeeded(account, address)
+        self.metrics.logins += 1
+        log.info("signed in %r with the identity provider", user.name)
+        return web.json_response(await self._grant(user, new_session_id()))
+
+    def _throttle(self, account: str, address: str) -> None:
+        """429 with Retry-After while ``address`` must wait before trying ``account`` again."""
+        wait = self.throttle.retry_after(account, address)
+        if wait:
+            self.metrics.login_throttled += 1
+            raise http_error(
+                web.HTTPTooManyRequests,
+                f"too many failed logins: try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
 
     async def refresh(self, request: web.Request) -> web.Response:
         obj = require_object(await json_body(request, self.settings))

@@ -16,6 +16,7 @@ from app.server.config import HttpSettings
 from app.server.connections import ConnectionGuard
 from app.server.console_files import console_routes
 from app.server.middleware import answer_errors, answer_headers, cors_preflight, track_requests
+from app.server.oidc import IdTokenVerifier
 
 
 def create_app(
@@ -27,6 +28,7 @@ def create_app(
     cors_origins: Iterable[str] = (),
     metrics_token: str | None = None,
     guard: ConnectionGuard | None = None,
+    oidc: IdTokenVerifier | None = None,
 ) -> web.Application:
     """The aiohttp application; its :class:`Api` is reachable as ``app[API]``. ``clock``
     (epoch seconds) is the one the token issuer uses: token expiry is measured on it.
@@ -34,7 +36,8 @@ def create_app(
     Bearer token ``/metrics`` then requires; ``guard``: the connection guard of the socket it
     will be served on (it counts the streams and knows the busy connections), built before
     the application and attached to the runner's server after it (see
-    :class:`~app.server.connections.ConnectionGuard`); none: no connection limits."""
+    :class:`~app.server.connections.ConnectionGuard`); none: no connection limits. ``oidc``:
+    the organisation's identity provider (``POST /auth/oidc``); none: passwords only."""
     api = Api(
         broker,
         issuer,
@@ -43,6 +46,7 @@ def create_app(
         cors_origins=cors_origins,
         metrics_token=metrics_token,
         guard=guard,
+        oidc=oidc,
     )
     middlewares: list[Middleware] = [] if guard is None else [track_requests(guard)]
     middlewares += [

@@ -47,7 +47,9 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    """Constant-time check. With ``stored=None`` (unknown user) it still spends the same time."""
+    """Constant-time check. With ``stored=None`` (unknown user) or ``""`` (a person of the
+    identity provider, who has no password here) it still spends the same time, and fails."""
+    stored = stored or None
     try:
         scheme, n, r, p, salt, digest = (stored or _DUMMY_HASH).split("$")
         if scheme != "scrypt":

@@ -28,6 +28,8 @@ Rules every backend keeps (the contract test suite in ``tests/server`` checks th
   include_revoked=True)`` still return it, with when and by whom it was revoked.
 - Visibility is :meth:`~app.server.model.Audience.includes`: everyone listed, members of a
   listed group, and publishers (who manage announcements and see all of them).
+- A person of the identity provider is keyed by their subject, never by name: a local
+  account's name is never given to them, nor theirs to another.
 - Refresh tokens are stored only as hashes, are single use, and presenting a used one again
   revokes its whole session (token theft detection).
 - Subscription, unsubscription and ``close_local_streams`` are plain (non-async) calls made on
@@ -83,6 +85,22 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def list_users(self) -> list[User]:
         """Every user, by name (the directory, and an audience's recipients)."""
+
+    @abc.abstractmethod
+    async def sign_in_person(
+        self, subject: str, username: str, *, groups: frozenset[str], publisher: bool
+    ) -> User:
+        """The user of the identity provider's person ``subject`` (see
+        :func:`~app.server.model.subject_key`), atomically on every process: the one it
+        already is, with its groups and role replaced; else a new user named ``username``,
+        or ``username~2``, ``~3``... when another provider person holds that name. Raises
+        :class:`~app.server.model.NameTaken` when ``username`` is a local account's."""
+
+    @abc.abstractmethod
+    async def use_once(self, key: str, *, until: float, now: float) -> bool:
+        """True the first time ``key`` (an ID token's fingerprint) is presented, on any
+        process sharing the backend; False every later time until ``until`` (epoch seconds),
+        after which it may be forgotten (the token has expired by then)."""
 
     # refresh tokens (hashes only) -------------------------------------------------------
     @abc.abstractmethod

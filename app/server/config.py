@@ -186,6 +186,65 @@ class RedisSettings:
         return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
 
 
+DEFAULT_OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: the only hosts an ``http://`` issuer may name."""
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class OidcSettings:
+    """The organisation's OpenID provider (DESIGN.md "Single sign-on"), from ``--oidc-*``.
+
+    ValueError at construction names the option that is wrong: the server then does not start.
+    """
+
+    issuer: str  # exact, as the provider's discovery document and ID tokens say it
+    client_id: str  # the tray's registration (a public native client)
+    console_client_id: str = ""  # the console's (a public web client); "": the console has none
+    username_claim: str = "preferred_username"
+    groups_claim: str = "groups"
+    publisher_groups: tuple[str, ...] = ()  # a person in any of these publishes
+    password_login: bool = True  # False: /auth/login refuses; SSO is the only way in
+    scopes: tuple[str, ...] = DEFAULT_OIDC_SCOPES
+    leeway: float = 60.0  # seconds of clock difference allowed on exp and nbf
+    max_age: float = 600.0  # an ID token issued longer ago than this is refused
+    jwks_refetch: float = 60.0  # an unknown kid fetches the keys again at most this often
+    timeout: float = 10.0  # seconds for the discovery document and the keys
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"--oidc-issuer {self.issuer!r} is not a URL like"
+                " https://login.example.org/realms/staff"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(f"--oidc-issuer {self.issuer!r} must have no query or fragment")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(
+                f"--oidc-issuer {self.issuer!r} is not https://: an identity provider is only"
+                " trusted over TLS (plain http is allowed on a loopback address for tests)"
+            )
+        if not self.client_id.strip():
+            raise ValueError("--oidc-client-id is needed with --oidc-issuer (the tray's client id)")
+        if not self.username_claim or not self.groups_claim:
+            raise ValueError("--oidc-username-claim and --oidc-groups-claim must not be empty")
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """The client ids an ID token may be issued to."""
+        return tuple(c for c in (self.client_id, self.console_client_id) if c)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """One server: where it listens, where its state lives, and its tunables."""
@@ -202,6 +261,7 @@ class ServerConfig:
     tls_cert: Path | None = None  # both set: serve HTTPS
     tls_key: Path | None = None
     metrics_token: str | None = None  # set: /metrics needs "Authorization: Bearer <it>"
+    oidc: OidcSettings | None = None  # set: people sign in with the organisation's provider
 
     def __post_init__(self) -> None:
         for origin in self.cors_origins:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from app.server.config import HttpSettings, ServerConfig
+from app.server.config import HttpSettings, OidcSettings, ServerConfig
 from app.server.model import BrokerUnavailable, StorageDamaged
 from app.server.runtime import (
     DEMO_PASSWORD,
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> ServerConfig:
     """The command's options over the defaults (``app/cli.py`` takes its defaults from the
     same :class:`ServerConfig`); ValueError names a bad option."""
-    data_dir = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    data_dir: dict[str, Path] = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     http = HttpSettings(
         token_ttl=args.token_ttl,
         ping_interval=args.ping_interval,
@@ -84,6 +84,34 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         metrics_token=_metrics_token(args.metrics_token_file),
+        oidc=_oidc(args),
+    )
+
+
+def _oidc(args: argparse.Namespace) -> OidcSettings | None:
+    """The identity provider the options name, or None; ValueError names a bad option."""
+    if args.oidc_issuer is None:
+        given = [
+            name
+            for name, value in (
+                ("--oidc-client-id", args.oidc_client_id),
+                ("--oidc-console-client-id", args.oidc_console_client_id),
+                ("--oidc-publisher-group", args.oidc_publisher_group),
+                ("--no-password-login", args.no_password_login),
+            )
+            if value
+        ]
+        if given:
+            raise ValueError(f"{given[0]} needs --oidc-issuer (the identity provider)")
+        return None
+    return OidcSettings(
+        issuer=args.oidc_issuer,
+        client_id=args.oidc_client_id or "",
+        console_client_id=args.oidc_console_client_id,
+        username_claim=args.oidc_username_claim,
+        groups_claim=args.oidc_groups_claim,
+        publisher_groups=tuple(args.oidc_publisher_group),
+        password_login=not args.no_password_login,
     )
 
 

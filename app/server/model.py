@@ -8,6 +8,9 @@ A stored announcement is a :class:`Record`; it is converted to and from each wir
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -27,6 +30,18 @@ class InvalidCursor(ValueError):
 class BrokerUnavailable(Exception):
     """The backend's store cannot be reached right now (HTTP 503); nothing was changed. The
     message says what is unreachable and to try again; it never holds a credential."""
+
+
+class NameTaken(Exception):
+    """A person of the identity provider signs in under a name that belongs to a local
+    (password) account: refused (HTTP 409), never merged. The message says what IT can do."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"the name {username!r} belongs to a local account of this server, not to your"
+            " organisation account: ask IT to rename or remove that local account (it is"
+            " never merged with yours), or log in with its password"
+        )
 
 
 class StorageDamaged(Exception):
@@ -133,13 +148,30 @@ Delivery: TypeAlias = Record | Revocation
 @dataclass(frozen=True, slots=True)
 class User:
     name: str  # also the user id
-    password_hash: str
+    password_hash: str  # "": no password (a person of the identity provider)
     groups: frozenset[str] = frozenset()
     publisher: bool = False
+    # a person of the identity provider: their (issuer, sub) as :func:`subject_key` writes it;
+    # "": a local account (``server add-user``)
+    subject: str = ""
 
     @property
     def roles(self) -> list[str]:
         return [PUBLISHER_ROLE] if self.publisher else []
+
+
+def person_names(username: str) -> Iterator[str]:
+    """The names a new person of the identity provider may get, in order of preference: the
+    username claim, then ``name~2``, ``name~3``... (two provider people with one name are two
+    users; ``~`` needs no escaping in a URL path)."""
+    yield username
+    for n in itertools.count(2):
+        yield f"{username}~{n}"
+
+
+def subject_key(issuer: str, sub: str) -> str:
+    """One provider person's key, unambiguous whatever characters the issuer and sub hold."""
+    return json.dumps([issuer, sub], ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

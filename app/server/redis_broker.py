@@ -18,7 +18,10 @@ key                    type         holds
 ``deliveries:{id}``    hash         user id -> delivered_at (first delivered receipt wins)
 ``recipients``         hash         announcement id -> JSON list of the user ids its audience
                                     named when it was published
-``users``              hash         user name -> JSON (password hash, groups, publisher)
+``users``              hash         user name -> JSON (password hash, groups, publisher,
+                                    subject: the identity provider's person, "" if local)
+``identities``         hash         provider subject -> user name
+``used-id-token:{fp}`` string       an ID token that signed in once; expires with the token
 ``refresh:{hash}``     hash         one refresh token (user, session, expiry, used); expires
 ``session:{sid}``      set          the token hashes of one login session; expires
 ``signing-key``        string       the token signing key every process uses (the first
@@ -85,6 +88,7 @@ from app.server.model import (
     BrokerUnavailable,
     Draft,
     InvalidCursor,
+    NameTaken,
     Principal,
     Receipt,
     Record,
@@ -116,6 +120,26 @@ end
 redis.call('HSET', KEYS[1], 'used', '1')
 if tonumber(f[3]) <= tonumber(ARGV[3]) then return {'expired'} end
 return {'ok', f[1], f[2]}
+"""
+
+# A person of the identity provider signs in (Broker.sign_in_person), atomically. KEYS: the
+# users hash, the identities hash (subject -> user name); ARGV: subject, username, the user's
+# JSON row. Returns {'ok', name} or {'taken'} (the username is a local account's).
+_SIGN_IN_PERSON = """
+local name = redis.call('HGET', KEYS[2], ARGV[1])
+if not name then
+  local raw = redis.call('HGET', KEYS[1], ARGV[2])
+  if raw and (cjson.decode(raw)['subject'] or '') == '' then return {'taken'} end
+  name = ARGV[2]
+  local n = 1
+  while redis.call('HEXISTS', KEYS[1], name) == 1 do
+    n = n + 1
+    name = ARGV[2] .. '~' .. n
+  end
+  redis.call('HSET', KEYS[2], ARGV[1], name)
+end
+redis.call('HSET', KEYS[1], name, ARGV[3])
+return {'ok', name}
 """
 
 # Logout: delete the token and every other token of its session; returns {user, session}.
@@ -210,6 +234,7 @@ class RedisBroker(Broker):
         self._end_user = self._redis.register_script(_END_USER)
         self._publish = self._redis.register_script(_PUBLISH)
         self._signing_key = self._redis.register_script(_SIGNING_KEY)
+        self._sign_in_person = self._redis.register_script(_SIGN_IN_PERSON)
         prefix = settings.prefix
         self._k_ann = prefix + "announcements"
         self._k_ctl = prefix + "control"
@@ -217,6 +242,8 @@ class RedisBroker(Broker):
         self._k_revoked_by = prefix + "revoked-by"
         self._k_key = prefix + "signing-key"
         self._k_users = prefix + "users"
+        self._k_identities = prefix + "identities"  # provider subject -> user name
+        self._k_used_id = prefix + "used-id-token:"  # + an ID token's fingerprint; expires
         self._k_recipients = prefix + "recipients"
         self._k_refresh = prefix + "refresh:"  # + token hash
         self._k_session = prefix + "session:"  # + session id
@@ -302,13 +329,8 @@ class RedisBroker(Broker):
 
     # users ------------------------------------------------------------------------------
     async def save_user(self, user: User) -> None:
-        row = {
-            "password_hash": user.password_hash,
-            "groups": sorted(user.groups),
-            "publisher": user.publisher,
-        }
         with self._unavailable():
-            await self._redis.hset(self._k_users, user.name, json.dumps(row))
+            await self._redis.hset(self._k_users, user.name, _user_row(user))
 
     async def get_user(self, name: str) -> User | None:
         with self._unavailable():
@@ -321,6 +343,25 @@ class RedisBroker(Broker):
         with self._unavailable():
             rows = await self._redis.hgetall(self._k_users)
         return sorted((_user(str(n), raw) for n, raw in rows.items()), key=lambda u: u.name)
+
+    async def sign_in_person(
+        self, subject: str, username: str, *, groups: frozenset[str], publisher: bool
+    ) -> User:
+        row = _user_row(User(username, "", groups, publisher, subject))
+        with self._unavailable():
+            reply = await self._sign_in_person(
+                keys=[self._k_users, self._k_identities], args=[subject, username, row]
+            )
+        if reply[0] == "taken":
+            raise NameTaken(username)
+        return User(str(reply[1]), "", groups, publisher, subject)
+
+    async def use_once(self, key: str, *, until: float, now: float) -> bool:
+        with self._unavailable():
+            first = await self._redis.set(
+                self._k_used_id + key, "1", nx=True, pxat=max(int(until * 1000), 1)
+            )
+        return bool(first)
 
     # refresh tokens ---------------------------------------------------------------------
     async def add_refresh_token(
@@ -806,7 +847,24 @@ def _by_stream(reply: Any) -> dict[str, Sequence[Any]]:
 
 def _user(name: str, raw: str | bytes) -> User:
     row = json.loads(raw)
-    return User(name, row["password_hash"], frozenset(row["groups"]), bool(row["publisher"]))
+    return User(
+        name,
+        row["password_hash"],
+        frozenset(row["groups"]),
+        bool(row["publisher"]),
+        str(row.get("subject") or ""),
+    )
+
+
+def _user_row(user: User) -> str:
+    """The ``users`` hash's JSON for ``user`` (the name is the hash's field)."""
+    row = {
+        "password_hash": user.password_hash,
+        "groups": sorted(user.groups),
+        "publisher": user.publisher,
+        "subject": user.subject,
+    }
+    return json.dumps(row)
 
 
 def _text(value: Any) -> str | None:

@@ -35,6 +35,7 @@ from app.server.connections import (
     raise_fd_limit,
 )
 from app.server.model import User
+from app.server.oidc import IdTokenVerifier
 from app.server.sqlite_broker import SqliteBroker
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,15 @@ async def save_user(
 ) -> tuple[User, bool]:
     """Create the user, or update it; the user and whether its sessions were ended. A new
     password ends every login session of an existing user, on every server process (as
-    :func:`end_sessions`): whoever knew the old one is out."""
+    :func:`end_sessions`): whoever knew the old one is out. ValueError when ``name`` is a
+    person of the identity provider's (never merged with a local account)."""
     loop = asyncio.get_running_loop()
     old = await broker.get_user(name)
+    if old is not None and old.subject:
+        raise ValueError(
+            f"{name} is a person of the identity provider (they sign in with their organisation"
+            " account): a local account needs another name"
+        )
     user = await loop.run_in_executor(None, make_user, name, password, tuple(groups), publisher)
     await broker.save_user(user)
     changed = old is not None and not await loop.run_in_executor(
@@ -234,6 +241,7 @@ class Runtime:
                 cors_origins=config.cors_origins,
                 metrics_token=config.metrics_token,
                 guard=guard,
+                oidc=IdTokenVerifier(config.oidc, clock=clock) if config.oidc else None,
             )
             runner = web.AppRunner(
                 app,

@@ -40,6 +40,7 @@ from app.server.model import (
     BrokerStats,
     Draft,
     InvalidCursor,
+    NameTaken,
     Principal,
     Receipt,
     Record,
@@ -47,6 +48,7 @@ from app.server.model import (
     Revocation,
     StorageDamaged,
     User,
+    person_names,
 )
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,14 @@ log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
+    password_hash TEXT NOT NULL,        -- '': a person of the identity provider
     groups TEXT NOT NULL,               -- JSON list
-    publisher INTEGER NOT NULL
+    publisher INTEGER NOT NULL,
+    subject TEXT                        -- the provider person (subject_key); NULL: local
+);
+CREATE TABLE IF NOT EXISTS used_id_tokens (  -- each ID token signs in once
+    key TEXT PRIMARY KEY,
+    until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash TEXT PRIMARY KEY,
@@ -126,8 +133,10 @@ CREATE TABLE IF NOT EXISTS receipts (        -- delivered, displayed, read; ackn
 """
 
 # the schema's version (PRAGMA user_version) once _migrate has brought a database to _SCHEMA:
-# 1 = the receipts table takes "displayed", announcements have revoked_by
-_SCHEMA_VERSION = 1
+# 1 = the receipts table takes "displayed", announcements have revoked_by; 2 = users have a
+# subject (people of the identity provider), unique
+_SCHEMA_VERSION = 2
+_SUBJECT_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_subject ON users (subject)"
 
 # rebuilding a table is how SQLite changes a CHECK constraint (its "ALTER TABLE" procedure)
 _RECEIPTS_REBUILD = """
@@ -212,6 +221,9 @@ class SqliteBroker(Broker):
                     if statement.strip():
                         db.execute(statement)
                 log.info("the database %s now records displayed receipts", self._path)
+            if "subject" not in {row["name"] for row in db.execute("PRAGMA table_info(users)")}:
+                db.execute("ALTER TABLE users ADD COLUMN subject TEXT")
+            db.execute(_SUBJECT_INDEX)
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     async def start(self) -> None:
@@ -305,34 +317,63 @@ class SqliteBroker(Broker):
     async def save_user(self, user: User) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO users (name, password_hash, groups, publisher) VALUES (?, ?, ?, ?)"
+                "INSERT INTO users (name, password_hash, groups, publisher, subject)"
+                " VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,"
-                " groups = excluded.groups, publisher = excluded.publisher",
-                (user.name, user.password_hash, json.dumps(sorted(user.groups)), user.publisher),
+                " groups = excluded.groups, publisher = excluded.publisher,"
+                " subject = excluded.subject",
+                (
+                    user.name,
+                    user.password_hash,
+                    json.dumps(sorted(user.groups)),
+                    user.publisher,
+                    user.subject or None,
+                ),
             )
 
     async def get_user(self, name: str) -> User | None:
         row = self._db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
-        return User(
-            name=row["name"],
-            password_hash=row["password_hash"],
-            groups=frozenset(json.loads(row["groups"])),
-            publisher=bool(row["publisher"]),
-        )
+        return None if row is None else _user(row)
 
     async def list_users(self) -> list[User]:
         rows = self._db.execute("SELECT * FROM users ORDER BY name").fetchall()
-        return [
-            User(
-                name=row["name"],
-                password_hash=row["password_hash"],
-                groups=frozenset(json.loads(row["groups"])),
-                publisher=bool(row["publisher"]),
+        return [_user(row) for row in rows]
+
+    async def sign_in_person(
+        self, subject: str, username: str, *, groups: frozenset[str], publisher: bool
+    ) -> User:
+        with self._tx() as db:
+            row = db.execute("SELECT name FROM users WHERE subject = ?", (subject,)).fetchone()
+            if row is not None:
+                name = row["name"]
+            else:
+                owner = db.execute(
+                    "SELECT subject FROM users WHERE name = ?", (username,)
+                ).fetchone()
+                if owner is not None and owner["subject"] is None:
+                    raise NameTaken(username)
+                name = next(
+                    candidate
+                    for candidate in person_names(username)
+                    if db.execute("SELECT 1 FROM users WHERE name = ?", (candidate,)).fetchone()
+                    is None
+                )
+            user = User(name, "", groups, publisher, subject)
+            db.execute(
+                "INSERT INTO users (name, password_hash, groups, publisher, subject)"
+                " VALUES (?, '', ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " groups = excluded.groups, publisher = excluded.publisher",
+                (name, json.dumps(sorted(groups)), publisher, subject),
             )
-            for row in rows
-        ]
+        return user
+
+    async def use_once(self, key: str, *, until: float, now: float) -> bool:
+        with self._tx() as db:
+            db.execute("DELETE FROM used_id_tokens WHERE until < ?", (now,))
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO used_id_tokens (key, until) VALUES (?, ?)", (key, until)
+            )
+            return cursor.rowcount == 1
 
     # refresh tokens ---------------------------------------------------------------------
     async def add_refresh_token(
@@ -661,3 +702,13 @@ def _time(text: str) -> datetime:
     when = parse_time(text)
     assert when is not None, text
     return when
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        name=row["name"],
+        password_hash=row["password_hash"],
+        groups=frozenset(json.loads(row["groups"])),
+        publisher=bool(row["publisher"]),
+        subject=row["subject"] or "",
+    )

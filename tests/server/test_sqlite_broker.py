@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from app.core.model import Priority
-from app.server.model import NOTHING_YET, Audience, Draft, InvalidCursor, Principal, Receipt
+from app.server.model import (
+    NOTHING_YET,
+    Audience,
+    Draft,
+    InvalidCursor,
+    NameTaken,
+    Principal,
+    Receipt,
+)
 from app.server.sqlite_broker import SqliteBroker
 
 ALICE = Principal("alice", frozenset({"it"}))
@@ -60,8 +68,16 @@ async def test_records_survive_a_reopen_and_revoking_twice_fans_out_once(tmp_pat
         await again.close()
 
 
-# the tables of a database written before the displayed receipt and revoked_by (as released)
+# the tables of a database written before the displayed receipt, revoked_by and the identity
+# provider's people (as released)
 _OLD_SCHEMA = """
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    publisher INTEGER NOT NULL
+);
+INSERT INTO users VALUES ('p', 'scrypt$16384$8$1$c2FsdA$aGFzaA', '["comms"]', 1);
 CREATE TABLE announcements (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     title TEXT NOT NULL,
@@ -150,10 +166,14 @@ async def test_a_database_of_an_older_version_takes_displayed_receipts(tmp_path:
                     now,
                     "carol",
                 )
+            local = await broker.get_user("p")
+            assert local is not None and local.publisher and local.subject == ""
+            with pytest.raises(NameTaken):  # a local account is never given to a provider person
+                await broker.sign_in_person('["i","s"]', "p", groups=frozenset(), publisher=False)
         finally:
             await broker.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     db.close()
