@@ -24,4 +24,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.desktop",
     "tests.fixtures.tray_process",
     "tests.fixtures.browser",
+    "tests.fixtures.oidc",
 ]
