@@ -327,6 +327,14 @@ def _add_server_parser(sub: Any) -> None:
         help="close a connection whose request has not arrived in S seconds"
         f" (default {server_defaults.http.header_timeout:g})",
     )
+    s.add_argument(
+        "--reuse-port",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let several server processes of this user listen on one port, the kernel"
+        " spreading the connections (SO_REUSEPORT; default: on with --redis on Linux, off with"
+        " SQLite, where a second process must fail)",
+    )
     _add_oidc_options(s)
     ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
     au = ssub.add_parser("add-user", help="create or update a user")

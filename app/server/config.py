@@ -17,6 +17,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,16 +264,29 @@ class ServerConfig:
     tls_key: Path | None = None
     metrics_token: str | None = None  # set: /metrics needs "Authorization: Bearer <it>"
     oidc: OidcSettings | None = None  # set: people sign in with the organisation's provider
+    # several processes on one host share the port (SO_REUSEPORT: the kernel spreads the
+    # connections); None: on with Redis on Linux, where every process serves every user, off
+    # with SQLite, where a second process on the port is a mistake that must fail
+    reuse_port: bool | None = None
 
     def __post_init__(self) -> None:
         for origin in self.cors_origins:
             check_origin(origin)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+        if self.reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            raise ValueError("--reuse-port: this system cannot share a port between processes")
 
     @property
     def database(self) -> Path:
         return self.db_path or self.data_dir / DATABASE_FILE
+
+    @property
+    def shares_port(self) -> bool:
+        """Whether this process lets others of the same user share its port (SO_REUSEPORT)."""
+        if self.reuse_port is not None:
+            return self.reuse_port
+        return self.redis_url is not None and sys.platform == "linux"
 
     def redis(self) -> RedisSettings | None:
         """The Redis backend's settings, or None for SQLite; a bad URL raises ValueError."""

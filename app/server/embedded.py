@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from app.server.config import HttpSettings, ServerConfig
+from app.server.metrics import Metrics
 from app.server.model import PUBLISHER_ROLE
 from app.server.runtime import Runtime, save_user
 
@@ -144,6 +145,11 @@ class EmbeddedServer:
     @property
     def data_dir(self) -> Path:
         return self.config.data_dir
+
+    @property
+    def metrics(self) -> Metrics:
+        """This process's counters (what its ``/metrics`` shows), read from any thread."""
+        return self._started().api.metrics
 
     # in-process calls -------------------------------------------------------------------
     def add_user(

@@ -85,6 +85,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tls_key=Path(args.tls_key) if args.tls_key else None,
         metrics_token=_metrics_token(args.metrics_token_file),
         oidc=_oidc(args),
+        reuse_port=args.reuse_port,
     )
 
 

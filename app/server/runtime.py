@@ -262,6 +262,7 @@ class Runtime:
                     config.port,
                     ssl=ssl_context,
                     reuse_address=True,
+                    reuse_port=config.shares_port or None,
                     backlog=backlog,
                 )
             except BaseException:
@@ -272,12 +273,15 @@ class Runtime:
             raise
         port = int(server.sockets[0].getsockname()[1])
         log.info(
-            "announcement server listening on %s:%d (%s; at most %d connections, fd limit %s)",
+            "announcement server listening on %s:%d (%s; at most %d connections, fd limit %s%s)",
             config.host,
             port,
             "HTTPS" if ssl_context else "HTTP",
             cap,
             fd_limit,
+            "; the port is shared with the other processes (SO_REUSEPORT)"
+            if config.shares_port
+            else "",
         )
         if ssl_context is None and not is_loopback(config.host):
             log.warning(
