@@ -24,27 +24,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.server.config import OidcSettings
 from app.server.embedded import EmbeddedServer
-from tests.fixtures.oidc import CONSOLE_CLIENT_ID, PUBLISHER_GROUP, TRAY_CLIENT_ID, OidcProvider
+from tests.fixtures.oidc import CONSOLE_CLIENT_ID, TRAY_CLIENT_ID, OidcProvider
 from tests.fixtures.server import ServerFactory
 from tests.server.conftest import TIMEOUT, bearer, publish
 
 
-def _settings(provider: OidcProvider, **overrides: Any) -> OidcSettings:
-    options: dict[str, Any] = {
-        "issuer": provider.issuer,
-        "client_id": TRAY_CLIENT_ID,
-        "console_client_id": CONSOLE_CLIENT_ID,
-        "publisher_groups": (PUBLISHER_GROUP,),
-        **overrides,
-    }
-    return OidcSettings(**options)
-
-
 @pytest.fixture
 def sso_server(server_factory: ServerFactory, oidc_provider: OidcProvider) -> EmbeddedServer:
-    return server_factory(oidc=_settings(oidc_provider))
+    return server_factory(oidc=oidc_provider.server_settings())
 
 
 @pytest.fixture
@@ -102,7 +90,9 @@ def test_auth_config_without_a_provider_offers_passwords(server_factory: ServerF
 def test_no_password_login_refuses_passwords(
     server_factory: ServerFactory, oidc_provider: OidcProvider
 ) -> None:
-    server = server_factory(oidc=_settings(oidc_provider, password_login=False), demo_users=True)
+    server = server_factory(
+        oidc=oidc_provider.server_settings(password_login=False), demo_users=True
+    )
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as c:
         assert c.get("/auth/config").json()["password"] is False
         refused = c.post("/auth/login", json={"username": "alice", "password": "demo"})
@@ -296,8 +286,8 @@ def test_an_id_token_signs_in_once_across_server_processes(
 ) -> None:
     if server_backend != "redis":
         pytest.skip("one SQLite database serves one process")
-    one = server_factory(oidc=_settings(oidc_provider))
-    two = server_factory(oidc=_settings(oidc_provider))
+    one = server_factory(oidc=oidc_provider.server_settings())
+    two = server_factory(oidc=oidc_provider.server_settings())
     token = oidc_provider.mint_id_token(user="alice")
     with (
         httpx.Client(base_url=one.url, timeout=TIMEOUT) as first,
@@ -331,7 +321,7 @@ def test_an_unreachable_provider_is_a_503_not_a_refusal(
 ) -> None:
     token = oidc_provider.mint_id_token(user="alice")
     oidc_provider.stop()
-    server = server_factory(oidc=_settings(oidc_provider))
+    server = server_factory(oidc=oidc_provider.server_settings())
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as c:
         reply = _sign_in(c, token)
     assert reply.status_code == 503 and reply.headers["Retry-After"]

@@ -14,10 +14,9 @@ and ``console-reach.png`` there (otherwise into the test's temporary folder).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,18 @@ import pytest
 
 from app.server.embedded import EmbeddedServer
 from tests.fixtures.browser import Page
+from tests.fixtures.console_page import (
+    SSO_PENDING_KEY,
+    click,
+    js,
+    no_policy_violations,
+    open_console,
+    screenshot,
+    screenshot_dir,
+    send,
+    text_of,
+    type_into,
+)
 from tests.fixtures.server import DEMO_PASSWORD, ManualClock, ServerFactory
 
 pytestmark = [pytest.mark.browser]
@@ -52,26 +63,21 @@ HTML_SINKS = (
 # ------------------------------------------------------------------ helpers
 
 
-def js(value: Any) -> str:
-    """A Python value as a JavaScript literal."""
-    return json.dumps(value)
-
-
-async def type_into(page: Page, element_id: str, text: str) -> None:
-    """Focus a field, select what it holds and type ``text`` as a user would (input events)."""
-    await page.evaluate(
-        f"(() => {{ const e = document.getElementById({js(element_id)}); e.focus();"
-        " if (e.select) e.select(); })()"
-    )
-    await page.send("Input.insertText", text=text)
-
-
-async def click(page: Page, selector: str) -> None:
-    found = await page.evaluate(
-        f"(() => {{ const e = document.querySelector({js(selector)});"
-        " if (!e) return false; e.click(); return true; })()"
-    )
-    assert found, f"no {selector} on the page"
+def session_storage_keys(source: str) -> list[str]:
+    """The keys under which a script uses ``sessionStorage`` (its comments left out); fails
+    when it uses it otherwise than with ``getItem``, ``setItem`` or ``removeItem`` and a key
+    held in one ``const`` (sso.js keeps the sign-in round trip there, under one key)."""
+    code = re.sub(r"/\*.*?\*/|(?:^|(?<=\s))//[^\n]*", "", source, flags=re.S | re.M)
+    mentions = re.findall(r"\bsessionStorage\b", code)
+    names = re.findall(r"\bsessionStorage\.(?:getItem|setItem|removeItem)\((\w+)[,)]", code)
+    assert mentions and len(names) == len(mentions), mentions
+    keys = []
+    for name in sorted(set(names)):
+        assigned = re.findall(rf"(\w*)\s+\b{name}\s*=(?!=)\s*'([^'\\]*)'", code)
+        assert len(assigned) == 1 and assigned[0][0] == "const", (name, assigned)
+        assert len(re.findall(rf"\b{name}\s*=(?!=)", code)) == 1, name
+        keys.append(assigned[0][1])
+    return keys
 
 
 async def press(page: Page, key: str, code: str, key_code: int, text: str = "") -> None:
@@ -85,19 +91,6 @@ async def press(page: Page, key: str, code: str, key_code: int, text: str = "") 
             windowsVirtualKeyCode=key_code,
             **({"text": text} if kind == "keyDown" and text else {}),
         )
-
-
-async def text_of(page: Page, selector: str) -> str:
-    value = await page.evaluate(
-        f"(document.querySelector({js(selector)}) || {{}}).textContent ?? null"
-    )
-    assert value is not None, f"no {selector} on the page"
-    return str(value)
-
-
-async def open_console(page: Page, server: EmbeddedServer, query: str = "") -> None:
-    await page.goto(f"{server.url}/console/{query}")
-    await page.wait_for("document.body.dataset.view === 'login'", "the login form shows")
 
 
 async def log_in(page: Page, user: str) -> None:
@@ -119,32 +112,6 @@ async def log_in_as_publisher(page: Page, server: EmbeddedServer) -> None:
 
 async def cell(page: Page, ann_id: str, column: str) -> str:
     return await text_of(page, f'#sent-rows tr[data-id="{ann_id}"] .n-{column}')
-
-
-async def screenshot(page: Page, path: Path, *, width: int = 1280, height: int = 900) -> bytes:
-    """A PNG of the page at ``width`` x ``height`` CSS pixels, from the real browser."""
-    await page.send(
-        "Emulation.setDeviceMetricsOverride",
-        width=width,
-        height=height,
-        deviceScaleFactor=1,
-        mobile=False,
-    )
-    # from the top, without a focus ring, once fonts and layout have settled
-    await page.evaluate(
-        "document.activeElement?.blur(); window.scrollTo(0, 0);"
-        " document.fonts.ready.then(() => true)"
-    )
-    shot = await page.send("Page.captureScreenshot", format="png")
-    data = base64.b64decode(shot["data"])
-    assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return data
-
-
-def screenshot_dir(tmp_path: Path) -> Path:
-    return Path(os.environ.get("TN_CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
 
 
 async def token_of(http: aiohttp.ClientSession, server: EmbeddedServer, user: str) -> str:
@@ -222,15 +189,6 @@ async def downloaded(folder: Path, name: str) -> str:
     return target.read_bytes().decode("utf-8")  # as sent: CRLF line ends kept
 
 
-def no_policy_violations(page: Page) -> None:
-    problems = [
-        line
-        for line in page.log
-        if "Content Security Policy" in line or line.startswith("uncaught")
-    ]
-    assert problems == [], problems
-
-
 # ------------------------------------------------------------------ tests
 
 
@@ -250,6 +208,7 @@ async def test_the_console_is_served_with_its_own_policy(companion_server: Embed
         assert "<script>" not in html and " style=" not in html  # nothing inline
         for name, kind in [
             ("console.js", "text/javascript"),
+            ("sso.js", "text/javascript"),
             ("i18n.js", "text/javascript"),
             ("console.css", "text/css"),
         ]:
@@ -258,7 +217,10 @@ async def test_the_console_is_served_with_its_own_policy(companion_server: Embed
                 assert reply.headers["Content-Type"] == f"{kind}; charset=utf-8"
                 text = await reply.text()
             for sink in HTML_SINKS:
-                assert sink not in text, (name, sink)
+                if name == "sso.js" and sink == "sessionStorage":
+                    assert session_storage_keys(text) == [SSO_PENDING_KEY]
+                else:
+                    assert sink not in text, (name, sink)
         for missing in ["nothing.js", "..%2Fhttp.py", "console.js.bak", "sub/console.js"]:
             async with http.get(f"{url}/console/{missing}") as reply:
                 assert reply.status == 404, missing
@@ -289,12 +251,7 @@ async def test_publisher_sends_to_a_group_and_watches_reach_live(
     assert await text_of(page, "#pt-body") == "The VPN is down from 22:00 to 23:00."
     assert await page.evaluate("document.getElementById('preview-urgent-block').hidden")
 
-    await click(page, "#send")
-    ann_id = await page.wait_for(
-        "document.body.dataset.lastSent",
-        "the announcement was sent",
-        unless="!document.getElementById('compose-error').hidden",
-    )
+    ann_id = await send(page)
     assert not await page.evaluate("document.getElementById('confirm').open")  # no confirm
 
     # the sent list shows it, with its reach: 1 recipient, nothing received yet

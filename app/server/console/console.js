@@ -2,14 +2,18 @@
 //
 // Plain ES module, no framework, no build step. Rules kept throughout:
 // - the tokens live in the `session` object below only (never web storage, a cookie or a URL);
+//   a sign-in at the organisation's provider (sso.js) ends in the same place as a password login;
 // - every text from the server or the user goes on the page with textContent: never parsed as HTML;
-// - no inline script or style: the page's CSP allows this file and console.css only.
+// - no inline script or style: the page's CSP allows its own files only (and, with single
+//   sign-on, connections to the provider's origin).
 //
-// API (docs/api.md): POST /auth/login, /auth/refresh, /auth/logout; GET /directory;
-// POST, GET /announcements; DELETE /announcements/{id}; GET /announcements/{id}/reach and
-// reach.csv; GET /console/events (SSE, read with fetch since EventSource cannot send a header).
+// API (docs/api.md): GET /auth/config; POST /auth/login, /auth/oidc, /auth/refresh, /auth/logout;
+// GET /directory; POST, GET /announcements; DELETE /announcements/{id}; GET
+// /announcements/{id}/reach and reach.csv; GET /console/events (SSE, read with fetch since
+// EventSource cannot send a header).
 
 import { LANGUAGES, bcp47, initialLanguage, translator } from './i18n.js';
+import { SsoError, callbackOf, finishSignIn, forgetPending, startSignIn, takePending } from './sso.js';
 
 const API = new URL('..', document.baseURI); // the server root: the console lives at /console/
 const LIST_LIMIT = 50; // announcements shown under "Sent"
@@ -42,6 +46,7 @@ const state = {
   reachTimers: new Map(),
   csv: null, // {url, file} of the last export
   platform: initialPlatform(), // linux | windows | macos: the notification previewed
+  auth: { password: true, oidc: null }, // how to sign in (GET /auth/config)
 };
 let t = translator(state.lang);
 
@@ -232,20 +237,8 @@ async function logIn(event) {
     const response = await rawFetch('auth/login', { method: 'POST', body: { username, password } });
     if (!response.ok) throw await errorOf(response);
     const grant = await response.json();
-    session.access = grant.access_token;
-    session.refresh = grant.refresh_token;
-    session.user = grant.user_id || username;
     $('login-password').value = '';
-    // the role is in the server's hands: a staff token gets 403 from the directory
-    const directory = await authed('directory');
-    if (directory.status === 403) {
-      const user = session.user;
-      await logOutQuietly();
-      say(error, t('notPublisher', { user }));
-      document.body.dataset.refused = 'not-publisher';
-      return;
-    }
-    await enterApp(directory);
+    await beginSession(grant, grant.user_id || username, (user) => t('notPublisher', { user }));
   } catch (problem) {
     say(error, problem.status === 0 ? problem.message : t('loginFailed', { message: problem.message }));
   } finally {
@@ -256,6 +249,125 @@ async function logIn(event) {
   function fail(input, message) {
     say(error, message);
     input.focus();
+  }
+}
+
+/** The one way into the console, after a password login and a single sign-on alike: the
+ * server's grant kept in memory only, then the role checked (the role is in the server's
+ * hands: a staff token gets 403 from the directory, and is logged out again at once). */
+async function beginSession(grant, user, notPublisher) {
+  session.access = grant.access_token;
+  session.refresh = grant.refresh_token;
+  session.user = user;
+  const directory = await authed('directory');
+  if (directory.status === 403) {
+    await logOutQuietly();
+    say($('login-error'), notPublisher(user));
+    document.body.dataset.refused = 'not-publisher';
+    return;
+  }
+  await enterApp(directory);
+}
+
+// ------------------------------------------------------------------ single sign-on
+
+/** What /auth/config says (an older server has none: passwords only). */
+async function loadAuthConfig() {
+  try {
+    const response = await rawFetch('auth/config');
+    if (!response.ok) return { password: true, oidc: null };
+    const config = await response.json();
+    const oidc = config && config.oidc;
+    const usable = oidc && typeof oidc.issuer === 'string' && typeof oidc.console_client_id === 'string' && oidc.console_client_id;
+    return { password: config.password !== false, oidc: usable ? oidc : null };
+  } catch {
+    return { password: true, oidc: null, unreachable: true };
+  }
+}
+
+/** The console's own address, where the provider sends the person back (no query). */
+function redirectUri() {
+  return new URL('.', location.href).href;
+}
+
+function renderSignInWays() {
+  const { password, oidc } = state.auth;
+  show($('sso'), Boolean(oidc));
+  show($('login-form'), password);
+  show($('login-or'), password && Boolean(oidc));
+  say($('login-nothing'), !password && !oidc ? t('noWayIn') : '');
+  document.body.dataset.ways = [oidc ? 'oidc' : '', password ? 'password' : ''].filter(Boolean).join(' ');
+}
+
+function ssoBusy(busyText) {
+  const button = $('sso-start');
+  button.disabled = Boolean(busyText);
+  button.textContent = busyText || t('ssoButton');
+}
+
+/** A failed sign-in at the provider, in words (plain text, whatever the provider said). */
+function ssoFailed(kind, message) {
+  ssoBusy('');
+  say($('login-error'), message);
+  document.body.dataset.ssoFailed = kind;
+}
+
+async function startSso() {
+  say($('login-error'), '');
+  delete document.body.dataset.ssoFailed;
+  delete document.body.dataset.refused;
+  // PKCE needs Web Crypto, which browsers give only to pages served over HTTPS (or loopback)
+  if (!window.isSecureContext || !crypto.subtle) return ssoFailed('insecure', t('ssoInsecure'));
+  ssoBusy(t('ssoOpening'));
+  try {
+    await startSignIn(state.auth.oidc, { redirectUri: redirectUri(), lang: state.lang });
+  } catch (problem) {
+    ssoFailed('discovery', t('ssoDiscovery', { message: problem.message }));
+  }
+}
+
+/** Back from the provider with `callback`: the query is gone from the address bar already. */
+async function finishSso(callback, pending) {
+  const oidc = state.auth.oidc;
+  if (!oidc) return ssoFailed('config', state.auth.unreachable ? t('serverUnreachable') : t('ssoOff'));
+  ssoBusy(t('ssoFinishing'));
+  let signedIn;
+  try {
+    signedIn = await finishSignIn(oidc, callback, pending, { redirectUri: redirectUri() });
+  } catch (problem) {
+    if (problem instanceof SsoError) return ssoFailed(problem.kind, ssoWords(problem));
+    return ssoFailed('token', t('ssoToken', { message: String(problem.message || problem) }));
+  }
+  const { idToken, claims } = signedIn;
+  try {
+    const response = await rawFetch('auth/oidc', { method: 'POST', body: { id_token: idToken } });
+    if (!response.ok) {
+      const refusal = await errorOf(response);
+      const key = response.status === 409 ? 'ssoConflict' : 'ssoRefused';
+      return ssoFailed(response.status === 409 ? 'conflict' : 'refused', t(key, { message: refusal.message }));
+    }
+    const grant = await response.json();
+    // the server's name for this person (the one publishers see in reach lists)
+    const user = grant.user_id || claims.preferred_username || claims.sub;
+    ssoBusy('');
+    await beginSession(grant, String(user), (who) => t('ssoNotPublisher', { user: who }));
+  } catch (problem) {
+    ssoFailed('server', problem.status === 0 ? problem.message : t('loginFailed', { message: problem.message }));
+  }
+}
+
+function ssoWords(problem) {
+  switch (problem.kind) {
+    case 'state':
+      return t(problem.detail === 'not-started' ? 'ssoNotStarted' : 'ssoStateMismatch');
+    case 'provider':
+      return t(problem.code === 'access_denied' ? 'ssoCancelled' : 'ssoProviderError', { message: problem.detail });
+    case 'nonce':
+      return t('ssoNonce');
+    case 'discovery':
+      return t('ssoDiscovery', { message: problem.detail });
+    default:
+      return t('ssoToken', { message: problem.detail });
   }
 }
 
@@ -301,7 +413,13 @@ async function logOut() {
   await logOutQuietly();
   resetData();
   setView('login');
-  $('login-user').focus();
+  focusSignIn();
+}
+
+/** The first way in the server offers: the user name field, else the sign-in button. */
+function focusSignIn() {
+  if (state.auth.password) $('login-user').focus();
+  else if (state.auth.oidc) $('sso-start').focus();
 }
 
 function endSession(message) {
@@ -1104,6 +1222,7 @@ async function readEvents(response, signal) {
 function wire() {
   setupLanguage();
   $('login-form').addEventListener('submit', logIn);
+  $('sso-start').addEventListener('click', startSso);
   $('logout').addEventListener('click', logOut);
   $('tab-compose').addEventListener('click', () => selectTab('compose'));
   $('tab-sent').addEventListener('click', () => {
@@ -1137,9 +1256,34 @@ function wire() {
     if (event.key === 'Escape') closeDetails();
   });
   window.addEventListener('pagehide', () => stopLive());
+  // back from the provider's page without signing in, from the back/forward cache: usable again
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted) {
+      forgetPending();
+      ssoBusy('');
+    }
+  });
 }
 
-wire();
-applyLanguage(state.lang);
-setView('login');
-$('login-user').focus();
+async function start() {
+  // an answer from the provider: out of the address bar (and the history) before anything else
+  const callback = callbackOf(location.search);
+  let pending = null;
+  if (callback) {
+    history.replaceState(null, '', redirectUri());
+    pending = takePending();
+    if (pending && pending.lang in LANGUAGES) state.lang = pending.lang;
+  } else {
+    forgetPending(); // a sign-in left unfinished (the person came back without signing in)
+  }
+  wire();
+  applyLanguage(state.lang);
+  state.auth = await loadAuthConfig();
+  renderSignInWays();
+  setView('login');
+  if (state.auth.unreachable) say($('login-error'), t('serverUnreachable'));
+  if (callback) await finishSso(callback, pending);
+  else focusSignIn();
+}
+
+start();
