@@ -9,6 +9,14 @@ Both use the configured backend profile (``[auth]``, see docs/existing-backend.m
 token-style backend the login reply's token (and, with ``relogin``, the password) goes to the
 keyring, and a refusal exits 3 with the backend's own message on stderr.
 
+``login --sso`` signs in with the organisation's identity provider instead (the provider the
+server's ``/auth/config`` or ``[auth]`` names): the system browser opens the provider's page
+(``webbrowser``, which honours ``BROWSER``; the address is printed on stderr too), and the
+command waits at most 5 minutes for the redirect. ``login --device`` prints an address and a
+code to enter on any other device, and waits the same way. The user is the one the sign-in
+names; the login is stored as a password login is. Cancelled (Ctrl+C), timed out, refused by
+the provider or by the server: exit 3 with the reason, and nothing stored changes.
+
 ``logout`` does what the tray menu's *Log out* does: the close call (the server ends this
 user's streams), the logout call (the refresh token is revoked), and the tokens leave the
 keyring. The history stays.
@@ -21,13 +29,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import webbrowser
+from collections.abc import Callable, Iterator
 
 from app.core import config as config_mod
-from app.core import http
+from app.core import http, oidc
 from app.core.auth import AuthSession
 from app.core.config import Config, Paths
 from app.core.errors import (
@@ -63,9 +74,13 @@ def _tell(text: str, *args: object) -> None:
     print(message, file=sys.stderr, flush=True)  # noqa: T201 - a command-line tool's answer
 
 
-def _target(args: argparse.Namespace, config: Config) -> tuple[str, str] | None:
+def _target(
+    args: argparse.Namespace, config: Config, *, need_user: bool = True
+) -> tuple[str, str] | None:
+    """The server and user the command is for (the user "" with ``need_user=False``: a
+    sign-in names it); None, said why, when the command line cannot be followed."""
     server = (args.server or config.server_url).strip()
-    user = (args.user or config.username).strip()
+    user = (args.user or config.username).strip() if need_user else ""
     fixed = config.is_locked("server_url") or config.set_by_environment("server_url")
     if fixed and args.server and server.rstrip("/") != config.server_url.rstrip("/"):
         _tell(
@@ -74,7 +89,10 @@ def _target(args: argparse.Namespace, config: Config) -> tuple[str, str] | None:
             config.server_url,
         )
         return None
-    if not server or not user:
+    if not server and not need_user:
+        _tell("no server: give --server URL (or set server_url in the settings)")
+        return None
+    if not server or (need_user and not user):
         _tell(
             "no server or user name: give --server URL and --user NAME (or set server_url and "
             "username in the settings)"
@@ -90,10 +108,13 @@ def _session(
     config: Config, paths: Paths, server: str, user: str, secrets: SecretStore | None
 ) -> AuthSession:
     """The session the tray would use for this server and user (the keyring by default), once
-    a login kept under a previous address of the server has followed it (as the tray does)."""
+    a login kept under a previous address of the server has followed it (as the tray does).
+    ``user`` "": a sign-in, which learns the user (nothing to follow)."""
     store = secrets if secrets is not None else KeyringSecretStore()
-    target = config.with_changes(server_url=server, username=user)
-    follow_the_server(target, paths.data_dir, store)
+    http.use_network(config.network, secrets=store)  # [network], the proxy login
+    if user:
+        target = config.with_changes(server_url=server, username=user)
+        follow_the_server(target, paths.data_dir, store)
     return AuthSession(
         server_url=server,
         username=user,
@@ -111,7 +132,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def _settings_and_target(
-    args: argparse.Namespace,
+    args: argparse.Namespace, *, need_user: bool = True
 ) -> tuple[config_mod.Paths, Config, str, str] | int:
     """The settings, and the server and user the command is for; or the exit code why not."""
     try:
@@ -120,13 +141,23 @@ def _settings_and_target(
     except ConfigError as exc:
         _tell("%s", exc)
         return EXIT_PROTOCOL
-    target = _target(args, config)
+    target = _target(args, config, need_user=need_user)
     if target is None:
         return EXIT_USAGE
     return (paths, config, *target)
 
 
-def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -> int:
+def run_login(
+    args: argparse.Namespace,
+    *,
+    secrets: SecretStore | None = None,
+    open_browser: oidc.OpenBrowser = webbrowser.open,
+    waits: oidc.Waits | None = None,
+) -> int:
+    """``login``: with a password, or (``--sso``, ``--device``) with the organisation's
+    identity provider (``open_browser`` opens its page; ``waits`` bound the wait)."""
+    if getattr(args, "sso", False) or getattr(args, "device", False):
+        return _run_sign_in(args, secrets=secrets, open_browser=open_browser, waits=waits)
     prepared = _settings_and_target(args)
     if isinstance(prepared, int):
         return prepared
@@ -144,6 +175,12 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
     code = asyncio.run(_login(_session(config, paths, server, user, secrets), password))
     if code != EXIT_OK:
         return code
+    return _stored(paths, config, server, user)
+
+
+def _stored(paths: Paths, config: Config, server: str, user: str) -> int:
+    """After a login was stored: the settings name its server and user (the tray, ``listen
+    --server --user`` and the next start use it), and a running tray is told."""
     if (server, user) != (config.server_url, config.username):
         try:
             config_mod.save_user(config.with_changes(server_url=server, username=user), paths)
@@ -155,6 +192,114 @@ def run_login(args: argparse.Namespace, *, secrets: SecretStore | None = None) -
     else:
         _say(f"Logged in as {user} at {server}. The tray connects with this login when it starts.")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- single sign-on
+
+
+def _run_sign_in(
+    args: argparse.Namespace,
+    *,
+    secrets: SecretStore | None,
+    open_browser: oidc.OpenBrowser,
+    waits: oidc.Waits | None,
+) -> int:
+    """``login --sso`` / ``login --device``: sign in, store the login under the user the
+    sign-in names, save the server and user, tell a running tray."""
+    if args.user:
+        _tell("--user is not used with --sso or --device: the sign-in names the user")
+        return EXIT_USAGE
+    prepared = _settings_and_target(args, need_user=False)
+    if isinstance(prepared, int):
+        return prepared
+    paths, config, server, _ = prepared
+    if http.in_clear(server):
+        log.warning(
+            "%s is not encrypted (http://): your sign-in travels in plain text. Use https:// "
+            "unless your IT department says otherwise.",
+            server,
+        )
+    session = _session(config, paths, server, "", secrets)
+    code = asyncio.run(
+        _sign_in(session, device=args.device, open_browser=open_browser, waits=waits)
+    )
+    if code != EXIT_OK:
+        return code
+    return _stored(paths, config, server, session.username)
+
+
+async def _sign_in(
+    session: AuthSession,
+    *,
+    device: bool,
+    open_browser: oidc.OpenBrowser,
+    waits: oidc.Waits | None,
+) -> int:
+    cancel = asyncio.Event()
+    minutes = (waits or oidc.Waits()).timeout / 60
+    try:
+        with _cancelled_by_signals(cancel):
+            await session.sign_in(
+                on_prompt=lambda prompt: _show(prompt, minutes),
+                device=device,
+                open_browser=open_browser,
+                cancel=cancel,
+                waits=waits,
+            )
+    except (oidc.SignInError, WrongCredentials, SecretStoreUnavailable) as exc:
+        _tell("%s", exc)
+        return EXIT_AUTH
+    except (ServerUnreachable, ServerError) as exc:
+        _tell("%s", exc)
+        return EXIT_FAILURE
+    except (TrayNotifierError, ConfigError) as exc:
+        _tell("%s", exc)
+        return EXIT_PROTOCOL
+    finally:
+        await session.aclose()
+    return EXIT_OK
+
+
+def _show(prompt: oidc.Prompt, minutes: float) -> None:
+    """What the person does now, on stderr (never in the log: a device code is a secret for
+    a few minutes)."""
+    wait = f"Waiting at most {minutes:g} minutes (Ctrl+C cancels)..."
+    if isinstance(prompt, oidc.BrowserPrompt):
+        lines = [
+            "Sign in with your organisation account in the browser window that opened.",
+            "If none opened, open this address in a browser on this computer:",
+            f"  {prompt.url}",
+            wait,
+        ]
+    else:
+        lines = [
+            "To sign in, open this address on any device:",
+            f"  {prompt.verification_uri}",
+            f"and enter the code: {prompt.user_code}",
+        ]
+        if prompt.verification_uri_complete:
+            lines += ["(or open, with the code in it:", f"  {prompt.verification_uri_complete})"]
+        lines.append(wait)
+    print("\n".join(lines), file=sys.stderr, flush=True)  # noqa: T201 - the person's next step
+
+
+@contextlib.contextmanager
+def _cancelled_by_signals(cancel: asyncio.Event) -> Iterator[None]:
+    """Ctrl+C (and SIGTERM) cancel the sign-in (exit 3, nothing stored) rather than kill the
+    command, where the loop can take signals (not on Windows: Ctrl+C interrupts there)."""
+    loop = asyncio.get_running_loop()
+    taken = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, cancel.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        taken.append(number)
+    try:
+        yield
+    finally:
+        for number in taken:
+            loop.remove_signal_handler(number)
 
 
 def _tell_tray(paths: Paths, login: str, *, stored: bool) -> bool:

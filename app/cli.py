@@ -148,14 +148,47 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     lg = sub.add_parser("login", help="log in and store the login as the tray's dialog does")
     lg.add_argument("--server", help="server URL (default: the configured server)")
     lg.add_argument("--user", help="user name (default: the configured user)")
-    lg.add_argument(
+    way = lg.add_mutually_exclusive_group()
+    way.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from standard input (else you are asked in a terminal)",
     )
+    way.add_argument(
+        "--sso",
+        action="store_true",
+        help="sign in with your organisation account in the browser (single sign-on); the"
+        " address is printed on stderr too; waits at most 5 minutes",
+    )
+    way.add_argument(
+        "--device",
+        action="store_true",
+        help="sign in with your organisation account on another device: prints an address and"
+        " a code on stderr, waits at most 5 minutes",
+    )
     lo = sub.add_parser("logout", help="end the streams, revoke and forget the stored login")
     lo.add_argument("--server", help="server URL (default: the configured server)")
     lo.add_argument("--user", help="user name (default: the configured user)")
+
+    # proxy-login / doctor (corporate networks: docs/network.md) ---------------------------
+    pl = sub.add_parser(
+        "proxy-login", help="store the proxy's user name and password in the system keyring"
+    )
+    pl.add_argument("--user", required=True, help="the proxy user name")
+    pl.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else you are asked in a terminal)",
+    )
+    dr = sub.add_parser(
+        "doctor",
+        help="check every hop to the server and name the one that fails, with what to do",
+    )
+    dr.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"checks": [{"name", "status", "detail", "remedy"}]}',
+    )
 
     # listen -----------------------------------------------------------------------------
     ls = sub.add_parser("listen", help="headless listener: one JSON line per event")
@@ -386,6 +419,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app import account
 
             return account.run_login(args) if args.command == "login" else account.run_logout(args)
+        if args.command == "proxy-login":
+            from app import proxy_login
+
+            return proxy_login.run(args)
+        if args.command == "doctor":
+            from app import doctor
+
+            return doctor.run(args)
         if args.command == "listen":
             from app import listen
 

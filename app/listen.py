@@ -27,6 +27,7 @@ from typing import TextIO
 
 from app import logs
 from app.core import config as app_config
+from app.core import http
 from app.core.auth import AuthSession
 from app.core.errors import ConfigError, TrayNotifierError
 from app.core.model import Announcement, ControlEvent, RawEvent, Status, StreamEvent
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_PROTOCOL
     if not getattr(args, "log_level", None):  # --log-level wins over the settings
         logs.setup(cfg.log_level)
+    http.use_network(cfg.network, secrets=KeyringSecretStore())  # [network], the proxy login
     settings = dataclasses.replace(
         cfg.stream,
         heartbeat_timeout=args.heartbeat_timeout or cfg.stream.heartbeat_timeout,

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from app.core import config as app_config
+from app.core import http
 from app.core.auth import AuthSession
 from app.core.errors import (
     AccessDenied,
@@ -31,7 +32,7 @@ from app.core.errors import (
     WrongCredentials,
 )
 from app.core.model import Draft, Priority
-from app.core.secrets import MemorySecretStore
+from app.core.secrets import KeyringSecretStore, MemorySecretStore
 from app.exit_codes import EXIT_AUTH, EXIT_FAILURE, EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE
 
 CONNECT_TIMEOUT = 5.0  # seconds: a command-line call gives up sooner than the tray
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = app_config.load()
     except ConfigError as exc:
         return _fail(str(exc), EXIT_PROTOCOL)
+    http.use_network(cfg.network, secrets=KeyringSecretStore())  # [network], the proxy login
     settings = dataclasses.replace(
         cfg.stream,
         connect_timeout=min(cfg.stream.connect_timeout, CONNECT_TIMEOUT),

@@ -25,4 +25,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.tray_process",
     "tests.fixtures.browser",
     "tests.fixtures.oidc",
+    "tests.fixtures.proxy",
 ]

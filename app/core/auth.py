@@ -13,6 +13,24 @@ logs in again once with the password kept in the keyring beside the token, else 
 required. A refused login raises WrongCredentials in the backend's own words (``message``);
 nothing is stored unless the login succeeded.
 
+Single sign-on (:meth:`AuthSession.sign_in`): the organisation's identity provider signs the
+person in (:mod:`app.core.oidc`: the browser with PKCE, or a device code); the provider is the
+one ``[auth]`` names (``issuer``, ``client_id``), else the one the server's ``/auth/config``
+names. The user is not known before: the session learns it from the sign-in, and the login is
+stored under that user (:func:`~app.core.secrets.login_key` of the server and the user) exactly
+as a password login is. Two ways to the server:
+
+- ``bearer = "session"`` (the default, and any companion server): the ID token is exchanged at
+  ``POST /auth/oidc`` for the server's own tokens; the user is the answer's ``user_id``.
+  Refresh and logout are the companion's, as after a password login.
+- ``style = "oidc"`` with ``bearer = "access_token"`` (an existing backend that trusts the
+  provider): the provider's access token is the Bearer, renewed at the provider's token
+  endpoint with its refresh token (kept in the keyring) and revoked at logout at its
+  ``revocation_endpoint`` (RFC 7009) when it has one. The user id for ``{user_id}`` is what the
+  ``user_id`` pointer finds in the ``user_info_path`` reply (when set) or in the ID token's
+  claims; with no pointer, the ``preferred_username`` claim. The user name (the login key, the
+  tray's menu) is the ``preferred_username`` claim, else that user id.
+
 Callers get typed results, never an ``httpx.Response``: tokens, a :class:`~app.core.http.Reply`
 (status and JSON) of :meth:`AuthSession.request`, or the answer of a specific call
 (:meth:`AuthSession.publish`); refusals are errors of :mod:`app.core.errors`.
@@ -21,10 +39,12 @@ Callers get typed results, never an ``httpx.Response``: tokens, a :class:`~app.c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
 import time
+import webbrowser
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,8 +52,9 @@ from urllib.parse import quote
 
 import httpx
 
-from app.core import http, pointer
-from app.core.config import AuthProfile, Endpoints, StreamSettings
+from app.core import http, oidc, pointer
+from app.core.config import AuthProfile, ConfigError, Endpoints, StreamSettings
+from app.core.config.schema import DEFAULT_SCOPES
 from app.core.errors import (
     AccessDenied,
     InputRefused,
@@ -126,6 +147,7 @@ class AuthSession:
         )
         self._tokens: Tokens | None = None
         self._refresh_lock = asyncio.Lock()
+        self._metadata: dict[str, oidc.ProviderMetadata] = {}  # by issuer: discovered once
 
     # ------------------------------------------------------------------ state
 
@@ -196,6 +218,8 @@ class AuthSession:
                 return tokens.access_token  # another caller refreshed while we waited
             if self.profile.style == "token":
                 return await self._relogin(tokens)
+            if self.profile.provider_bearer:
+                return await self._refresh_at_provider(tokens)
             path = self.endpoints.refresh
             reply = await self._post(path, {"refresh_token": tokens.refresh_token})
             if reply.status in (400, 401, 403):
@@ -205,7 +229,8 @@ class AuthSession:
 
     async def logout(self, *, end_streams: bool = True) -> None:
         """End this user's streams (close endpoint; not with ``end_streams=False``), revoke the
-        refresh token, forget both.
+        refresh token (at the server, or at the identity provider with ``bearer =
+        "access_token"``), forget both.
 
         Server failures are logged, not raised: the local logout always happens.
         """
@@ -213,7 +238,11 @@ class AuthSession:
             if end_streams:
                 await self._on_the_way_out(self.endpoints.close_method, self.endpoints.close)
             tokens = self._current()  # (renewed, maybe, by the close call)
-            if tokens is not None and self.profile.style != "token":
+            if tokens is not None and self.profile.provider_bearer:
+                if self.endpoints.logout != Endpoints().logout:
+                    await self._on_the_way_out("POST", self.endpoints.logout)  # the backend's own
+                await self._revoke_at_provider(self._current() or tokens)
+            elif tokens is not None and self.profile.style != "token":
                 auth = {"Authorization": f"Bearer {tokens.access_token}"}
                 body = {"refresh_token": tokens.refresh_token}  # the token it revokes
                 await self._best_effort("POST", self.endpoints.logout, auth, body)
@@ -373,13 +402,15 @@ class AuthSession:
                 return found
         return reply.reason()
 
-    async def _user_id(self, token: str, login_reply: Any) -> str:
-        """The user id for ``{user_id}``: from the user info reply, else the login reply, else
-        the user name."""
+    async def _user_id(
+        self, token: str, login_reply: Any, *, where: str = "the login reply"
+    ) -> str:
+        """The user id for ``{user_id}``: from the user info reply, else the login reply (or
+        what ``where`` names), else the user name."""
         profile = self.profile
         if not profile.user_id:
             return self.username
-        where, document = "the login reply", login_reply
+        document = login_reply
         if profile.user_info_path:
             where = profile.user_info_path
             reply = await self._authorized("GET", profile.user_info_path, token)
@@ -415,6 +446,187 @@ class AuthSession:
                 f" locked): {exc} Log in again."
             ) from exc
         return self._remember(fresh).access_token
+
+    # ------------------------------------------------------------------ single sign-on
+
+    async def sign_in_options(self) -> oidc.SignInOptions:
+        """How this server signs people in: with a password, and with which identity
+        provider. A token-style backend: passwords only. ``bearer = "access_token"``: the
+        provider ``[auth]`` names, no password (that backend has no ``/auth/config``).
+        Otherwise the server's ``GET /auth/config``, where what ``[auth]`` sets wins: its
+        ``issuer`` and ``client_id`` when not empty, its ``scopes`` when not the default.
+        Raises ConfigError, and the network's and the server's errors."""
+        profile = self.profile
+        if profile.style == "token":
+            return oidc.SignInOptions(self.server_url)
+        if profile.provider_bearer:
+            provider = self._configured_provider()
+            return oidc.SignInOptions(self.server_url, password=False, provider=provider)
+        offered = await oidc.server_sign_in(self._client, self.server_url)
+        return dataclasses.replace(offered, provider=self._merged(offered.provider))
+
+    async def sign_in(
+        self,
+        *,
+        on_prompt: oidc.OnPrompt,
+        device: bool = False,
+        open_browser: oidc.OpenBrowser = webbrowser.open,
+        cancel: asyncio.Event | None = None,
+        waits: oidc.Waits | None = None,
+    ) -> Tokens:
+        """Sign in with the organisation's identity provider and store the login as
+        :meth:`login` does, under the user the sign-in names (:attr:`username` is that user
+        afterwards). The system browser (``open_browser``) and the loopback redirect, or with
+        ``device`` a code the person enters elsewhere; ``on_prompt`` hears the address (and
+        the code). ``cancel`` (set it from this loop) ends the wait; ``waits`` bounds it (5
+        minutes by default).
+
+        Nothing is stored unless the sign-in succeeded. Raises SignInCancelled,
+        SignInTimedOut, ProviderError, NoSingleSignOn (no provider named), WrongCredentials
+        (the server refused the ID token: its words), ConfigError, the network's errors.
+        """
+        options = await self.sign_in_options()
+        provider = options.provider
+        if provider is None:
+            raise oidc.NoSingleSignOn(
+                f"The server at {self.server_url} offers no sign-in with an organisation "
+                "account: log in with a password, or ask IT to set [auth] issuer and client_id."
+            )
+        metadata = await self._discovered(provider)
+        if device:
+            got = await oidc.device_sign_in(
+                self._client, provider, metadata, on_prompt=on_prompt, cancel=cancel, waits=waits
+            )
+        else:
+            got = await oidc.browser_sign_in(
+                self._client,
+                provider,
+                metadata,
+                open_browser=open_browser,
+                on_prompt=on_prompt,
+                redirect_ports=self.profile.redirect_ports,
+                cancel=cancel,
+                waits=waits,
+            )
+        if self.profile.provider_bearer:
+            username, tokens = await self._provider_login(got)
+        else:
+            username, tokens = await self._server_login(got.id_token)
+        self._become(username)
+        return self._remember(tokens)
+
+    def _become(self, username: str) -> None:
+        """This session is now ``username``'s (learnt from a sign-in)."""
+        self.username = username
+        self._key = login_key(self.server_url, username)
+        self._tokens = None
+
+    def _configured_provider(self) -> oidc.Provider:
+        profile = self.profile
+        if not (profile.issuer and profile.client_id):
+            raise ConfigError(
+                '[auth] style = "oidc" with bearer = "access_token" needs issuer and client_id '
+                "in the settings (that backend has no /auth/config to name them): ask IT."
+            )
+        return oidc.Provider(profile.issuer, profile.client_id, profile.scopes)
+
+    def _merged(self, offered: oidc.Provider | None) -> oidc.Provider | None:
+        """The provider the server offers, with what ``[auth]`` sets winning."""
+        profile = self.profile
+        issuer = profile.issuer or (offered.issuer if offered else "")
+        client_id = profile.client_id or (offered.client_id if offered else "")
+        if not (issuer and client_id):
+            return None
+        scopes = profile.scopes
+        if offered is not None and scopes == DEFAULT_SCOPES:
+            scopes = offered.scopes
+        return oidc.Provider(issuer, client_id, scopes)
+
+    async def _discovered(self, provider: oidc.Provider) -> oidc.ProviderMetadata:
+        found = self._metadata.get(provider.issuer)
+        if found is None:
+            found = await oidc.discover(self._client, provider.issuer)
+            self._metadata[provider.issuer] = found
+        return found
+
+    async def _server_login(self, id_token: str) -> tuple[str, Tokens]:
+        """The server's own tokens for the provider's ID token (``POST /auth/oidc``); the user
+        is the answer's ``user_id``."""
+        path = oidc.SERVER_SIGN_IN_PATH
+        reply = await self._post(path, {"id_token": id_token})
+        if reply.status in (400, 401, 403, 409):
+            words = reply.reason() or f"HTTP {reply.status}"
+            raise WrongCredentials(f"The server refused the sign-in: {words}", reason=words)
+        tokens = self._tokens_from(reply, path, "")
+        if not tokens.user_id:
+            raise NotAnnouncementServer(
+                f"{path} answered without a user_id: check that the server URL points at an "
+                "announcement server."
+            )
+        return tokens.user_id, tokens
+
+    async def _provider_login(self, got: oidc.ProviderTokens) -> tuple[str, Tokens]:
+        """The provider's own tokens as this login (``bearer = "access_token"``): the user id
+        from the ``user_id`` pointer (the user info reply, else the ID token's claims), else
+        the ``preferred_username`` claim, which also names the user when present."""
+        name = _scalar(got.claims.get("preferred_username"))
+        if not name and not self.profile.user_id:
+            raise NotAnnouncementServer(
+                "the ID token holds no preferred_username claim: set [auth] user_id to a JSON "
+                'Pointer into its claims, like "/sub", in the config file.'
+            )
+        self.username = name
+        user_id = await self._user_id(got.access_token, dict(got.claims), where="the ID token")
+        now = self._clock()
+        return name or user_id, Tokens(
+            access_token=got.access_token,
+            refresh_token=got.refresh_token,
+            expires_at=_expiry(now, got.expires_in),
+            user_id=user_id,
+            issued_at=now,
+        )
+
+    async def _refresh_at_provider(self, tokens: Tokens) -> str:
+        """Renew the provider's access token with its refresh token; LoginRequired (and the
+        login is forgotten) when there is none or the provider refuses it."""
+        if not tokens.refresh_token:
+            self._forget()
+            raise LoginRequired("The organisation sign-in has expired: sign in again.")
+        provider = self._configured_provider()
+        try:
+            got = await oidc.refresh(
+                self._client, provider, await self._discovered(provider), tokens.refresh_token
+            )
+        except oidc.ProviderError as exc:
+            self._forget()
+            raise LoginRequired(
+                f"The organisation sign-in ended ({exc.reason}): sign in again."
+            ) from exc
+        now = self._clock()
+        fresh = Tokens(
+            access_token=got.access_token,
+            refresh_token=got.refresh_token or tokens.refresh_token,  # (when not rotated)
+            expires_at=_expiry(now, got.expires_in),
+            user_id=tokens.user_id,
+            issued_at=now,
+        )
+        return self._remember(fresh).access_token
+
+    async def _revoke_at_provider(self, tokens: Tokens) -> None:
+        """Revoke the refresh token (else the access token) at the provider; failures are
+        logged (the local logout happens all the same)."""
+        try:
+            provider = self._configured_provider()
+            metadata = await self._discovered(provider)
+        except TrayNotifierError as exc:
+            log.warning("logout: the identity provider cannot be reached: %s", exc)
+            return
+        if tokens.refresh_token:
+            await oidc.revoke(self._client, provider, metadata, tokens.refresh_token)
+        else:
+            await oidc.revoke(
+                self._client, provider, metadata, tokens.access_token, hint="access_token"
+            )
 
     # ------------------------------------------------------------------ helpers
 
@@ -472,6 +684,12 @@ class AuthSession:
                 f"{path} did not answer with tokens: check that the server URL "
                 "points at an announcement server."
             ) from exc
+
+
+def _expiry(now: float, expires_in: float | None) -> float:
+    """When a provider's token expires: ``expires_in`` from ``now``; none said: used until
+    refused (then renewed)."""
+    return now + expires_in if expires_in else math.inf
 
 
 def _fill(value: Any, placeholders: dict[str, str]) -> Any:

@@ -14,6 +14,7 @@ messages never contain a token, a password or a URL query: they are shown and lo
     ├── WrongCredentials       the server refused the user name and password
     ├── ServerUnreachable      no answer: network, address, or the server is down
     ├── CertificateError       TLS verification failed (add the organisation's CA bundle)
+    ├── ProxyAuthRequired      the proxy asks for credentials (HTTP 407): proxy-login
     ├── NotAnnouncementServer  the server answered, but not like an announcement server
     ├── AccessDenied           HTTP 403: this account may not do that
     ├── NotFound               HTTP 404: the URL or an endpoint template is wrong
@@ -23,7 +24,12 @@ messages never contain a token, a password or a URL query: they are shown and lo
     ├── ServerError            HTTP 5xx on a call: trying later may work
     ├── HistoryStoreError      the local history cannot be opened or used
     │   └── HistoryDamagedError    the file is damaged: move it aside, a new one is started
-    └── AutostartError         start at login could not be changed
+    ├── AutostartError         start at login could not be changed
+    └── SignInError            the organisation sign-in (single sign-on) did not finish
+        ├── SignInCancelled        the person (or the program, quitting) cancelled it
+        ├── SignInTimedOut         not finished in time, or the device code expired
+        ├── ProviderError          the identity provider refused or failed (its words)
+        └── NoSingleSignOn         neither the server nor the settings name a provider
 
 ``SecretStoreUnavailable`` (the OS keyring cannot be used) is a ``TrayNotifierError`` too; it
 lives beside the keyring interface in :mod:`app.core.secrets`.
@@ -50,6 +56,7 @@ class ErrorKind(enum.StrEnum):
     WRONG_CREDENTIALS = "wrong_credentials"
     UNREACHABLE = "unreachable"
     CERTIFICATE = "certificate"
+    PROXY_AUTH = "proxy_auth"
     NOT_SERVER = "not_server"
     ACCESS_DENIED = "access_denied"
     NOT_FOUND = "not_found"
@@ -58,6 +65,11 @@ class ErrorKind(enum.StrEnum):
     SERVER_ERROR = "server_error"
     HISTORY = "history"
     AUTOSTART = "autostart"
+    SIGN_IN = "sign_in"  # a sign-in failed in a way of its own: its message says it all
+    SIGN_IN_CANCELLED = "sign_in_cancelled"
+    SIGN_IN_TIMED_OUT = "sign_in_timed_out"
+    PROVIDER_REFUSED = "provider_refused"
+    NO_SINGLE_SIGN_ON = "no_single_sign_on"
     KEYRING = "keyring"  # SecretStoreUnavailable (app.core.secrets)
     UNEXPECTED = "unexpected"  # not one of ours: a bug; the traceback is in the log
 
@@ -134,6 +146,13 @@ class CertificateError(TrayNotifierError):
     kind = ErrorKind.CERTIFICATE
 
 
+class ProxyAuthRequired(TrayNotifierError):
+    """The proxy on the way answered HTTP 407: it wants credentials that were not stored, or
+    refused the stored ones. ``python -m app proxy-login`` stores them (the keyring)."""
+
+    kind = ErrorKind.PROXY_AUTH
+
+
 class NotAnnouncementServer(TrayNotifierError):
     """The server answered, but not like an announcement server (e.g. a proxy's login page)."""
 
@@ -196,3 +215,43 @@ class AutostartError(TrayNotifierError):
     """Start at login could not be changed; the message says where, why and what to do."""
 
     kind = ErrorKind.AUTOSTART
+
+
+class SignInError(TrayNotifierError):
+    """The organisation sign-in (:mod:`app.core.oidc`) did not finish; nothing stored changed.
+    ``reason`` holds the identity provider's own words, when it gave any."""
+
+    kind = ErrorKind.SIGN_IN
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SignInCancelled(SignInError):
+    """The person (or the program, quitting) cancelled the sign-in."""
+
+    kind = ErrorKind.SIGN_IN_CANCELLED
+
+    def __init__(self, message: str = "The sign-in was cancelled; nothing was changed.") -> None:
+        super().__init__(message)
+
+
+class SignInTimedOut(SignInError):
+    """The person did not finish the sign-in in time, or the device code expired."""
+
+    kind = ErrorKind.SIGN_IN_TIMED_OUT
+
+
+class ProviderError(SignInError):
+    """The identity provider refused the sign-in or answered with an error; ``reason`` holds
+    its words."""
+
+    kind = ErrorKind.PROVIDER_REFUSED
+
+
+class NoSingleSignOn(SignInError):
+    """Neither the server (``/auth/config``) nor the settings (``[auth] issuer``) name an
+    identity provider, or the provider offers no way in of the kind asked for."""
+
+    kind = ErrorKind.NO_SINGLE_SIGN_ON

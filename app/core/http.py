@@ -1,8 +1,10 @@
 """The one place that builds HTTP clients and follows redirects.
 
-Every client: timeouts on connect, read, write and pool; TLS verification always on, with an
-optional CA bundle of a private certificate authority added to the public roots; proxies from
-the standard environment variables (``HTTPS_PROXY``, ``NO_PROXY``...); redirects never followed
+Every client: timeouts on connect, read, write and pool; TLS verification always on, against
+the operating system's trust store (:func:`tls_context`) plus an optional CA bundle of a
+private certificate authority; proxies as ``[network]`` says (:mod:`app.core.proxy`: one
+decision per destination, with the proxy's Basic credentials from the keyring, a 407 becoming
+ProxyAuthRequired), the process's one policy set by :func:`use_network`; redirects never followed
 by httpx, but by :func:`send`, which never lets a secret leave the origin (scheme, host and
 port) a request was meant for: the headers that carry one (:data:`SECRET_HEADERS`) are dropped
 as soon as a redirect leaves it, and a request body (a password, a refresh token) is never sent
@@ -15,6 +17,7 @@ inflates to gigabytes, is refused with ReplyTooLarge before it can fill the memo
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -33,16 +36,26 @@ import certifi
 import httpx
 
 from app import APP_ID, __version__
-from app.core import pointer
-from app.core.config import StreamSettings
+from app.core import network_policy, pointer
+from app.core.config import NetworkSettings, StreamSettings
 from app.core.errors import (
     CertificateError,
     ConfigError,
     ProtocolError,
+    ProxyAuthRequired,
     ReplyTooLarge,
     ServerUnreachable,
     TrayNotifierError,
 )
+from app.core.proxy import (
+    ProxyCredentials,
+    ProxyResolver,
+    Route,
+    os_proxy_settings,
+    read_credentials,
+    wpad_urls,
+)
+from app.core.secrets import SecretStore, SecretStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -131,43 +144,245 @@ def make_client(
     """An AsyncClient with our timeouts, TLS policy, proxy policy and TCP keepalive.
 
     ``read_timeout`` defaults to the heartbeat timeout: the stream's "no byte for so long"
-    (``[stream] heartbeat_timeout``: a backend without keepalives needs a long one). Raises
-    ConfigError when the CA bundle cannot be read.
+    (``[stream] heartbeat_timeout``: a backend without keepalives needs a long one). The
+    proxy of each destination is the process's network policy's (:func:`use_network`).
+    Raises ConfigError when the CA bundle cannot be read.
     """
     read = settings.heartbeat_timeout if read_timeout is None else read_timeout
     timeout = httpx.Timeout(
         connect=settings.connect_timeout, read=read, write=REQUEST_TIMEOUT, pool=REQUEST_TIMEOUT
     )
-    verify = _verify(settings.ca_bundle)
-    if transport is None and not urllib.request.getproxies():
-        # (with a proxy from the environment httpx builds the proxy transports itself, and the
-        # proxy's own timeouts govern the silent leg beyond it)
-        transport = httpx.AsyncHTTPTransport(
-            verify=verify, trust_env=True, socket_options=keepalive_options()
-        )
+    verify = tls_context(settings.ca_bundle)
+    if transport is None:
+        transport = RoutedTransport(network(), verify=verify)
     return httpx.AsyncClient(
         timeout=timeout,
         verify=verify,
-        trust_env=True,
+        trust_env=False,  # the proxies are the network policy's (it reads the environment)
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
         transport=transport,
     )
 
 
+# ---------------------------------------------------------------- proxies
+
+
+#: how long fetching a PAC file may take (connect and read): a tray must not hang on it
+PAC_TIMEOUT = 10.0
+#: the largest PAC file read (large organisations' files are a few hundred KiB)
+MAX_PAC_BYTES = 4 * 1024 * 1024
+
+
+class Network:
+    """The process's network policy: each destination's route (:class:`ProxyResolver`) and
+    the proxy's Basic credentials from ``secrets`` (none without it)."""
+
+    def __init__(
+        self,
+        settings: NetworkSettings,
+        *,
+        secrets: SecretStore | None = None,
+        environ: Any = None,
+        os_settings: Any = os_proxy_settings,
+        wpad: Any = wpad_urls,
+    ) -> None:
+        self.settings = settings
+        self.secrets = secrets
+        self.resolver = ProxyResolver(
+            settings, fetch=fetch_pac, environ=environ, os_settings=os_settings, wpad=wpad
+        )
+
+    async def route(self, url: httpx.URL) -> Route:
+        scheme, host, port = origin(url)
+        return await self.resolver.route(scheme, host, port or 0)
+
+    async def credentials(self) -> ProxyCredentials | None:
+        """The stored proxy credentials, or None (none stored, no keyring: logged)."""
+        if self.secrets is None:
+            return None
+        try:
+            return await asyncio.to_thread(read_credentials, self.secrets)
+        except SecretStoreUnavailable as exc:
+            log.warning("the proxy credentials cannot be read: %s", exc)
+            return None
+
+
+_network: Network | None = None
+_network_generation = -1
+_network_lock = threading.Lock()
+
+
+def use_network(
+    settings: NetworkSettings, *, secrets: SecretStore | None = None, **seams: Any
+) -> Network:
+    """Set the process's network policy (:mod:`app.core.network_policy`) and return it: every
+    client made from now on routes by it. ``seams``: ``environ``, ``os_settings``, ``wpad``
+    (tests)."""
+    network_policy.use(settings, secrets=secrets, **seams)
+    return network()
+
+
+def network() -> Network:
+    """The process's network policy (the defaults, no credentials, until it is set)."""
+    global _network, _network_generation
+    policy = network_policy.current()
+    with _network_lock:
+        if _network is None or _network_generation != policy.generation:
+            _network = Network(policy.settings, secrets=policy.secrets, **policy.seams)
+            _network_generation = policy.generation
+        return _network
+
+
+class RoutedTransport(httpx.AsyncBaseTransport):
+    """Sends each request directly or through its destination's proxy (the route decided
+    once per destination), with ``verify`` for the server's TLS (inside the proxy's CONNECT
+    tunnel too) and TCP keepalive on every connection. A proxy's 407 raises
+    ProxyAuthRequired; a proxy that cannot be reached, or cannot reach the server, raises
+    ServerUnreachable naming it."""
+
+    def __init__(self, net: Network, *, verify: ssl.SSLContext) -> None:
+        self._net = net
+        self._verify = verify
+        self._direct: httpx.AsyncHTTPTransport | None = None
+        self._via: dict[str, tuple[httpx.AsyncHTTPTransport, bool]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        route = await self._net.route(request.url)
+        if route.proxy is None:
+            if self._direct is None:
+                self._direct = httpx.AsyncHTTPTransport(
+                    verify=self._verify, socket_options=keepalive_options()
+                )
+            return await self._direct.handle_async_request(request)
+        transport, with_credentials = await self._proxied(route.proxy)
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.ProxyError as exc:
+            raise _proxy_failure(exc, route, request.url, with_credentials) from exc
+        except httpx.ConnectError as exc:
+            if _is_certificate_failure(exc):
+                raise
+            raise ServerUnreachable(
+                f"cannot reach the proxy {route.proxy} ({_root(exc)}), chosen by "
+                f"{route.reason}: check the network connection, or ask IT whether the proxy "
+                "moved. `python -m app doctor` walks every hop."
+            ) from exc
+        if response.status_code == 407:  # a plain http:// request, forwarded by the proxy
+            await response.aclose()
+            raise _proxy_auth_error(route, with_credentials)
+        return response
+
+    async def _proxied(self, proxy_url: str) -> tuple[httpx.AsyncHTTPTransport, bool]:
+        known = self._via.get(proxy_url)
+        if known is None:
+            credentials = await self._net.credentials()
+            auth = (credentials.user, credentials.password) if credentials else None
+            transport = httpx.AsyncHTTPTransport(
+                verify=self._verify,
+                proxy=httpx.Proxy(proxy_url, auth=auth),
+                socket_options=keepalive_options(),
+            )
+            known = self._via.setdefault(proxy_url, (transport, credentials is not None))
+        return known
+
+    async def aclose(self) -> None:
+        transports = [t for t, _ in self._via.values()]
+        if self._direct is not None:
+            transports.append(self._direct)
+        for transport in transports:
+            await transport.aclose()
+
+
+def _proxy_auth_error(route: Route, with_credentials: bool) -> ProxyAuthRequired:
+    if with_credentials:
+        return ProxyAuthRequired(
+            f"the proxy {route.proxy} refused the stored proxy credentials (HTTP 407): store "
+            "the right ones with `python -m app proxy-login --user NAME --password-stdin`."
+        )
+    return ProxyAuthRequired(
+        f"the proxy {route.proxy} asks for credentials (HTTP 407): store them with "
+        "`python -m app proxy-login --user NAME --password-stdin` (the keyring keeps them)."
+    )
+
+
+def _proxy_failure(
+    exc: httpx.ProxyError, route: Route, url: httpx.URL, with_credentials: bool
+) -> TrayNotifierError:
+    text = str(exc)
+    if text.startswith("407"):
+        return _proxy_auth_error(route, with_credentials)
+    return ServerUnreachable(
+        f"the proxy {route.proxy} (chosen by {route.reason}) could not open the way to "
+        f"{_origin_text(url)} ({text}): check the server URL, or ask IT whether the proxy "
+        "lets it through."
+    )
+
+
+async def fetch_pac(url: str) -> str:
+    """The text of the PAC file at ``url`` (http, https or file), fetched directly (never
+    through a proxy), with the process's TLS context; at most :data:`MAX_PAC_BYTES`."""
+    if url.startswith("file:"):
+        path = Path(urllib.request.url2pathname(httpx.URL(url).path))
+        data = await asyncio.to_thread(_read_small, path)
+        return data.decode("utf-8", "replace")
+    timeout = httpx.Timeout(PAC_TIMEOUT)
+    async with httpx.AsyncClient(
+        timeout=timeout,
+        verify=tls_context(),
+        trust_env=False,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+    ) as client:
+        response = await send(client, client.build_request("GET", url), stream=True)
+        try:
+            if response.status_code != 200:
+                raise ProtocolError(f"HTTP {response.status_code}")
+            body = await read_bounded(response, MAX_PAC_BYTES)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, response.url) from exc
+        finally:
+            await response.aclose()
+    return body.decode("utf-8", "replace")
+
+
+def _read_small(path: Path) -> bytes:
+    with path.open("rb") as f:
+        data = f.read(MAX_PAC_BYTES + 1)
+    if len(data) > MAX_PAC_BYTES:
+        raise ValueError(f"larger than {_size(MAX_PAC_BYTES)}")
+    return data
+
+
+# ---------------------------------------------------------------- trust
+
+#: where the OS keeps its roots when OpenSSL's compiled-in paths hold none (another
+#: distribution's OpenSSL, a frozen binary): the same candidates truststore and pip use
+CA_FILE_CANDIDATES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora, RHEL
+    "/etc/pki/tls/cert.pem",  # older Fedora, RHEL, CentOS
+    "/etc/ssl/cert.pem",  # Alpine, Arch, BSD
+    "/etc/ssl/ca-bundle.pem",  # SUSE
+)
+#: the OS's own verifier (truststore) where the roots are not files OpenSSL reads
+PLATFORM_VERIFIER = sys.platform in ("win32", "darwin")
+
+
 class _RootsAtFirstUse(ssl.SSLContext):
-    """A TLS client context (certificates and host names always verified) whose trust roots
-    are loaded just before its first handshake: a tray on a plain ``http://`` server (the
-    embedded demo, a loopback one) never pays for them (about 20 ms and 0.7 MiB each)."""
+    """A TLS client context (certificates and host names always verified) whose system trust
+    roots are loaded just before its first handshake: a tray on a plain ``http://`` server
+    (the embedded demo, a loopback one) never pays for them."""
 
     _load: threading.Lock
-    _roots: dict[str, str] | None
+    _pending: bool
+    roots_from: str
 
     def load_roots_now(self) -> None:
         with self._load:
-            roots, self._roots = self._roots, None
-            if roots is not None:
-                self.load_verify_locations(**roots)
+            if self._pending:
+                self._pending = False
+                self.roots_from = load_system_roots(self)
 
     def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
         self.load_roots_now()
@@ -178,37 +393,83 @@ class _RootsAtFirstUse(ssl.SSLContext):
         return super().wrap_socket(*args, **kwargs)
 
 
-_default_contexts: dict[tuple[str, str], _RootsAtFirstUse] = {}
-_default_lock = threading.Lock()
+def load_system_roots(context: ssl.SSLContext) -> str:
+    """Load the operating system's trust roots into ``context`` (Linux and other OpenSSL
+    systems): OpenSSL's default paths, which honour ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    (what ``update-ca-certificates`` fills), else the distributions' usual files, else, on a
+    system with no store at all, the public roots shipped with the program (certifi). Returns
+    where they came from, in words."""
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile or (paths.capath and _holds_hashed_certs(paths.capath)):
+        context.set_default_verify_paths()
+        where = [p for p in (paths.cafile, paths.capath) if p]
+        return "the system's trust store (" + ", ".join(where) + ")"
+    for candidate in CA_FILE_CANDIDATES:
+        if Path(candidate).is_file():
+            context.load_verify_locations(cafile=candidate)
+            return f"the system's trust store ({candidate})"
+    log.warning("no system trust store was found: using the public roots shipped with the program")
+    context.load_verify_locations(cafile=certifi.where())
+    return "the public roots shipped with the program (no system trust store was found)"
 
 
-def default_tls_context() -> ssl.SSLContext:
-    """The roots httpx's ``verify=True`` uses (``SSL_CERT_FILE``, else ``SSL_CERT_DIR``, else
-    certifi), in one context the process's clients share, loaded at its first handshake."""
-    cert_file = os.environ.get("SSL_CERT_FILE", "")
-    cert_dir = os.environ.get("SSL_CERT_DIR", "")
-    with _default_lock:
-        context = _default_contexts.get((cert_file, cert_dir))
+def _holds_hashed_certs(folder: str) -> bool:
+    try:
+        names = [entry.name for entry in Path(folder).iterdir()]
+    except OSError:
+        return False
+    return any(len(n) == 10 and n[8] == "." and n[9].isdigit() for n in names)
+
+
+_contexts: dict[tuple[str, str, str], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def tls_context(ca_bundle: str = "") -> ssl.SSLContext:
+    """The process's one TLS client context (per CA bundle): verification always on, against
+    the operating system's trust store plus ``ca_bundle`` (a PEM file; "" none). On Windows and
+    macOS the OS verifies (truststore: its store and Group Policy's or profiles' roots, with
+    no revocation check unless asked, so a private CA without CRLs works); elsewhere OpenSSL
+    reads the system's roots (:func:`load_system_roots`) at the first handshake. Shared by the
+    stream, login, receipts, publish and the self-test. Raises ConfigError when ``ca_bundle``
+    cannot be read."""
+    key = (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""), ca_bundle)
+    with _contexts_lock:
+        context = _contexts.get(key)
         if context is None:
-            context = _RootsAtFirstUse(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
-            keylog = os.environ.get("SSLKEYLOGFILE")  # as ssl.create_default_context does
-            if keylog and not sys.flags.ignore_environment:
-                context.keylog_filename = keylog
-            context._load = threading.Lock()
-            context._roots = (
-                {"cafile": cert_file} if cert_file
-                else {"capath": cert_dir} if cert_dir
-                else {"cafile": certifi.where()}
-            )  # fmt: skip
-            _default_contexts[(cert_file, cert_dir)] = context
+            context = _new_context(ca_bundle)
+            _contexts[key] = context
     return context
 
 
-def _verify(ca_bundle: str) -> ssl.SSLContext:
-    if not ca_bundle:
-        return default_tls_context()
+def default_tls_context() -> ssl.SSLContext:
+    """The context without a CA bundle: the operating system's trust store only."""
+    return tls_context("")
+
+
+def _new_context(ca_bundle: str) -> ssl.SSLContext:
+    context: ssl.SSLContext
+    if PLATFORM_VERIFIER:
+        import truststore
+
+        context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        lazy = _RootsAtFirstUse(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+        lazy._load = threading.Lock()
+        lazy._pending = True
+        lazy.roots_from = ""
+        context = lazy
+    keylog = os.environ.get("SSLKEYLOGFILE")  # as ssl.create_default_context does
+    if keylog and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog
+    if ca_bundle:
+        add_ca_bundle(context, ca_bundle)
+    return context
+
+
+def add_ca_bundle(context: ssl.SSLContext, ca_bundle: str) -> None:
+    """Add the PEM file ``ca_bundle`` to ``context``'s roots; ConfigError saying what to do."""
     path = Path(ca_bundle).expanduser()
-    context = ssl.create_default_context(cafile=certifi.where())
     try:
         context.load_verify_locations(cafile=str(path))
     except (OSError, ssl.SSLError) as exc:
@@ -216,7 +477,29 @@ def _verify(ca_bundle: str) -> ssl.SSLContext:
             f"cannot use the CA bundle {path}: {exc}. Set ca_bundle to a PEM file of your "
             "organisation's certificate authority, or leave it empty."
         ) from exc
-    return context
+
+
+def _verify(ca_bundle: str) -> ssl.SSLContext:
+    return tls_context(ca_bundle)
+
+
+def trust_sources(ca_bundle: str) -> list[tuple[str, ssl.SSLContext]]:
+    """Each trust source alone, as a context of its own, for the doctor to say which one
+    accepted a chain: the operating system's store, then ``stream.ca_bundle`` (when set)."""
+    if PLATFORM_VERIFIER:
+        import truststore
+
+        system: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        where = "the operating system's trust store"
+    else:
+        system = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        where = load_system_roots(system)
+    sources = [(where, system)]
+    if ca_bundle:
+        bundle = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        add_ca_bundle(bundle, ca_bundle)
+        sources.append((f"stream.ca_bundle ({Path(ca_bundle).expanduser()})", bundle))
+    return sources
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -410,10 +693,12 @@ def transport_error(exc: httpx.TransportError, url: httpx.URL) -> TrayNotifierEr
     where = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
     if _is_certificate_failure(exc):
         return CertificateError(
-            f"the TLS certificate of {where} could not be verified ({_root(exc)}). If your "
-            "organisation uses its own certificate authority, set the CA bundle to its PEM "
-            "file: ca_bundle in the [stream] section of the settings file; verification is "
-            "never turned off."
+            f"the TLS certificate of {where} could not be verified ({_root(exc)}) against the "
+            "operating system's trust store. If your organisation uses its own certificate "
+            "authority (or inspects TLS), IT must install its root certificate on this "
+            "computer, or set the CA bundle to its PEM file: ca_bundle in the [stream] section "
+            "of the settings file; verification is never turned off. `python -m app doctor` "
+            "names the certificate's issuer."
         )
     if isinstance(exc, httpx.TimeoutException):
         return ServerUnreachable(

@@ -1,10 +1,11 @@
-"""The login dialog: server address, user name, password. It asks (the login flow logs in) and
-words a failed login for people."""
+"""The login dialog: server address, then "Sign in with your organisation account" (when the
+server offers single sign-on) and the user name and password (when it takes passwords). It
+asks (the login flow logs in) and words a failed login or sign-in for people."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
-from PySide6.QtGui import QResizeEvent, QShowEvent
+from PySide6.QtGui import QGuiApplication, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QProgressBar,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -20,8 +22,10 @@ from PySide6.QtWidgets import (
 from app import APP_NAME
 from app.core import http
 from app.core.config import AuthProfile
+from app.core.errors import ErrorKind
 from app.core.links import safe_link
 from app.core.login_failure import FailureKind, LoginFailure
+from app.core.oidc import WAIT_TIMEOUT, BrowserPrompt, SignInFailure, SignInOptions
 from app.ui import widgets
 from app.ui.icons import app_icon
 
@@ -55,6 +59,12 @@ def profile_text(profile: AuthProfile) -> str:
         return QCoreApplication.translate(
             "BackendProfile", "Server type: token login (%1)"
         ).replace("%1", profile.login_path)
+    if profile.style == "oidc" and profile.issuer:
+        return QCoreApplication.translate(
+            "BackendProfile", "Server type: organisation sign-in (%1)"
+        ).replace("%1", profile.issuer)
+    if profile.style == "oidc":
+        return QCoreApplication.translate("BackendProfile", "Server type: organisation sign-in")
     return QCoreApplication.translate("BackendProfile", "Server type: companion")
 
 
@@ -62,13 +72,27 @@ class LoginDialog(QDialog):
     """Asks for a server address, user name and password; validates them; shows progress and
     the login's errors. Escape or Cancel rejects it; ``succeeded()`` accepts it.
 
+    "Sign in with your organisation account" shows once :meth:`set_sign_in_options` says the
+    server offers it, above the password form; the password form hides when the server takes
+    no passwords. While a sign-in waits for the browser: a line saying so, Copy the address,
+    and Cancel sign-in.
+
     Signals (emitted on the GUI thread):
         loginRequested(str server_url, str username, str password): fields are valid and the
             user pressed Log in (or Enter); the dialog is busy until ``set_busy(False)``,
             ``show_error()`` or ``succeeded()``.
+        serverChosen(str server_url): a valid server address was given (shown with one, or
+            typed): how does it sign people in? Answer with :meth:`set_sign_in_options`.
+        signInRequested(str server_url): sign in with the organisation account there; the
+            dialog waits until :meth:`show_sign_in_failure` or ``succeeded()``.
+        signInCancelRequested(): stop the sign-in in progress (Cancel sign-in, or the dialog
+            closed while it waited).
     """
 
     loginRequested = Signal(str, str, str)
+    serverChosen = Signal(str)
+    signInRequested = Signal(str)
+    signInCancelRequested = Signal()
 
     def __init__(
         self,
@@ -83,6 +107,9 @@ class LoginDialog(QDialog):
         ``profile``: the configured backend profile, named in a line below the fields."""
         super().__init__(parent)
         self._profile = profile or AuthProfile()
+        self._asked = ""  # the server address whose options were asked for last
+        self._signing_in = False
+        self._sign_in_url = ""  # the provider's page of the sign-in in progress
         self.setObjectName("loginDialog")
         self.setWindowTitle(self.tr("Log in — %1").replace("%1", APP_NAME))
         self.setWindowIcon(app_icon())
@@ -97,6 +124,7 @@ class LoginDialog(QDialog):
             )
         self.user_edit.setText(username)
         self._focus_first_empty()
+        self.server_edit.editingFinished.connect(self._server_edited)
 
     def _build(self) -> None:
         logo = QLabel(self)
@@ -121,9 +149,23 @@ class LoginDialog(QDialog):
         self.password_edit = QLineEdit(self)
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.password_edit.setAccessibleName(self.tr("Password"))
-        form = QFormLayout()
+        self.sso_button = QPushButton(self.tr("Sign in with your organisation account"), self)
+        self.sso_button.setObjectName("ssoButton")
+        self.sso_button.setAutoDefault(False)
+        self.sso_button.clicked.connect(self.start_sign_in)
+        self.or_label = QLabel(self.tr("or log in with a password:"), self)
+        self.or_label.setObjectName("hint")
+        sso_column = QVBoxLayout()
+        sso_column.setContentsMargins(0, 4, 0, 4)
+        sso_column.addWidget(self.sso_button)
+        sso_column.addWidget(self.or_label)
+        self.sso_box = QWidget(self)
+        self.sso_box.setLayout(sso_column)
+        self.sso_box.hide()  # until the server says it offers it
+        form = self.form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         form.addRow(self.tr("&Server address:"), self.server_edit)
+        form.addRow(self.sso_box)
         form.addRow(self.tr("&User name:"), self.user_edit)
         form.addRow(self.tr("&Password:"), self.password_edit)
         # one short line: never wrapped (a wrapped label in a form row is cut once the dialog
@@ -161,6 +203,39 @@ class LoginDialog(QDialog):
         busy_row.setContentsMargins(0, 0, 0, 0)
         self.busy_box.hide()
 
+        self.waiting_label = QLabel(self.tr("Waiting for the sign-in in your browser…"), self)
+        self.waiting_progress = QProgressBar(self)
+        self.waiting_progress.setRange(0, 0)
+        self.waiting_progress.setTextVisible(False)
+        self.waiting_progress.setMaximumHeight(6)
+        self.waiting_progress.setAccessibleName(self.tr("Signing in"))
+        self.copy_address_button = QPushButton(self.tr("Copy the address"), self)
+        self.copy_address_button.setAutoDefault(False)
+        self.copy_address_button.setToolTip(
+            self.tr("If no browser window opened, paste this address into your browser.")
+        )
+        self.copy_address_button.setEnabled(False)
+        self.copy_address_button.clicked.connect(self._copy_address)
+        self.cancel_sign_in_button = QPushButton(self.tr("Cancel sign-in"), self)
+        self.cancel_sign_in_button.setAutoDefault(False)
+        self.cancel_sign_in_button.clicked.connect(self.cancel_sign_in)
+        waiting_top = QHBoxLayout()
+        waiting_top.setContentsMargins(0, 0, 0, 0)
+        waiting_top.addWidget(self.waiting_label)
+        waiting_top.addWidget(self.waiting_progress, 1)
+        waiting_buttons = QHBoxLayout()
+        waiting_buttons.setContentsMargins(0, 0, 0, 0)
+        waiting_buttons.addStretch(1)
+        waiting_buttons.addWidget(self.copy_address_button)
+        waiting_buttons.addWidget(self.cancel_sign_in_button)
+        waiting_column = QVBoxLayout()
+        waiting_column.setContentsMargins(0, 0, 0, 0)
+        waiting_column.addLayout(waiting_top)
+        waiting_column.addLayout(waiting_buttons)
+        self.waiting_box = QWidget(self)
+        self.waiting_box.setLayout(waiting_column)
+        self.waiting_box.hide()
+
         self.buttons = QDialogButtonBox(self)
         self.login_button = self.buttons.addButton(
             self.tr("&Log in"), QDialogButtonBox.ButtonRole.AcceptRole
@@ -180,6 +255,7 @@ class LoginDialog(QDialog):
         layout.addWidget(self.clear_warning)
         layout.addWidget(self.error_label)
         layout.addWidget(self.busy_box)
+        layout.addWidget(self.waiting_box)
         layout.addWidget(self.buttons)
 
     def _warn_if_in_clear(self, text: str) -> None:
@@ -212,16 +288,152 @@ class LoginDialog(QDialog):
             self._fit_height(shrink=False)
 
     def _focus_first_empty(self) -> None:
+        if not self.password_form_shown():
+            if not self.server_edit.text():
+                self.server_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+            elif self.sso_box.isVisibleTo(self):
+                self.sso_button.setFocus(Qt.FocusReason.OtherFocusReason)
+            return
         for edit in (self.server_edit, self.user_edit, self.password_edit):
             if not edit.text():
                 edit.setFocus(Qt.FocusReason.OtherFocusReason)
                 return
         self.password_edit.setFocus(Qt.FocusReason.OtherFocusReason)
 
+    # ------------------------------------------------------------------ how to sign in
+
+    def password_form_shown(self) -> bool:
+        """Whether the user name and password fields are offered (the server takes passwords,
+        or it is not known yet)."""
+        return self.form.isRowVisible(self.password_edit)
+
+    def sso_offered(self) -> bool:
+        """Whether "Sign in with your organisation account" is offered."""
+        return self.sso_box.isVisibleTo(self)
+
+    def ask_sign_in_options(self) -> None:
+        """Ask how the server in the address field signs people in (``serverChosen``), once
+        per address; nothing when the field holds no valid address."""
+        url, problem = check_server_url(self.server_edit.text())
+        if problem or url == self._asked:
+            return
+        self._asked = url
+        self.serverChosen.emit(url)
+
+    def _server_edited(self) -> None:
+        url, problem = check_server_url(self.server_edit.text())
+        if problem or url == self._asked:
+            return
+        self.set_sign_in_options(SignInOptions(url))  # passwords, until the server says
+        self.ask_sign_in_options()
+
+    def set_sign_in_options(self, options: SignInOptions) -> None:
+        """How the server signs people in: "Sign in with your organisation account" shown
+        first when it offers it, the password form only when it takes passwords. Options for
+        another address than the one in the field are ignored."""
+        url, _ = check_server_url(self.server_edit.text())
+        if url.rstrip("/") != options.server_url.rstrip("/"):
+            return
+        sso = options.provider is not None
+        passwords = options.password or not sso
+        self.sso_box.setVisible(sso)
+        self.or_label.setVisible(sso and passwords)
+        for field in (self.user_edit, self.password_edit):
+            self.form.setRowVisible(field, passwords)
+        self.login_button.setVisible(passwords)
+        self.login_button.setDefault(passwords)
+        self.sso_button.setDefault(not passwords)
+        self._fit_height()
+        if not self._signing_in:
+            self._focus_first_empty()
+
+    def start_sign_in(self) -> None:
+        """Sign in with the organisation account: validate the address, wait, and emit
+        ``signInRequested``."""
+        url, problem = check_server_url(self.server_edit.text())
+        if problem:
+            self._fail(problem, self.server_edit)
+            return
+        self.server_edit.setText(url)
+        self.error_label.hide()
+        self._sign_in_url = ""
+        self.copy_address_button.setEnabled(False)
+        self._set_signing_in(True)
+        self.signInRequested.emit(url)
+
+    def sign_in_waiting(self, prompt: BrowserPrompt) -> None:
+        """The provider's page was opened in the browser: its address can be copied."""
+        if self._signing_in:
+            self._sign_in_url = prompt.url
+            self.copy_address_button.setEnabled(True)
+
+    def cancel_sign_in(self) -> None:
+        """Cancel sign-in: stop waiting (the login flow says how it ended)."""
+        if self._signing_in:
+            self.cancel_sign_in_button.setEnabled(False)
+            self.signInCancelRequested.emit()
+
+    def show_sign_in_failure(self, failure: SignInFailure) -> None:
+        """The sign-in ended without a login: say why, in plain words; nothing changed."""
+        self._set_signing_in(False)
+        self._fail(self.sign_in_failure_text(failure), self.sso_button)
+
+    def sign_in_failure_text(self, failure: SignInFailure) -> str:
+        """A sign-in that ended without a login, in plain words."""
+        kind = failure.kind
+        if kind is ErrorKind.SIGN_IN_CANCELLED:
+            return self.tr("The sign-in was cancelled. Nothing was changed.")
+        if kind is ErrorKind.SIGN_IN_TIMED_OUT:
+            return self.tr(
+                "The sign-in was not finished within %1 minutes. Nothing was changed; try again."
+            ).replace("%1", f"{WAIT_TIMEOUT / 60:g}")
+        if kind is ErrorKind.NO_SINGLE_SIGN_ON:
+            return self.tr("This server does not offer sign-in with an organisation account.")
+        if kind is ErrorKind.PROVIDER_REFUSED:
+            if failure.reason:
+                return self.tr("Your organisation's sign-in did not succeed: %1").replace(
+                    "%1", failure.reason
+                )
+            return self.tr("Your organisation's sign-in did not succeed.")
+        return self.failure_text(failure.failure)
+
+    def _set_signing_in(self, waiting: bool) -> None:
+        self._signing_in = waiting
+        for w in (
+            self.server_edit,
+            self.user_edit,
+            self.password_edit,
+            self.login_button,
+            self.sso_button,
+        ):
+            w.setEnabled(not waiting)
+        self.cancel_sign_in_button.setEnabled(waiting)
+        self.waiting_box.setVisible(waiting)
+        if not waiting:
+            self._sign_in_url = ""
+            self.copy_address_button.setEnabled(False)
+        self._fit_height()
+
+    def _copy_address(self) -> None:
+        clipboard = QGuiApplication.clipboard()
+        if self._sign_in_url and clipboard is not None:
+            clipboard.setText(self._sign_in_url)
+
+    @property
+    def signing_in(self) -> bool:
+        """A sign-in waits for the browser."""
+        return self._signing_in
+
     # ------------------------------------------------------------------ public API
 
     def submit(self) -> None:
-        """Validate the fields; when valid, go busy and emit ``loginRequested``."""
+        """Validate the fields; when valid, go busy and emit ``loginRequested``. With no
+        password form (the server takes none), Enter signs in with the organisation account."""
+        if self._signing_in:
+            return
+        if not self.password_form_shown():
+            self.start_sign_in()
+            return
         url, problem = check_server_url(self.server_edit.text())
         if problem:
             self._fail(problem, self.server_edit)
@@ -241,7 +453,13 @@ class LoginDialog(QDialog):
 
     def set_busy(self, busy: bool) -> None:
         """While busy: fields and Log in disabled, a progress line shown. Cancel stays usable."""
-        for w in (self.server_edit, self.user_edit, self.password_edit, self.login_button):
+        for w in (
+            self.server_edit,
+            self.user_edit,
+            self.password_edit,
+            self.login_button,
+            self.sso_button,
+        ):
             w.setEnabled(not busy)
         self.busy_box.setVisible(busy)
         self._fit_height()
@@ -282,17 +500,24 @@ class LoginDialog(QDialog):
 
     def succeeded(self) -> None:
         """The login worked: close the dialog (accepted); the password is forgotten."""
+        self._set_signing_in(False)
         self.set_busy(False)
         self.accept()
 
     def done(self, result: int) -> None:
-        """Closing for any reason forgets the typed password."""
+        """Closing for any reason forgets the typed password, and ends a sign-in that waits."""
         self.password_edit.clear()
+        if self._signing_in:
+            self.signInCancelRequested.emit()
+            self._set_signing_in(False)
         super().done(result)
 
-    def _fail(self, message: str, field: QLineEdit) -> None:
+    def _fail(self, message: str, field: QWidget) -> None:
         self.error_label.setText(message)
         self.error_label.show()
         self._fit_height()
+        if not field.isVisibleTo(self):
+            field = self.server_edit
         field.setFocus(Qt.FocusReason.OtherFocusReason)
-        field.selectAll()
+        if isinstance(field, QLineEdit):
+            field.selectAll()

@@ -25,7 +25,7 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import APP_ID, APP_NAME, logs
-from app.core import autostart
+from app.core import autostart, network_policy
 from app.core import config as config_mod
 from app.core.config import Config, ConfigError, Paths
 from app.core.relocation import follow_the_server
@@ -175,6 +175,7 @@ def run_tray(
         instance.listen()
     # the stored login is read (and the HTTP stack loaded) on the worker thread while the rest
     # of the GUI is imported and built
+    network_policy.use(config.network, secrets=secrets)  # [network] and the proxy login
     worker = StreamWorker(config=config, secrets=secrets)
     follow_the_server(config, paths.data_dir, secrets)  # IT moved it: before either is read
     if config.server_url and config.username and password is None:

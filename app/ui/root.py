@@ -37,6 +37,8 @@ from app.ui.wake import WakeMonitor
 from app.ui.worker import StreamWorker
 
 if TYPE_CHECKING:  # the windows are imported when first opened: not at start-up
+    from app.core.doctor import Check
+    from app.ui.diagnose_window import DiagnoseWindow
     from app.ui.history_window import HistoryWindow
     from app.ui.login_dialog import LoginDialog
     from app.ui.settings_dialog import SettingsDialog
@@ -72,6 +74,7 @@ class Root(QObject):
         was built; by default one is made here."""
         super().__init__(parent)
         self.paths = paths
+        self._secrets = secrets  # the doctor reads the stored login and proxy credentials
         settings = self.settings = Settings(config, paths, autostart=autostart, parent=self)
         self.notices = Notices(inform=inform, ask_yes_no=ask_yes_no, parent=self)
         self.stores = HistoryStores(
@@ -92,6 +95,7 @@ class Root(QObject):
         self.wake = WakeMonitor(parent=self)
         self.history: HistoryWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
+        self.diagnosis: DiagnoseWindow | None = None
         self.urgent: dict[str, UrgentWindow] = {}
         self._shut_down = False
         # thousands of arrivals: one unread COUNT per UNREAD_INTERVAL_MS, not one each
@@ -136,6 +140,7 @@ class Root(QObject):
         t.logoutRequested.connect(w.logout, direct)
         t.dndToggled.connect(s.set_do_not_disturb)
         t.settingsRequested.connect(self.show_settings)
+        t.diagnoseRequested.connect(self.show_diagnosis)
         t.quitRequested.connect(self.quit)
         # the settings: changed in one place; the toast policy reads them, these follow
         s.changed.connect(t.settings_changed)
@@ -146,6 +151,14 @@ class Root(QObject):
         s.languageChanged.connect(say.language_after_restart)
         # the login conversation
         login.attempt.connect(self._log_in)
+        # the sign-in with the organisation account (single sign-on), carried out by the worker
+        login.optionsWanted.connect(w.fetch_sign_in_options, direct)
+        login.signIn.connect(w.sign_in, direct)
+        login.signInCancelled.connect(w.cancel_sign_in, direct)
+        w.signInOptions.connect(login.options_known)
+        w.signInWaiting.connect(login.sign_in_waiting)
+        w.signInFailed.connect(login.sign_in_failed)
+        w.signedIn.connect(self._on_signed_in)
         # toasts and notifications
         n.clicked.connect(self._toast_clicked)
         n.acknowledgeRequested.connect(self.acknowledge)
@@ -245,6 +258,15 @@ class Root(QObject):
             store,
             this_run_only=attempt.this_run_only,
         )
+
+    def _on_signed_in(self, server_url: str, username: str) -> None:
+        """A sign-in stored the login of the user it named: remember the account, open that
+        history, connect with the stored login (its loggedIn closes the dialog)."""
+        if self._shut_down:
+            return
+        store = self._use_store(server_url, username)
+        self.settings.remember_account(server_url, username)
+        self.worker.connect_stored(server_url, username, store)
 
     # ------------------------------------------------------------------ history store
 
@@ -400,6 +422,29 @@ class Root(QObject):
         if self.settings_dialog is dialog:
             self.settings_dialog = None
         dialog.deleteLater()
+
+    def show_diagnosis(self) -> None:
+        """*Diagnose connection…*: the doctor's checks for the current settings, in a window."""
+        from app.ui.diagnose_window import DiagnoseWindow
+
+        if self.diagnosis is None:
+            settings, paths, secrets = self.settings, self.paths, self._secrets
+
+            def diagnose() -> list[Check]:  # on the window's thread: the current settings
+                import asyncio
+
+                from app.core import doctor
+                from app.core.config.layers import sources
+
+                checks = doctor.diagnose(settings.config, secrets=secrets, sources=sources(paths))
+                return asyncio.run(checks)
+
+            self.diagnosis = DiagnoseWindow(diagnose)
+        self.diagnosis.start()
+        if self.diagnosis.isVisible():
+            self.diagnosis.raise_()
+        else:
+            self.diagnosis.show()
 
     # ------------------------------------------------------------------ quit
 

@@ -45,6 +45,7 @@ class Tray(QObject):
         dndToggled(bool): Do not disturb switched (asks for it: the mark follows the settings,
             see :meth:`settings_changed`).
         settingsRequested(): Settings… chosen.
+        diagnoseRequested(): Diagnose connection… chosen.
         quitRequested(): Quit chosen.
     """
 
@@ -54,6 +55,7 @@ class Tray(QObject):
     logoutRequested = Signal()
     dndToggled = Signal(bool)
     settingsRequested = Signal()
+    diagnoseRequested = Signal()
     quitRequested = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -153,6 +155,11 @@ class Tray(QObject):
             return self.tr("the server cannot be reached")
         if kind is ErrorKind.CERTIFICATE:
             return self.tr("the server's certificate is not trusted (ask IT for the CA bundle)")
+        if kind is ErrorKind.PROXY_AUTH:
+            return self.tr(
+                "the proxy asks for credentials: run tray-notifier proxy-login --user NAME "
+                "--password-stdin"
+            )
         if kind is ErrorKind.NOT_SERVER:
             return self.tr(
                 "the address does not answer like an announcement server (a proxy or a login "
@@ -241,6 +248,7 @@ class Tray(QObject):
         self._dnd_action.toggled.connect(self._dnd_chosen)
         m.addAction(self._dnd_action)
         m.addAction(self.tr("Settings…")).triggered.connect(self.settingsRequested)
+        m.addAction(self.tr("Diagnose connection…")).triggered.connect(self.diagnoseRequested)
         m.addSeparator()
         m.addAction(self.tr("Quit")).triggered.connect(self.quitRequested)
 

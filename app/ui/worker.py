@@ -13,15 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import webbrowser
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import httpx
 from PySide6.QtCore import QObject, QThread, Signal
 
+from app.core.auth import AuthSession
 from app.core.config import Config
 from app.core.connection import Connection, failure_status
-from app.core.login_failure import LoginFailure
+from app.core.errors import TrayNotifierError, kind_of
+from app.core.login_failure import LoginFailure, classify
 from app.core.model import Announcement, Status
+from app.core.oidc import (
+    BrowserPrompt,
+    OpenBrowser,
+    Prompt,
+    SignInError,
+    SignInFailure,
+    SignInOptions,
+)
 from app.core.receipts import BATCH_DELAY, RETRY
 from app.core.secrets import SecretStore
 from app.core.store import HistoryStore
@@ -51,6 +63,14 @@ class StreamWorker(QObject):
             one summary however many pages it takes.
         catchUpFinished(): the replay is complete (a ``sync`` without more), broken off, or the
             session ended. Always after a catchUpStarted, once.
+        signInOptions(SignInOptions): how a server signs people in (:meth:`fetch_sign_in_options`;
+            passwords only when it could not be asked).
+        signInWaiting(BrowserPrompt): a sign-in opened the provider's page in the browser and
+            waits for it.
+        signedIn(str server_url, str username): a sign-in with the organisation account stored
+            this user's login (connect with :meth:`connect_stored`).
+        signInFailed(SignInFailure): a sign-in ended without a login (cancelled, timed out,
+            refused...); nothing stored changed.
         finished(): the worker's loop has ended (after :meth:`shutdown`).
 
     ``config`` is the one the first session uses; :meth:`use_config` hands newer ones.
@@ -66,6 +86,10 @@ class StreamWorker(QObject):
     ackSent = Signal(str)
     catchUpStarted = Signal()
     catchUpFinished = Signal()
+    signInOptions = Signal(SignInOptions)
+    signInWaiting = Signal(BrowserPrompt)
+    signedIn = Signal(str, str)
+    signInFailed = Signal(SignInFailure)
     finished = Signal()
 
     def __init__(
@@ -76,7 +100,10 @@ class StreamWorker(QObject):
         transport: httpx.AsyncBaseTransport | None = None,
         ack_retry: float = RETRY,
         receipt_delay: float = BATCH_DELAY,
+        open_browser: OpenBrowser = webbrowser.open,
     ) -> None:
+        """``open_browser(url)`` opens the identity provider's page for a sign-in (the system
+        browser by default; called on a helper thread)."""
         super().__init__()
         self._loop = asyncio.new_event_loop()
         self._thread: QThread | None = None
@@ -86,6 +113,11 @@ class StreamWorker(QObject):
         self._quit = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._config = config  # for the sign-in's sessions
+        self._secrets = secrets
+        self._transport = transport
+        self._open_browser = open_browser
+        self._sign_in_cancel: asyncio.Event | None = None  # of the sign-in in progress
         self._connection = Connection(
             _Signals(self),
             config=config,
@@ -161,6 +193,13 @@ class StreamWorker(QObject):
         self._tasks.add(task)
         task.add_done_callback(self._command_done)
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """On the loop: run ``coro`` now, beside the commands (a sign-in waits minutes for the
+        person: logout or quit must not wait behind it); cancelled on quit."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._command_done)
+
     def _command_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if task.cancelled() or task.exception() is None:
@@ -174,7 +213,11 @@ class StreamWorker(QObject):
 
     def use_config(self, config: Config) -> None:
         """The settings changed: the next session (login, stored login) uses ``config``."""
-        self._post(lambda: self._connection.use_config(config))
+        self._post(lambda: self._use_config(config))
+
+    def _use_config(self, config: Config) -> None:
+        self._config = config
+        self._connection.use_config(config)
 
     def prepare(self, server_url: str, username: str) -> None:
         """Get ready to connect with the stored login while the GUI starts
@@ -216,6 +259,78 @@ class StreamWorker(QObject):
     def reconnect_now(self) -> None:
         """Drop the wait or the stream and reconnect at once (wake from sleep, network back)."""
         self._post(self._connection.reconnect_now)
+
+    # ------------------------------------------------------------------ single sign-on
+
+    def fetch_sign_in_options(self, server_url: str) -> None:
+        """Ask how ``server_url`` signs people in (``/auth/config``, or the ``[auth]``
+        settings), off the GUI thread; ``signInOptions`` tells."""
+        self._post(lambda: self._spawn(self._fetch_options(server_url)))
+
+    def sign_in(self, server_url: str) -> None:
+        """Sign in with the organisation account at ``server_url`` (a sign-in in progress is
+        cancelled first): ``signInWaiting``, then ``signedIn`` or ``signInFailed``."""
+        self._post(lambda: self._spawn(self._sign_in(server_url)))
+
+    def cancel_sign_in(self) -> None:
+        """Stop the sign-in in progress (``signInFailed`` says it was cancelled)."""
+        self._post(self._cancel_sign_in)
+
+    def _cancel_sign_in(self) -> None:
+        if self._sign_in_cancel is not None:
+            self._sign_in_cancel.set()
+
+    def _sign_in_session(self, server_url: str) -> AuthSession:
+        config = self._config
+        return AuthSession(
+            server_url=server_url,
+            username="",  # the sign-in names the user
+            endpoints=config.endpoints,
+            secrets=self._secrets,
+            settings=config.stream,
+            transport=self._transport,
+            profile=config.auth,
+        )
+
+    async def _fetch_options(self, server_url: str) -> None:
+        session = self._sign_in_session(server_url)
+        try:
+            options = await session.sign_in_options()
+        except (TrayNotifierError, OSError, ValueError) as exc:
+            log.info("how %s signs people in is not known (%s): passwords only", server_url, exc)
+            options = SignInOptions(server_url.rstrip("/"))
+        finally:
+            await session.aclose()
+        self.signInOptions.emit(options)
+
+    async def _sign_in(self, server_url: str) -> None:
+        self._cancel_sign_in()
+        cancel = self._sign_in_cancel = asyncio.Event()
+        session = self._sign_in_session(server_url)
+        try:
+            await session.sign_in(
+                on_prompt=self._prompted, open_browser=self._open_browser, cancel=cancel
+            )
+        except SignInError as exc:
+            log.info("the sign-in at %s ended: %s", server_url, exc)
+            failure = classify(exc, server_url=server_url)
+            self.signInFailed.emit(SignInFailure(server_url, exc.kind, failure, exc.reason))
+            return
+        except (TrayNotifierError, OSError, ValueError) as exc:
+            log.info("the sign-in at %s failed: %s", server_url, exc)
+            failure = classify(exc, server_url=server_url)
+            self.signInFailed.emit(SignInFailure(server_url, kind_of(exc), failure))
+            return
+        finally:
+            await session.aclose()
+            if self._sign_in_cancel is cancel:
+                self._sign_in_cancel = None
+        log.info("signed in as %s at %s", session.username, server_url)
+        self.signedIn.emit(server_url, session.username)
+
+    def _prompted(self, prompt: Prompt) -> None:
+        if isinstance(prompt, BrowserPrompt):
+            self.signInWaiting.emit(prompt)
 
 
 class _Signals:

@@ -23,7 +23,7 @@
         </translation>
     </message>
     <message numerus="yes">
-        <location line="+68"/>
+        <location line="+73"/>
         <source>%n unread announcement(s)</source>
         <translation>
             <numerusform>%n unread announcement</numerusform>

@@ -62,12 +62,22 @@
 <context>
     <name>BackendProfile</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="+55"/>
+        <location filename="../../app/ui/login_dialog.py" line="+59"/>
         <source>Server type: token login (%1)</source>
         <translation>服务器类型：令牌登录（%1）</translation>
     </message>
     <message>
-        <location line="+3"/>
+        <location line="+4"/>
+        <source>Server type: organisation sign-in (%1)</source>
+        <translation>服务器类型：组织登录（%1）</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Server type: organisation sign-in</source>
+        <translation>服务器类型：组织登录</translation>
+    </message>
+    <message>
+        <location line="+1"/>
         <source>Server type: companion</source>
         <translation>服务器类型：配套服务器</translation>
     </message>
@@ -209,7 +219,7 @@
 <context>
     <name>LoginDialog</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="+29"/>
+        <location filename="../../app/ui/login_dialog.py" line="+46"/>
         <source>Log in — %1</source>
         <translation>登录 — %1</translation>
     </message>
@@ -219,7 +229,7 @@
         <translation>由您的 IT 部门设定：此设置无法在此更改。</translation>
     </message>
     <message>
-        <location line="+8"/>
+        <location line="+9"/>
         <source>Log in</source>
         <translation>登录</translation>
     </message>
@@ -244,12 +254,22 @@
         <translation>密码</translation>
     </message>
     <message>
-        <location line="+3"/>
+        <location line="+1"/>
+        <source>Sign in with your organisation account</source>
+        <translation>使用组织账户登录</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>or log in with a password:</source>
+        <translation>或使用密码登录：</translation>
+    </message>
+    <message>
+        <location line="+11"/>
         <source>&amp;Server address:</source>
         <translation>服务器地址(&amp;S)：</translation>
     </message>
     <message>
-        <location line="+1"/>
+        <location line="+2"/>
         <source>&amp;User name:</source>
         <translation>用户名(&amp;U)：</translation>
     </message>
@@ -274,7 +294,32 @@
         <translation>正在登录…</translation>
     </message>
     <message>
-        <location line="+11"/>
+        <location line="+9"/>
+        <source>Waiting for the sign-in in your browser…</source>
+        <translation>正在等待您在浏览器中完成登录…</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Signing in</source>
+        <translation>正在登录</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Copy the address</source>
+        <translation>复制地址</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>If no browser window opened, paste this address into your browser.</source>
+        <translation>如果没有打开浏览器窗口，请将此地址粘贴到浏览器中。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Cancel sign-in</source>
+        <translation>取消登录</translation>
+    </message>
+    <message>
+        <location line="+22"/>
         <source>&amp;Log in</source>
         <translation>登录(&amp;L)</translation>
     </message>
@@ -284,7 +329,32 @@
         <translation>取消</translation>
     </message>
     <message>
-        <location line="+62"/>
+        <location line="+141"/>
+        <source>The sign-in was cancelled. Nothing was changed.</source>
+        <translation>登录已取消，未作任何更改。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>The sign-in was not finished within %1 minutes. Nothing was changed; try again.</source>
+        <translation>登录未在 %1 分钟内完成，未作任何更改，请重试。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>This server does not offer sign-in with an organisation account.</source>
+        <translation>此服务器不支持使用组织账户登录。</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Your organisation&apos;s sign-in did not succeed: %1</source>
+        <translation>组织账户登录未成功：%1</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Your organisation&apos;s sign-in did not succeed.</source>
+        <translation>组织账户登录未成功。</translation>
+    </message>
+    <message>
+        <location line="+46"/>
         <source>Enter your user name.</source>
         <translation>请输入用户名。</translation>
     </message>
@@ -294,7 +364,7 @@
         <translation>请输入密码。</translation>
     </message>
     <message>
-        <location line="+30"/>
+        <location line="+36"/>
         <source>The server refused the login: %1</source>
         <translation>服务器拒绝了登录：%1</translation>
     </message>
@@ -468,7 +538,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>ServerAddress</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="-246"/>
+        <location filename="../../app/ui/login_dialog.py" line="-460"/>
         <source>Enter the server address, for example https://announcements.example.org.</source>
         <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
     </message>
@@ -692,12 +762,12 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>未登录</translation>
     </message>
     <message>
-        <location line="+40"/>
+        <location line="+45"/>
         <source>see the log</source>
         <translation>请查看日志</translation>
     </message>
     <message>
-        <location line="-38"/>
+        <location line="-43"/>
         <source>Not connected: %1</source>
         <translation>未连接：%1</translation>
     </message>
@@ -718,6 +788,11 @@ Stay logged in for this run only? You will have to log in again next time.</sour
     </message>
     <message>
         <location line="+3"/>
+        <source>the proxy asks for credentials: run tray-notifier proxy-login --user NAME --password-stdin</source>
+        <translation>代理服务器要求提供凭据：请运行 tray-notifier proxy-login --user NAME --password-stdin</translation>
+    </message>
+    <message>
+        <location line="+5"/>
         <source>the address does not answer like an announcement server (a proxy or a login page may be in the way)</source>
         <translation>该地址的响应不像公告服务器（可能被代理或登录页面拦截）</translation>
     </message>

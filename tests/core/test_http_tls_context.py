@@ -1,5 +1,6 @@
-"""The clients' shared TLS context: verification on, the trust roots (httpx's: SSL_CERT_FILE,
-SSL_CERT_DIR, else certifi) loaded at the first handshake, never for plain http."""
+"""The clients' shared TLS context: verification on, the operating system's trust roots
+(OpenSSL's default paths: SSL_CERT_FILE, SSL_CERT_DIR) loaded at the first handshake, never for
+plain http."""
 
 from __future__ import annotations
 

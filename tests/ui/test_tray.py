@@ -40,6 +40,7 @@ def test_logged_out_menu(tray: Tray) -> None:
         "Log in…",
         "Do not disturb",
         "Settings…",
+        "Diagnose connection…",
         "Quit",
     ]
     status = tray.menu.actions()[0]
@@ -71,6 +72,7 @@ def test_menu_in_every_connected_state(
         "Log out (alice)",
         "Do not disturb",
         "Settings…",
+        "Diagnose connection…",
         "Quit",
     ]
     assert line in tray.icon.toolTip()
@@ -86,6 +88,11 @@ def test_menu_in_every_connected_state(
         ),
         (ErrorKind.ACCESS_DENIED, "the server refused access to the stream (HTTP 403)"),
         (ErrorKind.HISTORY, "the history file cannot be written: see the log"),
+        (
+            ErrorKind.PROXY_AUTH,
+            "the proxy asks for credentials: run tray-notifier proxy-login --user NAME "
+            "--password-stdin",
+        ),
         (ErrorKind.UNEXPECTED, "unexpected error: see the log"),
     ],
 )
@@ -140,6 +147,7 @@ def test_actions_emit_their_signals(tray: Tray, qtbot: QtBot) -> None:
         ("Reconnect now", tray.reconnectRequested),
         ("Log out (alice)", tray.logoutRequested),
         ("Settings…", tray.settingsRequested),
+        ("Diagnose connection…", tray.diagnoseRequested),
         ("Quit", tray.quitRequested),
     ]:
         with qtbot.waitSignal(signal, timeout=1000):

@@ -323,3 +323,27 @@ def to_dict(config: Config) -> dict[str, Any]:
         if value is not None:
             _raw_set(out, key, SETTINGS[key].dump(value))
     return out
+
+
+def sources(
+    paths: Paths | None = None, *, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Where each setting that is not a default came from, by dotted key: a file's path or
+    ``environment variable X`` (what :func:`load` read; for the doctor). Nothing is logged;
+    a value that cannot be used is left out (``load`` says why)."""
+    paths = paths or Paths.default()
+    env = os.environ if environ is None else environ
+    stack = _system_stack(paths, warn=False)
+    user_file = paths.user_config_file
+    try:
+        raw = read_toml(user_file)
+        items = list(_walk(raw, file_origin(user_file), warn=False))
+    except ConfigError:
+        items = []
+    for key, _value in items:
+        if lock_for(stack.locked, key) is None:
+            stack.origins[key] = file_origin(user_file)
+    for variable, key in ENVIRONMENT.items():
+        if env.get(variable):
+            stack.origins[key] = env_origin(variable)
+    return {key: origin.where for key, origin in stack.origins.items()}

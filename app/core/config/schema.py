@@ -22,7 +22,12 @@ ENVIRONMENT: Mapping[str, str] = {
     "SSE_HEARTBEAT_TIMEOUT": "stream.heartbeat_timeout",
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-AUTH_STYLES = ("companion", "token")
+AUTH_STYLES = ("companion", "token", "oidc")
+#: ``[auth] bearer`` with ``style = "oidc"``: the companion server's own session, or the
+#: provider's access token (a backend that trusts the provider)
+BEARERS = ("session", "access_token")
+#: the scopes a sign-in asks for unless ``[auth] scopes`` (or the server) says otherwise
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
 BODY_FORMATS = ("text", "html")
 
 
@@ -52,6 +57,26 @@ class StreamSettings:
     ca_bundle: str = ""  # PEM file of a private certificate authority; verification stays on
 
 
+#: ``[network] proxy``: beside these, a proxy's URL (``http://proxy.example.org:3128``)
+PROXY_MODES = ("system", "none")
+#: ``[network] pac_url``: beside a URL, WPAD discovery
+PAC_AUTO = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """``[network]``: how the tray reaches its servers (docs/network.md).
+
+    ``proxy``: ``"system"`` (``pac_url`` when set, else the environment variables, else the
+    OS settings, with their exclusions), ``"none"`` (always direct), or a proxy's URL (for
+    every address, loopback included; exclusions from ``NO_PROXY`` only). ``pac_url``: a
+    proxy auto-config file's URL, or ``"auto"`` for WPAD discovery; used with ``"system"``.
+    """
+
+    proxy: str = "system"
+    pac_url: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class OkTest:
     """A login reply is a success only when the JSON Pointer ``pointer`` finds ``value``."""
@@ -67,8 +92,18 @@ def _default_login_body() -> dict[str, Any]:
 @dataclass(frozen=True, slots=True, eq=True)
 class AuthProfile:
     """``[auth]``: how to log in. ``companion`` (our ``/auth/*`` API, the ``[endpoints]``
-    login, refresh and logout paths) or ``token``: any login endpoint that answers JSON with a
-    token, read with JSON Pointers (see docs/existing-backend.md)."""
+    login, refresh and logout paths), ``token``: any login endpoint that answers JSON with a
+    token, read with JSON Pointers (see docs/existing-backend.md), or ``oidc``: the
+    organisation's identity provider (single sign-on, :mod:`app.core.oidc`).
+
+    With ``oidc``: ``issuer`` and ``client_id`` name the provider (empty: the server's
+    ``/auth/config`` says them), ``scopes`` are asked for (the default: the server's, else
+    :data:`DEFAULT_SCOPES`), ``redirect_ports`` are where the browser's redirect comes back,
+    and ``bearer`` says what the server takes: ``session`` (the companion server's own
+    tokens, ``POST /auth/oidc``) or ``access_token`` (the provider's, renewed at the provider;
+    the user id then comes from ``user_id``, a JSON Pointer into the ID token's claims, or
+    the ``preferred_username`` claim when it is empty).
+    """
 
     style: str = "companion"
     login_path: str = "/login"
@@ -79,6 +114,12 @@ class AuthProfile:
     user_info_path: str = ""  # a GET with the token whose reply holds the user id
     user_id: str = ""  # JSON Pointer to the user id; empty: the user name
     relogin: bool = False  # on 401 log in again with the password kept in the keyring
+    # style "oidc" (and a companion server that offers single sign-on)
+    issuer: str = ""  # the identity provider; empty: the server's /auth/config names it
+    client_id: str = ""  # the tray's registration at the provider; empty: the server's
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    redirect_ports: str = "0"  # "0": any free port; "53100" or "53100-53109"
+    bearer: str = "session"  # "session" or "access_token"
 
     __hash__ = None  # type: ignore[assignment]  # holds a table
 
@@ -92,7 +133,15 @@ class AuthProfile:
         """One line for people: which server type is configured."""
         if self.style == "token":
             return f"token login ({self.login_path})"
+        if self.style == "oidc":
+            return f"organisation sign-in ({self.issuer or 'the provider the server names'})"
         return "companion"
+
+    @property
+    def provider_bearer(self) -> bool:
+        """The backend takes the identity provider's access token (``style = "oidc"`` with
+        ``bearer = "access_token"``): renewed and revoked at the provider."""
+        return self.style == "oidc" and self.bearer == "access_token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +188,7 @@ class Config:
     previous_server_urls: tuple[str, ...] = ()
     endpoints: Endpoints = field(default_factory=Endpoints)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
     auth: AuthProfile = field(default_factory=AuthProfile)
     payload: PayloadProfile = field(default_factory=PayloadProfile)
     # tray

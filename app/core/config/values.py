@@ -9,6 +9,7 @@ a setting is never dropped silently.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -16,12 +17,16 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.core import pointer
 from app.core.config.schema import (
     AUTH_STYLES,
+    BEARERS,
     BODY_FORMATS,
     LOG_LEVELS,
+    PAC_AUTO,
+    PROXY_MODES,
     Config,
     OkTest,
     QuietHours,
@@ -207,6 +212,110 @@ def _parse_urls(v: Any) -> tuple[str, ...]:
     return urls
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this computer: 127.0.0.0/8, ::1, localhost."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def https_problem(url: str, *, query: bool = False) -> str:
+    """What is wrong with ``url`` as an identity provider's address (its issuer, an endpoint),
+    in words; "" when nothing: ``https://`` (``http://`` only on this computer), a host, no
+    fragment, and no query unless ``query``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "is not an address, like https://login.example.org/realms/staff"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https:// address, like https://login.example.org/realms/staff"
+    if parts.scheme == "http" and not is_loopback(host):
+        return "must be an https:// address (http:// only on this computer: 127.0.0.1, localhost)"
+    if parts.fragment or "#" in url or (not query and (parts.query or "?" in url)):
+        return "must not hold a query or a fragment (? or #)"
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "must not hold spaces"
+    return ""
+
+
+def _check_issuer(v: str) -> str:
+    problem = https_problem(v) if v else ""
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
+def parse_ports(text: str) -> range:
+    """The ports ``[auth] redirect_ports`` allows: "0" (any free one: ``range(0, 1)``), one
+    port "53100", or a range "53100-53109". ValueError says what is wrong."""
+    match = re.fullmatch(r"\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?", text)
+    if match is None:
+        raise ValueError(
+            'must be "0" (any free port), a port like "53100" or a range like "53100-53109"'
+        )
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else first
+    if first == last == 0:
+        return range(0, 1)
+    if not 1 <= first <= last <= 65535:
+        raise ValueError("must hold ports from 1 to 65535, the first no larger than the last")
+    return range(first, last + 1)
+
+
+def _check_ports(v: str) -> str:
+    parse_ports(v)
+    return v.strip()
+
+
+def _parse_scopes(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = v.split()
+    if not isinstance(v, list) or not all(
+        isinstance(s, str) and s and not any(c.isspace() for c in s) for s in v
+    ):
+        raise ValueError('must be a list of scopes, like ["openid", "profile", "offline_access"]')
+    if "openid" not in v:
+        raise ValueError('must hold "openid" (the sign-in needs an ID token)')
+    return tuple(dict.fromkeys(v))
+
+
+def _check_proxy(v: str) -> str:
+    """``[network] proxy``: "system", "none", or a proxy's URL (http://, https://)."""
+    text = v.strip()
+    if text.lower() in PROXY_MODES:
+        return text.lower()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            'must be "system", "none", or a proxy\'s address like "http://proxy.example.org:3128"'
+        )
+    if parts.username or parts.password:
+        raise ValueError(
+            "must not hold a user name or password: store them with "
+            "`python -m app proxy-login --user NAME --password-stdin` (the keyring keeps them)"
+        )
+    return text
+
+
+def _check_pac_url(v: str) -> str:
+    """``[network] pac_url``: "", "auto" (WPAD), or the PAC file's URL (http://, https://)."""
+    text = v.strip()
+    if text in ("", PAC_AUTO):
+        return text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https", "file") or not (parts.hostname or parts.path):
+        raise ValueError(
+            'must be "", "auto" (WPAD discovery), or a PAC file\'s address like '
+            '"http://wpad.example.org/proxy.pac"'
+        )
+    return text
+
+
 def _check_log_level(v: str) -> str:
     level = v.strip().upper()
     if level not in LOG_LEVELS:
@@ -224,18 +333,31 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "auth.message": _check_pointer,
     "auth.user_info_path": _check_path,
     "auth.user_id": _check_pointer,
+    "auth.issuer": _check_issuer,
+    "auth.redirect_ports": _check_ports,
+    "auth.bearer": _one_of(*BEARERS),
     "payload.id": _check_pointer,
     "payload.title": _check_pointer,
     "payload.body": _check_pointer,
     "payload.priority": _check_pointer,
     "payload.url": _check_pointer,
     "payload.body_format": _one_of(*BODY_FORMATS),
+    "network.proxy": _check_proxy,
+    "network.pac_url": _check_pac_url,
+}
+
+
+#: settings whose parser is their own, not their type's
+_PARSERS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "auth.scopes": (_parse_scopes, list),
 }
 
 
 def converters(key: str, typ: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """The parser and the dumper of the setting ``key`` of type ``typ``; TypeError for a type
     nobody taught this module, or a number without its range in :data:`RANGES`."""
+    if key in _PARSERS:
+        return _PARSERS[key]
     if typ is bool:
         return _parse_bool, _same
     if typ in (float, int) and key not in RANGES:

@@ -130,6 +130,7 @@ def test_every_setting_round_trips_through_a_file(paths: config.Paths, ca_file: 
         previous_server_urls=("https://old.example", "https://x.example/old"),
         endpoints=changed(config.Endpoints, ca_file),
         stream=changed(config.StreamSettings, ca_file),
+        network=config.NetworkSettings(proxy="http://proxy.example:3128", pac_url="auto"),
         auth=config.AuthProfile(
             style="token",
             login_path="/api/login",
