@@ -34,7 +34,7 @@ import httpx
 from app.core import http
 from app.core.auth import AuthSession
 from app.core.config import Config
-from app.core.errors import TrayNotifierError, kind_of
+from app.core.errors import TrayNotifierError, kind_of, proxy_of
 from app.core.login_failure import LoginFailure, classify
 from app.core.model import (
     Announcement,
@@ -85,7 +85,7 @@ def failure_detail(exc: BaseException) -> str:
 
 def failure_status(exc: BaseException) -> Status:
     """The ERROR status of a failed task or command: its kind (for the UI) and its words."""
-    return Status(ConnState.ERROR, failure_detail(exc), error=kind_of(exc))
+    return Status(ConnState.ERROR, failure_detail(exc), error=kind_of(exc), proxy=proxy_of(exc))
 
 
 class Connection:

@@ -15,6 +15,7 @@ messages never contain a token, a password or a URL query: they are shown and lo
     ├── ServerUnreachable      no answer: network, address, or the server is down
     ├── CertificateError       TLS verification failed (add the organisation's CA bundle)
     ├── ProxyAuthRequired      the proxy asks for credentials (HTTP 407): proxy-login
+    │   └── ProxyCredentialsRefused  it refused the stored ones (407 again with them)
     ├── NotAnnouncementServer  the server answered, but not like an announcement server
     ├── AccessDenied           HTTP 403: this account may not do that
     ├── NotFound               HTTP 404: the URL or an endpoint template is wrong
@@ -57,6 +58,7 @@ class ErrorKind(enum.StrEnum):
     UNREACHABLE = "unreachable"
     CERTIFICATE = "certificate"
     PROXY_AUTH = "proxy_auth"
+    PROXY_REFUSED = "proxy_refused"  # the proxy refused the stored proxy credentials
     NOT_SERVER = "not_server"
     ACCESS_DENIED = "access_denied"
     NOT_FOUND = "not_found"
@@ -77,6 +79,12 @@ class ErrorKind(enum.StrEnum):
 def kind_of(exc: BaseException) -> ErrorKind:
     """The kind of any exception: ours say it; anything else is UNEXPECTED."""
     return exc.kind if isinstance(exc, TrayNotifierError) else ErrorKind.UNEXPECTED
+
+
+def proxy_of(exc: BaseException | None) -> str:
+    """The proxy that asked for credentials, when ``exc`` is a 407 (:class:`ProxyAuthRequired`);
+    "" for any other exception."""
+    return exc.proxy if isinstance(exc, ProxyAuthRequired) else ""
 
 
 class TrayNotifierError(Exception):
@@ -148,9 +156,21 @@ class CertificateError(TrayNotifierError):
 
 class ProxyAuthRequired(TrayNotifierError):
     """The proxy on the way answered HTTP 407: it wants credentials that were not stored, or
-    refused the stored ones. ``python -m app proxy-login`` stores them (the keyring)."""
+    refused the stored ones. ``python -m app proxy-login`` stores them (the keyring).
+    ``proxy``: the proxy's address (never with a user name or password in it), for people."""
 
     kind = ErrorKind.PROXY_AUTH
+
+    def __init__(self, message: str, *, proxy: str = "") -> None:
+        super().__init__(message)
+        self.proxy = proxy
+
+
+class ProxyCredentialsRefused(ProxyAuthRequired):
+    """The proxy answered HTTP 407 although the stored proxy credentials were sent: they are
+    wrong (or that account is locked)."""
+
+    kind = ErrorKind.PROXY_REFUSED
 
 
 class NotAnnouncementServer(TrayNotifierError):

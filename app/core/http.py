@@ -43,6 +43,7 @@ from app.core.errors import (
     ConfigError,
     ProtocolError,
     ProxyAuthRequired,
+    ProxyCredentialsRefused,
     ReplyTooLarge,
     ServerUnreachable,
     TrayNotifierError,
@@ -53,6 +54,7 @@ from app.core.proxy import (
     Route,
     os_proxy_settings,
     read_credentials,
+    shown_url,
     wpad_urls,
 )
 from app.core.secrets import SecretStore, SecretStoreUnavailable
@@ -264,7 +266,7 @@ class RoutedTransport(httpx.AsyncBaseTransport):
             if _is_certificate_failure(exc):
                 raise
             raise ServerUnreachable(
-                f"cannot reach the proxy {route.proxy} ({_root(exc)}), chosen by "
+                f"cannot reach the proxy {shown_url(route.proxy)} ({_root(exc)}), chosen by "
                 f"{route.reason}: check the network connection, or ask IT whether the proxy "
                 "moved. `python -m app doctor` walks every hop."
             ) from exc
@@ -295,14 +297,17 @@ class RoutedTransport(httpx.AsyncBaseTransport):
 
 
 def _proxy_auth_error(route: Route, with_credentials: bool) -> ProxyAuthRequired:
+    proxy = shown_url(route.proxy or "")  # HTTPS_PROXY may hold a user name and password
     if with_credentials:
-        return ProxyAuthRequired(
-            f"the proxy {route.proxy} refused the stored proxy credentials (HTTP 407): store "
-            "the right ones with `python -m app proxy-login --user NAME --password-stdin`."
+        return ProxyCredentialsRefused(
+            f"the proxy {proxy} refused the stored proxy credentials (HTTP 407): store "
+            "the right ones with `python -m app proxy-login --user NAME --password-stdin`.",
+            proxy=proxy,
         )
     return ProxyAuthRequired(
-        f"the proxy {route.proxy} asks for credentials (HTTP 407): store them with "
-        "`python -m app proxy-login --user NAME --password-stdin` (the keyring keeps them)."
+        f"the proxy {proxy} asks for credentials (HTTP 407): store them with "
+        "`python -m app proxy-login --user NAME --password-stdin` (the keyring keeps them).",
+        proxy=proxy,
     )
 
 
@@ -313,9 +318,9 @@ def _proxy_failure(
     if text.startswith("407"):
         return _proxy_auth_error(route, with_credentials)
     return ServerUnreachable(
-        f"the proxy {route.proxy} (chosen by {route.reason}) could not open the way to "
-        f"{_origin_text(url)} ({text}): check the server URL, or ask IT whether the proxy "
-        "lets it through."
+        f"the proxy {shown_url(route.proxy or '')} (chosen by {route.reason}) could not open "
+        f"the way to {_origin_text(url)} ({text}): check the server URL, or ask IT whether the "
+        "proxy lets it through."
     )
 
 

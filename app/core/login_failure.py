@@ -11,8 +11,11 @@ from app.core.errors import (
     NotAnnouncementServer,
     NotFound,
     ProtocolError,
+    ProxyAuthRequired,
+    ProxyCredentialsRefused,
     ServerUnreachable,
     WrongCredentials,
+    proxy_of,
 )
 from app.core.secrets import SecretStoreUnavailable
 
@@ -22,6 +25,7 @@ class FailureKind(enum.StrEnum):
     UNREACHABLE = "unreachable"
     CERTIFICATE = "certificate"
     NOT_SERVER = "not_server"  # answered, but not like an announcement server
+    PROXY_AUTH = "proxy_auth"  # the proxy on the way asked for credentials (HTTP 407)
     KEYRING = "keyring"  # logged in, but the tokens cannot be kept in the keyring
     OTHER = "other"
 
@@ -35,10 +39,13 @@ class LoginFailure:
     server_url: str = ""
     username: str = ""
     reason: str = ""  # the server's own words for a refusal, when it gave any
+    proxy: str = ""  # PROXY_AUTH: the proxy that asked (its address, no credentials)
+    proxy_refused: bool = False  # PROXY_AUTH: it refused the stored proxy credentials
 
 
 _KINDS: tuple[tuple[type[Exception], FailureKind], ...] = (
     (WrongCredentials, FailureKind.WRONG_CREDENTIALS),
+    (ProxyAuthRequired, FailureKind.PROXY_AUTH),
     (CertificateError, FailureKind.CERTIFICATE),
     (ServerUnreachable, FailureKind.UNREACHABLE),
     (NotAnnouncementServer, FailureKind.NOT_SERVER),
@@ -53,4 +60,6 @@ def classify(exc: Exception, *, server_url: str = "", username: str = "") -> Log
     """The LoginFailure for an exception raised by a login attempt."""
     kind = next((k for t, k in _KINDS if isinstance(exc, t)), FailureKind.OTHER)
     reason = exc.reason if isinstance(exc, WrongCredentials) else ""
-    return LoginFailure(kind, str(exc) or type(exc).__name__, server_url, username, reason)
+    message = str(exc) or type(exc).__name__
+    refused = isinstance(exc, ProxyCredentialsRefused)
+    return LoginFailure(kind, message, server_url, username, reason, proxy_of(exc), refused)

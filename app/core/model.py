@@ -64,12 +64,15 @@ class ConnState(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Status:
     """The connection's state. ``detail``: why, in English, for the log; ``error``: the kind of
-    error that stopped it (ERROR, LOGIN_REQUIRED), for the UI to word in the person's language."""
+    error that stopped it (ERROR, LOGIN_REQUIRED), for the UI to word in the person's language;
+    ``proxy``: with ``ErrorKind.PROXY_AUTH`` or ``PROXY_REFUSED``, the proxy that asked for
+    credentials (its address, never a user name or password), for the UI to name."""
 
     state: ConnState
     detail: str = ""
     retry_in: float | None = None  # seconds until the next attempt, when OFFLINE
     error: ErrorKind | None = None
+    proxy: str = ""
 
 
 #: the columns of an announcement in a store row, in order (see :meth:`Announcement.to_row`)
@@ -320,7 +323,7 @@ def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = datetime.fromisoformat(value)  # reads a trailing "Z" itself (Python 3.11)
     except ValueError:
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -53,6 +53,7 @@ from app.core.errors import (
     ServerUnreachable,
     TrayNotifierError,
     kind_of,
+    proxy_of,
 )
 from app.core.model import (
     ConnState,
@@ -274,7 +275,7 @@ class StreamEngine:
             self._status(ConnState.LOGIN_REQUIRED, detail, error=kind)
         elif outcome.kind is OutcomeKind.FATAL:
             log.error("stream stopped: %s", detail)
-            self._status(ConnState.ERROR, detail, error=kind)
+            self._status(ConnState.ERROR, detail, error=kind, proxy=proxy_of(error))
         else:
             if outcome.kind is OutcomeKind.NO_CONTENT:
                 detail = "the server asked not to reconnect (HTTP 204)"
@@ -288,8 +289,9 @@ class StreamEngine:
         retry_in: float | None = None,
         *,
         error: ErrorKind | None = None,
+        proxy: str = "",
     ) -> None:
-        self._on_status(Status(state, detail, retry_in, error))
+        self._on_status(Status(state, detail, retry_in, error, proxy))
 
     # ------------------------------------------------------------------ one attempt
 

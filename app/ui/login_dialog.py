@@ -496,6 +496,11 @@ class LoginDialog(QDialog):
             return self.tr("This address is not an announcement server. Check the server address.")
         if kind is FailureKind.KEYRING:
             return self.tr("Your login cannot be saved: the system keyring is not available.")
+        if kind is FailureKind.PROXY_AUTH:
+            return self.tr(
+                "The proxy on the way asks for a user name and password: give them in the proxy"
+                " window, then log in again."
+            )
         return failure.message
 
     def succeeded(self) -> None:

@@ -6,7 +6,8 @@ stream, storing and receipts in the worker's connection, what needs the person's
 :class:`Attention`, the settings in :class:`Settings`, the login conversation in
 :class:`LoginFlow`, opening and repairing histories in :class:`HistoryStores`, the words of
 every message box in :class:`Notices`. What remains here is keeping the windows in step with
-the current history (which store, which urgent windows).
+the current history (which store, which urgent windows). A proxy that asks for credentials
+is :class:`ProxyFlow`'s.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from app.ui import notices
 from app.ui.login_flow import LoginAttempt, LoginFlow
 from app.ui.notices import Notices
 from app.ui.notifier import FreedesktopNotifications, Notifier
+from app.ui.proxy_flow import ProxyFlow
 from app.ui.settings import Settings
 from app.ui.toast_window import TOAST_TIMEOUT_MS
 from app.ui.tray import Tray
@@ -92,6 +94,7 @@ class Root(QObject):
             parent=self,
         )
         self.login_flow = LoginFlow(settings, self.notices, parent=self)
+        self.proxy_flow = ProxyFlow(parent=self)
         self.wake = WakeMonitor(parent=self)
         self.history: HistoryWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -119,7 +122,7 @@ class Root(QObject):
 
     def _connect(self) -> None:
         w, t, n, s = self.worker, self.tray, self.notifier, self.settings
-        login, say, a = self.login_flow, self.notices, self.attention
+        login, say, a, proxy = self.login_flow, self.notices, self.attention, self.proxy_flow
         # the worker's methods are thread-safe: call them directly on the GUI thread (its own
         # thread runs the asyncio loop, not a Qt event loop, so queued calls would never run)
         direct = Qt.ConnectionType.DirectConnection
@@ -159,6 +162,14 @@ class Root(QObject):
         w.signInWaiting.connect(login.sign_in_waiting)
         w.signInFailed.connect(login.sign_in_failed)
         w.signedIn.connect(self._on_signed_in)
+        # a proxy that asks for credentials (HTTP 407): the dialog, the keyring, a reconnect
+        w.statusChanged.connect(proxy.status_changed)
+        w.loginFailed.connect(proxy.login_failed)
+        login.attempt.connect(proxy.allow_again)
+        proxy.store.connect(w.store_proxy_credentials, direct)
+        w.proxyCredentialsStored.connect(proxy.stored)
+        w.proxyCredentialsNotStored.connect(proxy.not_stored)
+        proxy.reconnectRequested.connect(self._reconnect_stored)
         # toasts and notifications
         n.clicked.connect(self._toast_clicked)
         n.acknowledgeRequested.connect(self.acknowledge)
@@ -222,6 +233,14 @@ class Root(QObject):
         cfg = self.settings.config
         store = self._use_store(cfg.server_url, cfg.username)
         self.worker.connect_stored(cfg.server_url, cfg.username, store)
+
+    def _reconnect_stored(self) -> None:
+        """Connect again with the stored login (new proxy credentials were just kept)."""
+        if self._shut_down:
+            return
+        cfg = self.settings.config
+        if cfg.server_url and cfg.username:
+            self._connect_stored()
 
     def follow_login(self, key: str) -> None:
         """``login`` on the command line stored the login ``key`` (and saved its server and user
@@ -471,6 +490,7 @@ class Root(QObject):
         self._unread_timer.stop()
         self._close_urgent_windows()
         self.login_flow.close()
+        self.proxy_flow.close()
         for widget in (self.history, self.settings_dialog):
             if widget is not None:
                 widget.close()

@@ -160,6 +160,11 @@ class Tray(QObject):
                 "the proxy asks for credentials: run tray-notifier proxy-login --user NAME "
                 "--password-stdin"
             )
+        if kind is ErrorKind.PROXY_REFUSED:
+            return self.tr(
+                "the proxy refused the stored credentials: run tray-notifier proxy-login --user "
+                "NAME --password-stdin"
+            )
         if kind is ErrorKind.NOT_SERVER:
             return self.tr(
                 "the address does not answer like an announcement server (a proxy or a login "

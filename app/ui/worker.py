@@ -34,8 +34,9 @@ from app.core.oidc import (
     SignInFailure,
     SignInOptions,
 )
+from app.core.proxy import ProxyCredentials, store_credentials
 from app.core.receipts import BATCH_DELAY, RETRY
-from app.core.secrets import SecretStore
+from app.core.secrets import SecretStore, SecretStoreUnavailable
 from app.core.store import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ class StreamWorker(QObject):
             this user's login (connect with :meth:`connect_stored`).
         signInFailed(SignInFailure): a sign-in ended without a login (cancelled, timed out,
             refused...); nothing stored changed.
+        proxyCredentialsStored(): the proxy credentials given to
+            :meth:`store_proxy_credentials` are in the keyring (connect again to use them).
+        proxyCredentialsNotStored(str): they could not be kept: the keyring's error, in words.
         finished(): the worker's loop has ended (after :meth:`shutdown`).
 
     ``config`` is the one the first session uses; :meth:`use_config` hands newer ones.
@@ -90,6 +94,8 @@ class StreamWorker(QObject):
     signInWaiting = Signal(BrowserPrompt)
     signedIn = Signal(str, str)
     signInFailed = Signal(SignInFailure)
+    proxyCredentialsStored = Signal()
+    proxyCredentialsNotStored = Signal(str)
     finished = Signal()
 
     def __init__(
@@ -259,6 +265,24 @@ class StreamWorker(QObject):
     def reconnect_now(self) -> None:
         """Drop the wait or the stream and reconnect at once (wake from sleep, network back)."""
         self._post(self._connection.reconnect_now)
+
+    def store_proxy_credentials(self, credentials: ProxyCredentials) -> None:
+        """Keep the proxy's Basic credentials in the keyring, as ``proxy-login`` does (off the
+        GUI thread: the keyring may ask to be unlocked); ``proxyCredentialsStored`` or
+        ``proxyCredentialsNotStored`` tells. The clients made from then on send them."""
+        self._post(lambda: self._command(lambda: self._store_proxy_credentials(credentials)))
+
+    async def _store_proxy_credentials(self, credentials: ProxyCredentials) -> None:
+        try:
+            await asyncio.to_thread(
+                store_credentials, self._secrets, credentials.user, credentials.password
+            )
+        except SecretStoreUnavailable as exc:
+            log.warning("the proxy credentials could not be stored: %s", exc)
+            self.proxyCredentialsNotStored.emit(str(exc))
+            return
+        log.info("proxy credentials stored for %s", credentials.user)
+        self.proxyCredentialsStored.emit()
 
     # ------------------------------------------------------------------ single sign-on
 

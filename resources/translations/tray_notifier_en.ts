@@ -15,7 +15,7 @@
 <context>
     <name>Tray</name>
     <message numerus="yes">
-        <location filename="../../app/ui/tray.py" line="+139"/>
+        <location filename="../../app/ui/tray.py" line="+141"/>
         <source>Offline: trying again in %n s</source>
         <translation>
             <numerusform>Offline: trying again in %n s</numerusform>
@@ -23,7 +23,7 @@
         </translation>
     </message>
     <message numerus="yes">
-        <location line="+73"/>
+        <location line="+78"/>
         <source>%n unread announcement(s)</source>
         <translation>
             <numerusform>%n unread announcement</numerusform>
@@ -31,7 +31,7 @@
         </translation>
     </message>
     <message numerus="yes">
-        <location line="+50"/>
+        <location line="+51"/>
         <source>Announcements (%n unread)…</source>
         <translation>
             <numerusform>Announcements (%n unread)…</numerusform>

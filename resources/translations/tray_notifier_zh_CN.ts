@@ -83,6 +83,39 @@
     </message>
 </context>
 <context>
+    <name>DiagnoseWindow</name>
+    <message>
+        <location filename="../../app/ui/diagnose_window.py" line="+42"/>
+        <source>Diagnose connection</source>
+        <translation>诊断连接</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Copy report</source>
+        <translation>复制报告</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Check again</source>
+        <translation>重新检查</translation>
+    </message>
+    <message>
+        <location line="+18"/>
+        <source>Checking every hop to the server…</source>
+        <translation>正在检查通往服务器的每一个环节…</translation>
+    </message>
+    <message>
+        <location line="+13"/>
+        <source>A hop failed: the first FAIL names it, and what to do.</source>
+        <translation>有环节失败：第一个 FAIL 指出是哪一个环节，以及如何处理。</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>No hop failed.</source>
+        <translation>所有环节均正常。</translation>
+    </message>
+</context>
+<context>
     <name>HistoryModel</name>
     <message>
         <location filename="../../app/ui/history_model.py" line="+126"/>
@@ -393,6 +426,11 @@
         <source>Your login cannot be saved: the system keyring is not available.</source>
         <translation>无法保存登录信息：系统密钥环不可用。</translation>
     </message>
+    <message>
+        <location line="+3"/>
+        <source>The proxy on the way asks for a user name and password: give them in the proxy window, then log in again.</source>
+        <translation>网络中的代理服务器要求提供用户名和密码：请在代理服务器窗口中填写，然后重新登录。</translation>
+    </message>
 </context>
 <context>
     <name>Notices</name>
@@ -536,9 +574,82 @@ Stay logged in for this run only? You will have to log in again next time.</sour
     </message>
 </context>
 <context>
+    <name>ProxyDialog</name>
+    <message>
+        <location filename="../../app/ui/proxy_dialog.py" line="+40"/>
+        <source>Proxy credentials — %1</source>
+        <translation>代理服务器凭据 — %1</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>The proxy asks for a user name and password</source>
+        <translation>代理服务器要求提供用户名和密码</translation>
+    </message>
+    <message>
+        <location line="+6"/>
+        <source>The proxy refused these credentials. Check them and try again.</source>
+        <translation>代理服务器拒绝了这些凭据。请检查后重试。</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>Proxy user name</source>
+        <translation>代理服务器用户名</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Proxy password</source>
+        <translation>代理服务器密码</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>&amp;User name:</source>
+        <translation>用户名(&amp;U)：</translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>&amp;Password:</source>
+        <translation>密码(&amp;P)：</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>They are kept in the system keyring and sent to this proxy only. The network administrator can tell you which account to use.</source>
+        <translation>凭据保存在系统密钥环中，只会发送给此代理服务器。应使用哪个账户，请咨询网络管理员。</translation>
+    </message>
+    <message>
+        <location line="+11"/>
+        <source>&amp;Save</source>
+        <translation>保存(&amp;S)</translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location line="+18"/>
+        <source>Proxy: %1</source>
+        <translation>代理服务器：%1</translation>
+    </message>
+    <message>
+        <location line="+19"/>
+        <source>Enter the proxy user name.</source>
+        <translation>请输入代理服务器用户名。</translation>
+    </message>
+    <message>
+        <location line="+4"/>
+        <source>Enter the proxy password.</source>
+        <translation>请输入代理服务器密码。</translation>
+    </message>
+    <message>
+        <location line="+15"/>
+        <source>The credentials cannot be saved: the system keyring is not available or locked. Unlock it and try again.</source>
+        <translation>无法保存凭据：系统密钥环不可用或已锁定。请解锁后重试。</translation>
+    </message>
+</context>
+<context>
     <name>ServerAddress</name>
     <message>
-        <location filename="../../app/ui/login_dialog.py" line="-460"/>
+        <location filename="../../app/ui/login_dialog.py" line="-463"/>
         <source>Enter the server address, for example https://announcements.example.org.</source>
         <translation>请输入服务器地址，例如 https://announcements.example.org。</translation>
     </message>
@@ -730,7 +841,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Tray</name>
     <message>
-        <location filename="../../app/ui/tray.py" line="+64"/>
+        <location filename="../../app/ui/tray.py" line="+66"/>
         <source>Tray Notifier menu</source>
         <translation>Tray Notifier 菜单</translation>
     </message>
@@ -762,12 +873,12 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>未登录</translation>
     </message>
     <message>
-        <location line="+45"/>
+        <location line="+50"/>
         <source>see the log</source>
         <translation>请查看日志</translation>
     </message>
     <message>
-        <location line="-43"/>
+        <location line="-48"/>
         <source>Not connected: %1</source>
         <translation>未连接：%1</translation>
     </message>
@@ -790,6 +901,11 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <location line="+3"/>
         <source>the proxy asks for credentials: run tray-notifier proxy-login --user NAME --password-stdin</source>
         <translation>代理服务器要求提供凭据：请运行 tray-notifier proxy-login --user NAME --password-stdin</translation>
+    </message>
+    <message>
+        <location line="+5"/>
+        <source>the proxy refused the stored credentials: run tray-notifier proxy-login --user NAME --password-stdin</source>
+        <translation>代理服务器拒绝了保存的凭据：请运行 tray-notifier proxy-login --user NAME --password-stdin</translation>
     </message>
     <message>
         <location line="+5"/>
@@ -868,8 +984,13 @@ Stay logged in for this run only? You will have to log in again next time.</sour
             <numerusform>%n 条未读公告</numerusform>
         </translation>
     </message>
+    <message>
+        <location line="+37"/>
+        <source>Diagnose connection…</source>
+        <translation>诊断连接…</translation>
+    </message>
     <message numerus="yes">
-        <location line="+50"/>
+        <location line="+14"/>
         <source>Announcements (%n unread)…</source>
         <translation>
             <numerusform>公告（%n 条未读）…</numerusform>
@@ -891,19 +1012,19 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>登录…</translation>
     </message>
     <message>
-        <location line="-23"/>
+        <location line="-24"/>
         <source>Do not disturb</source>
         <translation>勿扰模式</translation>
     </message>
     <message>
         <location line="-28"/>
         <source>Do not disturb is on: announcements are held back (urgent ones still show)</source>
-        <translation>免打扰已开启：公告暂不弹出（紧急公告仍会显示）</translation>
+        <translation>勿扰模式已开启：公告暂不弹出（紧急公告仍会显示）</translation>
     </message>
     <message>
         <location line="+7"/>
         <source>Quiet hours until %1: announcements are held back (urgent ones still show)</source>
-        <translation>静默时段至 %1：公告暂不弹出（紧急公告仍会显示）</translation>
+        <translation>免打扰时段至 %1：公告暂不弹出（紧急公告仍会显示）</translation>
     </message>
     <message>
         <location line="+4"/>
@@ -921,7 +1042,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>设置…</translation>
     </message>
     <message>
-        <location line="+2"/>
+        <location line="+3"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>

@@ -17,7 +17,7 @@ from app import proxy_login
 from app.core import http
 from app.core.auth import AuthSession
 from app.core.config import Endpoints, NetworkSettings, StreamSettings
-from app.core.errors import CertificateError, ProxyAuthRequired
+from app.core.errors import CertificateError, ProxyAuthRequired, ProxyCredentialsRefused
 from app.core.model import ConnState, RawEvent, Status, StreamEvent
 from app.core.proxy import OsProxySettings, ProxyResolver, Route, read_credentials, shown_url
 from app.core.secrets import MemorySecretStore
@@ -332,6 +332,8 @@ async def test_wrong_stored_credentials_say_so(
     with pytest.raises(ProxyAuthRequired, match="refused the stored proxy credentials") as info:
         await _login(companion_server)  # plain http: the proxy's own 407 answer
     assert "wrong" not in str(info.value)
+    assert isinstance(info.value, ProxyCredentialsRefused)  # the tray's dialog says refused
+    assert info.value.proxy == squid.url  # named for people, never with credentials
 
 
 async def test_a_pac_file_on_loopback_chooses_the_proxy_and_its_exclusion_bypasses_it(

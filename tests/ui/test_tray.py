@@ -93,6 +93,11 @@ def test_menu_in_every_connected_state(
             "the proxy asks for credentials: run tray-notifier proxy-login --user NAME "
             "--password-stdin",
         ),
+        (
+            ErrorKind.PROXY_REFUSED,
+            "the proxy refused the stored credentials: run tray-notifier proxy-login --user "
+            "NAME --password-stdin",
+        ),
         (ErrorKind.UNEXPECTED, "unexpected error: see the log"),
     ],
 )
