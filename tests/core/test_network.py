@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -377,11 +378,56 @@ async def test_no_proxy_bypasses_the_environment_s_proxy(
     assert not squid.went_through(f"127.0.0.1:{around.port}")
 
 
-async def test_the_stream_holds_through_the_proxy_and_reconnects_through_it(
-    squid: Squid, server_factory: ServerFactory, tmp_path: Path
+@pytest.fixture
+def pac_chosen_squid_asking_for_credentials(
+    squid_factory: SquidFactory, pac_server: PacServer, monkeypatch: pytest.MonkeyPatch
+) -> Squid:
+    """A PAC file (served on loopback) chooses a squid that asks for Basic credentials, which
+    proxy-login stored; the process's network policy is "system" with that PAC file."""
+    squid = squid_factory(users={"ann": "proxy-pw-1"})
+    pac = pac_server.serve(
+        f'function FindProxyForURL(url, host) {{ return "PROXY 127.0.0.1:{squid.port}"; }}\n'
+    )
+    secrets = MemorySecretStore()
+    monkeypatch.setattr("sys.stdin", io.StringIO("proxy-pw-1\n"))
+    assert (
+        proxy_login.run(argparse.Namespace(user="ann", password_stdin=True), secrets=secrets) == 0
+    )
+    _policy("system", pac, secrets=secrets)
+    return squid
+
+
+def _tunnels_of_ann(squid: Squid, where: str, at_least: int) -> Callable[[], bool]:
+    def check() -> bool:  # squid logs a tunnel when it ends
+        opened = [r for r in squid.went_through(where) if r.status == 200]
+        return len(opened) >= at_least and {r.user for r in opened} == {"ann"}
+
+    return check
+
+
+async def test_behind_a_pac_chosen_authenticating_proxy_a_private_root_is_trusted(
+    pac_chosen_squid_asking_for_credentials: Squid, tls_server: EmbeddedServer
 ) -> None:
+    """The issue's "done when", first half: the PAC file picks the proxy, the proxy asks for
+    the stored credentials, the server's certificate is under a private root the OS store
+    holds (SSL_CERT_FILE, no ca_bundle): the login and the stream go through, as ann."""
+    squid = pac_chosen_squid_asking_for_credentials
+    session = await _login(tls_server)
+    try:
+        assert '"through"' in await _first_announcement(session, tls_server)
+    finally:
+        await session.aclose()
+    where = f"127.0.0.1:{tls_server.port}"
+    wait_until(_tunnels_of_ann(squid, where, 2), BOUND, "the login's and the stream's tunnels")
+
+
+async def test_the_stream_holds_and_reconnects_through_the_pac_chosen_authenticating_proxy(
+    pac_chosen_squid_asking_for_credentials: Squid, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The second half: the stream holds through that proxy (pings), and after the server
+    restarts it reconnects through it, with the stored credentials, and resumes."""
+    squid = pac_chosen_squid_asking_for_credentials
     first = server_factory(demo_users=True, ping_interval=0.3, data_dir=tmp_path / "s")
-    _policy(squid.url)
     session = await _login(first)
     token = await session.access_token()
     await session.aclose()
@@ -437,8 +483,10 @@ async def test_the_stream_holds_through_the_proxy_and_reconnects_through_it(
             await asyncio.wait_for(task, BOUND)
     assert len(titles) == 2
 
-    def both_streams() -> bool:  # squid logs a stream when it ends
-        where = f"127.0.0.1:{first.port}/sse/"
-        return len([r for r in squid.went_through(where) if r.method == "GET"]) >= 2
+    def both_streams_as_ann() -> bool:  # plain http: squid logs each GET when it ends
+        streams = [
+            r for r in squid.went_through(f"127.0.0.1:{first.port}/sse/") if r.method == "GET"
+        ]
+        return len(streams) >= 2 and {r.user for r in streams} == {"ann"}
 
-    wait_until(both_streams, BOUND, "both streams in squid's log")
+    wait_until(both_streams_as_ann, BOUND, "both streams in squid's log, as ann")
