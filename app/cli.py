@@ -278,6 +278,60 @@ def _add_oidc_options(s: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ldap_options(s: argparse.ArgumentParser) -> None:
+    """The organisation's directory (DESIGN.md "Directory"; docs/directory.md). Defaults are
+    None here so that an option given without --ldap-url is named; app/server/config.py holds
+    the real ones."""
+    from app.server.config import LDAP_LOGIN_ATTRIBUTES, LDAP_USER_FILTERS, LdapSettings
+
+    interval = LdapSettings.__dataclass_fields__["sync_interval"].default
+    o = s.add_argument_group("organisation directory (LDAP)")
+    o.add_argument(
+        "--ldap-url",
+        default=None,
+        metavar="URL",
+        help="the directory: ldaps://dc1.example.org, or ldap://... (StartTLS, except on"
+        " loopback); the certificate is verified",
+    )
+    o.add_argument("--ldap-bind-dn", default=None, metavar="DN", help="the read-only account")
+    o.add_argument(
+        "--ldap-bind-password-file",
+        default=None,
+        metavar="FILE",
+        help="its password: the file's first line (keep it mode 0600)",
+    )
+    o.add_argument("--ldap-user-base", default=None, metavar="DN", help="where the people are")
+    o.add_argument("--ldap-group-base", default=None, metavar="DN", help="where the groups are")
+    o.add_argument(
+        "--ldap-user-filter",
+        default=None,
+        metavar="F",
+        help=f"which entries are people (default {LDAP_USER_FILTERS['uid']}; with"
+        " sAMAccountName, Active Directory's enabled users)",
+    )
+    o.add_argument(
+        "--ldap-group-filter",
+        default=None,
+        metavar="F",
+        help="which entries are groups (default groupOfNames, groupOfUniqueNames, posixGroup;"
+        " with sAMAccountName, group)",
+    )
+    o.add_argument(
+        "--ldap-login-attribute",
+        default=None,
+        choices=LDAP_LOGIN_ATTRIBUTES,
+        help="the attribute that holds a person's login name, matched with the SSO username"
+        " or a local account's name (default uid)",
+    )
+    o.add_argument(
+        "--ldap-sync-interval",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help=f"seconds between two reads of the directory (default {interval:g})",
+    )
+
+
 def _add_server_parser(sub: Any) -> None:
     from app.server.config import ServerConfig  # light: no aiohttp, no backend
 
@@ -369,6 +423,7 @@ def _add_server_parser(sub: Any) -> None:
         " SQLite, where a second process must fail)",
     )
     _add_oidc_options(s)
+    _add_ldap_options(s)
     ssub = s.add_subparsers(dest="server_command", metavar="ACTION")
     au = ssub.add_parser("add-user", help="create or update a user")
     au.add_argument("name")

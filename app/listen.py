@@ -30,7 +30,15 @@ from app.core import config as app_config
 from app.core import http
 from app.core.auth import AuthSession
 from app.core.errors import ConfigError, TrayNotifierError
-from app.core.model import Announcement, ControlEvent, RawEvent, Status, StreamEvent
+from app.core.model import (
+    Announcement,
+    ControlEvent,
+    RawEvent,
+    Remind,
+    Status,
+    StreamEvent,
+    Update,
+)
 from app.core.relocation import follow_the_server
 from app.core.secrets import KeyringSecretStore, SecretStoreUnavailable
 from app.core.stream import OutcomeKind, StaticToken, StreamEngine, TokenSource
@@ -301,4 +309,10 @@ def _plain_line(raw: RawEvent, typed: StreamEvent) -> str:
         return f"{raw.id or '-'} {text}".replace("\n", " / ")
     if isinstance(typed, ControlEvent):
         return f"({typed.name}) {typed.data}".rstrip().replace("\n", " / ")
+    if isinstance(typed, Update):
+        ann = typed.announcement
+        text = f"updated {ann.id} (revision {typed.revision}) [{ann.priority.value}] {ann.title}"
+        return f"{raw.id or '-'} {text}: {ann.body}".replace("\n", " / ")
+    if isinstance(typed, Remind):
+        return f"{raw.id or '-'} reminder {typed.id}"
     return f"revoked {typed.id}"

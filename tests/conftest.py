@@ -26,4 +26,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.browser",
     "tests.fixtures.oidc",
     "tests.fixtures.proxy",
+    "tests.fixtures.ldap",
 ]

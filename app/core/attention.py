@@ -11,6 +11,9 @@ Rules kept by :class:`Attention`:
   policy's idle time ends it).
 - **Urgent.** An urgent announcement opens its window (once) when it arrives; a revoked one
   loses its window and its notification (the history keeps it, marked withdrawn).
+- **Corrected, reminded.** A correction is told once as an update (its urgent window, if
+  waiting, shows the new text); a reminder is told again, and an urgent one not acknowledged
+  opens its window again.
 - **Shown.** What the notifier told is marked shown in the history; thousands (a summary) in
   turns of :data:`SHOWN_PER_TURN`, so the GUI answers in between; everything still waiting is
   written before the history changes or closes.
@@ -45,6 +48,8 @@ class Notifications(Protocol):
 
     def announcement(self, ann: Announcement) -> None: ...
     def announcements(self, anns: list[Announcement]) -> None: ...
+    def update(self, ann: Announcement) -> None: ...
+    def reminder(self, ann: Announcement) -> None: ...
     def catch_up_started(self) -> None: ...
     def catch_up_finished(self) -> None: ...
     def dismiss(self, ann_id: str) -> None: ...
@@ -135,6 +140,28 @@ class Attention:
         for ann in anns:
             if ann.priority is Priority.URGENT:
                 self._show_urgent(ann)
+
+    def updated(self, ann: Announcement) -> None:
+        """Corrected (already stored, ``ann`` its new text): told once as an update; an open
+        urgent window shows the new text (``open_urgent`` again: the caller refreshes it)."""
+        if self._closed:
+            return
+        self._notifications.update(ann)
+        if ann.priority is Priority.URGENT and self._waiting_for_ack(ann.id):
+            self._show_urgent(ann)
+
+    def reminded(self, ann: Announcement) -> None:
+        """Reminded of (already recorded): told again; an urgent one not acknowledged opens
+        its window again."""
+        if self._closed:
+            return
+        self._notifications.reminder(ann)
+        if ann.priority is Priority.URGENT and self._waiting_for_ack(ann.id):
+            self._show_urgent(ann)
+
+    def _waiting_for_ack(self, ann_id: str) -> bool:
+        stored = self._store.get(ann_id) if self._store is not None else None
+        return stored is not None and not stored.acked and not stored.withdrawn
 
     def _show_urgent(self, ann: Announcement) -> None:
         """Its window on screen (it stays until acknowledged): the person was shown it."""

@@ -5,6 +5,8 @@ happens (the UI's worker turns each call into a Qt signal). Rules it keeps:
 
 - Each announcement and the last event id are stored in the history BEFORE the listener hears
   of it, so a restart resumes without loss or repeat; an id already stored is not told again.
+  So are the changes, each in one transaction with its own position: a correction (told once
+  per revision, ``updated``), a reminder (once per reminder event, ``reminded``), a revoke.
 - During a catch-up (the replay after an absence) announcements are stored in batches, one
   transaction for up to :data:`CATCH_UP_BATCH` of them (or what one read brought, when the
   loop gets a turn), and told in one ``announcements`` call per batch, in order. What was
@@ -41,9 +43,11 @@ from app.core.model import (
     ConnState,
     ControlEvent,
     RawEvent,
+    Remind,
     Revoke,
     Status,
     StreamEvent,
+    Update,
 )
 from app.core.receipts import BATCH_DELAY, RETRY, ReceiptQueue
 from app.core.secrets import MemorySecretStore, SecretStore, SecretStoreUnavailable, login_key
@@ -68,6 +72,14 @@ class Listener(Protocol):
         ...
 
     def revoked(self, ann_id: str) -> None: ...
+    def updated(self, ann: Announcement) -> None:
+        """A correction of one in the history, already stored (its new text): once per
+        revision."""
+
+    def reminded(self, ann: Announcement) -> None:
+        """A reminder of one in the history (not withdrawn), already recorded: once per
+        reminder event."""
+
     def logged_in(self, username: str) -> None: ...
     def login_failed(self, failure: LoginFailure) -> None: ...
     def logged_out(self) -> None: ...
@@ -330,13 +342,23 @@ class Connection:
             if store.record(event, raw.id):
                 self._listener.announcement(event)
             return
-        if raw.id:
-            store.set_last_event_id(raw.id)
+        # a change and the stream's position (its own id) are stored in one transaction
         if isinstance(event, Revoke):
-            store.withdraw(event.id)  # kept, marked withdrawn
+            store.withdraw(event.id, raw.id)  # kept, marked withdrawn
             self._listener.revoked(event.id)
-        elif isinstance(event, ControlEvent):
-            self._follow_catch_up()  # the engine updates it on connected and sync
+        elif isinstance(event, Update):
+            stored = store.apply_update(event, raw.id)
+            if stored is not None:  # a newer revision of one that is here: told once
+                self._listener.updated(stored.announcement)
+        elif isinstance(event, Remind):
+            reminded = store.record_remind(event.id, raw.event_id, raw.id)
+            if reminded is not None:  # once per reminder event
+                self._listener.reminded(reminded.announcement)
+        else:
+            if raw.id:
+                store.set_last_event_id(raw.id)
+            if isinstance(event, ControlEvent):
+                self._follow_catch_up()  # the engine updates it on connected and sync
 
     def _flush(self) -> None:
         """Store the catch-up's batch in one transaction, then tell what was new."""

@@ -18,9 +18,12 @@ from app.core.model import (
     Announcement,
     ControlEvent,
     RawEvent,
+    Remind,
     Revoke,
     StreamEvent,
+    Update,
     anonymous_id,
+    parse_time,
 )
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,8 @@ def to_stream_event(raw: RawEvent) -> StreamEvent:
 
     - ``message`` (or no event name) with JSON ``{"type": "announcement", ...}`` (or an object
       with a ``title`` or ``body`` and no ``type``): Announcement.
-    - JSON ``{"type": "revoke", "id": ...}``: Revoke.
+    - JSON ``{"type": "revoke", "id": ...}``: Revoke; ``{"type": "remind", "id": ...}``:
+      Remind; ``{"type": "update", ...the announcement's fields..., "revision"}``: Update.
     - The common envelope ``{"code": 200, "msg": "New notice", "data": ...}``: an Announcement
       titled with ``msg`` whose body is the text of ``data``.
     - A legacy backend's plain text, malformed JSON or JSON we do not understand: an
@@ -81,6 +85,12 @@ def to_stream_event(raw: RawEvent) -> StreamEvent:
         kind = obj.get("type")
         if kind == "revoke" and obj.get("id") not in (None, ""):
             return Revoke(str(obj["id"]))
+        if kind == "remind" and obj.get("id") not in (None, ""):
+            return Remind(str(obj["id"]))
+        if kind == "update" and obj.get("id") not in (None, ""):
+            update = _update(obj)
+            if update is not None:
+                return update
         if kind == "announcement" or (kind is None and ("title" in obj or "body" in obj)):
             own = last_id if own_id else ""
             try:
@@ -96,6 +106,22 @@ def to_stream_event(raw: RawEvent) -> StreamEvent:
         if envelope is not None:
             return envelope
     return plain_text(raw, raw.data)
+
+
+def _update(obj: dict[str, Any]) -> Update | None:
+    """``{"type":"update", ...the announcement's fields..., "revision", "updated_at"}`` as an
+    Update; None (logged) when its fields are not an announcement's."""
+    try:
+        ann = Announcement.from_json(obj)
+    except ValueError as exc:
+        log.warning("update of %r is not a valid announcement (%s): ignored", obj.get("id"), exc)
+        return None
+    revision = obj.get("revision")
+    return Update(
+        ann,
+        revision if type(revision) is int and revision > 0 else 1,
+        parse_time(obj.get("updated_at")),
+    )
 
 
 def plain_text(raw: RawEvent, body: str, title: str = "") -> Announcement:

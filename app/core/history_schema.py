@@ -60,6 +60,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE announcements ADD COLUMN withdrawn_at REAL;
     """,
+    # 4 -> 5: corrections and reminders (issue 25): the revision stored (an update is applied
+    # and told once per revision), when it was corrected (shown "Updated"), and the last
+    # reminder (when, and its event id: told once per reminder event)
+    """
+    ALTER TABLE announcements ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE announcements ADD COLUMN updated_at REAL;
+    ALTER TABLE announcements ADD COLUMN reminded_at REAL;
+    ALTER TABLE announcements ADD COLUMN reminder TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -275,6 +275,29 @@ class Revoke:
 
 
 @dataclass(frozen=True, slots=True)
+class Update:
+    """The publisher corrected an announcement: ``announcement`` is its corrected text (its id
+    the announcement's), ``revision`` how many corrections it has had, ``updated_at`` when the
+    last one was made. Stored over the old text, told once per revision."""
+
+    announcement: Announcement
+    revision: int
+    updated_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return self.announcement.id
+
+
+@dataclass(frozen=True, slots=True)
+class Remind:
+    """The publisher reminds of an announcement not read (or not acknowledged) yet: told again,
+    once per reminder event."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ControlEvent:
     """A named event without an id: ``connected``, ``close``, ``sync`` or one we do not know."""
 
@@ -282,7 +305,7 @@ class ControlEvent:
     data: str = ""
 
 
-StreamEvent = Announcement | Revoke | ControlEvent
+StreamEvent = Announcement | Revoke | Update | Remind | ControlEvent
 
 
 class RawEvent(NamedTuple):

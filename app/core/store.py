@@ -38,7 +38,7 @@ from app.core import history_schema
 from app.core.errors import HistoryDamagedError as HistoryDamagedError  # re-exported
 from app.core.errors import HistoryStoreError as HistoryStoreError  # re-exported
 from app.core.files import private_dir, private_file
-from app.core.model import ANONYMOUS_PREFIX, ROW_COLUMNS, Announcement, from_epoch
+from app.core.model import ANONYMOUS_PREFIX, ROW_COLUMNS, Announcement, Update, from_epoch
 
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
@@ -49,7 +49,7 @@ _T = TypeVar("_T")
 # and Announcement.from_row); tests/core/test_store.py checks that they match.
 _SELECT = (
     "SELECT id, title, body, priority, url, created_at, expires_at, legacy, received_at, read, "
-    "acked, shown, withdrawn_at FROM announcements "
+    "acked, shown, withdrawn_at, revision, updated_at, reminded_at FROM announcements "
 )
 _SELECT_BY_ID = _SELECT + "WHERE id = ?"
 _LIST = (
@@ -107,6 +107,14 @@ class StoredAnnouncement:
     acked: bool
     shown: bool = True  # told to the person (toast, summary, or on purpose not at all)
     withdrawn_at: datetime | None = None  # revoked by its publisher (when the tray learned it)
+    revision: int = 0  # corrections applied (the text above is the corrected one)
+    updated_at: datetime | None = None  # when it was last corrected (shown "Updated")
+    reminded_at: datetime | None = None  # when the last reminder of it arrived
+
+    @property
+    def updated(self) -> bool:
+        """Corrected by its publisher since it was first sent."""
+        return self.revision > 0
 
     @property
     def withdrawn(self) -> bool:
@@ -253,7 +261,7 @@ class HistoryStore:
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredAnnouncement:
         n = len(ROW_COLUMNS)
-        received, read, acked, shown, withdrawn = row[n:]
+        received, read, acked, shown, withdrawn, revision, updated, reminded = row[n:]
         received_at = from_epoch(received)
         assert received_at is not None
         return StoredAnnouncement(
@@ -263,6 +271,9 @@ class HistoryStore:
             bool(acked),
             bool(shown),
             from_epoch(withdrawn),
+            int(revision) if isinstance(revision, int) else 0,
+            from_epoch(updated),
+            from_epoch(reminded),
         )
 
     # ------------------------------------------------------------------ announcements
@@ -342,13 +353,16 @@ class HistoryStore:
         """Store ``ann``; True when it is new (not known, not revoked)."""
         return self._notify_if(self._transaction(lambda conn: self._insert(conn, ann)))
 
-    def withdraw(self, ann_id: str) -> bool:
+    def withdraw(self, ann_id: str, last_event_id: str = "") -> bool:
         """Revoked by its publisher: keep it, marked withdrawn now (the first time only: a
         replayed revoke keeps the time), its receipts not yet sent dropped, and remember the id
-        so that it is never added again (also when it was never here). True when this call
+        so that it is never added again (also when it was never here). ``last_event_id``: the
+        revoke's stream position, stored in the same transaction. True when this call
         withdrew it; False when it was withdrawn before or is not here."""
 
         def work(conn: sqlite3.Connection) -> bool:
+            if last_event_id:
+                self._set_last_id(conn, last_event_id)
             now = self._now_ts()
             cur = conn.execute(
                 "UPDATE announcements SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
@@ -361,6 +375,56 @@ class HistoryStore:
             return cur.rowcount > 0
 
         return self._transaction(work)
+
+    def apply_update(self, update: Update, last_event_id: str) -> StoredAnnouncement | None:
+        """A correction, with the stream's last event id, in one transaction: the stored
+        text, priority, link and expiry replaced and marked updated (the server's time of the
+        correction, else now), when the announcement is here, not withdrawn, and the revision
+        is newer than the one stored. Returns it as now stored; None when nothing changed (a
+        replayed or older revision, an announcement not here or withdrawn): not told again."""
+        ann = update.announcement
+
+        def work(conn: sqlite3.Connection) -> bool:
+            if last_event_id:
+                self._set_last_id(conn, last_event_id)
+            at = update.updated_at.timestamp() if update.updated_at else self._now_ts()
+            _, title, body, priority, url, _, expires, _ = ann.to_row()
+            cur = conn.execute(
+                "UPDATE announcements SET title = ?, body = ?, priority = ?, url = ?, "
+                "expires_at = ?, revision = ?, updated_at = ? "
+                "WHERE id = ? AND withdrawn_at IS NULL AND revision < ?",
+                (title, body, priority, url, expires, update.revision, at, ann.id, update.revision),
+            )
+            return cur.rowcount > 0
+
+        return self.get(ann.id) if self._transaction(work) else None
+
+    def record_remind(
+        self, ann_id: str, event_id: str, last_event_id: str
+    ) -> StoredAnnouncement | None:
+        """A reminder (its own stream ``event_id``), with the stream's last event id, in one
+        transaction: when the announcement is here and not withdrawn, and this reminder was
+        not recorded before, its time is stored and it is returned (tell it again); None
+        otherwise (a replayed reminder is told once)."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            if last_event_id:
+                self._set_last_id(conn, last_event_id)
+            cur = conn.execute(
+                "UPDATE announcements SET reminded_at = ?, reminder = ? WHERE id = ? "
+                "AND withdrawn_at IS NULL AND (? = '' OR reminder IS NULL OR reminder != ?)",
+                (self._now_ts(), event_id, ann_id, event_id, event_id),
+            )
+            return cur.rowcount > 0
+
+        return self.get(ann_id) if self._transaction(work) else None
+
+    @staticmethod
+    def _set_last_id(conn: sqlite3.Connection, last_event_id: str) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_event_id', ?)",
+            (last_event_id,),
+        )
 
     def get(self, ann_id: str) -> StoredAnnouncement | None:
         rows = self._query(_SELECT_BY_ID, (ann_id,))

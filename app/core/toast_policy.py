@@ -69,6 +69,8 @@ class Hold:
 
 class ToastKind(enum.StrEnum):
     ANNOUNCEMENT = "announcement"  # one announcement: its title and body
+    UPDATE = "update"  # one announcement corrected by its publisher ("Updated: title")
+    REMINDER = "reminder"  # one announcement its publisher reminds of ("Reminder: title")
     SUMMARY = "summary"  # ``count`` new announcements
     OFFLINE = "offline"  # not connected for a while
     BACK_ONLINE = "back_online"  # connected again after an OFFLINE toast
@@ -140,14 +142,15 @@ class ToastPolicy:
         self._settle = settle
         self._offline_after = offline_after
         self._catch_up_idle = catch_up_idle
-        self._pending: list[Announcement] = []  # waiting to settle (a burst may be arriving)
+        # waiting to settle (a burst may be arriving), each with what its toast says
+        self._pending: list[tuple[Announcement, ToastKind]] = []
         self._first_pending = 0.0
         self._last_arrival = 0.0
         self._shown: deque[float] = deque()  # times of recent announcement toasts
         self._held: list[str] = []  # ids held back by DND / quiet hours
         self._skipped: list[str] = []  # ids below the minimum priority: settled, no toast
         self._catch_ups = 0  # open catch-ups (they may nest: a restart's and the stream's)
-        self._gathered: list[Announcement] = []  # arrived during the catch-up
+        self._gathered: list[tuple[Announcement, ToastKind]] = []  # arrived during the catch-up
         self._gather_until = 0.0  # a catch-up that does not finish ends then
         self._offline_since: float | None = None
         self._offline_since_wall: datetime | None = None  # the same moment, local time
@@ -181,27 +184,35 @@ class ToastPolicy:
             return self._settle
         return self._settings().toast_settle_ms / 1000
 
-    def announcement(self, ann: Announcement) -> list[Toast]:
-        """A new announcement arrived. Urgent ones are returned at once; others may wait the
-        settle delay (``toast_settle_ms``) to see whether a burst is arriving (then :meth:`due`
-        returns them)."""
+    def announcement(
+        self, ann: Announcement, kind: ToastKind = ToastKind.ANNOUNCEMENT
+    ) -> list[Toast]:
+        """A new announcement arrived (``kind``: or one was corrected, ``UPDATE``, or is
+        reminded of, ``REMINDER``: the same rules). Urgent ones are returned at once; others
+        may wait the settle delay (``toast_settle_ms``) to see whether a burst is arriving
+        (then :meth:`due` returns them). A correction or a reminder of one still waiting (a
+        burst, a catch-up) joins it: one toast for it, with its newest text."""
         if ann.priority is Priority.URGENT:
             self._mark_shown()
-            return [Toast(ToastKind.ANNOUNCEMENT, ann, ids=(ann.id,))]
+            return [Toast(kind, ann, ids=(ann.id,))]
         if ann.priority.rank < self._settings().toast_min_priority.rank:
             self._skipped.append(ann.id)
             return []
         if self.quiet():
-            self._held.append(ann.id)
+            if ann.id not in self._held:  # corrected or reminded while held: counted once
+                self._held.append(ann.id)
             return []
         now = self.clock()
         if self._catch_ups:
-            self._gathered.append(ann)
+            if not _join(self._gathered, ann, kind):
+                self._gathered.append((ann, kind))
             self._gather_until = now + self._catch_up_idle
+            return self.due()
+        if _join(self._pending, ann, kind):
             return self.due()
         if not self._pending:
             self._first_pending = now
-        self._pending.append(ann)
+        self._pending.append((ann, kind))
         self._last_arrival = now
         return self.due()
 
@@ -228,10 +239,12 @@ class ToastPolicy:
             self._mark_shown()
             return [self._summary(gathered), *self.due()]
         now = self.clock()
-        for ann in gathered:  # a few: as if they had just arrived
+        for item in gathered:  # a few: as if they had just arrived
+            if _join(self._pending, *item):
+                continue
             if not self._pending:
                 self._first_pending = now
-            self._pending.append(ann)
+            self._pending.append(item)
             self._last_arrival = now
         return self.due()
 
@@ -325,14 +338,32 @@ class ToastPolicy:
             return [self._summary(pending)]
         for _ in pending:
             self._mark_shown()
-        return [Toast(ToastKind.ANNOUNCEMENT, a, ids=(a.id,)) for a in pending]
+        return [Toast(kind, a, ids=(a.id,)) for a, kind in pending]
 
     @staticmethod
-    def _summary(anns: list[Announcement]) -> Toast:
-        return Toast(ToastKind.SUMMARY, count=len(anns), ids=tuple(a.id for a in anns))
+    def _summary(items: list[tuple[Announcement, ToastKind]]) -> Toast:
+        return Toast(ToastKind.SUMMARY, count=len(items), ids=tuple(a.id for a, _ in items))
 
     def _mark_shown(self) -> None:
         self._shown.append(self.clock())
+
+
+# when one announcement waits twice (it arrived, then was corrected or reminded of), its one
+# toast says the first of these that applies: new beats corrected beats reminded
+_STRONGER = {ToastKind.ANNOUNCEMENT: 0, ToastKind.UPDATE: 1, ToastKind.REMINDER: 2}
+
+
+def _join(
+    waiting: list[tuple[Announcement, ToastKind]], ann: Announcement, kind: ToastKind
+) -> bool:
+    """Fold ``ann`` into the toast already waiting for its id, if any (its newest text, the
+    stronger kind); False when none waits."""
+    for n, (other, other_kind) in enumerate(waiting):
+        if other.id == ann.id and not ann.anonymous:
+            stronger = min(other_kind, kind, key=_STRONGER.__getitem__)
+            waiting[n] = (ann, stronger)
+            return True
+    return False
 
 
 def _seconds_until(now: dtime, then: dtime) -> float:

@@ -16,14 +16,14 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from app import __version__
-from app.server import codec, reach, wire
+from app.server import audit, codec, reach, schedule, wire
 from app.server.auth import (
     AccessClaims,
     InvalidToken,
@@ -37,14 +37,31 @@ from app.server.bodies import RECEIPTS_MAX, idempotency_key, int_query, json_bod
 from app.server.broker import Broker
 from app.server.config import HttpSettings
 from app.server.connections import ConnectionGuard
+from app.server.directory import DirectorySync, DirectoryUnreachable
 from app.server.errors import http_error
 from app.server.hub import REPLACED, SESSION_ENDED, SHUTDOWN, TOKEN_EXPIRED
 from app.server.metrics import Metrics
-from app.server.model import RECEIPT_KINDS, InvalidCursor, NameTaken, Principal, Record, User
+from app.server.model import (
+    RECEIPT_KINDS,
+    AlreadyRevoked,
+    InvalidCursor,
+    NameTaken,
+    Principal,
+    Record,
+    User,
+)
+from app.server.officer_model import CORRECTED, PUBLISHED, REMINDED, REVOKED
 from app.server.oidc import IdTokenRefused, IdTokenVerifier, ProviderUnreachable
 from app.server.streams import StreamContext, event_stream, serve_stream
 from app.server.throttle import LoginThrottle
-from app.server.validation import BadInput, parse_draft, require_object, string_field
+from app.server.validation import (
+    MAX_TITLE,
+    BadInput,
+    parse_correction,
+    parse_draft,
+    require_object,
+    string_field,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +83,15 @@ class Api:
         metrics_token: str | None = None,
         guard: ConnectionGuard | None = None,
         oidc: IdTokenVerifier | None = None,
+        directory: DirectorySync | None = None,
     ) -> None:
         """``guard``: the listening socket's, which counts the streams (none: no limit);
         ``oidc``: the organisation's provider, whose ID tokens sign people in (none: only
-        passwords)."""
+        passwords); ``directory``: the organisation's directory (none: accounts only)."""
         self.broker = broker
         self.oidc = oidc
+        self.directory = directory
+        self._connected: set[str] = set()  # users this process recorded as signed in
         self.issuer = issuer
         self.settings = settings
         self.metrics = Metrics()
@@ -112,11 +132,14 @@ class Api:
             web.post("/announcements/{id}/ack", self.ack),
             web.get("/announcements/{id}/acks", self.acks),
             web.delete("/announcements/{id}", self.revoke),
+            web.patch("/announcements/{id}", self.correct),
+            web.post("/announcements/{id}/remind", self.remind),
             # receipts and reach (DESIGN.md "Server API"; docs/api.md "Receipts and reach")
             web.post("/receipts", self.receipts),
             web.get("/announcements/{id}/reach", self.reach),
             web.get("/announcements/{id}/reach.csv", self.reach_csv),
-            web.get("/directory", self.directory),
+            web.get("/directory", self.directory_list),
+            web.post("/directory/sync", self.directory_sync),
             web.get("/console/events", self.console_events, allow_head=False),
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.prometheus),
@@ -195,7 +218,7 @@ class Api:
             log.info("refused an ID token from %s: %s", address, exc)
             raise http_error(web.HTTPUnauthorized, str(exc)) from None
         except ProviderUnreachable as exc:
-            log.warning("cannot check an ID token: %s", exc)
+            log.warning("an ID token could not be checked (%s)", exc)
             raise http_error(
                 web.HTTPServiceUnavailable,
                 f"the server cannot check your sign-in now ({exc}): try again shortly",
@@ -254,6 +277,9 @@ class Api:
         return web.Response(status=204)
 
     async def _grant(self, user: User, session_id: str) -> dict[str, Any]:
+        if user.name not in self._connected:  # for the reach's "never connected"
+            await self.broker.mark_connected(user.name, now=self._clock())
+            self._connected.add(user.name)
         access, ttl = self.issuer.issue(user, session_id=session_id)
         refresh, refresh_hash = new_refresh_token()
         await self.broker.add_refresh_token(
@@ -300,26 +326,27 @@ class Api:
     # streams ----------------------------------------------------------------------------
     async def connect(self, request: web.Request) -> web.StreamResponse:
         claims = self._same_user(request)
-        with self._stream_slot():
+        self._take_stream_slot()
+        try:  # not a context manager: an idle stream would hold its frame for its life
             self._make_room(claims.principal)
             return await serve_stream(self.stream_context, request, claims)
+        finally:
+            self._give_stream_slot()
 
-    @contextlib.contextmanager
-    def _stream_slot(self) -> Iterator[None]:
-        """Counts a long-lived response (a stream) in the connection guard for its life; 503
-        with Retry-After when streams already hold all the connections they may."""
-        guard = self.guard
-        if guard is not None and not guard.open_stream():
+    def _take_stream_slot(self) -> None:
+        """Counts a long-lived response (a stream) in the connection guard, until
+        :meth:`_give_stream_slot`; 503 with Retry-After when streams already hold all the
+        connections they may."""
+        if self.guard is not None and not self.guard.open_stream():
             raise http_error(
                 web.HTTPServiceUnavailable,
                 "the server holds as many streams as it may: try again shortly",
                 headers={"Retry-After": str(self.settings.retry_after)},
             )
-        try:
-            yield
-        finally:
-            if guard is not None:
-                guard.close_stream()
+
+    def _give_stream_slot(self) -> None:
+        if self.guard is not None:
+            self.guard.close_stream()
 
     def _make_room(self, viewer: Principal) -> None:
         """End the oldest streams of this login session, then of this user, beyond what one
@@ -353,16 +380,32 @@ class Api:
     async def publish(self, request: web.Request) -> web.Response:
         author = self._caller(request, publisher=True)
         key = idempotency_key(request)
-        record = await self.publish_payload(
-            await json_body(request, self.settings), author=author.user_id, idempotency_key=key
-        )
+        payload = await json_body(request, self.settings)
+        if isinstance(payload, dict) and payload.get(schedule.SEND_AT) is not None:
+            # a time to send it: kept as a scheduled announcement (app/server/schedule.py)
+            scheduled, _ = await schedule.schedule_payload(
+                self.broker,
+                payload,
+                author=author.user_id,
+                now=self._now(),
+                settings=self.settings,
+                idempotency_key=key,
+            )
+            return web.json_response(schedule.accepted_json(scheduled), status=202)
+        record = await self.publish_payload(payload, author=author.user_id, idempotency_key=key)
         return web.json_response({"id": record.id}, status=201)
 
     async def publish_payload(
-        self, payload: Any, *, author: str, idempotency_key: str | None = None
+        self,
+        payload: Any,
+        *,
+        author: str,
+        idempotency_key: str | None = None,
+        schedule_id: str | None = None,
     ) -> Record:
         """Validate the API's JSON body, store and fan out: the one publish path, of ``POST
-        /announcements`` and of the embedded server. Bad input raises BadInput. A key already
+        /announcements``, of a scheduled announcement at its time (``schedule_id``) and of the
+        embedded server; recorded in the audit log. Bad input raises BadInput. A key already
         used by ``author`` returns the first announcement instead."""
         now = self._now()
         draft = parse_draft(payload, now=now)
@@ -384,6 +427,15 @@ class Api:
             return record
         self.metrics.published += 1
         log.info("announcement %s published by %r", record.id, author)
+        await audit.record(
+            self.broker,
+            actor=author,
+            action=PUBLISHED,
+            now=now,
+            announcement_id=record.id,
+            schedule_id=schedule_id,
+            detail=record.title,
+        )
         return record
 
     async def list(self, request: web.Request) -> web.Response:
@@ -392,6 +444,27 @@ class Api:
         limit = int_query(
             request, "limit", default=self.settings.list_limit, low=1, high=self.settings.list_max
         )
+        before = request.query.get("before") or None
+        query = request.query.get("q", "").strip().casefold()
+        if before is not None or query:
+            # a sent list past thousands: searched, paged by id both ways (docs/api.md)
+            if len(query) > MAX_TITLE:
+                raise BadInput(f"q is longer than {MAX_TITLE} characters", "q")
+            try:
+                page = await self.broker.page_visible(
+                    viewer,
+                    after=since,
+                    before=before,
+                    query=query or None,
+                    limit=limit,
+                    now=self._now(),
+                    include_revoked=viewer.publisher,
+                )
+            except InvalidCursor as exc:
+                raise BadInput(str(exc), "before" if before else "since") from None
+            return web.json_response(
+                [codec.listed_json(r, publisher=viewer.publisher) for r in page]
+            )
         # publishers also get the revoked ones, marked (DESIGN.md: DELETE keeps the record)
         try:
             records = await self.broker.list_visible(
@@ -452,10 +525,108 @@ class Api:
         if record is None:
             return False
         if not record.revoked:
-            await self.broker.revoke(record.id, by=by, now=self._now())
+            now = self._now()
+            await self.broker.revoke(record.id, by=by, now=now)
             self.metrics.revoked += 1
             log.info("announcement %s revoked by %r", record.id, by)
+            await audit.record(
+                self.broker,
+                actor=by,
+                action=REVOKED,
+                now=now,
+                announcement_id=record.id,
+                detail=record.title,
+            )
         return True
+
+    async def correct(self, request: web.Request) -> web.Response:
+        """``PATCH /announcements/{id}`` (publishers) ``{title?, body?, url?, priority?,
+        expires_at?}``: the corrected announcement as ``GET /announcements`` lists it (its
+        ``revision`` one more); its audience's trays get an ``update`` event. 404 unknown,
+        409 revoked; its reach is kept."""
+        author = self._caller(request, publisher=True)
+        payload = await json_body(request, self.settings)
+        try:
+            record = await self.correct_payload(
+                request.match_info["id"], payload, by=author.user_id
+            )
+        except AlreadyRevoked:
+            raise http_error(
+                web.HTTPConflict, "this announcement was revoked: it cannot be corrected"
+            ) from None
+        if record is None:
+            raise http_error(web.HTTPNotFound, "no such announcement")
+        return web.json_response(codec.listed_json(record, publisher=True))
+
+    async def correct_payload(self, ann_id: str, payload: Any, *, by: str) -> Record | None:
+        """Validate a correction (the API's JSON body), store it and fan out its ``update``:
+        the one correction path, of ``PATCH`` and of the embedded server. None when the id is
+        unknown; BadInput, or AlreadyRevoked when it was revoked."""
+        now = self._now()
+        correction = parse_correction(payload, now=now)
+        record = await self.broker.correct(ann_id, correction, by=by, now=now)
+        if record is not None:
+            log.info("announcement %s corrected by %r (revision %d)", ann_id, by, record.revision)
+            await audit.record(
+                self.broker,
+                actor=by,
+                action=CORRECTED,
+                now=now,
+                announcement_id=record.id,
+                detail=record.title,
+            )
+        return record
+
+    async def remind(self, request: web.Request) -> web.Response:
+        """``POST /announcements/{id}/remind`` (publishers) ``{"who": "unread"}`` or ``{"who":
+        "unacknowledged"}`` (urgent ones only: the others ask nobody to acknowledge): a
+        ``remind`` event to exactly those recipients, recorded in the reach; answers
+        ``{"reminded": n}``. 404 unknown, 409 revoked."""
+        author = self._caller(request, publisher=True)
+        obj = require_object(await json_body(request, self.settings))
+        try:
+            count = await self.remind_who(
+                request.match_info["id"], obj.get("who"), by=author.user_id
+            )
+        except AlreadyRevoked:
+            raise http_error(
+                web.HTTPConflict, "this announcement was revoked: there is nothing to remind of"
+            ) from None
+        if count is None:
+            raise http_error(web.HTTPNotFound, "no such announcement")
+        return web.json_response({"reminded": count})
+
+    async def remind_who(self, ann_id: str, who: Any, *, by: str) -> int | None:
+        """Remind those of the announcement's recipients ``who`` says (``unread``, or for an
+        urgent one ``unacknowledged``), as its reach counts them now: the one reminder path.
+        Returns how many; None when the id is unknown; BadInput, or AlreadyRevoked."""
+        if who not in reach.REMIND_WHO:
+            raise BadInput('who must be "unread" or "unacknowledged"', "who")
+        record = await self.broker.get(ann_id)
+        if record is None:
+            return None
+        if record.revoked:
+            raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+        if who == reach.UNACKNOWLEDGED and not reach.requires_ack(record):
+            raise BadInput(
+                "only urgent announcements ask to be acknowledged: remind those who have not"
+                ' read it ("who": "unread")',
+                "who",
+            )
+        targets = reach.remind_targets(await self._reach_of(record), who)
+        now = self._now()
+        if targets and await self.broker.remind(record.id, targets, by=by, now=now) is None:
+            return None
+        log.info("announcement %s: %d reminded (%s) by %r", record.id, len(targets), who, by)
+        await audit.record(
+            self.broker,
+            actor=by,
+            action=REMINDED,
+            now=now,
+            announcement_id=record.id,
+            detail=f"{who}: {len(targets)}",
+        )
+        return len(targets)
 
     # receipts and reach -----------------------------------------------------------------
     async def receipts(self, request: web.Request) -> web.Response:
@@ -491,11 +662,15 @@ class Api:
         record = await self.broker.get(request.match_info["id"])
         if record is None:
             raise http_error(web.HTTPNotFound, "no such announcement")
+        return await self._reach_of(record)
+
+    async def _reach_of(self, record: Record) -> dict[str, Any]:
         named = await self.broker.recipients(record.id)
         receipts = await self.broker.receipts(record.id)
         users = {u.name: u for u in await self.broker.list_users()}
         everyone = set(named) | {r.user_id for r in receipts}
-        return reach.reach_json(record, named, receipts, users, self.broker.online(everyone))
+        never = await self.broker.never_connected(everyone)
+        return reach.reach_json(record, named, receipts, users, self.broker.online(everyone), never)
 
     async def reach(self, request: web.Request) -> web.Response:
         return web.json_response(await self._reach(request))
@@ -509,9 +684,33 @@ class Api:
             headers={"Content-Disposition": f'attachment; filename="reach-{data["id"]}.csv"'},
         )
 
-    async def directory(self, request: web.Request) -> web.Response:
+    async def directory_list(self, request: web.Request) -> web.Response:
+        """``GET /directory``: the groups and users an audience can name; with a directory
+        (``--ldap-url``), ``"sync"`` says when it was last read and whether that failed."""
         self._caller(request, publisher=True)
-        return web.json_response(reach.directory_json(await self.broker.list_users()))
+        body = reach.directory_json(await self.broker.list_users())
+        if self.directory is not None:
+            status = await self.broker.directory_status()
+            body["sync"] = status.to_json() if status is not None else None
+        return web.json_response(body)
+
+    async def directory_sync(self, request: web.Request) -> web.Response:
+        """``POST /directory/sync`` (publishers): read the directory now; answers the counts,
+        or 503 with the reason when it cannot be read (the last good sync stays)."""
+        self._caller(request, publisher=True)
+        if self.directory is None:
+            raise http_error(
+                web.HTTPNotFound, "this server reads no directory (--ldap-url is not set)"
+            )
+        try:
+            status = await self.directory.sync()
+        except DirectoryUnreachable as exc:
+            raise http_error(
+                web.HTTPServiceUnavailable,
+                f"{exc}; the directory as last read is still used",
+                headers={"Retry-After": str(self.settings.retry_after)},
+            ) from None
+        return web.json_response(status.to_json())
 
     async def console_events(self, request: web.Request) -> web.StreamResponse:
         """Publishers' live signal: ``event: reach`` ``{"id"}`` whenever receipts of that
@@ -520,8 +719,11 @@ class Api:
         claims = self._claims(request)
         if not claims.principal.publisher:
             raise http_error(web.HTTPForbidden, "this needs a publisher account")
-        with self._stream_slot():
+        self._take_stream_slot()
+        try:
             return await self._console_events(request, claims)
+        finally:
+            self._give_stream_slot()
 
     async def _console_events(
         self, request: web.Request, claims: AccessClaims
@@ -588,6 +790,7 @@ class Api:
         stats = self.broker.stats()
         problem = stats.problem if not stats.healthy else await self.broker.check()
         status = "starting" if not self.ready else "degraded" if problem else "ok"
+        directory = await self._directory_health() if not problem else None
         return web.json_response(
             {
                 "status": status,
@@ -595,9 +798,25 @@ class Api:
                 "connections": self.metrics.connections,
                 "uptime_s": round(self._clock() - self._started, 3),
                 **({"problem": problem} if problem else {}),
+                **({"directory": directory} if directory else {}),
             },
             status=200 if status == "ok" else 503,
         )
+
+    async def _directory_health(self) -> dict[str, Any] | None:
+        """The directory's line of /healthz: ``warn`` (not down: the last good sync is used)
+        while the last attempt failed; None without a directory."""
+        if self.directory is None:
+            return None
+        status = await self.broker.directory_status()
+        if status is None:
+            return {"status": "warn", "problem": "the directory was not read yet"}
+        return {
+            "status": "warn" if status.problem else "ok",
+            "synced_at": status.synced_at,
+            "people": status.people,
+            **({"problem": status.problem} if status.problem else {}),
+        }
 
     async def prometheus(self, request: web.Request) -> web.Response:
         if self._metrics_token is not None:

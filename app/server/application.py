@@ -15,7 +15,9 @@ from app.server.broker import Broker
 from app.server.config import HttpSettings
 from app.server.connections import ConnectionGuard
 from app.server.console_files import console_routes
-from app.server.middleware import answer_errors, answer_headers, cors_preflight, track_requests
+from app.server.directory import DirectorySync
+from app.server.middleware import answer_errors, answer_headers, cors_preflight
+from app.server.officer import OfficerApi
 from app.server.oidc import IdTokenVerifier
 
 
@@ -29,6 +31,7 @@ def create_app(
     metrics_token: str | None = None,
     guard: ConnectionGuard | None = None,
     oidc: IdTokenVerifier | None = None,
+    directory: DirectorySync | None = None,
 ) -> web.Application:
     """The aiohttp application; its :class:`Api` is reachable as ``app[API]``. ``clock``
     (epoch seconds) is the one the token issuer uses: token expiry is measured on it.
@@ -37,7 +40,9 @@ def create_app(
     will be served on (it counts the streams and knows the busy connections), built before
     the application and attached to the runner's server after it (see
     :class:`~app.server.connections.ConnectionGuard`); none: no connection limits. ``oidc``:
-    the organisation's identity provider (``POST /auth/oidc``); none: passwords only."""
+    the organisation's identity provider (``POST /auth/oidc``); none: passwords only.
+    ``directory``: the organisation's directory (``POST /directory/sync``); none: accounts
+    only."""
     api = Api(
         broker,
         issuer,
@@ -47,14 +52,16 @@ def create_app(
         metrics_token=metrics_token,
         guard=guard,
         oidc=oidc,
+        directory=directory,
     )
-    middlewares: list[Middleware] = [] if guard is None else [track_requests(guard)]
-    middlewares += [
-        cors_preflight(api.cors_origins),
-        answer_errors(retry_after=settings.retry_after),
-    ]
+    # each middleware is a frame that every open stream holds for its life: only those
+    # that have something to do
+    middlewares: list[Middleware] = [answer_errors(retry_after=settings.retry_after, guard=guard)]
+    if api.cors_origins:
+        middlewares.append(cors_preflight(api.cors_origins))
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body)
     app.add_routes(api.routes())
+    app.add_routes(OfficerApi(api).routes())  # audit log, schedules, drafts, templates
     app.add_routes(console_routes())
     app.on_response_prepare.append(answer_headers(api.cors_origins))
     app.on_shutdown.append(api.on_shutdown)

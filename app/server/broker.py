@@ -46,6 +46,11 @@ from app.server.hub import Hub, Subscription
 from app.server.model import (
     Ack,
     BrokerStats,
+    Change,
+    Correction,
+    Delivery,
+    DirectoryPerson,
+    DirectoryStatus,
     Draft,
     Principal,
     Receipt,
@@ -53,6 +58,7 @@ from app.server.model import (
     RefreshGrant,
     User,
 )
+from app.server.officer_model import AuditEntry, SavedForm, Schedule
 
 # how long an ended session, and a publish's idempotency key, are remembered by default
 REMEMBER = 86400.0
@@ -84,7 +90,10 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def list_users(self) -> list[User]:
-        """Every user, by name (the directory, and an audience's recipients)."""
+        """Every user, by name (the directory, and an audience's recipients): local accounts,
+        people of the identity provider, and people of the organisation's directory, who
+        need never have signed in (:func:`~app.server.model.with_directory`; ``get_user``
+        answers the same way)."""
 
     @abc.abstractmethod
     async def sign_in_person(
@@ -101,6 +110,33 @@ class Broker(abc.ABC):
         """True the first time ``key`` (an ID token's fingerprint) is presented, on any
         process sharing the backend; False every later time until ``until`` (epoch seconds),
         after which it may be forgotten (the token has expired by then)."""
+
+    # the organisation's directory (app/server/directory.py) -----------------------------
+    @abc.abstractmethod
+    async def replace_directory(
+        self, people: Collection[DirectoryPerson], *, status: DirectoryStatus
+    ) -> list[str]:
+        """Store what a directory sync read in place of the last one, and its ``status``, at
+        once for every process; returns the names of the people who were in the last one and
+        are not in this one (their stored groups, as a person of the provider, are cleared
+        too: the caller ends their sessions). Local accounts are never touched."""
+
+    @abc.abstractmethod
+    async def directory_status(self) -> DirectoryStatus | None:
+        """The last sync's status (any process's); None before the first."""
+
+    @abc.abstractmethod
+    async def set_directory_status(self, status: DirectoryStatus) -> None:
+        """Record a sync that failed (the people of the last good one stay)."""
+
+    @abc.abstractmethod
+    async def mark_connected(self, user_id: str, *, now: float) -> None:
+        """``user_id`` signed in (a login, a sign-in with the provider, a refresh): the first
+        time is kept."""
+
+    @abc.abstractmethod
+    async def never_connected(self, user_ids: Iterable[str]) -> set[str]:
+        """Those of ``user_ids`` who never signed in to this server (:meth:`mark_connected`)."""
 
     # refresh tokens (hashes only) -------------------------------------------------------
     @abc.abstractmethod
@@ -181,9 +217,39 @@ class Broker(abc.ABC):
     ) -> Record | None:
         """Mark revoked at ``now`` (default: the wall clock) by the publisher ``by``, keeping
         the announcement, its recipients and its receipts; fan out a
-        :class:`~app.server.model.Revocation` and tell the reach watchers (a console marks it
+        ``revoke`` :class:`~app.server.model.Change` and tell the reach watchers (a console marks it
         withdrawn). None when unknown. Revoking twice returns the record as first revoked,
-        without a second fan-out."""
+        without a second fan-out. The revoke is a :class:`~app.server.model.Change` with its
+        own stream position, replayed to trays that were offline."""
+
+    # corrections and reminders: changes with a stream position ----------------------------
+    @abc.abstractmethod
+    async def correct(
+        self, ann_id: str, correction: Correction, *, by: str, now: datetime
+    ) -> Record | None:
+        """Apply ``correction`` (by the publisher ``by``) to the stored announcement, its
+        revision one more, its recipients and receipts kept; store and fan out the ``update``
+        :class:`~app.server.model.Change` to its audience. Returns the corrected record; None
+        when unknown; raises :class:`~app.server.model.AlreadyRevoked` when revoked."""
+
+    @abc.abstractmethod
+    async def remind(
+        self, ann_id: str, users: Collection[str], *, by: str, now: datetime
+    ) -> Change | None:
+        """Store and fan out a ``remind`` :class:`~app.server.model.Change` for exactly
+        ``users`` (the caller chose them: who has not read, or not acknowledged), and record
+        it in their receipts (:attr:`~app.server.model.Receipt.reminded_at`, ``reminders``);
+        tell the reach watchers. None when the announcement is unknown (nothing stored);
+        raises :class:`~app.server.model.AlreadyRevoked` when revoked."""
+
+    @abc.abstractmethod
+    async def replay(
+        self, viewer: Principal, *, after: str, limit: int, now: datetime
+    ) -> list[Delivery]:
+        """What a stream resuming at ``after`` gets, in stream order: the announcements
+        :meth:`list_visible` gives after it, and the changes (corrections, reminders,
+        revokes) after it that reach ``viewer`` (:meth:`~app.server.model.Change.reaches`);
+        the first ``limit``. Raises InvalidCursor as :meth:`list_visible` does."""
 
     @abc.abstractmethod
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
@@ -221,6 +287,95 @@ class Broker(abc.ABC):
         """Call ``callback(ann_id)`` on this process's loop whenever receipts of that
         announcement are recorded (by any process); returns the call that stops it."""
         return self._hub.watch_reach(callback)
+
+    # the communications officer's tools (app/server/officer.py) --------------------------
+    @abc.abstractmethod
+    async def page_visible(
+        self,
+        viewer: Principal,
+        *,
+        after: str | None,
+        before: str | None,
+        query: str | None,
+        limit: int,
+        now: datetime,
+        include_revoked: bool = False,
+    ) -> list[Record]:
+        """A page of what :meth:`list_visible` would give ``viewer``, oldest first, searched
+        and bounded both ways (a sent list past thousands, paged by id: keyset, never offset).
+        ``query``: only those whose title or body holds it, case-insensitively (compared
+        casefolded; give it casefolded). With ``after``: the first ``limit`` after that id;
+        else the newest ``limit``; either way none at or above ``before``. Raises
+        InvalidCursor for a cursor this backend never issued."""
+
+    @abc.abstractmethod
+    async def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append ``entry`` to the audit log shared by every process; returns it with its id
+        (increasing: a paging cursor). Entries are never changed or removed."""
+
+    @abc.abstractmethod
+    async def audit(self, *, before: str | None, limit: int) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries older than ``before`` (an entry id; None: the
+        newest), newest first. Raises InvalidCursor for an id this backend never issued."""
+
+    @abc.abstractmethod
+    async def add_schedule(self, schedule: Schedule) -> tuple[Schedule, bool]:
+        """Store a pending scheduled announcement (its ``id`` empty: the backend gives one)
+        and return it, and True. With its ``idempotency_key``: when its author scheduled with
+        the same key within :attr:`idempotency_ttl`, nothing is stored and the first one is
+        returned, and False (atomically, on every process)."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """One schedule, whatever its state; None when unknown (or a malformed id)."""
+
+    @abc.abstractmethod
+    async def open_schedules(self) -> list[Schedule]:
+        """The pending schedules and those that failed (not yet dismissed), by time to send."""
+
+    @abc.abstractmethod
+    async def claim_due(self, *, now: float, lease: float, limit: int) -> list[Schedule]:
+        """Atomically, on every process: up to ``limit`` pending schedules whose time has come
+        by ``now`` (epoch seconds) and that no process is sending (no unexpired claim), each
+        claimed until ``now + lease``. A process that claimed one sends it and then calls
+        :meth:`finish_schedule`; should it die first, the claim runs out and another process
+        claims it again (the send is idempotent: it publishes once)."""
+
+    @abc.abstractmethod
+    async def finish_schedule(
+        self,
+        schedule_id: str,
+        *,
+        status: str,
+        now: datetime,
+        announcement_id: str | None = None,
+        problem: str | None = None,
+    ) -> None:
+        """Record that a claimed schedule was sent (``announcement_id``) or failed
+        (``problem``, in words); it is then never claimed again."""
+
+    @abc.abstractmethod
+    async def cancel_schedule(self, schedule_id: str, *, by: str, now: datetime) -> Schedule | None:
+        """Cancel a pending schedule (or dismiss a failed one) unless a process is sending it
+        now, atomically on every process. Returns the schedule as it is afterwards: status
+        ``cancelled`` when this call (or an earlier one) cancelled it; ``pending`` with an
+        unexpired ``claimed_until`` when it is being sent; ``sent``. None when unknown."""
+
+    @abc.abstractmethod
+    async def save_form(self, form: SavedForm) -> SavedForm | None:
+        """Store a draft or a template: a new one when its ``id`` is empty (the backend gives
+        one), else in place of the one of that kind and id (None when there is none)."""
+
+    @abc.abstractmethod
+    async def get_form(self, kind: str, form_id: str) -> SavedForm | None: ...
+
+    @abc.abstractmethod
+    async def list_forms(self, kind: str, *, owner: str | None = None) -> list[SavedForm]:
+        """The saved forms of ``kind`` (only ``owner``'s when given), newest change first."""
+
+    @abc.abstractmethod
+    async def delete_form(self, kind: str, form_id: str) -> bool:
+        """Remove one; False when there was none."""
 
     # streams ----------------------------------------------------------------------------
     @abc.abstractmethod

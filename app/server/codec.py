@@ -23,10 +23,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.core.model import Priority, parse_time
-from app.server.model import Audience, Draft, Record, Revocation
+from app.server.model import (
+    REMIND,
+    REVOKE,
+    UPDATE,
+    Audience,
+    Change,
+    Draft,
+    Record,
+    Revocation,
+)
 
 # the one field of a Redis Streams announcement entry: the stored form as JSON
 ENTRY_FIELD = "data"
+# the one field of a change's entry in the same stream (a correction, a reminder, a revoke):
+# its kind, announcement, audience, users and event data as JSON (:func:`to_change_entry`)
+CHANGE_FIELD = "change"
 
 
 def new_record(draft: Draft, *, ann_id: str, author: str, now: datetime) -> Record:
@@ -64,9 +76,13 @@ def announcement_json(record: Record) -> dict[str, Any]:
 
 
 def listed_json(record: Record, *, publisher: bool) -> dict[str, Any]:
-    """An item of ``GET /announcements``: :func:`announcement_json`, and for a publisher (who
-    also sees revoked ones) ``"revoked_at"`` and ``"revoked_by"`` (null while not revoked)."""
+    """An item of ``GET /announcements``: :func:`announcement_json` (a corrected one's current
+    text, with ``"revision"`` and ``"updated_at"``), and for a publisher (who also sees revoked
+    ones) ``"revoked_at"`` and ``"revoked_by"`` (null while not revoked)."""
     item = announcement_json(record)
+    if record.revision:  # corrected: the text above is the current one (docs/api.md)
+        item["revision"] = record.revision
+        item["updated_at"] = iso(record.updated_at) if record.updated_at else None
     if publisher:
         item["revoked_at"] = revoked_at_json(record)
         item["revoked_by"] = (record.revoked_by or None) if record.revoked else None
@@ -85,6 +101,26 @@ def revoked_at_json(record: Record) -> str | None:
 def revocation_json(item: Revocation) -> dict[str, Any]:
     """``{"type":"revoke","id":…}``: the ``data:`` of a revoke event."""
     return {"type": "revoke", "id": item.id}
+
+
+def update_json(record: Record) -> dict[str, Any]:
+    """``{"type":"update", ...the announcement's fields..., "revision", "updated_at"}``: the
+    ``data:`` of a correction's event (``record`` as corrected)."""
+    data = announcement_json(record)
+    data["type"] = UPDATE
+    data["revision"] = record.revision
+    data["updated_at"] = iso(record.updated_at) if record.updated_at else None
+    return data
+
+
+def remind_json(ann_id: str) -> dict[str, Any]:
+    """``{"type":"remind","id":…}``: the ``data:`` of a reminder's event."""
+    return {"type": REMIND, "id": ann_id}
+
+
+def revoke_json(ann_id: str) -> dict[str, Any]:
+    """``{"type":"revoke","id":…}``: the ``data:`` of a revoke event (with its position)."""
+    return {"type": REVOKE, "id": ann_id}
 
 
 # ---------------------------------------------------------------- stored forms
@@ -126,17 +162,60 @@ def from_entry(
     revoked: bool = False,
     revoked_at: str | None = None,
     revoked_by: str | None = None,
+    correction: str | None = None,
 ) -> Record:
     """The inverse of :func:`to_entry`; raises ValueError or KeyError on a malformed entry.
     ``revoked_at`` and ``revoked_by``: as stored beside the entry (a revocation's time makes
-    it revoked)."""
+    it revoked); ``correction``: the last correction stored beside it (:func:`to_correction`),
+    whose fields replace the entry's."""
     revoked = revoked or revoked_at is not None
+    stored = json.loads(fields[ENTRY_FIELD])
+    if correction is not None:
+        stored.update(json.loads(correction))
     return _from_stored(
         str(entry_id),
-        json.loads(fields[ENTRY_FIELD]),
+        stored,
         revoked=revoked,
         revoked_at=parse_time(revoked_at) if revoked_at is not None else None,
         revoked_by=(revoked_by or "") if revoked else "",
+    )
+
+
+def to_correction(record: Record) -> str:
+    """A corrected record's fields as stored beside its Redis entry (the entry itself never
+    changes): its text, priority, link, expiry, revision and when it was corrected."""
+    stored = _stored(record)
+    corrected = {k: stored[k] for k in ("title", "body", "priority", "url", "expires_at")}
+    corrected["revision"] = record.revision
+    corrected["updated_at"] = iso(record.updated_at) if record.updated_at else None
+    return json.dumps(corrected)
+
+
+def to_change_entry(change: Change) -> str:
+    """The value of :data:`CHANGE_FIELD` for a change (its position is the entry's id)."""
+    return json.dumps(
+        {
+            "kind": change.kind,
+            "id": change.id,
+            "audience": change.audience.to_json(),
+            "users": sorted(change.users) if change.users is not None else None,
+            "data": change.data,
+        },
+        ensure_ascii=False,
+    )
+
+
+def from_change_entry(entry_id: str, fields: Mapping[Any, Any]) -> Change:
+    """The inverse of :func:`to_change_entry`; raises ValueError or KeyError when malformed."""
+    obj = json.loads(fields[CHANGE_FIELD])
+    users = obj.get("users")
+    return Change(
+        str(entry_id),
+        str(obj["kind"]),
+        str(obj["id"]),
+        Audience.from_json(obj["audience"]),
+        obj["data"],
+        frozenset(users) if users is not None else None,
     )
 
 
@@ -177,6 +256,8 @@ def _from_stored(
         revoked=revoked,
         revoked_at=revoked_at,
         revoked_by=revoked_by,
+        revision=int(obj.get("revision") or 0),
+        updated_at=parse_time(obj.get("updated_at")),
     )
 
 

@@ -125,6 +125,11 @@ class HttpSettings:
     login_forget: float = 3600.0  # failures older than this are forgotten
     login_address_failures: int = 20  # an address's failures (any account) before it waits
     idempotency_ttl: float = 86400.0  # seconds a publish's Idempotency-Key is remembered
+    # the communications officer's tools (app/server/officer.py, app/server/schedule.py)
+    schedule_interval: float = 1.0  # seconds between two looks for due scheduled announcements
+    schedule_lease: float = 60.0  # a process sending a due one holds it this long at most
+    schedule_horizon: float = 366 * 86400.0  # seconds ahead an announcement may be scheduled
+    saved_forms_max: int = 500  # drafts per publisher, and templates in all
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +252,132 @@ class OidcSettings:
         return tuple(c for c in (self.client_id, self.console_client_id) if c)
 
 
+LDAP_LOGIN_ATTRIBUTES = ("uid", "sAMAccountName")
+# the people and groups a directory holds, by its kind (the login attribute says which): OpenLDAP
+# and FreeIPA, or Active Directory (whose disabled accounts are left out: a leaver's account is
+# often disabled before it is deleted)
+LDAP_USER_FILTERS = {
+    "uid": "(objectClass=inetOrgPerson)",
+    "sAMAccountName": "(&(objectCategory=person)(objectClass=user)"
+    "(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+}
+LDAP_GROUP_FILTERS = {
+    "uid": "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))",
+    "sAMAccountName": "(objectClass=group)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LdapSettings:
+    """The organisation's directory (DESIGN.md "Directory"; docs/directory.md), from
+    ``--ldap-*``. ValueError at construction names the option that is wrong: the server then
+    does not start. The bind password is read from ``bind_password_file`` at each sync (never
+    from the command line, never logged)."""
+
+    url: str  # ldaps://dc1.example.org, or ldap://... (StartTLS unless on a loopback address)
+    bind_dn: str
+    bind_password_file: Path
+    user_base: str
+    group_base: str
+    user_filter: str = ""  # "": the default for the login attribute (LDAP_USER_FILTERS)
+    group_filter: str = ""  # "": the default (LDAP_GROUP_FILTERS)
+    login_attribute: str = "uid"
+    sync_interval: float = 900.0  # seconds between two syncs (and the start's, and on demand)
+    timeout: float = 30.0  # seconds for connecting and for each answer of the directory
+    page_size: int = 500  # entries per page of a paged search
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
+            raise ValueError(
+                f"--ldap-url {self.url!r} is not a directory address like"
+                " ldaps://dc1.example.org or ldap://ldap.example.org:389"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"--ldap-url {self.url!r} has a bad port") from None
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(
+                f"--ldap-url {self.url!r}: give only the scheme, host and port (the bases and"
+                " filters have options of their own)"
+            )
+        for option, value in (
+            ("--ldap-bind-dn", self.bind_dn),
+            ("--ldap-user-base", self.user_base),
+            ("--ldap-group-base", self.group_base),
+        ):
+            if "=" not in value:
+                raise ValueError(
+                    f"{option} {value!r} is not a distinguished name like"
+                    " ou=people,dc=example,dc=org"
+                )
+        if self.login_attribute not in LDAP_LOGIN_ATTRIBUTES:
+            raise ValueError(
+                f"--ldap-login-attribute {self.login_attribute!r}: choose uid (OpenLDAP,"
+                " FreeIPA) or sAMAccountName (Active Directory)"
+            )
+        for option, value in (
+            ("--ldap-user-filter", self.user_filter),
+            ("--ldap-group-filter", self.group_filter),
+        ):
+            if value and not _balanced_filter(value):
+                raise ValueError(
+                    f"{option} {value!r} is not an LDAP filter like (objectClass=inetOrgPerson)"
+                )
+        if not self.sync_interval > 0:
+            raise ValueError("--ldap-sync-interval must be more than 0 seconds")
+
+    @property
+    def users(self) -> str:
+        """The user filter in effect."""
+        return self.user_filter or LDAP_USER_FILTERS[self.login_attribute]
+
+    @property
+    def groups(self) -> str:
+        """The group filter in effect."""
+        return self.group_filter or LDAP_GROUP_FILTERS[self.login_attribute]
+
+    @property
+    def active_directory(self) -> bool:
+        return self.login_attribute == "sAMAccountName"
+
+    @property
+    def where(self) -> str:
+        """``scheme://host:port`` for messages."""
+        parts = urlsplit(self.url)
+        default = 636 if parts.scheme == "ldaps" else 389
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or default}"
+
+    def read_password(self) -> str:
+        """The bind password: the file's first line. ValueError names the option when the
+        file cannot be read or its first line is empty (the password itself is never said)."""
+        path = self.bind_password_file
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ValueError(
+                f"--ldap-bind-password-file {path}: cannot read it ({reason})"
+            ) from None
+        if not lines or not lines[0]:
+            raise ValueError(f"--ldap-bind-password-file {path}: the first line is empty")
+        return lines[0]
+
+
+def _balanced_filter(text: str) -> bool:
+    """A filter in parentheses whose parentheses balance (unescaped ones: RFC 4515 escapes
+    them as \\28 and \\29); the directory checks the rest."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0 or (depth == 0 and i < len(text) - 1):
+            return False
+    return depth == 0
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """One server: where it listens, where its state lives, and its tunables."""
@@ -264,6 +395,7 @@ class ServerConfig:
     tls_key: Path | None = None
     metrics_token: str | None = None  # set: /metrics needs "Authorization: Bearer <it>"
     oidc: OidcSettings | None = None  # set: people sign in with the organisation's provider
+    ldap: LdapSettings | None = None  # set: people and groups are read from the directory
     # several processes on one host share the port (SO_REUSEPORT: the kernel spreads the
     # connections); None: on with Redis on Linux, where every process serves every user, off
     # with SQLite, where a second process on the port is a mistake that must fail

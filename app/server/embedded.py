@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from app.server.config import HttpSettings, ServerConfig
 from app.server.metrics import Metrics
-from app.server.model import PUBLISHER_ROLE
+from app.server.model import PUBLISHER_ROLE, DirectoryStatus
 from app.server.runtime import Runtime, save_user
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ class EmbeddedServer:
         **options: Any,
     ) -> None:
         """``port`` 0 (the default here) picks a free port. ``options`` are fields of
-        :class:`~app.server.config.ServerConfig` (``host``, ``db_path``, ``redis_url``) and of
+        :class:`~app.server.config.ServerConfig` (``host``, ``db_path``, ``redis_url``, ``oidc``,
+        ``ldap``: a :class:`~app.server.config.LdapSettings`) and of
         :class:`~app.server.config.HttpSettings` (``token_ttl``, ``ping_interval``,
         ``retry_ms``, ``queue_size``, ``replay_limit``...); the others keep their defaults.
         ``clock`` (epoch seconds) issues and checks tokens: tests move it on by hand."""
@@ -190,6 +191,41 @@ class EmbeddedServer:
         """Withdraw an announcement (its audience gets the revoke event); False if unknown."""
         runtime = self._running()
         return self._call(runtime.api.revoke_id(ann_id, by=PUBLISHER_ROLE))
+
+    def correct(self, ann_id: str, **fields: Any) -> int:
+        """Correct an announcement as the built-in publisher (``fields``: the ``PATCH`` body's,
+        e.g. ``title="..."``); returns its new revision. Unknown raises KeyError; bad input
+        BadInput; a revoked one :class:`~app.server.model.AlreadyRevoked`."""
+        runtime = self._running()
+        record = self._call(runtime.api.correct_payload(ann_id, fields, by=PUBLISHER_ROLE))
+        if record is None:
+            raise KeyError(ann_id)
+        return record.revision
+
+    def remind(self, ann_id: str, who: str = "unread") -> int:
+        """Remind as the built-in publisher (``who``: "unread" or "unacknowledged"); returns
+        how many were reminded. Unknown raises KeyError."""
+        runtime = self._running()
+        count = self._call(runtime.api.remind_who(ann_id, who, by=PUBLISHER_ROLE))
+        if count is None:
+            raise KeyError(ann_id)
+        return count
+
+    def sync_directory(self) -> DirectoryStatus:
+        """Read the organisation's directory now (``ldap=``), as ``POST /directory/sync``
+        does; raises :class:`~app.server.directory.DirectoryUnreachable` when it cannot."""
+        runtime = self._running()
+        if runtime.api.directory is None:
+            raise RuntimeError("this server reads no directory: start it with ldap=")
+        return self._call(runtime.api.directory.sync())
+
+    def run_schedule(self) -> list[str]:
+        """Send the scheduled announcements due now on the server's clock, as its scheduler
+        does every ``schedule_interval``: the ids published (tests move the clock, then call
+        this rather than wait for the next look)."""
+        scheduler = self._running().scheduler
+        assert scheduler is not None
+        return self._call(scheduler.tick())
 
     def close_streams(self, user_id: str) -> None:
         """End every stream of ``user_id`` with ``event: close`` (as the close endpoint does)."""

@@ -20,15 +20,15 @@ Everything here runs on the server's event loop; nothing is thread-safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping
 from typing import TypeAlias
 
 from app.server import wire
-from app.server.model import NOTHING_YET, Audience, Delivery, Principal, Record
+from app.server.model import NOTHING_YET, Audience, Change, Delivery, Principal
 
 # writes one encoded delivery to the stream's socket now; False when it cannot (queue it)
 Sink: TypeAlias = Callable[[Delivery, bytes], bool]
@@ -59,7 +59,9 @@ class Subscription:
         "_queue_size",
         "_replayed",
         "_sink",
-        "_wakeup",
+        "_timer",
+        "_waiter",
+        "_woken",
         "closed_reason",
         "conn_id",
         "horizon",
@@ -67,10 +69,15 @@ class Subscription:
     )
 
     def __init__(
-        self, viewer: Principal, *, queue_size: int, on_overflow: Callable[[], None]
+        self,
+        viewer: Principal,
+        *,
+        conn_id: str,
+        queue_size: int,
+        on_overflow: Callable[[], None],
     ) -> None:
         self.viewer = viewer
-        self.conn_id = secrets.token_hex(8)
+        self.conn_id = conn_id
         # the newest announcement id fanned out before this subscribed (set by the backend):
         # every later one is offered to this subscription
         self.horizon = NOTHING_YET
@@ -78,14 +85,18 @@ class Subscription:
         self._queue: list[Delivery] = []
         self._queue_size = queue_size
         self._on_overflow = on_overflow
-        self._wakeup = asyncio.Event()
+        # what wait() waits on: a bare future and a timer, not an asyncio.Event and an
+        # asyncio.timeout (an idle stream holds this while it waits: tens of thousands do)
+        self._woken = False  # since the last take()
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._sink: Sink | None = None
-        self._replayed: set[str] = set()
+        self._replayed: set[str] = _NONE_REPLAYED
 
     def go_live(self, sink: Sink | None, replayed: Collection[str]) -> None:
         """Start live delivery: skip the records in ``replayed`` (already sent, also those
         queued now) and, with a ``sink``, write deliveries through it when possible."""
-        self._replayed = set(replayed)
+        self._replayed = set(replayed) if replayed else _NONE_REPLAYED
         self._queue = [item for item in self._queue if self._fresh(item)]
         self._sink = sink
 
@@ -103,39 +114,51 @@ class Subscription:
             self._on_overflow()
             return
         self._queue.append(item)
-        self._wakeup.set()
+        self.wake()
 
     def _fresh(self, item: Delivery) -> bool:
         """False for a record already replayed. Deliveries come in publication order, so the
         first record that was not replayed means no later one was: forget the replay then."""
-        if not self._replayed or not isinstance(item, Record):
+        if not self._replayed or not item.position:
             return True
-        if item.id in self._replayed:
+        if item.position in self._replayed:  # an announcement's, or a change's
             return False
-        self._replayed.clear()
+        self._replayed = _NONE_REPLAYED
         return True
 
     def close(self, reason: str) -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
-        self._wakeup.set()
+        self.wake()
 
     def wake(self) -> None:
-        """Make :meth:`wait` return now (the stream has something to do besides deliveries)."""
-        self._wakeup.set()
+        """Make :meth:`wait` return now (the stream has something to do besides deliveries),
+        or at once when it is next called before :meth:`take`."""
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def wait(self, timeout: float) -> None:
-        """Return when something is queued, the stream is closed, or after ``timeout`` s."""
-        if self._queue or self.closed_reason is not None:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(timeout, 0.0)):  # no task per wait, unlike wait_for
-                await self._wakeup.wait()
+    def wait(self, timeout: float) -> Awaitable[None]:
+        """What the stream's task awaits: done when woken (something queued, the stream
+        closed...) since the last :meth:`take`, or after ``timeout`` s. :meth:`take` ends the
+        wait. Not a coroutine: the task awaits the future itself, so an idle stream holds no
+        frame of this while it waits (tens of thousands do)."""
+        if self._woken or self._queue or self.closed_reason is not None:
+            return _READY
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        self._timer = loop.call_later(max(timeout, 0.0), _release, waiter)
+        return waiter
 
     def take(self) -> list[Delivery]:
-        """Everything queued, oldest first (empty once closed for overflow)."""
+        """Everything queued, oldest first (empty once closed for overflow); ends the wait."""
         items, self._queue = self._queue, []
-        self._wakeup.clear()
+        self._woken = False
+        self._waiter = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         return items
 
     @property
@@ -143,10 +166,35 @@ class Subscription:
         return len(self._queue)
 
 
+# shared by every subscription that replayed nothing (most): never mutated, only replaced
+_NONE_REPLAYED: set[str] = set()
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Ready:
+    """An awaitable that is done already: ``await`` returns at once, without suspending."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
+
+
+_READY = _Ready()
+
+
 class Hub:
     """The streams of this process, indexed by user and group, and the fan-out to them."""
 
     def __init__(self) -> None:
+        # connection ids: unique in this process (its hub is the only one that reads them)
+        # and between processes (a random prefix), without a random draw per stream
+        self._conn_prefix = secrets.token_hex(4)
+        self._conn_numbers = itertools.count(1)
         # ended login sessions: session id -> until when to remember it (epoch seconds, when
         # every access token of it has expired); user -> (tokens issued up to then are
         # refused, until). Checked on every request: dictionary lookups only.
@@ -187,7 +235,9 @@ class Hub:
     def subscribe(
         self, viewer: Principal, *, queue_size: int, on_overflow: Callable[[], None]
     ) -> Subscription:
-        sub = Subscription(viewer, queue_size=queue_size, on_overflow=on_overflow)
+        # 16 hex digits, as clients have always been given
+        conn_id = f"{self._conn_prefix}{next(self._conn_numbers) & 0xFFFFFFFF:08x}"
+        sub = Subscription(viewer, conn_id=conn_id, queue_size=queue_size, on_overflow=on_overflow)
         self._subs[sub.conn_id] = sub
         self._by_user[viewer.user_id][sub.conn_id] = None
         for group in viewer.groups:
@@ -199,6 +249,7 @@ class Hub:
     def unsubscribe(self, sub: Subscription) -> None:
         if self._subs.pop(sub.conn_id, None) is None:
             return
+        sub.take()  # its wait's timer too (a task cancelled while waiting left it)
         _discard(self._by_user, sub.viewer.user_id, sub.conn_id)
         for group in sub.viewer.groups:
             _discard(self._by_group, group, sub.conn_id)
@@ -208,6 +259,8 @@ class Hub:
         """Offer ``item``, encoded once, to every stream its audience includes; returns how
         many. A sink never unsubscribes synchronously, so the index is stable meanwhile."""
         targets = self._targets(item.audience)
+        if isinstance(item, Change) and item.users is not None:  # a reminder: exactly those
+            targets = [sub for sub in targets if sub.viewer.user_id in item.users]
         if targets:
             data = wire.delivery(item)
             for sub in targets:

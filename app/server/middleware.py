@@ -1,5 +1,5 @@
 """What wraps every request and answer of the API: JSON error answers for bad input and an
-unreachable backend, the connection guard's busy marks, CORS (preflights, and the headers of
+unreachable backend with the connection guard's busy marks, CORS (preflights, and the headers of
 an allowed origin) and the security headers of every answer.
 
 Each is built from what it needs (:func:`create_app <app.server.application.create_app>` wires
@@ -29,7 +29,7 @@ CORS_ALLOW_HEADERS = (
     "Cache-Control",
     "X-Requested-With",
 )
-CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
+CORS_ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"  # PUT: drafts, templates
 CORS_MAX_AGE = 600  # seconds a browser may cache a preflight
 # every answer is JSON, an event stream or text: nothing may load, frame or run anything
 CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -37,11 +37,17 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 
 OnPrepare = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 
-def answer_errors(*, retry_after: int) -> Middleware:
-    """BadInput as 400 ``{"error", "field"}``; BrokerUnavailable as 503 with ``Retry-After``."""
+def answer_errors(*, retry_after: int, guard: ConnectionGuard | None = None) -> Middleware:
+    """BadInput as 400 ``{"error", "field"}``; BrokerUnavailable as 503 with ``Retry-After``.
+    With a connection ``guard``, also tells it a request is in progress on this connection
+    meanwhile (a busy connection is never closed to make room for a new one): one middleware
+    rather than two, as every open stream holds each middleware's frame for its life."""
 
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        protocol = request.protocol
+        if guard is not None:
+            guard.request_started(protocol)
         try:
             return await handler(request)
         except BadInput as exc:
@@ -51,23 +57,11 @@ def answer_errors(*, retry_after: int) -> Middleware:
             return web.json_response(
                 {"error": str(exc)}, status=503, headers={"Retry-After": str(retry_after)}
             )
+        finally:
+            if guard is not None:
+                guard.request_ended(protocol)
 
     return errors
-
-
-def track_requests(guard: ConnectionGuard) -> Middleware:
-    """Tells the connection guard a request is in progress on this connection (a busy
-    connection is never closed to make room for a new one)."""
-
-    @web.middleware
-    async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
-        guard.request_started(request.protocol)
-        try:
-            return await handler(request)
-        finally:
-            guard.request_ended(request.protocol)
-
-    return track
 
 
 def cors_preflight(origins: Collection[str]) -> Middleware:
@@ -110,9 +104,11 @@ def answer_headers(origins: Collection[str]) -> OnPrepare:
                 headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
                 headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
                 headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "Retry-After, WWW-Authenticate"
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("Referrer-Policy", "no-referrer")
+        # (names as aiohttp's istr constants: a plain str name costs every answer, every open
+        # stream's included, a lower-cased copy of it)
+        headers[hdrs.X_CONTENT_TYPE_OPTIONS] = "nosniff"
+        headers.setdefault(hdrs.CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)
+        headers.setdefault(hdrs.REFERRER_POLICY, "no-referrer")
         headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
 
     return on_prepare

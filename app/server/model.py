@@ -8,9 +8,10 @@ A stored announcement is a :class:`Record`; it is converted to and from each wir
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -42,6 +43,10 @@ class NameTaken(Exception):
             " organisation account: ask IT to rename or remove that local account (it is"
             " never merged with yours), or log in with its password"
         )
+
+
+class AlreadyRevoked(Exception):
+    """A correction or a reminder of a revoked announcement (HTTP 409): nothing was changed."""
 
 
 class StorageDamaged(Exception):
@@ -109,6 +114,34 @@ class Draft:
 
 
 @dataclass(frozen=True, slots=True)
+class Correction:
+    """A validated correction of a sent announcement (``PATCH /announcements/{id}``): the
+    fields in ``given`` are replaced (``url`` or ``expires_at`` given as None: removed), the
+    others kept (see ``app/server/validation.py``)."""
+
+    given: frozenset[str]
+    title: str = ""
+    body: str = ""
+    priority: Priority = Priority.NORMAL
+    url: str | None = None
+    expires_at: datetime | None = None
+
+    def apply(self, record: Record, *, now: datetime) -> Record:
+        """``record`` corrected at ``now``: the next revision."""
+        given = self.given
+        return dataclasses.replace(
+            record,
+            title=self.title if "title" in given else record.title,
+            body=self.body if "body" in given else record.body,
+            priority=self.priority if "priority" in given else record.priority,
+            url=self.url if "url" in given else record.url,
+            expires_at=self.expires_at if "expires_at" in given else record.expires_at,
+            revision=record.revision + 1,
+            updated_at=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """A stored announcement: what the stream shows, who may see it, who published it and
     whether it was revoked (a revoked one is kept: publishers still read it and its reach).
@@ -127,6 +160,15 @@ class Record:
     revoked: bool = False
     revoked_at: datetime | None = field(default=None, compare=False)
     revoked_by: str = field(default="", compare=False)
+    # corrections (``PATCH /announcements/{id}``): how many, and when the last one was made;
+    # the fields above are the corrected text
+    revision: int = 0
+    updated_at: datetime | None = None
+
+    @property
+    def position(self) -> str:
+        """Its stream position (the SSE ``id:``): an announcement's position is its id."""
+        return self.id
 
     def live(self, now: datetime) -> bool:
         """Not revoked and not expired at ``now``."""
@@ -135,14 +177,52 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    """A withdrawn announcement, as fanned out to its audience."""
+    """A withdrawn announcement as servers before corrections fanned it out: no stream
+    position (backends now fan out a :class:`Change` of kind ``revoke``)."""
 
     id: str
     audience: Audience
 
+    @property
+    def position(self) -> str:
+        return ""
+
+
+# the kinds of :class:`Change`: the ``type`` of its stream event
+UPDATE = "update"
+REMIND = "remind"
+REVOKE = "revoke"
+CHANGE_KINDS: tuple[str, ...] = (UPDATE, REMIND, REVOKE)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A correction, a reminder or a revoke of the announcement ``id``, as stored and fanned
+    out: an event at its own stream ``position`` (from the announcements' sequence, after every
+    earlier announcement and change), replayed on resume like announcements.
+
+    ``data`` is the event's JSON object as sent (``app/server/codec.py`` builds it:
+    ``{"type":"update", ...the announcement's fields..., "revision", "updated_at"}``,
+    ``{"type":"remind","id"}``, ``{"type":"revoke","id"}``). It reaches the announcement's
+    ``audience``, or with ``users`` (a reminder) exactly those users and nobody else.
+    """
+
+    position: str
+    kind: str
+    id: str
+    audience: Audience
+    data: Mapping[str, Any] = field(compare=False)
+    users: frozenset[str] | None = None
+
+    def reaches(self, viewer: Principal) -> bool:
+        """Whether ``viewer``'s streams get it (replayed or live)."""
+        if self.users is not None:
+            return viewer.user_id in self.users
+        return self.audience.includes(viewer)
+
 
 # what the fan-out hands to a stream
-Delivery: TypeAlias = Record | Revocation
+Delivery: TypeAlias = Record | Revocation | Change
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +234,88 @@ class User:
     # a person of the identity provider: their (issuer, sub) as :func:`subject_key` writes it;
     # "": a local account (``server add-user``)
     subject: str = ""
+    # a person of the organisation's directory (LDAP, ``app/server/directory.py``): their
+    # groups are the directory's; "" / False for the others
+    display_name: str = ""
+    directory: bool = False
 
     @property
     def roles(self) -> list[str]:
         return [PUBLISHER_ROLE] if self.publisher else []
+
+    @property
+    def local(self) -> bool:
+        """A local account (``server add-user``): neither the provider's nor the directory's."""
+        return not self.subject and not self.directory
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryPerson:
+    """One person as the organisation's directory lists them: the login attribute's value (the
+    user id here), the display name, and every group they are in, nested ones resolved."""
+
+    name: str
+    display_name: str = ""
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryStatus:
+    """What the last directory sync did, shared by every process on the backend. Times are
+    epoch seconds; ``synced_at`` is the last sync that read the directory (None: never),
+    ``checked_at`` the last attempt, ``problem`` why that attempt failed (None: it did not)."""
+
+    synced_at: float | None = None
+    checked_at: float | None = None
+    people: int = 0
+    groups: int = 0
+    problem: str | None = None
+    conflicts: tuple[str, ...] = ()  # directory names that are local accounts' (not merged)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "synced_at": self.synced_at,
+            "checked_at": self.checked_at,
+            "people": self.people,
+            "groups": self.groups,
+            "problem": self.problem,
+            "conflicts": list(self.conflicts),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> DirectoryStatus:
+        return cls(
+            synced_at=obj.get("synced_at"),
+            checked_at=obj.get("checked_at"),
+            people=int(obj.get("people", 0)),
+            groups=int(obj.get("groups", 0)),
+            problem=obj.get("problem"),
+            conflicts=tuple(obj.get("conflicts", ())),
+        )
+
+
+def with_directory(user: User | None, person: DirectoryPerson | None) -> User | None:
+    """The user as the server sees them: a directory person's groups and display name over
+    their stored row (a person of the provider who is also in the directory), or a directory
+    person with no row yet (who never signed in). A local account keeps its own name: the
+    directory person of the same name is left out (never merged; docs/directory.md)."""
+    if person is None:
+        return user
+    if user is None:
+        return User(
+            person.name, "", person.groups, display_name=person.display_name, directory=True
+        )
+    if not user.subject:
+        return user  # a local account: it stays as it is
+    return User(
+        user.name,
+        user.password_hash,
+        person.groups,
+        user.publisher,
+        user.subject,
+        display_name=person.display_name,
+        directory=True,
+    )
 
 
 def person_names(username: str) -> Iterator[str]:
@@ -215,6 +373,9 @@ class Receipt:
     read_at: datetime | None = None
     acked_at: datetime | None = None
     displayed_at: datetime | None = None
+    # reminders (``POST /announcements/{id}/remind``) sent to this user: the last, how many
+    reminded_at: datetime | None = None
+    reminders: int = 0
 
 
 @dataclass(slots=True)

@@ -24,6 +24,9 @@ CSV_COLUMNS = (
     "read_at",
     "acked_at",
     "online",
+    "never_connected",
+    "reminded_at",
+    "reminders",
 )
 # a spreadsheet runs a cell starting with one of these as a formula (CSV injection), also
 # after blanks or control characters, and in their full-width forms (＝ U+FF1D...)
@@ -61,11 +64,16 @@ def reach_json(
     receipts: Iterable[Receipt],
     users: Mapping[str, User],
     online: Collection[str],
+    never: Collection[str] = (),
 ) -> dict[str, Any]:
     """``{"id", "recipients", "delivered", "displayed", "read", "acknowledged",
-    "requires_ack", "revoked_at", "users": [...]}`` (DESIGN.md, "Server API"): one row per
-    recipient (by name), then anyone else the audience names now who sent receipts (a user
-    who joined a group since); counts are over those rows."""
+    "requires_ack", "revoked_at", "users": [...], "never_connected", "reminded", "unread",
+    "unacknowledged"}`` (DESIGN.md, "Server API"): one row per recipient (by name), then
+    anyone else the audience names now who sent receipts (a user who joined a group since);
+    counts are over those rows. ``never``: the users who never signed in (a directory person
+    with no tray yet), flagged and counted. Each row ends with ``reminded_at`` and
+    ``reminders`` (the last reminder sent to them, how many); ``unread`` and
+    ``unacknowledged`` (urgent ones only, else 0) count who a reminder would reach now."""
     audience = record.audience
     by_user = {r.user_id: r for r in receipts}
     rows = list(named)
@@ -87,6 +95,10 @@ def reach_json(
                 "read_at": _iso(receipt.read_at),
                 "acked_at": _iso(receipt.acked_at),
                 "online": user_id in online,
+                "never_connected": user_id in never,
+                # after the existing fields: reminders sent to them (the last, how many)
+                "reminded_at": _iso(receipt.reminded_at),
+                "reminders": receipt.reminders,
             }
         )
     return {
@@ -99,13 +111,32 @@ def reach_json(
         "requires_ack": requires_ack(record),
         "revoked_at": revoked_at_json(record),
         "users": out,
+        # after the contract's fields: who never signed in (the organisation's directory)
+        "never_connected": sum(1 for r in out if r["never_connected"]),
+        # then: how many were reminded at least once, and what a reminder would reach now
+        "reminded": sum(1 for r in out if r["reminders"]),
+        "unread": sum(1 for r in out if not r["read_at"]),
+        "unacknowledged": sum(1 for r in out if not r["acked_at"]) if requires_ack(record) else 0,
     }
+
+
+UNREAD = "unread"
+UNACKNOWLEDGED = "unacknowledged"
+REMIND_WHO = (UNREAD, UNACKNOWLEDGED)
+
+
+def remind_targets(reach: Mapping[str, Any], who: str) -> list[str]:
+    """Who a reminder ``who`` reaches, from :func:`reach_json`: the rows not read yet
+    (``unread``), or not acknowledged yet (``unacknowledged``: urgent ones only, the caller
+    checks). The same rows its ``unread`` and ``unacknowledged`` counts count."""
+    field = "read_at" if who == UNREAD else "acked_at"
+    return [row["user_id"] for row in reach["users"] if not row[field]]
 
 
 def reach_csv(reach: Mapping[str, Any]) -> str:
     """The ``users`` of :func:`reach_json` as CSV with a header row; groups joined with ``;``,
-    online as ``yes``/``no``; a cell a spreadsheet would take for a formula gets a leading
-    ``'``."""
+    online and never_connected as ``yes``/``no``; a cell a spreadsheet would take for a
+    formula gets a leading ``'``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -119,6 +150,9 @@ def reach_csv(reach: Mapping[str, Any]) -> str:
             row["read_at"] or "",
             row["acked_at"] or "",
             "yes" if row["online"] else "no",
+            "yes" if row["never_connected"] else "no",
+            row["reminded_at"] or "",
+            str(row["reminders"]),
         ]
         writer.writerow([_safe_cell(c) for c in cells])
     return buffer.getvalue()
@@ -126,7 +160,8 @@ def reach_csv(reach: Mapping[str, Any]) -> str:
 
 def directory_json(users: Iterable[User]) -> dict[str, Any]:
     """``{"everyone": n, "groups": [{"name", "members"}], "users": [{"user_id", "username",
-    "groups", "publisher"}]}``, sorted by name."""
+    "display_name", "groups", "publisher", "source"}]}``, sorted by name; ``source``:
+    ``directory`` (LDAP), ``sso`` (the identity provider only) or ``local``."""
     users = sorted(users, key=lambda u: u.name)
     counts: dict[str, int] = {}
     for user in users:
@@ -139,8 +174,10 @@ def directory_json(users: Iterable[User]) -> dict[str, Any]:
             {
                 "user_id": u.name,
                 "username": u.name,
+                "display_name": u.display_name or u.name,
                 "groups": sorted(u.groups),
                 "publisher": u.publisher,
+                "source": "directory" if u.directory else "sso" if u.subject else "local",
             }
             for u in users
         ],

@@ -7,9 +7,15 @@ all under a prefix (default ``tray-notifier:``):
 key                    type         holds
 =====================  ===========  ==========================================================
 ``announcements``      stream       one entry per announcement; the entry id IS the announcement
-                                    id (and the SSE ``id:``), field ``data`` is its JSON
-``control``            stream       ``revoke``, ``close`` and ``reach`` (receipts recorded)
-                                    commands for every process
+                                    id (and the SSE ``id:``), field ``data`` is its JSON; and
+                                    one entry per change (correction, reminder, revoke), field
+                                    ``change``: its entry id is its stream position, so changes
+                                    and announcements share one order
+``control``            stream       ``close`` and ``reach`` (receipts recorded) commands for
+                                    every process (``revoke`` from servers before corrections)
+``corrections``        hash         announcement id -> JSON: its corrected fields and revision
+``reminded:{id}``      hash         user id -> when the last reminder was sent to them
+``reminders:{id}``     hash         user id -> how many reminders were sent to them
 ``revoked``            hash         announcement id -> revoked_at (the announcement is kept)
 ``revoked-by``         hash         announcement id -> the publisher who revoked it
 ``acks:{id}``          hash         user id -> acked_at (first ack wins)
@@ -21,7 +27,11 @@ key                    type         holds
 ``users``              hash         user name -> JSON (password hash, groups, publisher,
                                     subject: the identity provider's person, "" if local)
 ``identities``         hash         provider subject -> user name
-``used-id-token:{fp}`` string       an ID token that signed in once; expires with the token
+``directory``          hash         login name -> JSON (display name, groups): the people of
+                                    the last directory sync (replaced whole by each sync)
+``directory-status``   string       JSON: the last sync's time, counts and problem
+``connected``          hash         user id -> when they first signed in
+``seen-id-tokens:{fp}`` string      an ID token that signed in once; expires with the token
 ``refresh:{hash}``     hash         one refresh token (user, session, expiry, used); expires
 ``session:{sid}``      set          the token hashes of one login session; expires
 ``signing-key``        string       the token signing key every process uses (the first
@@ -58,6 +68,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -82,10 +93,19 @@ from app.server.model import (
     IMPLIED,
     NOTHING_YET,
     READ,
+    REMIND,
+    REVOKE,
+    UPDATE,
     Ack,
+    AlreadyRevoked,
     Audience,
     BrokerStats,
     BrokerUnavailable,
+    Change,
+    Correction,
+    Delivery,
+    DirectoryPerson,
+    DirectoryStatus,
     Draft,
     InvalidCursor,
     NameTaken,
@@ -95,7 +115,9 @@ from app.server.model import (
     RefreshGrant,
     Revocation,
     User,
+    with_directory,
 )
+from app.server.redis_officer import RedisOfficer
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +127,8 @@ _ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 # a publish's script must run this long before the command timeout, or it refuses: the reply
 # then still arrives before this process gives up on it (seconds)
 PUBLISH_MARGIN = 1.0
+_CORRECT_ATTEMPTS = 5  # a correction read again when another came in between, at most
+_REMINDED, _REMINDERS = "reminded", "reminders"  # receipt-like keys: the last reminder, count
 
 # Consume a refresh token: single use; a used one presented again revokes its whole session.
 # KEYS[1] token key; ARGV: token key prefix, session key prefix, now (epoch seconds).
@@ -185,15 +209,44 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# Revoke once: mark (when and by whom), and only the first time queue the revoke for every
-# process. KEYS: revoked hash, control stream, revoked-by hash; ARGV: id, revoked_at, audience
-# JSON, control maxlen, revoked by.
+# Revoke once: mark (when and by whom), and only the first time add the revoke to the
+# announcements stream (a change at its own position: every process fans it out, and streams
+# resuming replay it). KEYS: revoked hash, announcements stream, revoked-by hash; ARGV: id,
+# revoked_at, the change entry's JSON, trim kind, trim value, revoked by. Returns the entry id,
+# or 0 when it was revoked before.
 _REVOKE = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
-           'kind', 'revoke', 'id', ARGV[1], 'audience', ARGV[3])
-return 1
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
+return redis.call('XADD', KEYS[2], ARGV[4], '~', ARGV[5], '*', 'change', ARGV[3])
+"""
+
+# Correct: unless revoked or corrected meanwhile (revision not the one read), store the
+# corrected fields and add the update to the announcements stream. KEYS: corrections hash,
+# revoked hash, announcements stream; ARGV: id, the revision read, the correction JSON, the
+# change entry's JSON, trim kind, trim value. Returns {'ok', entry id}, {'revoked'} or
+# {'again'} (read it again and retry).
+_CORRECT = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {'revoked'} end
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local revision = 0
+if raw then revision = tonumber(cjson.decode(raw)['revision']) or 0 end
+if revision ~= tonumber(ARGV[2]) then return {'again'} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return {'ok', redis.call('XADD', KEYS[3], ARGV[5], '~', ARGV[6], '*', 'change', ARGV[4])}
+"""
+
+# Remind: unless revoked, add the reminder to the announcements stream and record it for each
+# user. KEYS: revoked hash, announcements stream, reminded:{id}, reminders:{id}; ARGV: id, the
+# change entry's JSON, trim kind, trim value, the time, then the users. Returns {'ok', entry
+# id} or {'revoked'}.
+_REMIND = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'revoked'} end
+local id = redis.call('XADD', KEYS[2], ARGV[3], '~', ARGV[4], '*', 'change', ARGV[2])
+for i = 6, #ARGV do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[5])
+  redis.call('HINCRBY', KEYS[4], ARGV[i], 1)
+end
+return {'ok', id}
 """
 
 # The shared signing key: the first process's own key, unless one is there already; returns
@@ -204,7 +257,7 @@ return redis.call('GET', KEYS[1])
 """
 
 
-class RedisBroker(Broker):
+class RedisBroker(RedisOfficer, Broker):
     """:class:`Broker` on Redis Streams; create it on the event loop that will use it, then
     ``await start()`` before serving (it pins where the fan-out loop begins)."""
 
@@ -235,15 +288,22 @@ class RedisBroker(Broker):
         self._publish = self._redis.register_script(_PUBLISH)
         self._signing_key = self._redis.register_script(_SIGNING_KEY)
         self._sign_in_person = self._redis.register_script(_SIGN_IN_PERSON)
+        self._open_officer()  # the officer's tools: app/server/redis_officer.py
+        self._correct = self._redis.register_script(_CORRECT)
+        self._remind = self._redis.register_script(_REMIND)
         prefix = settings.prefix
         self._k_ann = prefix + "announcements"
         self._k_ctl = prefix + "control"
         self._k_revoked = prefix + "revoked"
         self._k_revoked_by = prefix + "revoked-by"
+        self._k_corrections = prefix + "corrections"  # announcement id -> corrected fields
         self._k_key = prefix + "signing-key"
         self._k_users = prefix + "users"
         self._k_identities = prefix + "identities"  # provider subject -> user name
-        self._k_used_id = prefix + "used-id-token:"  # + an ID token's fingerprint; expires
+        self._k_directory = prefix + "directory"  # login name -> JSON person
+        self._k_directory_status = prefix + "directory-status"
+        self._k_connected = prefix + "connected"  # user id -> first sign-in
+        self._k_used_id = prefix + "seen-id-tokens:"  # + an ID token's fingerprint; expires
         self._k_recipients = prefix + "recipients"
         self._k_refresh = prefix + "refresh:"  # + token hash
         self._k_session = prefix + "session:"  # + session id
@@ -334,15 +394,25 @@ class RedisBroker(Broker):
 
     async def get_user(self, name: str) -> User | None:
         with self._unavailable():
-            raw = await self._redis.hget(self._k_users, name)
-        if raw is None:
-            return None
-        return _user(name, raw)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hget(self._k_users, name)
+                pipe.hget(self._k_directory, name)
+                raw, person = await pipe.execute()
+        return with_directory(
+            None if raw is None else _user(name, raw),
+            None if person is None else _person(name, person),
+        )
 
     async def list_users(self) -> list[User]:
         with self._unavailable():
-            rows = await self._redis.hgetall(self._k_users)
-        return sorted((_user(str(n), raw) for n, raw in rows.items()), key=lambda u: u.name)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._k_users)
+                pipe.hgetall(self._k_directory)
+                rows, people = await pipe.execute()
+        stored = {str(n): _user(str(n), raw) for n, raw in rows.items()}
+        listed = {str(n): _person(str(n), raw) for n, raw in people.items()}
+        merged = (with_directory(stored.get(n), listed.get(n)) for n in {*stored, *listed})
+        return sorted((u for u in merged if u is not None), key=lambda u: u.name)
 
     async def sign_in_person(
         self, subject: str, username: str, *, groups: frozenset[str], publisher: bool
@@ -354,7 +424,10 @@ class RedisBroker(Broker):
             )
         if reply[0] == "taken":
             raise NameTaken(username)
-        return User(str(reply[1]), "", groups, publisher, subject)
+        user = User(str(reply[1]), "", groups, publisher, subject)
+        with self._unavailable():
+            person = await self._redis.hget(self._k_directory, user.name)
+        return with_directory(user, None if person is None else _person(user.name, person)) or user
 
     async def use_once(self, key: str, *, until: float, now: float) -> bool:
         with self._unavailable():
@@ -362,6 +435,54 @@ class RedisBroker(Broker):
                 self._k_used_id + key, "1", nx=True, pxat=max(int(until * 1000), 1)
             )
         return bool(first)
+
+    # the organisation's directory ---------------------------------------------------------
+    async def replace_directory(
+        self, people: Collection[DirectoryPerson], *, status: DirectoryStatus
+    ) -> list[str]:
+        """The new people go into a key of their own, then RENAME it over ``directory`` in one
+        transaction with reading the old names: every process sees the old set or the new."""
+        names = {p.name for p in people}
+        staging = f"{self._k_directory}:new:{uuid.uuid4().hex}"
+        rows: dict[FieldT, EncodableT] = {p.name: _person_row(p) for p in people}
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hkeys(self._k_directory)
+                if rows:
+                    pipe.hset(staging, mapping=rows)
+                    pipe.rename(staging, self._k_directory)
+                else:
+                    pipe.delete(self._k_directory)
+                pipe.set(self._k_directory_status, json.dumps(status.to_json()))
+                old, *_ = await pipe.execute()
+            removed = sorted(str(n) for n in old if str(n) not in names)
+            for name in removed:  # a person of the provider keeps no groups of theirs
+                raw = await self._redis.hget(self._k_users, name)
+                if raw is not None and _user(name, raw).subject:
+                    user = dataclasses.replace(_user(name, raw), groups=frozenset())
+                    await self._redis.hset(self._k_users, name, _user_row(user))
+        return removed
+
+    async def directory_status(self) -> DirectoryStatus | None:
+        with self._unavailable():
+            raw = await self._redis.get(self._k_directory_status)
+        return None if raw is None else DirectoryStatus.from_json(json.loads(raw))
+
+    async def set_directory_status(self, status: DirectoryStatus) -> None:
+        with self._unavailable():
+            await self._redis.set(self._k_directory_status, json.dumps(status.to_json()))
+
+    async def mark_connected(self, user_id: str, *, now: float) -> None:
+        with self._unavailable():
+            await self._redis.hsetnx(self._k_connected, user_id, repr(now))
+
+    async def never_connected(self, user_ids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return set()
+        with self._unavailable():
+            seen = await self._redis.hmget(self._k_connected, wanted)
+        return {user for user, first in zip(wanted, seen, strict=True) if first is None}
 
     # refresh tokens ---------------------------------------------------------------------
     async def add_refresh_token(
@@ -517,17 +638,21 @@ class RedisBroker(Broker):
                 pipe.xrange(self._k_ann, min=ann_id, max=ann_id, count=1)
                 pipe.hget(self._k_revoked, ann_id)
                 pipe.hget(self._k_revoked_by, ann_id)
-                entries, revoked_at, revoked_by = await pipe.execute()
+                pipe.hget(self._k_corrections, ann_id)
+                entries, revoked_at, revoked_by, correction = await pipe.execute()
         if not entries:
             return None
         entry_id, fields = entries[0]
-        if fields is None:  # only for an entry deleted under a consumer group: never here
+        # None: only for an entry deleted under a consumer group, never here; a change's
+        # entry is no announcement
+        if fields is None or codec.CHANGE_FIELD in fields:
             return None
         return codec.from_entry(
             str(entry_id),
             fields,
             revoked_at=_text(revoked_at),
             revoked_by=_text(revoked_by),
+            correction=_text(correction),
         )
 
     async def list_visible(
@@ -543,12 +668,22 @@ class RedisBroker(Broker):
             newest = await self._scan(
                 viewer, limit, now, forward=False, bound="+", with_revoked=include_revoked
             )
-            return newest[::-1]
-        cursor = "0-0" if after == NOTHING_YET else after
-        if not _ID.fullmatch(cursor):
-            raise InvalidCursor(f"{after!r} is not an announcement id of this server")
+            return [r for r in newest[::-1] if isinstance(r, Record)]
+        found = await self._scan(
+            viewer,
+            limit,
+            now,
+            forward=True,
+            bound=_cursor(after),
+            with_revoked=include_revoked,
+        )
+        return [r for r in found if isinstance(r, Record)]
+
+    async def replay(
+        self, viewer: Principal, *, after: str, limit: int, now: datetime
+    ) -> list[Delivery]:
         return await self._scan(
-            viewer, limit, now, forward=True, bound=cursor, with_revoked=include_revoked
+            viewer, limit, now, forward=True, bound=_cursor(after), changes=True
         )
 
     async def newest_visible_id(self, viewer: Principal, *, upto: str, now: datetime) -> str | None:
@@ -558,8 +693,12 @@ class RedisBroker(Broker):
         ms, seq = _key(cursor)
         above = f"{ms}-{seq + 1}"  # the scan's bound is exclusive: start just above ``upto``
         page = self._settings.page_max
-        newest = await self._scan(viewer, 1, now, forward=False, bound=above, page=page)
-        return newest[0].id if newest else None
+        # a change (correction, reminder, revoke) is a position too: a stream that starts after
+        # it does not get it again when it resumes
+        newest = await self._scan(
+            viewer, 1, now, forward=False, bound=above, page=page, changes=True
+        )
+        return newest[0].position if newest else None
 
     async def _scan(
         self,
@@ -571,11 +710,13 @@ class RedisBroker(Broker):
         bound: str,
         page: int | None = None,
         with_revoked: bool = False,
-    ) -> list[Record]:
+        changes: bool = False,
+    ) -> list[Delivery]:
         """Up to ``limit`` visible records, paging from ``bound`` (exclusive, unless ``+``);
-        revoked ones only ``with_revoked``."""
+        revoked ones only ``with_revoked``; with ``changes`` also the changes that reach
+        ``viewer``, in stream order."""
         page = page or min(max(limit, self._settings.page_min), self._settings.page_max)
-        found: list[Record] = []
+        found: list[Delivery] = []
         with self._unavailable():
             while len(found) < limit:
                 start = bound if bound == "+" else "(" + bound
@@ -585,34 +726,47 @@ class RedisBroker(Broker):
                     entries = await self._redis.xrevrange(self._k_ann, max=start, count=page)
                 if not entries:
                     break
-                found += await self._visible(entries, viewer, now, with_revoked)
+                found += await self._visible(entries, viewer, now, with_revoked, changes)
                 if len(entries) < page:
                     break
                 bound = str(entries[-1][0])
         return found[:limit]
 
     async def _visible(
-        self, entries: Sequence[Any], viewer: Principal, now: datetime, with_revoked: bool
-    ) -> list[Record]:
-        ids = [e[0] for e in entries]
-        revoked = await self._redis.hmget(self._k_revoked, ids)
-        if not with_revoked:
-            records = [
-                codec.from_entry(i, f)
-                for (i, f), gone in zip(entries, revoked, strict=True)
-                if not gone
-            ]
-            return [r for r in records if r.audience.includes(viewer) and r.live(now)]
-        by = await self._redis.hmget(self._k_revoked_by, ids)
-        records = [
-            codec.from_entry(i, f, revoked_at=_text(at), revoked_by=_text(who))
-            for (i, f), at, who in zip(entries, revoked, by, strict=True)
-        ]
-        return [
-            r
-            for r in records
-            if r.audience.includes(viewer) and (r.expires_at is None or r.expires_at > now)
-        ]
+        self,
+        entries: Sequence[Any],
+        viewer: Principal,
+        now: datetime,
+        with_revoked: bool,
+        changes: bool = False,
+    ) -> list[Delivery]:
+        """The announcements of ``entries`` that ``viewer`` may see (corrected, not expired;
+        revoked ones only ``with_revoked``), and with ``changes`` the changes that reach it,
+        in stream order."""
+        anns = [(str(i), f) for i, f in entries if codec.CHANGE_FIELD not in f]
+        found: dict[str, Delivery] = {}
+        if anns:
+            ids = [i for i, _ in anns]
+            async with self._redis.pipeline(transaction=False) as pipe:  # one round trip
+                pipe.hmget(self._k_revoked, ids)
+                pipe.hmget(self._k_revoked_by, ids)
+                pipe.hmget(self._k_corrections, ids)
+                revoked, by, corrections = await pipe.execute()
+            for (i, f), at, who, fixed in zip(anns, revoked, by, corrections, strict=True):
+                if at is not None and not with_revoked:
+                    continue
+                r = codec.from_entry(
+                    i, f, revoked_at=_text(at), revoked_by=_text(who), correction=_text(fixed)
+                )
+                if r.audience.includes(viewer) and (r.expires_at is None or r.expires_at > now):
+                    found[i] = r
+        if changes:
+            for i, f in entries:
+                if codec.CHANGE_FIELD in f:
+                    change = codec.from_change_entry(str(i), f)
+                    if change.reaches(viewer):
+                        found[change.position] = change
+        return [found[str(i)] for i, _ in entries if str(i) in found]
 
     async def revoke(
         self, ann_id: str, *, by: str = "", now: datetime | None = None
@@ -624,18 +778,96 @@ class RedisBroker(Broker):
         if record is None or record.revoked:
             return record
         at = (now or datetime.now(UTC)).astimezone(UTC)
+        change = Change("", REVOKE, record.id, record.audience, codec.revoke_json(record.id))
+        trim_kind, trim_value = self._trim()
         with self._unavailable():
-            await self._revoke_once(
-                keys=[self._k_revoked, self._k_ctl, self._k_revoked_by],
+            entry_id = await self._revoke_once(
+                keys=[self._k_revoked, self._k_ann, self._k_revoked_by],
                 args=[
                     ann_id,
                     codec.iso(at),
-                    json.dumps(record.audience.to_json()),
-                    self._settings.control_maxlen,
+                    codec.to_change_entry(change),
+                    trim_kind,
+                    trim_value,
                     by,
                 ],
             )
+        if entry_id:
+            await self._wait_delivered(str(entry_id))
         return await self.get(ann_id)
+
+    async def correct(
+        self, ann_id: str, correction: Correction, *, by: str, now: datetime
+    ) -> Record | None:
+        """Reads the record, then stores the correction and adds the update to the stream in
+        one script, unless another correction came in between (then again)."""
+        at = now.astimezone(UTC)
+        trim_kind, trim_value = self._trim()
+        for _ in range(_CORRECT_ATTEMPTS):
+            record = await self.get(ann_id)
+            if record is None:
+                return None
+            if record.revoked:
+                raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+            corrected = correction.apply(record, now=at)
+            change = Change("", UPDATE, record.id, record.audience, codec.update_json(corrected))
+            with self._unavailable():
+                reply = await self._correct(
+                    keys=[self._k_corrections, self._k_revoked, self._k_ann],
+                    args=[
+                        ann_id,
+                        record.revision,
+                        codec.to_correction(corrected),
+                        codec.to_change_entry(change),
+                        trim_kind,
+                        trim_value,
+                    ],
+                )
+            if reply[0] == "revoked":
+                raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+            if reply[0] == "ok":
+                await self._wait_delivered(str(reply[1]))
+                return corrected
+        raise BrokerUnavailable(
+            f"announcement {ann_id} is being corrected by others at the same time: nothing was"
+            " changed; try again"
+        )
+
+    async def remind(
+        self, ann_id: str, users: Collection[str], *, by: str, now: datetime
+    ) -> Change | None:
+        record = await self.get(ann_id)
+        if record is None:
+            return None
+        if record.revoked:
+            raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+        targets = frozenset(users)
+        change = Change(
+            "", REMIND, record.id, record.audience, codec.remind_json(record.id), targets
+        )
+        trim_kind, trim_value = self._trim()
+        with self._unavailable():
+            reply = await self._remind(
+                keys=[
+                    self._k_revoked,
+                    self._k_ann,
+                    self._receipt_key(_REMINDED, ann_id),
+                    self._receipt_key(_REMINDERS, ann_id),
+                ],
+                args=[
+                    ann_id,
+                    codec.to_change_entry(change),
+                    trim_kind,
+                    trim_value,
+                    codec.iso(now),
+                    *sorted(targets),
+                ],
+            )
+        if reply[0] == "revoked":
+            raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+        position = str(reply[1])
+        await self._wait_delivered(position)
+        return dataclasses.replace(change, position=position)
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
         await self.record_receipts(user_id, [(ann_id, ACKNOWLEDGED)], now=now)
@@ -649,6 +881,8 @@ class RedisBroker(Broker):
             READ: "reads",
             DISPLAYED: "displays",
             DELIVERED: "deliveries",
+            _REMINDED: "reminded",
+            _REMINDERS: "reminders",
         }[kind]
         return f"{self._settings.prefix}{name}:{ann_id}"
 
@@ -684,10 +918,10 @@ class RedisBroker(Broker):
             return []
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
-                for kind in (DELIVERED, DISPLAYED, READ, ACKNOWLEDGED):
+                for kind in (DELIVERED, DISPLAYED, READ, ACKNOWLEDGED, _REMINDED, _REMINDERS):
                     pipe.hgetall(self._receipt_key(kind, ann_id))
-                delivered, displayed, read, acked = await pipe.execute()
-        users = sorted({*delivered, *displayed, *read, *acked})
+                delivered, displayed, read, acked, reminded, counts = await pipe.execute()
+        users = sorted({*delivered, *displayed, *read, *acked, *reminded})
         return [
             Receipt(
                 str(u),
@@ -695,6 +929,8 @@ class RedisBroker(Broker):
                 read_at=parse_time(read.get(u)),
                 acked_at=parse_time(acked.get(u)),
                 displayed_at=parse_time(displayed.get(u)),
+                reminded_at=parse_time(reminded.get(u)),
+                reminders=int(counts.get(u) or 0),
             )
             for u in users
         ]
@@ -794,7 +1030,13 @@ class RedisBroker(Broker):
         # announcements first: a revoke is always written after its announcement
         for entry_id, fields in streams.get(self._k_ann, ()):
             with self._skip_bad_entry(entry_id):
-                self._hub.deliver(codec.from_entry(entry_id, fields))
+                if codec.CHANGE_FIELD in fields:
+                    change = codec.from_change_entry(entry_id, fields)
+                    self._hub.deliver(change)
+                    if change.kind != UPDATE:  # a console shows it withdrawn, or reminded
+                        self._hub.reach_changed([change.id])
+                else:
+                    self._hub.deliver(codec.from_entry(entry_id, fields))
             self._last_ann = str(entry_id)
         for entry_id, fields in streams.get(self._k_ctl, ()):
             with self._skip_bad_entry(entry_id):
@@ -856,6 +1098,15 @@ def _user(name: str, raw: str | bytes) -> User:
     )
 
 
+def _person(name: str, raw: str | bytes) -> DirectoryPerson:
+    row = json.loads(raw)
+    return DirectoryPerson(name, str(row["display_name"]), frozenset(row["groups"]))
+
+
+def _person_row(person: DirectoryPerson) -> str:
+    return json.dumps({"display_name": person.display_name, "groups": sorted(person.groups)})
+
+
 def _user_row(user: User) -> str:
     """The ``users`` hash's JSON for ``user`` (the name is the hash's field)."""
     row = {
@@ -865,6 +1116,14 @@ def _user_row(user: User) -> str:
         "subject": user.subject,
     }
     return json.dumps(row)
+
+
+def _cursor(after: str) -> str:
+    """A resume id or ``since`` as a stream entry id; InvalidCursor for one never issued."""
+    cursor = "0-0" if after == NOTHING_YET else after
+    if not _ID.fullmatch(cursor):
+        raise InvalidCursor(f"{after!r} is not an announcement id of this server")
+    return cursor
 
 
 def _text(value: Any) -> str | None:

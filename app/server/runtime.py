@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -34,8 +35,10 @@ from app.server.connections import (
     loop_exception_handler,
     raise_fd_limit,
 )
+from app.server.directory import DirectorySync
 from app.server.model import User
 from app.server.oidc import IdTokenVerifier
+from app.server.schedule import Scheduler
 from app.server.sqlite_broker import SqliteBroker
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,11 @@ async def save_user(
         raise ValueError(
             f"{name} is a person of the identity provider (they sign in with their organisation"
             " account): a local account needs another name"
+        )
+    if old is not None and old.directory:
+        raise ValueError(
+            f"{name} is a person of the organisation's directory (LDAP): a local account needs"
+            " another name (docs/directory.md)"
         )
     user = await loop.run_in_executor(None, make_user, name, password, tuple(groups), publisher)
     await broker.save_user(user)
@@ -178,6 +186,10 @@ class Runtime:
         self.port = port
         self.host = host
         self.tls = tls
+        self._directory_task: asyncio.Task[None] | None = None
+        # sends scheduled announcements at their time (app/server/schedule.py)
+        self.scheduler: Scheduler | None = None
+        self._schedule_task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -213,6 +225,8 @@ class Runtime:
                 )
             cap = min(cap, settings.max_connections)
         loop = asyncio.get_running_loop()
+        if config.ldap is not None:
+            _need_ldap3()
         # every answer's Server header, the ones aiohttp writes itself (a malformed request's
         # 400) included: it names no Python, aiohttp or program version to help an attacker
         web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined] # read there
@@ -224,6 +238,9 @@ class Runtime:
             await broker.start()
             key = await agree_signing_key(broker, config.data_dir, local_key, created=created)
             issuer = TokenIssuer(key, ttl=settings.token_ttl, clock=clock)
+            directory = (
+                DirectorySync(broker, config.ldap, clock=clock) if config.ldap is not None else None
+            )
             # the guard first: the application counts its streams in it; it is attached to
             # the runner's server below, once the runner has made one
             guard = ConnectionGuard(
@@ -242,10 +259,11 @@ class Runtime:
                 metrics_token=config.metrics_token,
                 guard=guard,
                 oidc=IdTokenVerifier(config.oidc, clock=clock) if config.oidc else None,
+                directory=directory,
             )
             runner = web.AppRunner(
                 app,
-                access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+                access_log=access_log(config),
                 shutdown_timeout=settings.shutdown_timeout,
                 handle_signals=False,
                 keepalive_timeout=settings.keepalive_timeout,
@@ -303,19 +321,53 @@ class Runtime:
         try:
             if demo_users:
                 await create_demo_users(broker)
+            if directory is not None:
+                # the first sync before "ready" (unless another process on this backend did
+                # one within the interval); a directory that cannot be read only warns
+                await directory.tick()
+                runtime._directory_task = loop.create_task(directory.run(), name="directory")
         except BaseException:
             await runtime.stop()
             raise
+        runtime.scheduler = Scheduler(runtime.api, clock=clock, settings=settings)
+        runtime._schedule_task = loop.create_task(runtime.scheduler.run(), name="schedule")
         runtime.api.ready = True
         return runtime
 
     async def stop(self) -> None:
         """Close every stream (``event: close``, reason shutdown), the socket and the backend."""
+        if self._schedule_task is not None:
+            self._schedule_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._schedule_task
+        if self._directory_task is not None:
+            self._directory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._directory_task
         try:
             self._server.close()
             await self._runner.cleanup()
         finally:
             await self.broker.close()
+
+
+def _need_ldap3() -> None:
+    """The directory (``--ldap-url``) needs the optional ``ldap`` extra."""
+    from app.server.directory import load_ldap3
+
+    try:
+        load_ldap3()
+    except ModuleNotFoundError:
+        raise MissingExtra(
+            "the directory (--ldap-url) needs the ldap3 package: pip install 'tray-notifier[ldap]'"
+        ) from None
+
+
+def access_log(config: ServerConfig) -> logging.Logger | None:
+    """aiohttp's access logger when the config asks for it and its lines would be written:
+    aiohttp builds a formatter for every connection while it has one, a stream's too."""
+    logger = logging.getLogger("aiohttp.access")
+    return logger if config.access_log and logger.isEnabledFor(logging.INFO) else None
 
 
 def is_loopback(host: str) -> bool:

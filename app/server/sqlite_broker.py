@@ -35,9 +35,18 @@ from app.server.model import (
     IMPLIED,
     NOTHING_YET,
     READ,
+    REMIND,
+    REVOKE,
+    UPDATE,
     Ack,
+    AlreadyRevoked,
     Audience,
     BrokerStats,
+    Change,
+    Correction,
+    Delivery,
+    DirectoryPerson,
+    DirectoryStatus,
     Draft,
     InvalidCursor,
     NameTaken,
@@ -45,11 +54,12 @@ from app.server.model import (
     Receipt,
     Record,
     RefreshGrant,
-    Revocation,
     StorageDamaged,
     User,
     person_names,
+    with_directory,
 )
+from app.server.sqlite_officer import SqliteOfficer
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,19 @@ CREATE TABLE IF NOT EXISTS users (
     groups TEXT NOT NULL,               -- JSON list
     publisher INTEGER NOT NULL,
     subject TEXT                        -- the provider person (subject_key); NULL: local
+);
+CREATE TABLE IF NOT EXISTS directory_people ( -- the last directory sync (docs/directory.md)
+    name TEXT PRIMARY KEY,              -- the login attribute's value: the user id
+    display_name TEXT NOT NULL,
+    groups TEXT NOT NULL                -- JSON list, nested groups resolved
+);
+CREATE TABLE IF NOT EXISTS directory_status (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    status TEXT NOT NULL                -- JSON (DirectoryStatus)
+);
+CREATE TABLE IF NOT EXISTS connected (   -- who ever signed in: the first time
+    user_id TEXT PRIMARY KEY,
+    first_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS used_id_tokens (  -- each ID token signs in once
     key TEXT PRIMARY KEY,
@@ -103,7 +126,25 @@ CREATE TABLE IF NOT EXISTS announcements (
     audience TEXT NOT NULL,              -- JSON, as published
     author TEXT NOT NULL,
     revoked_at TEXT,                     -- revoked: kept, still readable by publishers
-    revoked_by TEXT                      -- the publisher who revoked it
+    revoked_by TEXT,                     -- the publisher who revoked it
+    revision INTEGER NOT NULL DEFAULT 0, -- corrections made: the text above is the current one
+    updated_at TEXT                      -- when the last correction was made
+);
+CREATE TABLE IF NOT EXISTS changes (     -- corrections, reminders, revokes: stream events
+    position INTEGER PRIMARY KEY,        -- from the announcements' sequence (_next_position)
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    kind TEXT NOT NULL CHECK (kind IN ('update', 'remind', 'revoke')),
+    data TEXT NOT NULL,                  -- JSON: the event's data, as sent
+    users TEXT,                          -- a reminder: JSON list of exactly its users
+    at TEXT NOT NULL,
+    by TEXT NOT NULL                     -- the publisher
+);
+CREATE TABLE IF NOT EXISTS reminded (    -- reminders sent to each user (reach)
+    announcement_id INTEGER NOT NULL REFERENCES announcements (id),
+    user_id TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (announcement_id, user_id)
 );
 CREATE TABLE IF NOT EXISTS audience (
     announcement_id INTEGER NOT NULL REFERENCES announcements (id),
@@ -134,8 +175,9 @@ CREATE TABLE IF NOT EXISTS receipts (        -- delivered, displayed, read; ackn
 
 # the schema's version (PRAGMA user_version) once _migrate has brought a database to _SCHEMA:
 # 1 = the receipts table takes "displayed", announcements have revoked_by; 2 = users have a
-# subject (people of the identity provider), unique
-_SCHEMA_VERSION = 2
+# subject (people of the identity provider), unique; 3 = announcements have a revision and
+# updated_at (corrections; the changes and reminded tables are new)
+_SCHEMA_VERSION = 3
 _SUBJECT_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_subject ON users (subject)"
 
 # rebuilding a table is how SQLite changes a CHECK constraint (its "ALTER TABLE" procedure)
@@ -166,7 +208,24 @@ ORDER BY a.id {order} LIMIT :limit
 """
 
 
-class SqliteBroker(Broker):
+# the changes after a position that reach a viewer (Change.reaches): a reminder only its
+# users; the rest the announcement's audience (publishers see every announcement)
+_CHANGES = """
+SELECT c.*, a.audience AS audience FROM changes c JOIN announcements a ON a.id = c.announcement_id
+WHERE c.position > :after AND c.position <= :upto AND (
+    CASE WHEN c.users IS NOT NULL
+    THEN EXISTS (SELECT 1 FROM json_each(c.users) WHERE value = :user)
+    ELSE :see_all OR EXISTS (
+      SELECT 1 FROM audience t WHERE t.announcement_id = a.id AND (
+          t.kind = 'all'
+          OR (t.kind = 'user' AND t.value = :user)
+          OR (t.kind = 'group' AND t.value IN (SELECT value FROM json_each(:groups)))))
+    END)
+ORDER BY c.position {order} LIMIT :limit
+"""
+
+
+class SqliteBroker(SqliteOfficer, Broker):
     """:class:`Broker` on one SQLite file; create it on the event loop that will use it."""
 
     def __init__(
@@ -188,6 +247,7 @@ class SqliteBroker(Broker):
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_MS)}")
             self._db.executescript(_SCHEMA)
+            self._open_officer()  # the officer's tools: app/server/sqlite_officer.py
             self._migrate()
             verdict = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -213,6 +273,12 @@ class SqliteBroker(Broker):
             columns = {row["name"] for row in db.execute("PRAGMA table_info(announcements)")}
             if "revoked_by" not in columns:
                 db.execute("ALTER TABLE announcements ADD COLUMN revoked_by TEXT")
+            if "revision" not in columns:
+                db.execute(
+                    "ALTER TABLE announcements ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"
+                )
+            if "updated_at" not in columns:
+                db.execute("ALTER TABLE announcements ADD COLUMN updated_at TEXT")
             (receipts_sql,) = db.execute(
                 "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'receipts'"
             ).fetchone()
@@ -333,11 +399,19 @@ class SqliteBroker(Broker):
 
     async def get_user(self, name: str) -> User | None:
         row = self._db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _user(row)
+        return with_directory(None if row is None else _user(row), self._person(name))
+
+    def _person(self, name: str) -> DirectoryPerson | None:
+        row = self._db.execute("SELECT * FROM directory_people WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _person(row)
 
     async def list_users(self) -> list[User]:
-        rows = self._db.execute("SELECT * FROM users ORDER BY name").fetchall()
-        return [_user(row) for row in rows]
+        stored = {row["name"]: _user(row) for row in self._db.execute("SELECT * FROM users")}
+        people = {
+            row["name"]: _person(row) for row in self._db.execute("SELECT * FROM directory_people")
+        }
+        merged = (with_directory(stored.get(n), people.get(n)) for n in {*stored, *people})
+        return sorted((u for u in merged if u is not None), key=lambda u: u.name)
 
     async def sign_in_person(
         self, subject: str, username: str, *, groups: frozenset[str], publisher: bool
@@ -365,7 +439,7 @@ class SqliteBroker(Broker):
                 " groups = excluded.groups, publisher = excluded.publisher",
                 (name, json.dumps(sorted(groups)), publisher, subject),
             )
-        return user
+        return with_directory(user, self._person(user.name)) or user
 
     async def use_once(self, key: str, *, until: float, now: float) -> bool:
         with self._tx() as db:
@@ -374,6 +448,62 @@ class SqliteBroker(Broker):
                 "INSERT OR IGNORE INTO used_id_tokens (key, until) VALUES (?, ?)", (key, until)
             )
             return cursor.rowcount == 1
+
+    # the organisation's directory ---------------------------------------------------------
+    async def replace_directory(
+        self, people: Collection[DirectoryPerson], *, status: DirectoryStatus
+    ) -> list[str]:
+        names = {p.name for p in people}
+        with self._tx() as db:
+            removed = [
+                row["name"]
+                for row in db.execute("SELECT name FROM directory_people ORDER BY name")
+                if row["name"] not in names
+            ]
+            db.execute("DELETE FROM directory_people")
+            db.executemany(
+                "INSERT OR REPLACE INTO directory_people (name, display_name, groups)"
+                " VALUES (?, ?, ?)",
+                [(p.name, p.display_name, json.dumps(sorted(p.groups))) for p in people],
+            )
+            db.executemany(
+                "UPDATE users SET groups = '[]' WHERE name = ? AND subject IS NOT NULL",
+                [(name,) for name in removed],
+            )
+            self._save_status(db, status)
+        return removed
+
+    async def directory_status(self) -> DirectoryStatus | None:
+        row = self._db.execute("SELECT status FROM directory_status WHERE id = 1").fetchone()
+        return None if row is None else DirectoryStatus.from_json(json.loads(row["status"]))
+
+    async def set_directory_status(self, status: DirectoryStatus) -> None:
+        with self._tx() as db:
+            self._save_status(db, status)
+
+    def _save_status(self, db: sqlite3.Connection, status: DirectoryStatus) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO directory_status (id, status) VALUES (1, ?)",
+            (json.dumps(status.to_json()),),
+        )
+
+    async def mark_connected(self, user_id: str, *, now: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO connected (user_id, first_at) VALUES (?, ?)",
+                (user_id, now),
+            )
+
+    async def never_connected(self, user_ids: Iterable[str]) -> set[str]:
+        wanted = set(user_ids)
+        seen = {
+            row["user_id"]
+            for row in self._db.execute(
+                "SELECT user_id FROM connected WHERE user_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(wanted)),),
+            )
+        }
+        return wanted - seen
 
     # refresh tokens ---------------------------------------------------------------------
     async def add_refresh_token(
@@ -512,7 +642,11 @@ class SqliteBroker(Broker):
         if not _is_id(upto):
             raise InvalidCursor(f"{upto!r} is not an announcement id of this server")
         newest = self._select(viewer, after=None, upto=upto, limit=1, now=now)
-        return newest[0].id if newest else None
+        # a change after it (a correction, a reminder, a revoke) is a later position: a stream
+        # that starts there does not get it again when it resumes
+        change = self._changes(viewer, after=0, upto=int(upto), limit=1, desc=True)
+        positions = [int(r.id) for r in newest] + [int(c.position) for c in change]
+        return str(max(positions)) if positions else None
 
     def _select(
         self,
@@ -552,9 +686,132 @@ class SqliteBroker(Broker):
                 "UPDATE announcements SET revoked_at = ?, revoked_by = ? WHERE id = ?",
                 (codec.iso(at), by, int(ann_id)),
             )
-        self._hub.deliver(Revocation(record.id, record.audience))
+            change = self._add_change(db, record, REVOKE, codec.revoke_json(record.id), by, at)
+        self._hub.deliver(change)
         self._hub.reach_changed([record.id])
         return dataclasses.replace(record, revoked=True, revoked_at=at, revoked_by=by)
+
+    async def correct(
+        self, ann_id: str, correction: Correction, *, by: str, now: datetime
+    ) -> Record | None:
+        at = now.astimezone(UTC)
+        with self._tx() as db:
+            row = (
+                db.execute("SELECT * FROM announcements WHERE id = ?", (int(ann_id),)).fetchone()
+                if _is_id(ann_id)
+                else None
+            )
+            if row is None:
+                return None
+            record = codec.from_row(row)
+            if record.revoked:
+                raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+            corrected = correction.apply(record, now=at)
+            db.execute(
+                "UPDATE announcements SET title = :title, body = :body, priority = :priority,"
+                " url = :url, expires_at = :expires_at, expires_ts = :expires_ts,"
+                " revision = :revision, updated_at = :updated_at WHERE id = :id",
+                {
+                    **codec.to_row(corrected),
+                    "revision": corrected.revision,
+                    "updated_at": codec.iso(at),
+                    "id": int(ann_id),
+                },
+            )
+            change = self._add_change(db, corrected, UPDATE, codec.update_json(corrected), by, at)
+        self._hub.deliver(change)
+        return corrected
+
+    async def remind(
+        self, ann_id: str, users: Collection[str], *, by: str, now: datetime
+    ) -> Change | None:
+        at = now.astimezone(UTC)
+        targets = frozenset(users)
+        with self._tx() as db:
+            row = (
+                db.execute("SELECT * FROM announcements WHERE id = ?", (int(ann_id),)).fetchone()
+                if _is_id(ann_id)
+                else None
+            )
+            if row is None:
+                return None
+            record = codec.from_row(row)
+            if record.revoked:
+                raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+            change = self._add_change(
+                db, record, REMIND, codec.remind_json(record.id), by, at, users=targets
+            )
+            db.executemany(
+                "INSERT INTO reminded (announcement_id, user_id, last_at, count)"
+                " VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET last_at = excluded.last_at,"
+                " count = count + 1",
+                [(int(ann_id), user, codec.iso(at)) for user in sorted(targets)],
+            )
+        self._hub.deliver(change)
+        self._hub.reach_changed([record.id])
+        return change
+
+    def _add_change(
+        self,
+        db: sqlite3.Connection,
+        record: Record,
+        kind: str,
+        data: dict[str, object],
+        by: str,
+        at: datetime,
+        *,
+        users: frozenset[str] | None = None,
+    ) -> Change:
+        """Store a change of ``record`` at the next stream position (in the caller's
+        transaction); the caller fans it out after the commit, with no await in between."""
+        position = _next_position(db)
+        db.execute(
+            "INSERT INTO changes (position, announcement_id, kind, data, users, at, by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                position,
+                int(record.id),
+                kind,
+                json.dumps(data, ensure_ascii=False),
+                json.dumps(sorted(users)) if users is not None else None,
+                codec.iso(at),
+                by,
+            ),
+        )
+        return Change(str(position), kind, record.id, record.audience, data, users)
+
+    async def replay(
+        self, viewer: Principal, *, after: str, limit: int, now: datetime
+    ) -> list[Delivery]:
+        records = await self.list_visible(viewer, after=after, limit=limit, now=now)
+        changes = self._changes(viewer, after=int(after), upto=_MAX_ID, limit=limit, desc=False)
+        merged: list[Delivery] = [*records, *changes]
+        merged.sort(key=lambda item: int(item.position))
+        return merged[:limit]
+
+    def _changes(
+        self, viewer: Principal, *, after: int, upto: int, limit: int, desc: bool
+    ) -> list[Change]:
+        params = {
+            "after": after,
+            "upto": upto,
+            "see_all": viewer.publisher,
+            "user": viewer.user_id,
+            "groups": json.dumps(sorted(viewer.groups)),
+            "limit": limit,
+        }
+        rows = self._db.execute(_CHANGES.format(order="DESC" if desc else "ASC"), params).fetchall()
+        return [
+            Change(
+                str(row["position"]),
+                row["kind"],
+                str(row["announcement_id"]),
+                Audience.from_json(json.loads(row["audience"])),
+                json.loads(row["data"]),
+                frozenset(json.loads(row["users"])) if row["users"] is not None else None,
+            )
+            for row in rows
+        ]
 
     async def ack(self, ann_id: str, user_id: str, *, now: datetime) -> datetime:
         with self._tx() as db:
@@ -622,6 +879,13 @@ class SqliteBroker(Broker):
             times.setdefault(row["user_id"], {})[row["kind"]] = _time(row["at"])
         for ack in await self.acks(ann_id):
             times.setdefault(ack.user_id, {})[ACKNOWLEDGED] = ack.acked_at
+        counts: dict[str, int] = {}
+        for row in self._db.execute(
+            "SELECT user_id, last_at, count FROM reminded WHERE announcement_id = ?",
+            (int(ann_id),),
+        ):
+            times.setdefault(row["user_id"], {})[_REMINDED] = _time(row["last_at"])
+            counts[row["user_id"]] = row["count"]
         return [
             Receipt(
                 user,
@@ -629,6 +893,8 @@ class SqliteBroker(Broker):
                 read_at=t.get(READ),
                 acked_at=t.get(ACKNOWLEDGED),
                 displayed_at=t.get(DISPLAYED),
+                reminded_at=t.get(_REMINDED),
+                reminders=counts.get(user, 0),
             )
             for user, t in times.items()
         ]
@@ -647,8 +913,12 @@ class SqliteBroker(Broker):
         self, viewer: Principal, *, queue_size: int, on_overflow: Callable[[], None]
     ) -> Subscription:
         sub = self._hub.subscribe(viewer, queue_size=queue_size, on_overflow=on_overflow)
-        # publish commits and fans out with no await in between: all committed was fanned out
-        row = self._db.execute("SELECT MAX(id) FROM announcements").fetchone()
+        # publish (and every change) commits and fans out with no await in between: all
+        # committed was fanned out
+        row = self._db.execute(
+            "SELECT NULLIF(MAX(COALESCE((SELECT MAX(id) FROM announcements), 0),"
+            " COALESCE((SELECT MAX(position) FROM changes), 0)), 0)"
+        ).fetchone()
         sub.horizon = str(row[0]) if row[0] is not None else NOTHING_YET
         return sub
 
@@ -667,6 +937,7 @@ class SqliteBroker(Broker):
 
 
 _MAX_ID = 2**63 - 1
+_REMINDED = "reminded"  # (a key of receipts(): when the last reminder was sent)
 _ERROR_LOG_INTERVAL = 60.0  # seconds: a failing database is logged once per interval
 _WATCH_INTERVAL = 1.0  # seconds between two looks for sessions ended by another program
 _SIDE_FILES = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the database
@@ -686,6 +957,25 @@ def _identity(db_path: Path) -> dict[str, tuple[int, int] | None]:
     return found
 
 
+def _next_position(db: sqlite3.Connection) -> int:
+    """The next stream position for a change: the announcements' AUTOINCREMENT sequence moved
+    on by one, so the next announcement's id comes after it too (SQLite lets a program write
+    ``sqlite_sequence``). A database of an older version continues from its newest id."""
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'announcements'").fetchone()
+    (top,) = db.execute(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM announcements), 0),"
+        " COALESCE((SELECT MAX(position) FROM changes), 0))"
+    ).fetchone()
+    position = int(max(row[0] if row is not None else 0, top)) + 1
+    if row is None:
+        db.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('announcements', ?)", (position,)
+        )
+    else:
+        db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'announcements'", (position,))
+    return position
+
+
 def _is_id(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) < 19
 
@@ -702,6 +992,10 @@ def _time(text: str) -> datetime:
     when = parse_time(text)
     assert when is not None, text
     return when
+
+
+def _person(row: sqlite3.Row) -> DirectoryPerson:
+    return DirectoryPerson(row["name"], row["display_name"], frozenset(json.loads(row["groups"])))
 
 
 def _user(row: sqlite3.Row) -> User:

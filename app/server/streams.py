@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from app.server import wire
 from app.server.auth import AccessClaims
@@ -29,13 +32,25 @@ from app.server.model import NOTHING_YET, BrokerUnavailable, Delivery, InvalidCu
 log = logging.getLogger(__name__)
 
 
+# header names as istr, like aiohttp's own (``hdrs``): a plain str name costs every open
+# stream a lower-cased copy of it for its life
+_X_ACCEL_BUFFERING = istr("X-Accel-Buffering")
+
+
+class _EventStream(web.StreamResponse):
+    # the head goes out with the first event (retry, connected), one send instead of two:
+    # a fleet reconnecting after a restart makes that many thousands per second
+    _send_headers_immediately = False
+
+
 def event_stream() -> web.StreamResponse:
-    """A text/event-stream response: never cached, never buffered by a proxy (nginx)."""
-    return web.StreamResponse(
+    """A text/event-stream response: never cached, never buffered by a proxy (nginx). Its
+    head is sent with its first write, which must follow ``prepare`` at once."""
+    return _EventStream(
         headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
+            hdrs.CONTENT_TYPE: "text/event-stream; charset=utf-8",
+            hdrs.CACHE_CONTROL: "no-store",
+            _X_ACCEL_BUFFERING: "no",
         }
     )
 
@@ -101,39 +116,23 @@ class StreamContext:
         return datetime.fromtimestamp(self.clock(), UTC)
 
 
-async def serve_stream(
+def serve_stream(
     context: StreamContext, request: web.Request, claims: AccessClaims
-) -> web.StreamResponse:
-    """Subscribe the caller (already authorised), write its stream until it ends (the client
-    leaves, the stream is closed or replaced, its token expires, the server stops), then
-    unsubscribe."""
-    cursor = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or None
-    transport = request.transport
-    metrics = context.metrics
+) -> Coroutine[Any, Any, web.StreamResponse]:
+    """The coroutine that subscribes the caller (already authorised), writes its stream until
+    it ends (the client leaves, the stream is closed or replaced, its token expires, the server
+    stops), then unsubscribes: :meth:`SseStream.serve`, to be awaited at once. Not a coroutine
+    function itself: an open stream's task holds one frame for all this, not two."""
+    return SseStream(context, request.transport, claims).serve(request)
 
-    def overflow() -> None:
-        metrics.dropped += 1
-        log.info("stream of %r fell too far behind: dropped", claims.principal.user_id)
-        if transport is not None:
-            transport.abort()
 
-    sub = context.broker.subscribe(
-        claims.principal, queue_size=context.settings.queue_size, on_overflow=overflow
-    )
-    metrics.connections += 1
-    metrics.connections_total += 1
-    response = event_stream()
-    try:
-        await response.prepare(request)
-        await SseStream(context, response, transport, sub, claims).run(cursor)
-    except ConnectionError:
-        log.debug("stream %s: client gone", sub.conn_id)
-    except BrokerUnavailable as exc:  # the replay could not be read: end, the client resumes
-        log.warning("stream %s ended: %s", sub.conn_id, exc)
-    finally:
-        context.broker.unsubscribe(sub)
-        metrics.connections -= 1
-    return response
+def _dropped(metrics: Metrics, user_id: str, transport: asyncio.Transport | None) -> None:
+    """A stream fell too far behind its deliveries: count it and cut it off (the client
+    resumes by id)."""
+    metrics.dropped += 1
+    log.info("stream of %r fell too far behind: dropped", user_id)
+    if transport is not None:
+        transport.abort()
 
 
 class SseStream:
@@ -151,27 +150,92 @@ class SseStream:
     pings and the final ``event: close``.
     """
 
+    __slots__ = (
+        "_claims",
+        "_context",
+        "_last_write",
+        "_pinged_here",
+        "_response",
+        "_sub",
+        "_transport",
+    )
+
+    _sub: Subscription  # serve(): from its start
+
     def __init__(
         self,
         context: StreamContext,
-        response: web.StreamResponse,
         transport: asyncio.Transport | None,
-        sub: Subscription,
         claims: AccessClaims,
     ) -> None:
         self._context = context
-        self._response = response
+        self._response = event_stream()
         self._transport = transport
-        self._sub = sub
         self._claims = claims
         self._last_write = time.monotonic()
+        self._pinged_here = True  # start(): False when the hub writes to it directly
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """The stream's whole life: subscribe, :meth:`start`, then live deliveries until it
+        ends (:meth:`_send_now` writes them while the socket keeps up; this task wakes only
+        for what was queued, the pings of a stream the hub cannot write to, its token's
+        expiry and the close), then unsubscribe. One frame: an idle stream's task holds
+        this and its handler's, nothing of its start."""
+        context, claims, transport = self._context, self._claims, self._transport
+        cursor = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or None
+        metrics = context.metrics
+        # a partial, not a closure: every open stream holds it, and it is half the size
+        overflow = functools.partial(_dropped, metrics, claims.principal.user_id, transport)
+        sub = self._sub = context.broker.subscribe(
+            claims.principal, queue_size=context.settings.queue_size, on_overflow=overflow
+        )
+        metrics.connections += 1
+        metrics.connections_total += 1
+        direct = context.direct
+        try:
+            await self._response.prepare(request)
+            if not await self.start(cursor):
+                return self._response
+            ping, clock = context.settings.ping_interval, context.clock
+            pinged_here = self._pinged_here
+            if not pinged_here:
+                direct.add(self)
+            while True:
+                timeout = claims.expires_at - clock()
+                if pinged_here:
+                    timeout = min(timeout, self._last_write + ping - time.monotonic())
+                await sub.wait(timeout)
+                chunk = b"".join(self._encode(item) for item in sub.take())
+                reason = sub.closed_reason
+                if reason is None and claims.expires_at <= clock():
+                    reason = TOKEN_EXPIRED
+                if reason == OVERFLOW:
+                    break  # the socket is already aborted
+                if reason is not None:
+                    await self._write(chunk + wire.json_event({"reason": reason}, name="close"))
+                    break
+                if chunk:
+                    await self._write(chunk)
+                elif time.monotonic() >= self._last_write + ping:
+                    await self._write(wire.PING)
+        except ConnectionError:
+            log.debug("stream %s: client gone", sub.conn_id)
+        except BrokerUnavailable as exc:  # the replay could not be read: end, the client resumes
+            log.warning("stream %s ended: %s", sub.conn_id, exc)
+        finally:
+            direct.discard(self)
+            context.broker.unsubscribe(sub)
+            metrics.connections -= 1
+        return self._response
 
     async def _write(self, chunk: bytes) -> None:
         if chunk:
             await self._response.write(chunk)
             self._last_write = time.monotonic()
 
-    async def run(self, cursor: str | None) -> None:
+    async def start(self, cursor: str | None) -> bool:
+        """Writes retry, connected, and the replay after ``cursor``; whether the stream goes
+        on live (not when the replay was cut short: the client continues from its last id)."""
         connected = {
             "connection_id": self._sub.conn_id,
             "user_id": self._sub.viewer.user_id,
@@ -188,18 +252,11 @@ class SseStream:
         if cursor is not None:
             replayed, more = await self._replay(cursor)
             if more:
-                return  # the client continues at once from the last replayed id
+                return False
         sink = self._sink()
+        self._pinged_here = sink is None
         self._sub.go_live(sink, replayed)
-        if sink is None:
-            await self._live(pinged_here=True)
-            return
-        direct = self._context.direct
-        direct.add(self)
-        try:
-            await self._live(pinged_here=False)
-        finally:
-            direct.discard(self)
+        return True
 
     async def _start_position(self) -> str:
         """Where a stream without a resume id starts: the newest announcement its viewer may
@@ -216,24 +273,25 @@ class SseStream:
         broker, limit = context.broker, context.settings.replay_limit
         now = context.now()
         viewer = self._sub.viewer
-        try:
-            records = await broker.list_visible(viewer, after=cursor, limit=limit + 1, now=now)
+        records: list[Delivery]
+        try:  # announcements and changes (corrections, reminders, revokes), in stream order
+            records = await broker.replay(viewer, after=cursor, limit=limit + 1, now=now)
             more = len(records) > limit
             records = records[:limit]
         except InvalidCursor:
             log.info("unknown resume id from %r: replaying the newest", viewer.user_id)
-            records = await broker.list_visible(viewer, after=None, limit=limit, now=now)
+            records = [*await broker.list_visible(viewer, after=None, limit=limit, now=now)]
             more = False  # nothing is newer than these: older ones are over REST only
-        chunks = [wire.record(r) for r in records]
+        chunks = [wire.delivery(r) for r in records]
         context.metrics.replayed += len(records)
         context.metrics.delivered += len(records)
-        last_id = records[-1].id if records else cursor
+        last_id = records[-1].position if records else cursor
         sync = {"replayed": len(records), "more": more, "last_id": last_id}
         chunks.append(wire.json_event(sync, name="sync"))
         batch = context.settings.replay_write_batch
         for start in range(0, len(chunks), batch):
             await self._write(b"".join(chunks[start : start + batch]))
-        return {r.id for r in records}, more
+        return {r.position for r in records}, more
 
     def _sink(self) -> Sink | None:
         """:meth:`_send_now` when this response's framing is known: chunked, uncompressed (any
@@ -275,28 +333,6 @@ class SseStream:
             return
         if self._sub.pending or not self._write_now(wire.PING):
             self._sub.wake()
-
-    async def _live(self, *, pinged_here: bool) -> None:
-        sub, ping = self._sub, self._context.settings.ping_interval
-        clock = self._context.clock
-        while True:
-            timeout = self._claims.expires_at - clock()
-            if pinged_here:
-                timeout = min(timeout, self._last_write + ping - time.monotonic())
-            await sub.wait(timeout)
-            chunk = b"".join(self._encode(item) for item in sub.take())
-            reason = sub.closed_reason
-            if reason is None and self._claims.expires_at <= clock():
-                reason = TOKEN_EXPIRED
-            if reason == OVERFLOW:
-                return  # the socket is already aborted
-            if reason is not None:
-                await self._write(chunk + wire.json_event({"reason": reason}, name="close"))
-                return
-            if chunk:
-                await self._write(chunk)
-            elif time.monotonic() >= self._last_write + ping:
-                await self._write(wire.PING)
 
     def _encode(self, item: Delivery) -> bytes:
         if isinstance(item, Record):

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.core.model import Priority, parse_time
-from app.server.model import Audience, Draft
+from app.server.model import Audience, Correction, Draft
 
 MAX_TITLE = 200
 MAX_URL = 2048
@@ -69,6 +69,46 @@ def parse_draft(payload: Any, *, now: datetime) -> Draft:
         body=body,
         priority=Priority(priority),
         audience=parse_audience(obj.get("audience")),
+        url=_url(obj),
+        expires_at=_expires_at(obj, now),
+    )
+
+
+# the fields a correction (``PATCH /announcements/{id}``) may change: its audience stays
+CORRECTABLE = ("title", "body", "priority", "url", "expires_at")
+
+
+def parse_correction(payload: Any, *, now: datetime) -> Correction:
+    """``{title?, body?, url?, priority?, expires_at?}`` as a Correction, each field checked as
+    a publish checks it; ``url`` or ``expires_at`` null or "" removes the link or the expiry.
+    Nothing to change, or any other field (the audience of a sent announcement stays), is
+    BadInput."""
+    obj = require_object(payload)
+    unknown = sorted(set(obj) - set(CORRECTABLE))
+    if unknown:
+        raise BadInput(
+            f"a correction changes only {', '.join(CORRECTABLE)}; not {', '.join(unknown)}",
+            unknown[0],
+        )
+    if not obj:
+        raise BadInput(f"nothing to correct: give one of {', '.join(CORRECTABLE)}")
+    given = frozenset(obj)
+    title = string_field(obj, "title", max_len=MAX_TITLE) if "title" in given else None
+    if title is not None:
+        _plain_text(title, "title")
+    body = obj.get("body", "")
+    if not isinstance(body, str):
+        raise BadInput("body must be a string", "body")
+    _plain_text(body, "body")
+    priority = obj.get("priority", Priority.NORMAL.value)
+    if not isinstance(priority, str) or priority not in {p.value for p in Priority}:
+        names = ", ".join(p.value for p in Priority)
+        raise BadInput(f"priority must be one of {names}", "priority")
+    return Correction(
+        given=given,
+        title=title or "",
+        body=body,
+        priority=Priority(priority),
         url=_url(obj),
         expires_at=_expires_at(obj, now),
     )

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from app.server import codec
-from app.server.model import Delivery, Record
+from app.server.model import Change, Delivery, Record
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -52,9 +52,12 @@ def record(item: Record) -> bytes:
 
 
 def delivery(item: Delivery) -> bytes:
-    """What a live stream is sent for a delivery: the announcement, or a revoke control event."""
+    """What a stream is sent for a delivery: the announcement, or a change (correction,
+    reminder, revoke) at its own position; an unpositioned revoke carries no ``id:``."""
     if isinstance(item, Record):
         return record(item)
+    if isinstance(item, Change):
+        return json_event(item.data, event_id=item.position)
     return json_event(codec.revocation_json(item))
 
 

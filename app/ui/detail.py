@@ -150,6 +150,7 @@ class AnnouncementView(QWidget):
                 received_at=stored.received_at,
                 acked=stored.acked,
                 withdrawn_at=stored.withdrawn_at,
+                updated_at=stored.updated_at if stored.updated else None,
             )
 
     def set_announcement(
@@ -159,9 +160,11 @@ class AnnouncementView(QWidget):
         received_at: datetime | None = None,
         acked: bool = False,
         withdrawn_at: datetime | None = None,
+        updated_at: datetime | None = None,
     ) -> None:
         """Show ``ann`` (None: show nothing); the time shown is its publication time, else
-        ``received_at``; ``withdrawn_at``: revoked then (struck through, said in words)."""
+        ``received_at``; ``withdrawn_at``: revoked then (struck through, said in words);
+        ``updated_at``: corrected by its publisher then ("Updated at 08:28")."""
         self._ann, self._acked = ann, acked
         self._withdrawn = ann is not None and withdrawn_at is not None
         if withdrawn_at is not None and ann is not None:
@@ -186,6 +189,9 @@ class AnnouncementView(QWidget):
                 meta = self.tr("Received %1").replace("%1", received)
             else:
                 meta = ""
+            if updated_at is not None:
+                updated = widgets.updated_text(updated_at)
+                meta = f"{meta} · {updated}" if meta else updated
             self.meta_label.setText(meta)
             self.title_label.setText(ann.display_title())
             self.body.setPlainText(ann.body)

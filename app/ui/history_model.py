@@ -81,7 +81,8 @@ class HistoryModel(QAbstractTableModel):
     """The listed announcements (title, priority, date), newest first, at most ``LIMIT``.
 
     Unread ones are bold; a withdrawn one (revoked) is struck through and greyed, its priority
-    reads "Withdrawn", and its tooltip "Withdrawn at 08:28"; it never counts as unread.
+    reads "Withdrawn", and its tooltip "Withdrawn at 08:28"; it never counts as unread. A
+    corrected one's title reads "Title (updated)", its tooltip "Updated at 08:28".
 
     Rows are the store's :class:`StoredAnnouncement` values: :meth:`reload` reads them (the
     window opens, the search changes, the store changed), :meth:`insert` places new arrivals
@@ -133,6 +134,8 @@ class HistoryModel(QAbstractTableModel):
         ann, column = stored.announcement, index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if column == COL_TITLE:
+                if stored.updated:  # corrected by its publisher: said on its row
+                    return self.tr("%1 (updated)").replace("%1", ann.display_title())
                 return ann.display_title()
             if column == COL_PRIORITY:
                 if stored.withdrawn:
@@ -149,6 +152,8 @@ class HistoryModel(QAbstractTableModel):
             return WITHDRAWN_COLOR if stored.withdrawn else None
         if role == Qt.ItemDataRole.ToolTipRole and stored.withdrawn_at is not None:
             return widgets.withdrawn_text(stored.withdrawn_at)
+        if role == Qt.ItemDataRole.ToolTipRole and stored.updated and stored.updated_at:
+            return widgets.updated_text(stored.updated_at)
         if role == Qt.ItemDataRole.DecorationRole and column == COL_PRIORITY:
             return None if stored.withdrawn else self._dots[ann.priority]
         if role == Qt.ItemDataRole.AccessibleTextRole and column == COL_TITLE:

@@ -346,6 +346,14 @@ class Notifier(QObject):
             toasts.extend(self.policy.announcement(ann))
         self._show_all(toasts)
 
+    def update(self, ann: Announcement) -> None:
+        """An announcement was corrected (``ann``: its new text): one toast, "Updated: ..."."""
+        self._show_all(self.policy.announcement(ann, ToastKind.UPDATE))
+
+    def reminder(self, ann: Announcement) -> None:
+        """Its publisher reminds of an announcement: one toast, "Reminder: ..."."""
+        self._show_all(self.policy.announcement(ann, ToastKind.REMINDER))
+
     def catch_up_started(self) -> None:
         """A catch-up begins (a replay, or what a crash left untold): one summary for it all."""
         self._show_all(self.policy.catch_up_started())
@@ -543,6 +551,15 @@ class Notifier(QObject):
             ann = toast.announcement
             assert ann is not None
             return ann.display_title(app_name), ann.body
+        if toast.kind in (ToastKind.UPDATE, ToastKind.REMINDER):
+            ann = toast.announcement
+            assert ann is not None
+            words = (
+                self.tr("Updated: %1")
+                if toast.kind is ToastKind.UPDATE
+                else self.tr("Reminder: %1")
+            )
+            return words.replace("%1", ann.display_title(app_name)), ann.body
         if toast.kind is ToastKind.SUMMARY:
             title = (
                 self.tr("1 new announcement")

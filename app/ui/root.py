@@ -131,6 +131,8 @@ class Root(QObject):
         w.announcementReceived.connect(self._on_announcement)
         w.announcementsReceived.connect(self._on_announcements)
         w.revoked.connect(self._on_revoked)
+        w.updated.connect(self._on_updated)
+        w.reminded.connect(self._on_reminded)
         w.loggedIn.connect(self._on_logged_in)
         w.loginFailed.connect(login.failed)
         w.loggedOut.connect(self._on_logged_out)
@@ -353,7 +355,12 @@ class Root(QObject):
         self.attention.arrived_many(anns)
 
     def _open_urgent(self, ann: Announcement) -> None:
-        if ann.id in self.urgent:
+        window = self.urgent.get(ann.id)
+        if window is not None:  # corrected: its new text; reminded: in front again
+            if window.announcement != ann:
+                window.show_announcement(ann)
+            window.show()
+            window.raise_()
             return
         window = self._new_urgent_window(ann)
         self.urgent[ann.id] = window
@@ -396,6 +403,18 @@ class Root(QObject):
             self.history.announcement_withdrawn(ann_id)
         self._schedule_unread()
         self.attention.revoked(ann_id)
+
+    def _on_updated(self, ann: Announcement) -> None:
+        """Corrected (the history holds its new text, marked updated): told once."""
+        if self._shut_down:
+            return
+        if self.history is not None:
+            self.history.announcement_changed(ann.id)
+        self.attention.updated(ann)
+
+    def _on_reminded(self, ann: Announcement) -> None:
+        if not self._shut_down:
+            self.attention.reminded(ann)
 
     def _on_logged_in(self, username: str) -> None:
         if self._shut_down:

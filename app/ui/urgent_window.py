@@ -120,6 +120,11 @@ class UrgentWindow(QWidget):
     def announcement_id(self) -> str:
         return self.announcement.id
 
+    def show_announcement(self, ann: Announcement) -> None:
+        """Show ``ann``'s newest text (corrected by its publisher): the same announcement."""
+        self.announcement = ann
+        self.detail.set_announcement(ann)
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.ack_button.setFocus(Qt.FocusReason.ActiveWindowFocusReason)

@@ -130,6 +130,14 @@ def withdrawn_text(when: datetime, *, now: datetime | None = None) -> str:
     )
 
 
+def updated_text(when: datetime, *, now: datetime | None = None) -> str:
+    """An announcement its publisher corrected: "Updated at 08:28" (on an earlier day with its
+    date)."""
+    return QCoreApplication.translate("Updated", "Updated at %1").replace(
+        "%1", format_moment(when, now=now)
+    )
+
+
 def ask_to_open_link(parent: QWidget, url: str) -> bool:
     """The default link confirmation: a dialog that shows the full address first, its host in
     ASCII: a look-alike host (a Cyrillic letter among Latin ones) shows as ``xn--...``."""

@@ -55,6 +55,10 @@ class StreamWorker(QObject):
             already stored (one transaction), in order: handle them at once (one history
             update, one unread count). Each announcement comes once, by one of the two.
         revoked(str): an announcement was withdrawn (already marked so in the store).
+        updated(Announcement): an announcement in the history was corrected (already stored:
+            its new text), once per revision.
+        reminded(Announcement): its publisher reminds of an announcement in the history (not
+            withdrawn), once per reminder event.
         loggedIn(str): a session started for this user name (login or stored login).
         loginFailed(LoginFailure): a login attempt failed; the kind says why.
         loggedOut(): logout finished (stream ended, close and logout called, tokens gone).
@@ -84,6 +88,8 @@ class StreamWorker(QObject):
     announcementReceived = Signal(Announcement)
     announcementsReceived = Signal(list)  # list[Announcement]
     revoked = Signal(str)
+    updated = Signal(Announcement)
+    reminded = Signal(Announcement)
     loggedIn = Signal(str)
     loginFailed = Signal(LoginFailure)
     loggedOut = Signal()
@@ -375,6 +381,12 @@ class _Signals:
 
     def revoked(self, ann_id: str) -> None:
         self._w.revoked.emit(ann_id)
+
+    def updated(self, ann: Announcement) -> None:
+        self._w.updated.emit(ann)
+
+    def reminded(self, ann: Announcement) -> None:
+        self._w.reminded.emit(ann)
 
     def logged_in(self, username: str) -> None:
         self._w.loggedIn.emit(username)

@@ -4,7 +4,7 @@
 <context>
     <name>Notifier</name>
     <message numerus="yes">
-        <location filename="../../app/ui/notifier.py" line="+550"/>
+        <location filename="../../app/ui/notifier.py" line="+567"/>
         <source>%n new announcements</source>
         <translation>
             <numerusform>%n new announcement</numerusform>

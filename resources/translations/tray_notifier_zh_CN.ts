@@ -49,7 +49,7 @@
         <translation>确认您已阅读此紧急公告；发布者会收到通知。</translation>
     </message>
     <message>
-        <location line="+86"/>
+        <location line="+89"/>
         <source>Published %1</source>
         <translation>发布于 %1</translation>
     </message>
@@ -118,7 +118,7 @@
 <context>
     <name>HistoryModel</name>
     <message>
-        <location filename="../../app/ui/history_model.py" line="+126"/>
+        <location filename="../../app/ui/history_model.py" line="+127"/>
         <source>Title</source>
         <translation>标题</translation>
     </message>
@@ -133,12 +133,17 @@
         <translation>日期</translation>
     </message>
     <message>
-        <location line="+13"/>
+        <location line="+11"/>
+        <source>%1 (updated)</source>
+        <translation>%1（已更新）</translation>
+    </message>
+    <message>
+        <location line="+4"/>
         <source>Withdrawn</source>
         <translation>已撤回</translation>
     </message>
     <message>
-        <location line="+18"/>
+        <location line="+20"/>
         <source>%1 (withdrawn)</source>
         <translation>%1（已撤回）</translation>
     </message>
@@ -229,7 +234,7 @@
 <context>
     <name>LinkConfirmation</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="+138"/>
+        <location filename="../../app/ui/widgets.py" line="+146"/>
         <source>Open link?</source>
         <translation>打开链接？</translation>
     </message>
@@ -498,7 +503,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Notifier</name>
     <message>
-        <location filename="../../app/ui/notifier.py" line="+509"/>
+        <location filename="../../app/ui/notifier.py" line="+517"/>
         <source>Open</source>
         <translation>打开</translation>
     </message>
@@ -508,7 +513,17 @@ Stay logged in for this run only? You will have to log in again next time.</sour
         <translation>确认收到</translation>
     </message>
     <message>
-        <location line="+37"/>
+        <location line="+39"/>
+        <source>Updated: %1</source>
+        <translation>已更新：%1</translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>Reminder: %1</source>
+        <translation>提醒：%1</translation>
+    </message>
+    <message>
+        <location line="+5"/>
         <source>1 new announcement</source>
         <translation>1 条新公告</translation>
     </message>
@@ -548,7 +563,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Priority</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="-113"/>
+        <location filename="../../app/ui/widgets.py" line="-121"/>
         <source>Low</source>
         <translation>低</translation>
     </message>
@@ -1048,6 +1063,14 @@ Stay logged in for this run only? You will have to log in again next time.</sour
     </message>
 </context>
 <context>
+    <name>Updated</name>
+    <message>
+        <location filename="../../app/ui/widgets.py" line="+50"/>
+        <source>Updated at %1</source>
+        <translation>更新于 %1</translation>
+    </message>
+</context>
+<context>
     <name>UrgentWindow</name>
     <message>
         <location filename="../../app/ui/urgent_window.py" line="+58"/>
@@ -1058,7 +1081,7 @@ Stay logged in for this run only? You will have to log in again next time.</sour
 <context>
     <name>Withdrawn</name>
     <message>
-        <location filename="../../app/ui/widgets.py" line="+42"/>
+        <location filename="../../app/ui/widgets.py" line="-8"/>
         <source>Withdrawn at %1</source>
         <translation>已于 %1 撤回</translation>
     </message>

@@ -34,6 +34,12 @@ class Screen:
     def announcements(self, anns: list[Announcement]) -> None:
         self.calls.append(("toasts", tuple(a.id for a in anns)))
 
+    def update(self, ann: Announcement) -> None:
+        self.calls.append(("update", ann.id))
+
+    def reminder(self, ann: Announcement) -> None:
+        self.calls.append(("reminder", ann.id))
+
     def catch_up_started(self) -> None:
         self.calls.append(("catch_up_started", None))
 
@@ -195,6 +201,36 @@ def test_urgent_arrivals_open_their_window_and_revokes_take_it_away(
     attention.revoked("u")
     assert screen.calls == [("dismiss", "u"), ("window closed", "u")]
     assert screen.windows == ["w"]
+
+
+def test_a_reminder_of_an_urgent_one_not_acknowledged_opens_its_window_again(
+    screen: Screen, attention: Attention, store: HistoryStore
+) -> None:
+    """Issue 25: corrected, told as an update; reminded, told again; an urgent one waiting
+    for its acknowledgement opens its window again (with the new text), an acknowledged one
+    does not."""
+    for a in (ann("u", Priority.URGENT), ann("a", Priority.URGENT), ann("n")):
+        store.add(a)
+    attention.use_store(store)
+    del screen.calls[:]
+    screen.windows.clear()
+    assert attention.acknowledge("a")
+    del screen.calls[:]
+    attention.updated(ann("n"))
+    attention.reminded(ann("n"))
+    attention.reminded(ann("u", Priority.URGENT))
+    attention.reminded(ann("a", Priority.URGENT))
+    attention.updated(ann("u", Priority.URGENT))
+    assert screen.calls == [
+        ("update", "n"),
+        ("reminder", "n"),
+        ("reminder", "u"),
+        ("window", "u"),
+        ("reminder", "a"),  # acknowledged: no window again
+        ("update", "u"),
+        ("window", "u"),  # the open window shows the new text
+    ]
+    assert screen.windows == ["u"]
 
 
 # ---------------------------------------------------------------------- shown

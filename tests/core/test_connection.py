@@ -117,6 +117,12 @@ class Told:
     def revoked(self, ann_id: str) -> None:
         self._note("revoked", ann_id)
 
+    def updated(self, ann: Announcement) -> None:
+        self._note("updated", ann)
+
+    def reminded(self, ann: Announcement) -> None:
+        self._note("reminded", ann)
+
     def logged_in(self, username: str) -> None:
         self._note("logged_in", username)
 
@@ -658,3 +664,54 @@ async def test_a_connect_greeting_is_told_once_when_it_comes_again_soon_after_a_
     # long after a connect, the same words are news
     assert await session("m3", later=GREETING_WINDOW + 1) == ["connected successfully", "m3"]
     assert [r.method for r in server.requests].count("GET") == 3
+
+
+async def test_changes_are_stored_with_their_positions_and_told_once(
+    alice: Alice, make_connection: MakeHarness
+) -> None:
+    """Issue 25: a correction is told once per revision and a reminder once per reminder
+    event, live and after an absence; a revoke sent while the tray was away reaches it; each
+    change's position is the stored resume point, so a later start repeats none of it."""
+    server, store = alice.server, alice.store
+    drill = await publish(server, "Drill at 10", "in the yard", audience={"users": ["alice"]})
+    cake = await publish(server, "Cake", "in the kitchen")
+    await alice.told.until(lambda: len(alice.told.announced) == 2, "both told")
+
+    assert await asyncio.to_thread(server.correct, drill, title="Drill at 11") == 1
+    await alice.told.until(lambda: len(alice.told.values("updated")) == 1, "the correction")
+    (told,) = alice.told.values("updated")
+    assert (told.id, told.title, told.body) == (drill, "Drill at 11", "in the yard")
+    stored = store.get(drill)
+    assert stored is not None and stored.updated and stored.revision == 1
+    assert stored.announcement.title == "Drill at 11" and stored.updated_at is not None
+    assert store.last_event_id() not in ("", drill, cake)  # the correction's own position
+    assert await asyncio.to_thread(server.remind, drill) == 1
+    await alice.told.until(lambda: len(alice.told.values("reminded")) == 1, "the reminder")
+    assert alice.told.values("reminded")[0].title == "Drill at 11"
+
+    # away: a second correction, a reminder and a revoke
+    await alice.connection.end(logout=False)
+    assert await asyncio.to_thread(server.correct, drill, body="at the front gate") == 2
+    assert await asyncio.to_thread(server.remind, drill) == 1
+    assert await asyncio.to_thread(server.revoke, cake)
+    back = make_connection(secrets=alice.h.secrets)
+    await back.connection.connect_stored(server.url, "alice", store)
+    await back.told.until(lambda: bool(back.told.values("revoked")), "the revoke")
+    names = [n for n, _, _ in back.told.calls if n in ("updated", "reminded", "revoked")]
+    assert names == ["updated", "reminded", "revoked"]  # in order, once each
+    assert back.told.values("updated")[0].body == "at the front gate"
+    assert back.told.announced == []
+    withdrawn = store.get(cake)
+    assert withdrawn is not None and withdrawn.withdrawn
+    resume = store.last_event_id()
+    await back.connection.end(logout=False)
+
+    # the next start: nothing again
+    again = make_connection(secrets=alice.h.secrets)
+    await again.connection.connect_stored(server.url, "alice", store)
+    await again.told.until(again.told.connected, "connected")
+    await again.told.until(lambda: store.last_event_id() == resume, "the same position")
+    late = await publish(server, "After", "the changes")
+    await again.told.until(lambda: len(again.told.announced) == 1, "the next one")
+    assert again.told.announced[0].id == late
+    assert [n for n, _, _ in again.told.calls if n in ("updated", "reminded", "revoked")] == []

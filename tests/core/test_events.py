@@ -9,7 +9,7 @@ import pytest
 
 from app import APP_NAME
 from app.core.events import load_json, to_stream_event
-from app.core.model import Announcement, RawEvent, Revoke
+from app.core.model import Announcement, RawEvent, Remind, Revoke, Update, parse_time
 from tests.fixtures.announcements import FULL
 
 
@@ -25,6 +25,24 @@ def test_typed_stream_events() -> None:
     raw = RawEvent(data='{"type":"revoke","id":"3"}', id="3")
     assert to_stream_event(raw) == Revoke("3")
     assert to_stream_event(RawEvent(data=json.dumps(FULL.to_json()), id="7")) == FULL
+
+
+def test_corrections_and_reminders_are_typed() -> None:
+    """Issue 25: ``update`` carries the announcement's fields, its revision and when;
+    ``remind`` and ``revoke`` the announcement's id (their own ``id:`` is a position)."""
+    update = {
+        **FULL.to_json(),
+        "type": "update",
+        "revision": 2,
+        "updated_at": "2030-01-01T09:00:00Z",
+    }
+    typed = to_stream_event(RawEvent(data=json.dumps(update), id="12"))
+    assert typed == Update(FULL, 2, parse_time("2030-01-01T09:00:00Z"))
+    assert isinstance(typed, Update) and typed.id == FULL.id
+    remind = RawEvent(data='{"type":"remind","id":"3"}', id="13")
+    assert to_stream_event(remind) == Remind("3")
+    no_id = to_stream_event(RawEvent(data='{"type":"remind","body":"x"}', id="14"))
+    assert not isinstance(no_id, Remind)  # a reminder of nothing is no reminder
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 
 from app.core.errors import HistoryDamagedError, HistoryStoreError
 from app.core.history_schema import SCHEMA_VERSION
-from app.core.model import Announcement, Priority
+from app.core.model import Announcement, Priority, Update
 from app.core.store import HistoryStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -507,3 +507,35 @@ def test_record_many_stores_a_batch_in_one_go_leaving_out_known_and_revoked(
     assert store.record_many([(ann("b"), "6")]) == []
     assert store.last_event_id() == "6"
     assert store.record_many([]) == []
+
+
+def test_a_correction_replaces_the_text_once_per_revision(tmp_path: Path, clock: FakeClock) -> None:
+    """Issue 25: a history of version 4 opens; an update replaces the stored text (marked
+    updated at the server's time), each revision once, with its position in the same
+    transaction; a reminder is recorded once per reminder event; a revoke stores its
+    position too. Unknown and withdrawn ones change nothing (and are not told)."""
+    path = tmp_path / "h.sqlite3"
+    _version_n_file(path, 4)
+    fixed_at = T0 + timedelta(minutes=5)
+    corrected = Announcement("old", "t2", "b2", Priority.HIGH, url="https://example.org/")
+    with HistoryStore(path, clock=clock) as s:
+        first = s.apply_update(Update(corrected, 1, fixed_at), "11")
+        assert first is not None and first.updated and first.updated_at == fixed_at
+        assert (first.announcement.title, first.announcement.priority) == ("t2", Priority.HIGH)
+        assert first.announcement.url == "https://example.org/" and first.revision == 1
+        assert s.last_event_id() == "11"
+        assert s.apply_update(Update(corrected, 1, fixed_at), "12") is None  # replayed
+        assert s.last_event_id() == "12"
+        assert s.apply_update(Update(ann("nobody"), 3), "13") is None
+        reminded = s.record_remind("old", "14", "14")
+        assert reminded is not None and reminded.reminded_at == T0
+        assert s.record_remind("old", "14", "15") is None  # the same reminder again
+        assert s.record_remind("old", "16", "16") is not None  # another one
+        assert s.record_remind("nobody", "17", "17") is None
+        assert s.withdraw("old", "18") and s.last_event_id() == "18"
+        assert s.apply_update(Update(corrected, 2), "19") is None  # withdrawn: kept as it was
+        assert s.record_remind("old", "20", "20") is None
+    with HistoryStore(path) as s:
+        kept = s.get("old")
+        assert kept is not None and kept.revision == 1 and kept.announcement.title == "t2"
+        assert kept.withdrawn and s.last_event_id() == "20"

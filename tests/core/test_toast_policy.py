@@ -355,3 +355,34 @@ def test_the_quiet_hours_start_and_end_are_deadlines() -> None:
     clock.local = time(7, 0)
     assert policy.due() == [Toast(ToastKind.SUMMARY, count=1)]
     assert policy.next_deadline() == clock.now + 15 * 3600  # tonight's start
+
+
+def test_a_correction_and_a_reminder_are_toasts_of_their_own_kind() -> None:
+    """Issue 25: "Updated" and "Reminder" toasts follow the rules of announcements; a
+    correction or a reminder of one still waiting (a catch-up) joins it: one toast for it,
+    with its newest text, in its place."""
+    clock = FakeClock()
+    policy = make(clock)
+    assert policy.announcement(ann(1), ToastKind.UPDATE) == []
+    assert settle(policy, clock) == [Toast(ToastKind.UPDATE, ann(1))]
+    urgent = ann(2, Priority.URGENT)
+    assert policy.announcement(urgent, ToastKind.REMINDER) == [Toast(ToastKind.REMINDER, urgent)]
+
+    clock.now += 60  # after the burst window
+    policy.catch_up_started()
+    corrected = Announcement(id="3", title="Title 3, corrected", body="Body 3")
+    for item, kind in (
+        (ann(3), ToastKind.ANNOUNCEMENT),
+        (ann(4), ToastKind.UPDATE),
+        (corrected, ToastKind.UPDATE),
+        (corrected, ToastKind.REMINDER),
+        (ann(4), ToastKind.REMINDER),
+    ):
+        assert policy.announcement(item, kind) == []
+    assert policy.catch_up_finished() == []
+    shown = settle(policy, clock)
+    assert shown == [
+        Toast(ToastKind.ANNOUNCEMENT, corrected),  # new, with its corrected text: once
+        Toast(ToastKind.UPDATE, ann(4)),
+    ]
+    assert shown[0].announcement is not None and shown[0].announcement.title.endswith("corrected")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import stat
+from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+from app.server.auth import InvalidToken, TokenIssuer
 from app.server.embedded import EmbeddedServer
+from app.server.model import User
 from tests.fixtures.server import ManualClock
 from tests.server.conftest import bearer, login
 
@@ -139,3 +145,73 @@ def test_add_user_in_process(server_factory) -> None:
             login(client, "carol", "s3cret")["access_token"], options={"verify_signature": False}
         )
     assert claims["groups"] == ["it", "ops"] and claims["roles"] == ["publisher"]
+
+
+# ---------------------------------------------------------------- the token format itself
+
+KEY = b"k" * 64
+OWN_HEADER = b'{"alg":"HS256","typ":"JWT"}'
+CLAIMS = {"sub": "alice", "groups": ["it"], "roles": [], "sid": "s1", "iat": 100.0, "exp": 2000.0}
+
+
+def _b64(raw: bytes) -> bytes:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+def _token(header: bytes, claims: Any, *, key: bytes = KEY, digest: str = "sha256") -> str:
+    signed = _b64(header) + b"." + _b64(json.dumps(claims).encode())
+    return (signed + b"." + _b64(hmac.digest(key, signed, digest))).decode()
+
+
+def _issuer() -> TokenIssuer:
+    return TokenIssuer(KEY, ttl=900.0, clock=lambda: 1000.0)
+
+
+def test_tokens_are_standard_jwts_and_the_previous_versions_still_verify() -> None:
+    issuer = _issuer()
+    token, _ = issuer.issue(User("alice", "", frozenset({"it"})), session_id="s1")
+    claims = jwt.decode(token, KEY, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims == {**CLAIMS, "iat": 1000.0, "exp": 1900.0}
+    # written by PyJWT, as the server did before it wrote its tokens itself
+    earlier = jwt.encode(CLAIMS, KEY, algorithm="HS256")
+    principal = issuer.verify(earlier).principal
+    assert principal.user_id == "alice" and principal.groups == {"it"} and not principal.publisher
+    assert issuer.verify(_token(OWN_HEADER, CLAIMS)).expires_at == 2000.0
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _token(b'{"alg":"none","typ":"JWT"}', CLAIMS).rpartition(".")[0] + ".",
+        _token(b'{"alg":"HS512","typ":"JWT"}', CLAIMS, digest="sha512"),
+        _token(b'{"typ":"JWT","alg":"HS256"}', CLAIMS),  # not the header this server writes
+        _token(OWN_HEADER, CLAIMS, key=b"x" * 64),  # another key
+        _token(OWN_HEADER, CLAIMS) + "A",  # a signature with more to it
+        _token(OWN_HEADER, CLAIMS)[:-1],
+        _token(OWN_HEADER, CLAIMS).replace(".", "..", 1),
+        _token(OWN_HEADER, ["not", "an", "object"]),
+        _token(OWN_HEADER, {**CLAIMS, "sid": ""}),
+        _token(OWN_HEADER, {k: v for k, v in CLAIMS.items() if k != "iat"}),
+        _token(OWN_HEADER, {**CLAIMS, "sub": 7}),
+        _token(OWN_HEADER, {**CLAIMS, "groups": "it"}),
+        _token(OWN_HEADER, {**CLAIMS, "exp": "2000"}),
+        "é" + _token(OWN_HEADER, CLAIMS),
+        "two.segments",
+        "",
+    ],
+)
+def test_only_this_servers_own_tokens_are_accepted(token: str) -> None:
+    with pytest.raises(InvalidToken, match="not valid"):
+        _issuer().verify(token)
+
+
+def test_a_payload_changed_after_signing_is_refused() -> None:
+    header, _, signature = _token(OWN_HEADER, CLAIMS).split(".")
+    changed = _b64(json.dumps({**CLAIMS, "roles": ["publisher"]}).encode()).decode()
+    with pytest.raises(InvalidToken, match="not valid"):  # (the signature covers both)
+        _issuer().verify(f"{header}.{changed}.{signature}")
+
+
+def test_an_expired_token_says_so() -> None:
+    with pytest.raises(InvalidToken, match="expired"):
+        _issuer().verify(_token(OWN_HEADER, {**CLAIMS, "exp": 1000.0}))

@@ -3,6 +3,7 @@ a stream that falls behind is closed; replayed records are not sent twice."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from app.core.model import Priority
@@ -73,3 +74,18 @@ async def test_close_user_by_session() -> None:
     assert (mine.closed_reason, other.closed_reason) == (CLOSED, None)
     assert hub.close_user("alice", session_id=None) == 2
     await other.wait(5.0)  # returns at once: closed
+
+
+async def test_a_wait_ends_when_woken_before_or_during_it_or_at_its_timeout() -> None:
+    loop = asyncio.get_running_loop()
+    hub = Hub()
+    sub = hub.subscribe(ALICE, queue_size=2, on_overflow=lambda: None)
+    sub.wake()
+    await asyncio.wait_for(sub.wait(60.0), 5.0)  # woken before it: at once
+    await asyncio.wait_for(sub.wait(60.0), 5.0)  # ... until the stream takes what woke it
+    assert sub.take() == []
+    loop.call_soon(sub.wake)
+    await asyncio.wait_for(sub.wait(60.0), 5.0)  # woken while it waits
+    sub.take()
+    await asyncio.wait_for(sub.wait(0.0), 5.0)  # nothing: at its timeout
+    assert sub.take() == []

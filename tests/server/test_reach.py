@@ -42,6 +42,9 @@ def test_receipts_are_recorded_once_and_unknown_ids_counted(http: httpx.Client) 
         "read_at": None,
         "acked_at": None,
         "online": False,
+        "never_connected": False,  # alice logged in before: see tests/server/test_directory.py
+        "reminded_at": None,  # no reminder yet: tests/server/test_changes.py
+        "reminders": 0,
     }
     body = {"delivered": [ann, "424242", "nonsense"], "read": [], "acknowledged": []}
     first = http.post("/receipts", json=body, headers=alice)
@@ -103,8 +106,10 @@ def test_reach_and_directory_are_for_publishers_only(http: httpx.Client) -> None
     assert directory["users"][0] == {
         "user_id": "alice",
         "username": "alice",
+        "display_name": "alice",  # a local account: its name (the directory's: a person's name)
         "groups": ["it"],
         "publisher": False,
+        "source": "local",
     }
 
 
@@ -231,6 +236,10 @@ REACH_FIELDS = [
     "requires_ack",
     "revoked_at",
     "users",
+    "never_connected",  # then the directory's figure (docs/directory.md)
+    "reminded",  # then the reminders' (docs/api.md, "Corrections and reminders")
+    "unread",
+    "unacknowledged",
 ]
 ROW_FIELDS = [
     "user_id",
@@ -241,6 +250,9 @@ ROW_FIELDS = [
     "read_at",
     "acked_at",
     "online",
+    "never_connected",
+    "reminded_at",
+    "reminders",
 ]
 
 

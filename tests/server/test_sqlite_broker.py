@@ -12,7 +12,10 @@ import pytest
 from app.core.model import Priority
 from app.server.model import (
     NOTHING_YET,
+    AlreadyRevoked,
     Audience,
+    Change,
+    Correction,
     Draft,
     InvalidCursor,
     NameTaken,
@@ -55,7 +58,9 @@ async def test_records_survive_a_reopen_and_revoking_twice_fans_out_once(tmp_pat
         )
         record = await broker.publish(draft, author="boss", now=now)
         assert (await broker.revoke(record.id)) == (await broker.revoke(record.id))
-        assert [type(item).__name__ for item in sub.take()] == ["Record", "Revocation"]
+        items = sub.take()
+        assert [type(item).__name__ for item in items] == ["Record", "Change"]
+        revoke_position = items[1].position  # the revoke is a stream position of its own
     finally:
         await broker.close()
     again = SqliteBroker(tmp_path / "s.db")
@@ -63,7 +68,8 @@ async def test_records_survive_a_reopen_and_revoking_twice_fans_out_once(tmp_pat
         stored = await again.get(record.id)
         assert stored is not None and stored.revoked and stored.priority is Priority.HIGH
         assert stored == dataclasses.replace(record, revoked=True)
-        assert again.subscribe(ALICE, queue_size=1, on_overflow=lambda: None).horizon == record.id
+        horizon = again.subscribe(ALICE, queue_size=1, on_overflow=lambda: None).horizon
+        assert horizon == revoke_position and int(revoke_position) > int(record.id)
     finally:
         await again.close()
 
@@ -173,7 +179,65 @@ async def test_a_database_of_an_older_version_takes_displayed_receipts(tmp_path:
         finally:
             await broker.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     db.close()
+
+
+async def test_an_upgraded_database_continues_its_ids_with_the_changes(tmp_path: Path) -> None:
+    """Issue 25: a database with announcements only (ids 1 and 2) is upgraded; a correction,
+    a reminder and a revoke take the next positions of the same sequence, and the next
+    announcement's id comes after them: a tray that stored the newest id (2) resumes with
+    exactly what came after it, and one at the newest position with nothing."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(_OLD_SCHEMA)
+    old.close()
+    now = datetime(2030, 2, 2, tzinfo=UTC)
+    broker = SqliteBroker(path)
+    try:
+        assert await broker.replay(ALICE, after="2", limit=9, now=now) == []  # nothing repeats
+        correction = Correction(frozenset({"title"}), title="kept, corrected")
+        corrected = await broker.correct("1", correction, by="p", now=now)
+        assert corrected is not None and corrected.revision == 1
+        reminder = await broker.remind("1", ["alice"], by="p", now=now)
+        assert reminder is not None and reminder.position == "4"
+        draft = Draft("new", "b", Priority.NORMAL, Audience(everyone=True))
+        record = await broker.publish(draft, author="p", now=now)
+        assert record.id == "5"
+        revoked = await broker.revoke("5", by="p", now=now)
+        assert revoked is not None
+        replayed = await broker.replay(ALICE, after="2", limit=9, now=now)
+        assert [(type(i).__name__, i.position) for i in replayed] == [
+            ("Change", "3"),
+            ("Change", "4"),
+            ("Change", "6"),  # the revoked announcement 5 is not replayed, its revoke is
+        ]
+        assert [i.data["type"] for i in replayed if isinstance(i, Change)] == [
+            "update",
+            "remind",
+            "revoke",
+        ]
+        assert await broker.replay(ALICE, after="6", limit=9, now=now) == []
+        bob = Principal("bob", frozenset({"hr"}))  # also addressed (everyone), not reminded
+        assert [i.position for i in await broker.replay(bob, after="2", limit=9, now=now)] == [
+            "3",
+            "6",
+        ]
+        assert await broker.newest_visible_id(ALICE, upto="6", now=now) == "6"
+        with pytest.raises(AlreadyRevoked):
+            await broker.correct("5", correction, by="p", now=now)
+        assert await broker.correct("99", correction, by="p", now=now) is None
+    finally:
+        await broker.close()
+    again = SqliteBroker(path)  # kept across a restart; the sequence goes on
+    try:
+        record = await again.publish(draft, author="p", now=now)
+        assert record.id == "7"
+        stored = await again.get("1")
+        assert stored is not None and (stored.title, stored.revision) == ("kept, corrected", 1)
+        (alice,) = [r for r in await again.receipts("1") if r.user_id == "alice"]
+        assert alice.reminders == 1 and alice.reminded_at == now
+    finally:
+        await again.close()

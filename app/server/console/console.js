@@ -14,12 +14,15 @@
 
 import { LANGUAGES, bcp47, initialLanguage, translator } from './i18n.js';
 import { SsoError, callbackOf, finishSignIn, forgetPending, startSignIn, takePending } from './sso.js';
+import { composeCleared, composeSent, installTools, loadTools, renderTools, resetTools, sendAt } from './tools.js';
+import { installChanges, renderChanges } from './changes.js';
 
 const API = new URL('..', document.baseURI); // the server root: the console lives at /console/
 const LIST_LIMIT = 50; // announcements shown under "Sent"
 const REACH_PARALLEL = 4; // reach requests in flight while filling the list
 const LIVE_RETRY_MS = [1000, 2000, 5000, 10000, 30000];
 const NAMES_SHOWN = 8; // recipient names spelled out before "and n more"
+const TABS = ['compose', 'sent', 'scheduled', 'saved', 'audit']; // the last three: tools.js
 
 const $ = (id) => document.getElementById(id);
 
@@ -47,6 +50,7 @@ const state = {
   csv: null, // {url, file} of the last export
   platform: initialPlatform(), // linux | windows | macos: the notification previewed
   auth: { password: true, oidc: null }, // how to sign in (GET /auth/config)
+  page: newPage(''), // the sent list's search and page (older/newer)
 };
 let t = translator(state.lang);
 
@@ -202,6 +206,7 @@ function applyLanguage(lang) {
   renderPreview();
   renderSent();
   renderDetails();
+  renderTools();
 }
 
 function setupLanguage() {
@@ -380,6 +385,7 @@ async function enterApp(directoryResponse) {
   $('f-title').focus();
   startLive();
   loadSent();
+  loadTools();
 }
 
 async function logOutQuietly() {
@@ -405,8 +411,11 @@ function resetData() {
   $('compose-form').reset();
   say($('flash'), '');
   renderPickers();
+  state.page = newPage('');
+  $('sent-search').value = '';
   renderSent();
   renderDetails();
+  resetTools();
 }
 
 async function logOut() {
@@ -434,7 +443,7 @@ function endSession(message) {
 // ------------------------------------------------------------------ tabs
 
 function selectTab(name) {
-  for (const tab of ['compose', 'sent']) {
+  for (const tab of TABS) {
     const active = tab === name;
     show($(`${tab}-view`), active);
     const button = $(`tab-${tab}`);
@@ -657,6 +666,7 @@ function checkDraft(d, chosen) {
     [$('f-title'), !d.title, t('required', { field: t('title') })],
     [$('f-link'), d.url && !/^https?:\/\/[^\s]+$/i.test(d.url), t('badLink')],
     [$('f-expiry'), d.expires_at && new Date(d.expires_at) <= new Date(), t('pastExpiry')],
+    [$('f-send-at'), sendAt() === null, t('sendAtPast')],
   ];
   for (const [input, bad] of problems) markInvalid(input, bad);
   const first = problems.find(([, bad]) => bad);
@@ -698,15 +708,23 @@ async function send(event) {
     const body = { ...d, audience: chosen };
     if (!body.url) delete body.url;
     if (!body.expires_at) delete body.expires_at;
-    const { id } = await apiJson('announcements', {
+    const when = sendAt();
+    if (when) body.send_at = when; // scheduled: the server answers 202 (tools.js lists it)
+    const answer = await apiJson('announcements', {
       method: 'POST',
       body,
       headers: { 'Idempotency-Key': newKey() },
     });
     $('compose-form').reset();
     afterReset();
+    if (answer.schedule_id) {
+      await composeSent(answer);
+      return;
+    }
+    const { id } = answer;
     say($('flash'), t('sent'), 'ok');
     document.body.dataset.lastSent = id;
+    composeSent(null);
     await loadSent();
   } catch (failure) {
     const input = FIELD_INPUTS[failure.field] && $(FIELD_INPUTS[failure.field]);
@@ -772,12 +790,75 @@ function confirmDialog({ heading, lines, ok, danger = false }) {
 
 // ------------------------------------------------------------------ sent list and reach
 
+/** A page of the sent list: ``q`` searched; ``before`` (older than that id) or ``since`` (newer
+ * than that id) a cursor; neither: the newest. ``older``/``newer``: whether there are more. */
+function newPage(q, { before = null, since = null } = {}) {
+  return { q, before, since, older: false, newer: Boolean(before || since) };
+}
+
+/** The request of the current page: one more than shown, to learn whether there are more. */
+function sentPath() {
+  const params = new URLSearchParams({ limit: String(LIST_LIMIT + 1) });
+  const { q, before, since } = state.page;
+  if (q) params.set('q', q);
+  if (before) params.set('before', before);
+  if (since) params.set('since', since);
+  return `announcements?${params}`;
+}
+
+/** The page's items (oldest first, as the server answers) without the extra one. */
+function pageOf(items) {
+  const full = items.length > LIST_LIMIT;
+  if (state.page.since) {
+    state.page.newer = full;
+    state.page.older = true;
+    return full ? items.slice(0, LIST_LIMIT) : items;
+  }
+  state.page.older = full;
+  state.page.newer = Boolean(state.page.before);
+  return full ? items.slice(1) : items;
+}
+
+function turnPage(way) {
+  const shown = state.announcements; // newest first
+  if (!shown.length) return;
+  state.page =
+    way === 'older'
+      ? newPage(state.page.q, { before: shown[shown.length - 1].id })
+      : newPage(state.page.q, { since: shown[0].id });
+  closeDetailsQuietly();
+  loadSent();
+}
+
+function closeDetailsQuietly() {
+  state.selected = null;
+  renderDetails();
+}
+
+function renderPager() {
+  const { q, older, newer } = state.page;
+  $('sent-older').disabled = !older;
+  $('sent-newer').disabled = !newer;
+  const shown = state.announcements;
+  const range = shown.length ? t('sentPageInfo', { first: formatTime(shown[shown.length - 1].created_at, { short: true }), last: formatTime(shown[0].created_at, { short: true }) }) : '';
+  $('sent-page-info').textContent = [range, q ? t('sentSearchInfo', { q }) : ''].filter(Boolean).join(' · ');
+  show($('sent-pager'), older || newer || Boolean(q));
+  if (q && !shown.length) $('sent-empty').textContent = t('noMatches', { q });
+  else $('sent-empty').textContent = t('noAnnouncements');
+  document.body.dataset.sentPage = JSON.stringify({ q, before: state.page.before, since: state.page.since, count: shown.length });
+}
+
 async function loadSent() {
   const error = $('sent-error');
   document.body.dataset.sentLoads = String(Number(document.body.dataset.sentLoads || 0) + 1);
   try {
-    const list = await apiJson(`announcements?limit=${LIST_LIMIT}`);
-    state.announcements = (Array.isArray(list) ? list : []).filter((a) => a && a.type !== 'revoke').reverse();
+    const list = await apiJson(sentPath());
+    const items = (Array.isArray(list) ? list : []).filter((a) => a && a.type !== 'revoke');
+    if (state.page.since && items.length <= LIST_LIMIT) {
+      state.page = newPage(state.page.q); // back at the newest: that whole page
+      return loadSent();
+    }
+    state.announcements = pageOf(items).reverse();
     say(error, '');
   } catch (failure) {
     if (failure.status === 401) return;
@@ -837,6 +918,7 @@ function renderSent() {
   show($('sent-empty'), state.announcements.length === 0 && !$('sent-error').textContent);
   show($('sent-table'), state.announcements.length > 0);
   for (const announcement of state.announcements) rows.append(rowFor(announcement));
+  renderPager();
 }
 
 /** Whether the announcement asks for an acknowledgement: the reach says (urgent ones only);
@@ -941,6 +1023,7 @@ function renderDetails() {
   details.dataset.revoked = withdrawn ? 'yes' : 'no';
   say($('details-withdrawn'), withdrawn ? withdrawnText(announcement, reach, 'withdrawnDetails') : '');
   show($('revoke'), !withdrawn);
+  renderChanges(announcement, state.reach.get(announcement.id), withdrawn);
   const meta = [t(`priority_${announcement.priority}`), formatTime(announcement.created_at)];
   if (announcement.expires_at) meta.push(t('expires', { time: formatTime(announcement.expires_at) }));
   if (announcement.url) meta.push(t('linkLabel', { url: announcement.url }));
@@ -979,7 +1062,12 @@ function renderDetails() {
   const notShown = users.filter((u) => !u.displayed_at).map(nameOf);
   const notRead = users.filter((u) => !u.read_at).map(nameOf);
   const notAcked = users.filter((u) => !u.acked_at).map(nameOf);
-  fillNames('not-received', t('notReceived', { count: notReceived.length }), notReceived, t('everyoneReceived'), has);
+  // people of the organisation's directory who never signed in: recipients all the same
+  const never = users.filter((u) => u.never_connected).length;
+  const receivedHeading = never
+    ? t('notReceivedNever', { count: notReceived.length, never })
+    : t('notReceived', { count: notReceived.length });
+  fillNames('not-received', receivedHeading, notReceived, t('everyoneReceived'), has);
   fillNames('not-shown', t('notShown', { count: notShown.length }), notShown, t('everyoneShown'), has);
   fillNames('not-read', t('notRead', { count: notRead.length }), notRead, t('everyoneRead'), has);
   // only urgent announcements ask for an acknowledgement (the tray's urgent window)
@@ -1000,7 +1088,12 @@ function renderDetails() {
         when(user.displayed_at),
         when(user.read_at),
         ...(asked ? [when(user.acked_at)] : []),
-        el('td', {}, [el('span', { text: online ? t('online') : t('offline'), cls: online ? 'dot on' : 'dot off' })]),
+        el('td', {}, [
+          el('span', {
+            text: online ? t('online') : user.never_connected ? t('neverConnected') : t('offline'),
+            cls: online ? 'dot on' : 'dot off',
+          }),
+        ]),
       ]),
     );
   }
@@ -1220,6 +1313,44 @@ async function readEvents(response, signal) {
 // ------------------------------------------------------------------ start
 
 function wire() {
+  // the officer's tools (tools.js): what they share of this page
+  installTools({
+    t: (key, values) => t(key, values),
+    lang: () => state.lang,
+    apiJson,
+    authed,
+    errorOf,
+    el,
+    say,
+    show,
+    clear,
+    formatTime,
+    confirmDialog,
+    selectTab,
+    draft,
+    audience,
+    refreshCompose: () => {
+      renderPickers();
+      renderCount();
+      renderPreview();
+    },
+    flash: (text, kind = 'ok') => say($('flash'), text, kind),
+  });
+  installChanges({
+    t: (key, values) => t(key, values),
+    apiJson,
+    say,
+    show,
+    formatNumber,
+    confirmDialog,
+    selected: () => state.announcements.find((a) => a.id === state.selected) || null,
+    reload: async () => {
+      const id = state.selected;
+      await loadSent();
+      if (id) await loadReach(id);
+    },
+    flash: (text, kind = 'ok') => say($('flash'), text, kind),
+  });
   setupLanguage();
   $('login-form').addEventListener('submit', logIn);
   $('sso-start').addEventListener('click', startSso);
@@ -1249,6 +1380,15 @@ function wire() {
     renderPreview();
   });
   $('refresh').addEventListener('click', loadSent);
+  $('sent-search-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    state.page = newPage($('sent-search').value.trim());
+    closeDetailsQuietly();
+    loadSent();
+  });
+  $('sent-older').addEventListener('click', () => turnPage('older'));
+  $('sent-newer').addEventListener('click', () => turnPage('newer'));
+  $('clear').addEventListener('click', composeCleared);
   $('details-close').addEventListener('click', closeDetails);
   $('export').addEventListener('click', exportCsv);
   $('revoke').addEventListener('click', revoke);
