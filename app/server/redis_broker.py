@@ -693,11 +693,9 @@ class RedisBroker(RedisOfficer, Broker):
         ms, seq = _key(cursor)
         above = f"{ms}-{seq + 1}"  # the scan's bound is exclusive: start just above ``upto``
         page = self._settings.page_max
-        # a change (correction, reminder, revoke) is a position too: a stream that starts after
-        # it does not get it again when it resumes
-        newest = await self._scan(
-            viewer, 1, now, forward=False, bound=above, page=page, changes=True
-        )
+        # the newest announcement, as the contract says (DESIGN.md "Server API"); a change after
+        # it is replayed on resume, and a client ignores a change of one it never had
+        newest = await self._scan(viewer, 1, now, forward=False, bound=above, page=page)
         return newest[0].position if newest else None
 
     async def _scan(
