@@ -603,7 +603,8 @@ async def test_sent_shows_shown_asks_acknowledgement_only_when_asked_and_keeps_w
         "[...document.querySelectorAll('#people-rows tr[data-user=\"alice\"] > *')]"
         ".map((c) => c.textContent)"
     )
-    assert len(people) == 6 and people[4] == "—"  # person, groups, received, shown, read, online
+    # person, groups, received, shown, read, reminded (none: empty), online
+    assert len(people) == 7 and people[4] == "—" and people[5] == ""
     assert await text_of(page, "#bar-displayed + span") == "1 / 1"
 
     # another publisher revokes it: the page marks it withdrawn live, and keeps its reach

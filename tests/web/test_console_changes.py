@@ -39,6 +39,36 @@ async def _reach(http: aiohttp.ClientSession, server: EmbeddedServer, ann_id: st
         return dict(await reply.json())
 
 
+async def _listed(http: aiohttp.ClientSession, server: EmbeddedServer, ann_id: str) -> dict:
+    """The announcement as GET /announcements lists it to a publisher."""
+    token = await token_of(http, server, "publisher")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.get(f"{server.url}/announcements", headers=headers) as reply:
+        assert reply.status == 200, await reply.text()
+        (item,) = [a for a in await reply.json() if a["id"] == ann_id]
+        return dict(item)
+
+
+async def _local_time(page: Page, iso: str, *, short: bool = False, lang: str = "en") -> str:
+    """``iso`` as the console writes a time (formatTime in console.js)."""
+    style = "short" if short else "medium"
+    return str(
+        await page.evaluate(
+            f"new Intl.DateTimeFormat({js(lang)}, {{ dateStyle: {js(style)}, timeStyle: 'short' }})"
+            f".format(new Date({js(iso)}))"
+        )
+    )
+
+
+async def _reminded_cells(page: Page) -> dict[str, str]:
+    """The Reminded column of the reach's table, by user."""
+    found = await page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#people-rows tr')]"
+        ".map((r) => [r.dataset.user, r.querySelector('td.reminded').textContent]))"
+    )
+    return {str(k): str(v) for k, v in found.items()}
+
+
 async def test_correct_and_remind_from_a_sent_announcement(
     companion_server: EmbeddedServer, browser_page: Page
 ) -> None:
@@ -68,6 +98,14 @@ async def test_correct_and_remind_from_a_sent_announcement(
             "document.getElementById('remind').textContent === 'Remind (1 not read)…'",
             "the count on Remind",
         )
+
+        # not corrected yet: no Updated line; nobody reminded: the Reminded column is empty
+        assert await page.evaluate("document.getElementById('details-updated').hidden")
+        assert await page.evaluate(
+            "[...document.querySelectorAll('table.people thead th')]"
+            ".filter((th) => !th.hidden).map((th) => th.textContent)"
+        ) == ["Person", "Groups", "Received", "Shown", "Read", "Reminded", "Connected now"]
+        assert await _reminded_cells(page) == {"alice": "", "bob": ""}
 
         # Correct: the form holds the announcement as sent; a confirmation before it goes
         await click(page, "#correct")
@@ -103,6 +141,15 @@ async def test_correct_and_remind_from_a_sent_announcement(
         )
         reach = await _reach(http, server, ann)
         assert reach["read"] == 1  # read before the correction: still read
+        # the reach's header says when it was corrected, and which revision it is
+        listed = await _listed(http, server, ann)
+        assert listed["revision"] == 1
+        updated = f"Updated {await _local_time(page, listed['updated_at'])} (revision 1)"
+        await page.wait_for(
+            f"document.getElementById('details-updated').textContent === {js(updated)}",
+            "the Updated line",
+        )
+        assert not await page.evaluate("document.getElementById('details-updated').hidden")
 
         # nothing changed: said, nothing sent
         await click(page, "#correct")
@@ -124,6 +171,38 @@ async def test_correct_and_remind_from_a_sent_announcement(
         )
         rows = {r["user_id"]: r for r in (await _reach(http, server, ann))["users"]}
         assert (rows["bob"]["reminders"], rows["alice"]["reminders"]) == (1, 0)
+        # the Reminded column: how many, and the last one in the table's time format
+        await page.wait_for(
+            "document.querySelector('#people-rows tr[data-user=\"bob\"] td.reminded')"
+            "?.dataset.reminders === '1'",
+            "bob's reminder in the reach",
+        )
+        bob_time = await _local_time(page, rows["bob"]["reminded_at"], short=True)
+        assert await _reminded_cells(page) == {"alice": "", "bob": f"1× · {bob_time}"}
+        # a second reminder: the count, and the last time
+        second = await asyncio.to_thread(server.remind, ann)
+        assert second == 1
+        await click(page, "#refresh")
+        await page.wait_for(
+            "document.querySelector('#people-rows tr[data-user=\"bob\"] td.reminded')"
+            "?.dataset.reminders === '2'",
+            "bob's second reminder",
+        )
+        rows = {r["user_id"]: r for r in (await _reach(http, server, ann))["users"]}
+        bob_time = await _local_time(page, rows["bob"]["reminded_at"], short=True)
+        assert await _reminded_cells(page) == {"alice": "", "bob": f"2× · last {bob_time}"}
+        # the CSV has them too
+        token = await token_of(http, server, "publisher")
+        async with http.get(
+            f"{server.url}/announcements/{ann}/reach.csv",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as reply:
+            csv_rows = {
+                line.split(",")[0]: line.split(",") for line in (await reply.text()).splitlines()
+            }
+        assert csv_rows["user_id"][-2:] == ["reminded_at", "reminders"]
+        assert csv_rows["bob"][-2:] == [rows["bob"]["reminded_at"], "2"]
+        assert csv_rows["alice"][-2:] == ["", "0"]
         flash = await text_of(page, "#flash")
         assert flash.startswith("1 reminded of") and json.dumps(hostile)[1:-1] in json.dumps(flash)
 
@@ -137,6 +216,9 @@ async def test_correct_and_remind_from_a_sent_announcement(
     )
     assert await text_of(page, "#correct") == "更正…"
     assert await text_of(page, "#correct-heading") == "更正这条通知"
+    zh_time = await _local_time(page, listed["updated_at"], lang="zh-CN")
+    assert await text_of(page, "#details-updated") == f"更新于 {zh_time}（第 1 版）"
+    assert (await _reminded_cells(page))["bob"].startswith("2 次 · 最近一次 ")
     no_policy_violations(page)
 
 
@@ -268,5 +350,20 @@ async def test_screenshots_of_correct_remind_and_the_reach_after_them(
             await text_of(page, '#people-rows tr[data-user="tomas.novak"] .dot')
             == "Never connected"
         )
+        updated = await text_of(page, "#details-updated")
+        assert updated.startswith("Updated ") and updated.endswith(" (revision 1)"), updated
+        await page.wait_for(
+            "document.querySelectorAll('#people-rows td.reminded[data-reminders=\"1\"]').length"
+            " === 4",
+            "the four reminded in the reach",
+        )
+        cells = await _reminded_cells(page)
+        assert [u for u, text in cells.items() if text.startswith("1× · ")] == [
+            "dana.kim",
+            "erik.berg",
+            "ines.moreau",
+            "tomas.novak",
+        ]
+        assert cells["alice"] == cells["chen.wei"] == ""
         await screenshot(page, shots / "console-reach-changes.png", height=1200)
     no_policy_violations(page)

@@ -275,6 +275,28 @@ async def test_schedule_cancel_and_sent_at_its_time_then_the_audit_log(
         ["scheduled", "publisher", "Scheduled"],
         ["scheduled", "publisher", "Scheduled"],
     ]
+    # a time the server wrote in a detail ("{ISO} · {title}") reads as the console's other times
+    entries = (await api(server, "GET", "/audit"))["entries"]
+    details = await page.evaluate(
+        "[...document.querySelectorAll('#audit-rows tr')].map((r) => {"
+        " const d = r.querySelector('td.detail'); const t = d.querySelector('time');"
+        " return [d.textContent, t ? t.getAttribute('datetime') : null]; })"
+    )
+    assert [d[0] for d in details[:5]] == [e["detail"] for e in entries[:5]]  # titles, counts
+    assert sum(1 for _, datetime_attr in details if datetime_attr) == 3  # cancelled, scheduled
+    for entry, (shown, datetime_attr) in zip(entries, details, strict=True):
+        if entry["action"] not in ("scheduled", "cancelled"):
+            assert datetime_attr is None
+            continue
+        iso, title = entry["detail"].split(" · ", 1)
+        assert iso.endswith("Z") and "T" in iso  # the server writes ISO 8601 UTC
+        local = await page.evaluate(
+            "new Intl.DateTimeFormat('en', { dateStyle: 'short', timeStyle: 'short' })"
+            f".format(new Date({js(iso)}))"
+        )
+        assert datetime_attr == iso
+        assert shown == f"{local} · {title}", shown
+        assert iso not in shown
     first = await page.evaluate("document.querySelector('#audit-rows tr').children[3].textContent")
     assert first == f"No. {published} · schedule {keep}"
     assert await page.evaluate("document.getElementById('audit-older').disabled")

@@ -8,7 +8,7 @@
 //   sign-on, connections to the provider's origin).
 //
 // API (docs/api.md): GET /auth/config; POST /auth/login, /auth/oidc, /auth/refresh, /auth/logout;
-// GET /directory; POST, GET /announcements; DELETE /announcements/{id}; GET
+// GET /directory, POST /directory/sync; POST, GET /announcements; DELETE /announcements/{id}; GET
 // /announcements/{id}/reach and reach.csv; GET /console/events (SSE, read with fetch since
 // EventSource cannot send a header).
 
@@ -39,8 +39,9 @@ function initialPlatform() {
 const session = { access: null, refresh: null, user: null, refreshing: null };
 const state = {
   lang: initialLanguage(location.search, navigator.languages || [navigator.language]),
-  directory: null, // {groups: [{name, count}], users: [{id, name, groups}]} once loaded
+  directory: null, // {groups: [{name, count}], users: [{id, name, groups}], sync} once loaded
   directoryError: null,
+  directorySync: { busy: false, result: null }, // Sync now: in flight; its last answer in words
   announcements: [], // newest first
   reach: new Map(), // id -> reach JSON, or {error}
   selected: null, // id shown in the details
@@ -404,6 +405,7 @@ async function logOutQuietly() {
 function resetData() {
   state.directory = null;
   state.directoryError = null;
+  state.directorySync = { busy: false, result: null };
   state.announcements = [];
   state.reach.clear();
   state.selected = null;
@@ -490,7 +492,9 @@ function normaliseDirectory(data) {
   normalGroups.sort((a, b) => a.name.localeCompare(b.name));
   users.sort((a, b) => a.name.localeCompare(b.name));
   const everyone = typeof (data && data.everyone) === 'number' ? data.everyone : users.length;
-  return { groups: normalGroups, users, everyone };
+  // only a server reading the organisation's directory says "sync" (null: not read yet)
+  const sync = data && 'sync' in data ? (data.sync && typeof data.sync === 'object' ? data.sync : null) : undefined;
+  return { groups: normalGroups, users, everyone, sync };
 }
 
 async function loadDirectory(response) {
@@ -507,6 +511,59 @@ async function loadDirectory(response) {
   renderCount();
 }
 
+/** A time of the directory's sync status (epoch seconds) as ISO 8601, or null. */
+function epochIso(seconds) {
+  return typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : null;
+}
+
+/** "Directory: synced {time}, N people" and Sync now, only when the server reads a directory. */
+function renderDirectorySync() {
+  const sync = state.directory ? state.directory.sync : undefined;
+  const box = $('directory-sync');
+  show(box, sync !== undefined);
+  document.body.dataset.directorySync = sync === undefined ? '' : sync && sync.synced_at ? 'synced' : 'never';
+  if (sync === undefined) return;
+  const synced = sync && epochIso(sync.synced_at);
+  const people = sync && typeof sync.people === 'number' ? sync.people : null;
+  let status;
+  if (!synced) status = t('directoryNotSynced');
+  else if (people === null) status = t('directorySyncedAt', { time: formatTime(synced) });
+  else status = t(people === 1 ? 'directorySyncedOne' : 'directorySynced', { time: formatTime(synced), people: formatNumber(people) });
+  $('directory-sync-status').textContent = status;
+  $('directory-sync-status').dataset.people = people === null ? '' : String(people);
+  const problem = sync && typeof sync.problem === 'string' && sync.problem ? sync.problem : '';
+  say($('directory-sync-problem'), problem ? t('directorySyncProblem', { time: formatTime(epochIso(sync.checked_at)), problem }) : '');
+  const button = $('directory-sync-now');
+  button.textContent = t(state.directorySync.busy ? 'syncing' : 'syncNow');
+  if (state.directorySync.busy) button.setAttribute('aria-disabled', 'true');
+  else button.removeAttribute('aria-disabled');
+  const result = state.directorySync.result;
+  say($('directory-sync-result'), result ? t(result.key, result.values) : '', result ? result.kind : undefined);
+}
+
+/** Sync now: the server reads the directory (POST /directory/sync), then the groups and people
+ * are loaded again; the answer, or the server's reason, in words. */
+async function syncDirectory() {
+  if (state.directorySync.busy) return; // aria-disabled: the button keeps the focus meanwhile
+  state.directorySync = { busy: true, result: null };
+  renderDirectorySync();
+  let result;
+  try {
+    const answer = await apiJson('directory/sync', { method: 'POST' });
+    const people = answer && typeof answer.people === 'number' ? answer.people : 0;
+    const groups = answer && typeof answer.groups === 'number' ? answer.groups : 0;
+    result = { key: 'directorySyncDone', values: { people: formatNumber(people), groups: formatNumber(groups) }, kind: 'ok' };
+  } catch (failure) {
+    if (failure.status === 401) return; // logged out: nothing of it is left on the page
+    result = { key: 'directorySyncFailed', values: { message: failure.message }, kind: 'error' };
+  }
+  if (!session.access) return; // logged out meanwhile
+  await loadDirectory(); // the groups' counts and the people as read now (or the problem)
+  state.directorySync = { busy: false, result };
+  renderDirectorySync();
+  document.body.dataset.directorySyncs = String(Number(document.body.dataset.directorySyncs || 0) + 1);
+}
+
 function audienceMode() {
   return document.querySelector('input[name="audience"]:checked').value;
 }
@@ -520,6 +577,7 @@ function renderPickers() {
   show($('groups-picker'), mode === 'groups');
   show($('users-picker'), mode === 'users');
   say($('directory-error'), state.directoryError ? t('directoryMissing', { message: state.directoryError }) : '');
+  renderDirectorySync();
   const directory = state.directory || { groups: [], users: [] };
 
   const groupList = $('group-list');
@@ -1028,6 +1086,9 @@ function renderDetails() {
   if (announcement.expires_at) meta.push(t('expires', { time: formatTime(announcement.expires_at) }));
   if (announcement.url) meta.push(t('linkLabel', { url: announcement.url }));
   $('details-meta').textContent = meta.join(' · ');
+  // corrected: when last, and how many corrections (GET /announcements: revision, updated_at)
+  const revision = Number(announcement.revision) || 0;
+  say($('details-updated'), revision > 0 ? t('updatedLine', { time: formatTime(announcement.updated_at), revision: formatNumber(revision) }) : '');
   say($('details-error'), reach.error ? t('reachMissing', { message: reach.error }) : '');
 
   const has = typeof reach.recipients === 'number';
@@ -1078,6 +1139,16 @@ function renderDetails() {
   const rows = $('people-rows');
   clear(rows);
   const when = (value) => el('td', { text: formatTime(value, { short: true }), cls: value ? 'yes' : 'no' });
+  // how many reminders, and the last one; empty when none
+  const reminded = (user) => {
+    const count = typeof user.reminders === 'number' ? user.reminders : 0;
+    const td = el('td', {
+      text: count && user.reminded_at ? t(count === 1 ? 'remindedOnce' : 'remindedCell', { count: formatNumber(count), time: formatTime(user.reminded_at, { short: true }) }) : '',
+      cls: count ? 'yes reminded' : 'no reminded',
+    });
+    td.dataset.reminders = String(count);
+    return td;
+  };
   for (const user of users) {
     const online = Boolean(user.online);
     rows.append(
@@ -1088,6 +1159,7 @@ function renderDetails() {
         when(user.displayed_at),
         when(user.read_at),
         ...(asked ? [when(user.acked_at)] : []),
+        reminded(user),
         el('td', {}, [
           el('span', {
             text: online ? t('online') : user.never_connected ? t('neverConnected') : t('offline'),
@@ -1380,6 +1452,7 @@ function wire() {
     renderPreview();
   });
   $('refresh').addEventListener('click', loadSent);
+  $('directory-sync-now').addEventListener('click', syncDirectory);
   $('sent-search-form').addEventListener('submit', (event) => {
     event.preventDefault();
     state.page = newPage($('sent-search').value.trim());

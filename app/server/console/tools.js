@@ -429,13 +429,32 @@ function renderAudit() {
         ctx.el('td', { text: entry.actor }),
         ctx.el('td', {}, [ctx.el('span', { text: ctx.t(`action_${entry.action}`), cls: `action a-${entry.action}` })]),
         ctx.el('td', { text: refs.join(' · ') }),
-        ctx.el('td', { text: entry.detail, cls: 'detail' }),
+        auditDetail(entry),
       ]),
     );
   }
   $('audit-older').disabled = !next;
   $('audit-newer').disabled = cursors.length === 0;
   $('audit-page-info').textContent = loaded ? ctx.t('auditPageInfo', { page: cursors.length + 1 }) : '';
+}
+
+// the actions whose detail the server starts with a time it wrote: "{ISO 8601} · {title}"
+// (app/server/schedule.py, officer.py); any other detail is shown as it came
+const TIMED_DETAIL = new Set(['scheduled', 'cancelled']);
+const ISO_AT_START = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})(?= · |$)/;
+
+/** An audit line's detail: a time the server wrote in the console's own format (the ISO time in
+ * a <time> element's datetime), the rest as text. */
+function auditDetail(entry) {
+  const detail = String(entry.detail ?? '');
+  const cell = ctx.el('td', { cls: 'detail' });
+  const iso = TIMED_DETAIL.has(entry.action) ? (ISO_AT_START.exec(detail) || [])[0] : undefined;
+  if (iso && !Number.isNaN(new Date(iso).getTime())) {
+    cell.append(ctx.el('time', { text: ctx.formatTime(iso, { short: true }), attrs: { datetime: iso } }), detail.slice(iso.length));
+  } else {
+    cell.textContent = detail;
+  }
+  return cell;
 }
 
 function dropAuditCsv() {
