@@ -15,6 +15,7 @@ import multiprocessing.connection
 import os
 import random
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -30,13 +31,18 @@ from bench.server_connections import _rss_kib as rss_kib
 
 __all__ = [
     "ClientPool",
+    "Fleet",
     "ServerProc",
     "cpu_seconds",
+    "fleet_tokens",
     "login",
     "percentile",
     "raise_nofile",
     "rss_kib",
+    "seed_signing_key",
 ]
+
+Fleet = tuple[str, str]  # a person of the fleet: (user id, access token)
 
 _URL = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -59,12 +65,23 @@ class ServerProc:
         port: int = 0,
         demo_users: bool = True,
         ping_interval: float = 15.0,
+        bare: bool = False,
+        extra: tuple[str, ...] = (),
+        profile: Path | None = None,
     ) -> None:
-        args = [sys.executable, "-m", "app", "--log-level", "WARNING", "server"]
-        args += ["--port", str(port), "--data-dir", str(data_dir)]
-        args += ["--ping-interval", str(ping_interval)]
-        args += ["--demo-users"] if demo_users else []
-        args += ["--redis", redis_url] if redis_url else []
+        """``bare``: the baseline server (``bench/bare_server.py``) instead, run the same way;
+        ``profile``: run it under cProfile, its statistics written there when it stops."""
+        python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
+        if bare:
+            args = [*python, "-m", "bench.bare_server", "--port", str(port)]
+            args += ["--ping-interval", str(ping_interval), *extra]
+        else:
+            args = [*python, "-m", "app", "--log-level", "WARNING", "server"]
+            args += ["--port", str(port), "--data-dir", str(data_dir)]
+            args += ["--ping-interval", str(ping_interval)]
+            args += ["--demo-users"] if demo_users else []
+            args += ["--redis", redis_url] if redis_url else []
+            args += extra
         env = {**os.environ, "TRAY_NOTIFIER_HOME": str(data_dir / "home")}
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
         self.port = self._wait_port()
@@ -120,6 +137,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def seed_signing_key(data_dir: Path) -> bytes:
+    """Write the token signing key a server started on ``data_dir`` will use (as it would
+    create it), so the benchmark can mint access tokens for as many users as it needs: the
+    server holds at most a few streams per user, and a fleet is that many people."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path = data_dir / "signing.key"
+    path.write_text(key + "\n", encoding="ascii")
+    path.chmod(0o600)
+    return key.encode("ascii")
+
+
+def fleet_tokens(key: bytes, n: int, *, prefix: str = "u", ttl: float = 6 * 3600) -> list[Fleet]:
+    """``n`` people (``u0``, ``u1``...), each with an access token signed by ``key``."""
+    from app.server.auth import TokenIssuer
+    from app.server.model import User
+
+    issuer = TokenIssuer(key, ttl=ttl)
+    people = []
+    for i in range(n):
+        name = f"{prefix}{i}"
+        token, _ = issuer.issue(User(name, ""), session_id=f"s{i}")
+        people.append((name, token))
+    return people
+
+
 def login(url: str, user: str) -> str:
     with httpx.Client(base_url=url, timeout=30) as client:
         response = client.post("/auth/login", json={"username": user, "password": "demo"})
@@ -146,8 +189,9 @@ class _Conn(asyncio.Protocol):
     (``retry:`` plus up to a quarter of jitter; refused: exponential backoff, jitter above
     the retry time)."""
 
-    def __init__(self, worker: _Worker, port: int) -> None:
+    def __init__(self, worker: _Worker, port: int, user: str, token: str) -> None:
         self.worker, self.port = worker, port
+        self.user, self.token = user, token
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.last_id = ""
@@ -174,8 +218,8 @@ class _Conn(asyncio.Protocol):
         self.connects += 1
         resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id else ""
         transport.write(
-            f"GET /sse/connect/{self.worker.user} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {self.worker.token}\r\n{resume}"
+            f"GET /sse/connect/{self.user} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {self.token}\r\n{resume}"
             "Accept: text/event-stream\r\n\r\n".encode()
         )
 
@@ -211,7 +255,6 @@ class _Worker:
     def __init__(self, pipe: multiprocessing.connection.Connection) -> None:
         self.pipe = pipe
         self.conns: list[_Conn] = []
-        self.user = self.token = ""
         self.marker = b""
         self.round = 0
         self.pending = 0
@@ -246,14 +289,17 @@ class _Worker:
             self.pipe.send(reply)
 
     async def _cmd_open(self, arg: dict[str, Any]) -> tuple[str, Any]:
-        self.user, self.token = arg["user"], arg["token"]
-        new = [_Conn(self, port) for port in arg["ports"]]
+        people = arg["people"]
+        new = [
+            _Conn(self, port, *person) for port, person in zip(arg["ports"], people, strict=True)
+        ]
         self.conns += new
+        started = time.monotonic()
         for start in range(0, len(new), arg["batch"]):
             batch = new[start : start + arg["batch"]]
             await asyncio.gather(*(c.connect() for c in batch))
             await asyncio.gather(*(c.connected.wait() for c in batch))
-        return ("opened", len(self.conns))
+        return ("opened", (len(self.conns), started, time.monotonic()))
 
     async def _cmd_expect(self, marker: str) -> tuple[str, Any]:
         self.round += 1
@@ -318,11 +364,23 @@ class ClientPool:
     def call_all(self, cmd: str, arg: Any) -> list[Any]:
         return self.call(cmd, [arg] * self.workers)
 
-    def open(self, user: str, token: str, ports: list[int], *, batch: int = 200) -> int:
-        """Spread ``ports`` (one entry per connection) over the workers; returns the total."""
-        shares = [ports[i :: self.workers] for i in range(self.workers)]
-        args = [{"user": user, "token": token, "ports": s, "batch": batch} for s in shares]
-        return sum(self.call("open", args))
+    def open(self, people: list[Fleet] | Fleet, ports: list[int], *, batch: int = 200) -> int:
+        """Spread ``ports`` (one entry per connection) over the workers, the connection to
+        ``ports[i]`` as ``people[i]`` (or all as one person); returns the total open."""
+        return sum(n for n, _, _ in self.open_timed(people, ports, batch=batch))
+
+    def open_timed(
+        self, people: list[Fleet] | Fleet, ports: list[int], *, batch: int = 200
+    ) -> list[tuple[int, float, float]]:
+        """:meth:`open`, with each worker's (connections open, first connect started, last
+        ``event: connected`` read) on the shared monotonic clock."""
+        everyone = [people] * len(ports) if isinstance(people, tuple) else people
+        args = [
+            {"ports": ports[i :: self.workers], "people": everyone[i :: self.workers]}
+            | {"batch": batch}
+            for i in range(self.workers)
+        ]
+        return [tuple(reply) for reply in self.call("open", args)]
 
     def close(self) -> None:
         with contextlib.suppress(OSError, EOFError):

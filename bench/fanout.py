@@ -30,11 +30,13 @@ from bench._common import (
     ClientPool,
     ServerProc,
     cpu_seconds,
+    fleet_tokens,
     login,
     publish,
     raise_nofile,
     redis_server,
     rss_kib,
+    seed_signing_key,
 )
 
 
@@ -46,6 +48,7 @@ def _percentile(values: list[float], q: float) -> float:
 def _run(args: argparse.Namespace, backend: str, n: int, processes: int) -> dict[str, float]:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        key = seed_signing_key(tmp)
         url = stack.enter_context(redis_server(tmp / "redis")) if backend == "redis" else None
         servers = [
             ServerProc(tmp, redis_url=url, demo_users=i == 0, ping_interval=args.ping_interval)
@@ -53,13 +56,14 @@ def _run(args: argparse.Namespace, backend: str, n: int, processes: int) -> dict
         ]
         for server in servers:
             stack.callback(server.stop)
-        token, boss = login(servers[0].url, "alice"), login(servers[0].url, "publisher")
+        # n people: a server holds only a few streams per user
+        people, boss = fleet_tokens(key, n), login(servers[0].url, "publisher")
         rss_before = sum(rss_kib(s.pid) for s in servers)
         pool = ClientPool(args.workers)
         stack.callback(pool.close)
         ports = [servers[i % processes].port for i in range(n)]
         t0 = time.monotonic()
-        opened = pool.open("alice", token, ports)
+        opened = pool.open(people, ports)
         ramp_s = time.monotonic() - t0
         time.sleep(2.0)  # let the servers settle before measuring
         rss_after = sum(rss_kib(s.pid) for s in servers)

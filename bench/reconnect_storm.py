@@ -30,10 +30,12 @@ from pathlib import Path
 from bench._common import (
     ClientPool,
     ServerProc,
+    fleet_tokens,
     login,
     publish,
     raise_nofile,
     redis_server,
+    seed_signing_key,
 )
 
 
@@ -52,18 +54,18 @@ def _stop_all(servers: list[ServerProc]) -> None:
 def _storm(args: argparse.Namespace) -> dict[str, float]:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        key = seed_signing_key(tmp)
         url = None
         if args.backend == "redis":
             url = stack.enter_context(redis_server(tmp / "redis"))
         servers = [ServerProc(tmp, redis_url=url, demo_users=i == 0) for i in range(args.processes)]
         stack.callback(_stop_all, servers)  # the list as it is at the end
-        token, boss = login(servers[0].url, "alice"), login(servers[0].url, "publisher")
+        # one person per client: a server holds only a few streams per user
+        people, boss = fleet_tokens(key, args.clients), login(servers[0].url, "publisher")
         pool = ClientPool(args.workers)
         stack.callback(pool.close)
         t0 = time.monotonic()
-        opened = pool.open(
-            "alice", token, [servers[i % args.processes].port for i in range(args.clients)]
-        )
+        opened = pool.open(people, [servers[i % args.processes].port for i in range(args.clients)])
         ramp_s = time.monotonic() - t0
         ids = [publish(servers[0].url, boss, f"before {i}") for i in range(args.before)]
         _check(pool.call_all("wait_ids", {"ids": ids, "timeout": 60.0}), "before the restart")

@@ -1,9 +1,11 @@
 """Idle SSE connections held by one companion-server process, and broadcast latency.
 
 Starts ``python -m app server`` as a subprocess (its memory is its own), opens --connections
-idle streams to it from this process (raw asyncio sockets, one login shared by all), reads the
-server's RSS before and after, then publishes --rounds announcements to everyone and times how
-long each takes to reach every connection. Prints a small table.
+idle streams to it from this process (raw asyncio sockets, each a different person, whose
+tokens are signed with the key the benchmark gives the server: a server holds only a few
+streams per user), reads the server's RSS before and after, then publishes --rounds
+announcements to everyone and times how long each takes to reach every connection. Prints a
+small table. ``bench/stream_opens.py`` measures the same memory against a bare server.
 
     .venv/bin/python bench/server_connections.py --connections 1000 --rounds 20
 """
@@ -51,10 +53,10 @@ class Conn:
         self.waiting_for = b""
         self.seen = asyncio.Event()
 
-    async def open(self, port: int, token: str) -> None:
+    async def open(self, port: int, user: str, token: str) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
         self.writer.write(
-            f"GET /sse/connect/alice HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"GET /sse/connect/{user} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
         )
         await self.writer.drain()
@@ -69,17 +71,20 @@ class Conn:
                 self.seen.set()
 
 
-async def _bench(port: int, pid: int, connections: int, rounds: int) -> dict[str, float]:
+async def _bench(
+    port: int, pid: int, people: list[tuple[str, str]], rounds: int
+) -> dict[str, float]:
     base = f"http://127.0.0.1:{port}"
+    connections = len(people)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        alice = await client.post("/auth/login", json={"username": "alice", "password": "demo"})
         boss = await client.post("/auth/login", json={"username": "publisher", "password": "demo"})
-        token, publisher = alice.json()["access_token"], boss.json()["access_token"]
+        publisher = boss.json()["access_token"]
         rss_before = _rss_kib(pid)
         conns = [Conn() for _ in range(connections)]
         t0 = time.perf_counter()
         for start in range(0, connections, 100):
-            await asyncio.gather(*(c.open(port, token) for c in conns[start : start + 100]))
+            batch = zip(conns[start : start + 100], people[start : start + 100], strict=True)
+            await asyncio.gather(*(c.open(port, *person) for c, person in batch))
         connect_s = time.perf_counter() - t0
         pumps = [asyncio.create_task(c.pump()) for c in conns]
         await asyncio.sleep(1.0)  # let the server settle before measuring
@@ -125,8 +130,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     _raise_nofile(args.connections * 2 + 256)
+    from bench._common import fleet_tokens, seed_signing_key  # (it imports this module)
+
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "TRAY_NOTIFIER_HOME": home}
+        data = Path(home) / "server"
+        # one person per stream (a server holds only a few per user), tokens minted here
+        people = fleet_tokens(seed_signing_key(data), args.connections)
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -137,6 +147,8 @@ def main() -> int:
                 "server",
                 "--port",
                 "0",
+                "--data-dir",
+                str(data),
                 "--demo-users",
             ],
             stdout=subprocess.PIPE,
@@ -152,7 +164,7 @@ def main() -> int:
                     break
             if not port:
                 raise SystemExit("the server did not start")
-            result = asyncio.run(_bench(port, proc.pid, args.connections, args.rounds))
+            result = asyncio.run(_bench(port, proc.pid, people, args.rounds))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
