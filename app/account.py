@@ -35,7 +35,7 @@ import logging
 import signal
 import sys
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from app.core import config as config_mod
 from app.core import http, oidc
@@ -237,7 +237,8 @@ async def _sign_in(
 ) -> int:
     cancel = asyncio.Event()
     minutes = (waits or oidc.Waits()).timeout / 60
-    try:
+
+    async def sign_in() -> None:
         with _cancelled_by_signals(cancel):
             await session.sign_in(
                 on_prompt=lambda prompt: _show(prompt, minutes),
@@ -246,18 +247,8 @@ async def _sign_in(
                 cancel=cancel,
                 waits=waits,
             )
-    except (oidc.SignInError, WrongCredentials, SecretStoreUnavailable) as exc:
-        _tell("%s", exc)
-        return EXIT_AUTH
-    except (ServerUnreachable, ServerError) as exc:
-        _tell("%s", exc)
-        return EXIT_FAILURE
-    except (TrayNotifierError, ConfigError) as exc:
-        _tell("%s", exc)
-        return EXIT_PROTOCOL
-    finally:
-        await session.aclose()
-    return EXIT_OK
+
+    return await _exit_code(session, sign_in(), refused=(oidc.SignInError,))
 
 
 def _show(prompt: oidc.Prompt, minutes: float) -> None:
@@ -312,9 +303,22 @@ def _tell_tray(paths: Paths, login: str, *, stored: bool) -> bool:
 
 
 async def _login(session: AuthSession, password: str) -> int:
+    return await _exit_code(session, session.login(password))
+
+
+async def _exit_code(
+    session: AuthSession,
+    call: Awaitable[object],
+    *,
+    refused: tuple[type[Exception], ...] = (),
+) -> int:
+    """Await ``call`` (the session's login or sign-in), then close the session; the exit code,
+    with a failure told on stderr: 3 refused (wrong credentials, no keyring, or one of
+    ``refused``), 1 the server cannot be reached or failed, 4 protocol or configuration."""
+    refusals: tuple[type[Exception], ...] = (*refused, WrongCredentials, SecretStoreUnavailable)
     try:
-        await session.login(password)
-    except (WrongCredentials, SecretStoreUnavailable) as exc:
+        await call
+    except refusals as exc:
         _tell("%s", exc)
         return EXIT_AUTH
     except (ServerUnreachable, ServerError) as exc:

@@ -59,7 +59,7 @@ from app.server.model import (
     person_names,
     with_directory,
 )
-from app.server.sqlite_officer import SqliteOfficer
+from app.server.sqlite_officer import SqliteOfficer, audience_params
 
 log = logging.getLogger(__name__)
 
@@ -662,10 +662,8 @@ class SqliteBroker(SqliteOfficer, Broker):
             "after": int(after) if after is not None else 0,
             "upto": int(upto) if upto is not None else _MAX_ID,
             "now": now.timestamp(),
-            "see_all": viewer.publisher,
             "with_revoked": with_revoked,
-            "user": viewer.user_id,
-            "groups": json.dumps(sorted(viewer.groups)),
+            **audience_params(viewer),
             "limit": limit,
         }
         order = "ASC" if after is not None else "DESC"
@@ -694,16 +692,9 @@ class SqliteBroker(SqliteOfficer, Broker):
     ) -> Record | None:
         at = now.astimezone(UTC)
         with self._tx() as db:
-            row = (
-                db.execute("SELECT * FROM announcements WHERE id = ?", (int(ann_id),)).fetchone()
-                if _is_id(ann_id)
-                else None
-            )
-            if row is None:
+            record = _unrevoked(db, ann_id)
+            if record is None:
                 return None
-            record = codec.from_row(row)
-            if record.revoked:
-                raise AlreadyRevoked(f"announcement {ann_id} was revoked")
             corrected = correction.apply(record, now=at)
             db.execute(
                 "UPDATE announcements SET title = :title, body = :body, priority = :priority,"
@@ -726,16 +717,9 @@ class SqliteBroker(SqliteOfficer, Broker):
         at = now.astimezone(UTC)
         targets = frozenset(users)
         with self._tx() as db:
-            row = (
-                db.execute("SELECT * FROM announcements WHERE id = ?", (int(ann_id),)).fetchone()
-                if _is_id(ann_id)
-                else None
-            )
-            if row is None:
+            record = _unrevoked(db, ann_id)
+            if record is None:
                 return None
-            record = codec.from_row(row)
-            if record.revoked:
-                raise AlreadyRevoked(f"announcement {ann_id} was revoked")
             change = self._add_change(
                 db, record, REMIND, codec.remind_json(record.id), by, at, users=targets
             )
@@ -793,9 +777,7 @@ class SqliteBroker(SqliteOfficer, Broker):
         params = {
             "after": after,
             "upto": upto,
-            "see_all": viewer.publisher,
-            "user": viewer.user_id,
-            "groups": json.dumps(sorted(viewer.groups)),
+            **audience_params(viewer),
             "limit": limit,
         }
         rows = self._db.execute(_CHANGES.format(order="DESC" if desc else "ASC"), params).fetchall()
@@ -972,6 +954,22 @@ def _next_position(db: sqlite3.Connection) -> int:
     else:
         db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'announcements'", (position,))
     return position
+
+
+def _unrevoked(db: sqlite3.Connection, ann_id: str) -> Record | None:
+    """The announcement ``ann_id`` as read in ``db``'s transaction, to be changed in it; None
+    when the id is unknown. Raises AlreadyRevoked when it was revoked."""
+    row = (
+        db.execute("SELECT * FROM announcements WHERE id = ?", (int(ann_id),)).fetchone()
+        if _is_id(ann_id)
+        else None
+    )
+    if row is None:
+        return None
+    record = codec.from_row(row)
+    if record.revoked:
+        raise AlreadyRevoked(f"announcement {ann_id} was revoked")
+    return record
 
 
 def _is_id(text: str) -> bool:

@@ -122,10 +122,8 @@ class SqliteOfficer:
             "before": int(before) if before is not None else _MAX_ID,
             "now": now.timestamp(),
             "query": query or None,
-            "see_all": viewer.publisher,
             "with_revoked": include_revoked,
-            "user": viewer.user_id,
-            "groups": json.dumps(sorted(viewer.groups)),
+            **audience_params(viewer),
             "limit": limit,
         }
         order = "ASC" if after is not None else "DESC"
@@ -314,6 +312,16 @@ class SqliteOfficer:
                 "DELETE FROM saved_forms WHERE id = ? AND kind = ?", (int(form_id), kind)
             )
         return cur.rowcount > 0
+
+
+def audience_params(viewer: Principal) -> dict[str, object]:
+    """The parameters of the audience test the announcement queries share (``:see_all``,
+    ``:user``, ``:groups``): what ``viewer`` may see (a publisher, every announcement)."""
+    return {
+        "see_all": viewer.publisher,
+        "user": viewer.user_id,
+        "groups": json.dumps(sorted(viewer.groups)),
+    }
 
 
 def _casefold(text: Any) -> str | None:

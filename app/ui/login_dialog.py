@@ -399,6 +399,17 @@ class LoginDialog(QDialog):
 
     def _set_signing_in(self, waiting: bool) -> None:
         self._signing_in = waiting
+        self._enable_form(not waiting)
+        self.cancel_sign_in_button.setEnabled(waiting)
+        self.waiting_box.setVisible(waiting)
+        if not waiting:
+            self._sign_in_url = ""
+            self.copy_address_button.setEnabled(False)
+        self._fit_height()
+
+    def _enable_form(self, enabled: bool) -> None:
+        """The fields and the Log in and sign-in buttons: disabled while a login or a sign-in
+        runs."""
         for w in (
             self.server_edit,
             self.user_edit,
@@ -406,13 +417,7 @@ class LoginDialog(QDialog):
             self.login_button,
             self.sso_button,
         ):
-            w.setEnabled(not waiting)
-        self.cancel_sign_in_button.setEnabled(waiting)
-        self.waiting_box.setVisible(waiting)
-        if not waiting:
-            self._sign_in_url = ""
-            self.copy_address_button.setEnabled(False)
-        self._fit_height()
+            w.setEnabled(enabled)
 
     def _copy_address(self) -> None:
         clipboard = QGuiApplication.clipboard()
@@ -453,14 +458,7 @@ class LoginDialog(QDialog):
 
     def set_busy(self, busy: bool) -> None:
         """While busy: fields and Log in disabled, a progress line shown. Cancel stays usable."""
-        for w in (
-            self.server_edit,
-            self.user_edit,
-            self.password_edit,
-            self.login_button,
-            self.sso_button,
-        ):
-            w.setEnabled(not busy)
+        self._enable_form(not busy)
         self.busy_box.setVisible(busy)
         self._fit_height()
         if not busy:
