@@ -34,9 +34,9 @@ from pathlib import Path
 import httpx
 import jwt
 
-from app.core import oidc
 from app.core.auth import AuthSession
 from app.core.config import Endpoints, StreamSettings
+from app.core.oidc_callback import LoopbackListener
 from app.core.secrets import MemorySecretStore
 from app.server.config import OidcSettings
 from app.server.embedded import EmbeddedServer
@@ -65,9 +65,9 @@ async def _sign_in_to_connected(
 ) -> tuple[float, float]:
     """One tray sign-in as alice: (click to connected, of which the browser's part), seconds."""
     marks: dict[str, float] = {}
-    answer = oidc.LoopbackListener._answer
+    answer = LoopbackListener._answer
 
-    def timed_answer(self: oidc.LoopbackListener, head: bytes) -> tuple[str, str]:
+    def timed_answer(self: LoopbackListener, head: bytes) -> tuple[str, str]:
         marks.setdefault("redirected", time.perf_counter())
         return answer(self, head)
 
@@ -91,7 +91,7 @@ async def _sign_in_to_connected(
             password=provider.user("alice").password,
         )
     )
-    oidc.LoopbackListener._answer = timed_answer  # type: ignore[method-assign]
+    LoopbackListener._answer = timed_answer  # type: ignore[method-assign]
     try:
         start = time.perf_counter()
         tokens = await session.sign_in(on_prompt=lambda prompt: None, open_browser=open_browser)
@@ -107,7 +107,7 @@ async def _sign_in_to_connected(
                 break
         total = time.perf_counter() - start
     finally:
-        oidc.LoopbackListener._answer = answer  # type: ignore[method-assign]
+        LoopbackListener._answer = answer  # type: ignore[method-assign]
         await person
         await session.aclose()
     return total, marks["redirected"] - marks["opened"]

@@ -329,7 +329,9 @@ class Runtime:
         except BaseException:
             await runtime.stop()
             raise
-        runtime.scheduler = Scheduler(runtime.api, clock=clock, settings=settings)
+        runtime.scheduler = Scheduler(
+            runtime.broker, runtime.api.publish_payload, clock=clock, settings=settings
+        )
         runtime._schedule_task = loop.create_task(runtime.scheduler.run(), name="schedule")
         runtime.api.ready = True
         return runtime

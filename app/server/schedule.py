@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.core.model import parse_time
 from app.server import audit, reach
 from app.server.broker import Broker
 from app.server.codec import iso
 from app.server.config import HttpSettings
-from app.server.model import BrokerUnavailable
+from app.server.model import BrokerUnavailable, Record
 from app.server.officer_model import FAILED, SCHEDULED, SENT, Schedule
 from app.server.validation import BadInput, parse_draft, require_object
 
-if TYPE_CHECKING:
-    from app.server.api import Api
+# the one publish path (Api.publish_payload): the payload, then author, idempotency_key and
+# schedule_id by keyword; handed in so this module stays below the HTTP layer
+Publish = Callable[..., Awaitable[Record]]
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +141,17 @@ class Scheduler:
 
     BATCH = 50  # schedules claimed at once
 
-    def __init__(self, api: Api, *, clock: Callable[[], float], settings: HttpSettings) -> None:
-        self._api = api
-        self._broker = api.broker
+    def __init__(
+        self,
+        broker: Broker,
+        publish: Publish,
+        *,
+        clock: Callable[[], float],
+        settings: HttpSettings,
+    ) -> None:
+        """``publish``: the server's one publish path (``Api.publish_payload``)."""
+        self._publish = publish
+        self._broker = broker
         self._clock = clock
         self._settings = settings
 
@@ -163,7 +172,7 @@ class Scheduler:
     async def _send(self, schedule: Schedule) -> str | None:
         now = datetime.fromtimestamp(self._clock(), UTC)
         try:
-            record = await self._api.publish_payload(
+            record = await self._publish(
                 dict(schedule.payload),
                 author=schedule.author,
                 idempotency_key=publish_key(schedule.id),

@@ -39,7 +39,8 @@ from app.core.errors import (
     WrongCredentials,
 )
 from app.core.http import make_client
-from app.core.oidc import BrowserPrompt, DevicePrompt, LoopbackListener, Prompt, Waits
+from app.core.oidc import BrowserPrompt, DevicePrompt, Prompt, Waits
+from app.core.oidc_callback import LoopbackListener
 from app.core.secrets import MemorySecretStore, login_key
 from app.server.config import OidcSettings
 from app.server.embedded import EmbeddedServer
