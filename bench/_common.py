@@ -13,7 +13,6 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
-import random
 import re
 import secrets
 import subprocess
@@ -26,6 +25,9 @@ from typing import Any
 
 import httpx
 
+from app.core.backoff import Backoff
+from app.core.config import StreamSettings
+from app.core.stream import STABLE_STREAM
 from bench.server_connections import _raise_nofile as raise_nofile
 from bench.server_connections import _rss_kib as rss_kib
 
@@ -45,7 +47,9 @@ __all__ = [
 Fleet = tuple[str, str]  # a person of the fleet: (user id, access token)
 
 _URL = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+_ADMIN = re.compile(r"admin on http://127\.0\.0\.1:(\d+)")
 _TICK = os.sysconf("SC_CLK_TCK")
+CONNECT_TIMEOUT = StreamSettings().connect_timeout  # the engine's, 10 s
 
 
 def cpu_seconds(pid: int) -> float:
@@ -68,9 +72,12 @@ class ServerProc:
         bare: bool = False,
         extra: tuple[str, ...] = (),
         profile: Path | None = None,
+        wait: bool = True,
     ) -> None:
         """``bare``: the baseline server (``bench/bare_server.py``) instead, run the same way;
-        ``profile``: run it under cProfile, its statistics written there when it stops."""
+        ``profile``: run it under cProfile, its statistics written there when it stops;
+        ``wait=False``: return at once, :meth:`ready` waits until it listens (to start several
+        at the same time)."""
         python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
         if bare:
             args = [*python, "-m", "bench.bare_server", "--port", str(port)]
@@ -84,8 +91,16 @@ class ServerProc:
             args += extra
         env = {**os.environ, "TRAY_NOTIFIER_HOME": str(data_dir / "home")}
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+        self.port, self.url = port, ""
+        self.admin_url = ""  # a bare server's own port, beside the shared one (``--reuse-port``)
+        if wait:
+            self.ready()
+
+    def ready(self) -> ServerProc:
+        """Wait until it listens; its port and URL are known then."""
         self.port = self._wait_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        return self
 
     @property
     def pid(self) -> int:
@@ -94,7 +109,9 @@ class ServerProc:
     def _wait_port(self) -> int:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            if match := _URL.search(line):
+            if match := _ADMIN.search(line):
+                self.admin_url = f"http://127.0.0.1:{match.group(1)}"
+            elif match := _URL.search(line):
                 return int(match.group(1))
         self.proc.wait(timeout=30)
         raise SystemExit(f"the server did not start (exit {self.proc.returncode})")
@@ -184,20 +201,61 @@ def publish(url: str, token: str, title: str) -> str:
 # ---------------------------------------------------------------- client workers
 
 
-class _Conn(asyncio.Protocol):
-    """One SSE client: keeps its last id and every id it saw; reconnects like the engine
-    (``retry:`` plus up to a quarter of jitter; refused: exponential backoff, jitter above
-    the retry time)."""
+class _Attempt(asyncio.Protocol):
+    """One connection attempt of a :class:`_Conn`: an attempt given up (its connect timed out
+    just as it was made) is stale and never reaches the client, which has at most one stream."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self.conn, self.stale = conn, False
+        self.transport: asyncio.Transport | None = None
+
+    def __call__(self) -> _Attempt:  # its own protocol factory, for ``create_connection``
+        return self
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.stale:
+            transport.abort()
+        else:
+            self.conn.made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.stale:
+            self.conn.received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.stale:
+            self.conn.lost()
+
+    def give_up(self) -> None:
+        self.stale = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _Conn:
+    """One SSE client that reconnects exactly as the tray's engine does: the real
+    :class:`~app.core.backoff.Backoff` (the server's ``retry:``, jitter, exponential waits after
+    failures, ``Retry-After``), the engine's connect timeout, a stream that ended at once having
+    delivered nothing counted as a failure (``STABLE_STREAM``), ``Last-Event-ID`` on every
+    reconnect. It keeps every id it saw and how many it saw twice."""
 
     def __init__(self, worker: _Worker, port: int, user: str, token: str) -> None:
         self.worker, self.port = worker, port
         self.user, self.token = user, token
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
+        self.head = True  # reading the response head
+        self.retry_after: str | None = None
+        self.failed = False  # this response was refused (not 200)
+        self.delivered = False  # an announcement on this response
+        self.named = False  # the event being read has an ``event:`` name (a control event)
+        self.opened_at = 0.0
         self.last_id = ""
         self.ids: set[str] = set()
-        self.retry_s = 3.0
-        self.failures = 0
+        self.repeats = 0
+        self.backoff = Backoff()
         self.connects = 0
         self.seen_round = -1
         self.connected = asyncio.Event()
@@ -205,16 +263,21 @@ class _Conn(asyncio.Protocol):
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         while not self.worker.closing:
+            attempt = _Attempt(self)
             try:
-                await loop.create_connection(lambda: self, "127.0.0.1", self.port)
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await loop.create_connection(attempt, "127.0.0.1", self.port)
                 return
-            except OSError:
-                self.failures += 1
-                await asyncio.sleep(random.uniform(0, min(5.0, 0.25 * 2**self.failures)))
+            except (OSError, TimeoutError):
+                attempt.give_up()
+                self.worker.refused += 1
+                await asyncio.sleep(self.backoff.after_failure())
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport, self.buffer, self.failures = transport, b"", 0
+    def made(self, transport: asyncio.Transport) -> None:
+        self.transport, self.buffer, self.head = transport, b"", True
+        self.failed = self.delivered = self.named = False
+        self.retry_after = None
+        self.opened_at = time.monotonic()
         self.connects += 1
         resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id else ""
         transport.write(
@@ -223,30 +286,62 @@ class _Conn(asyncio.Protocol):
             "Accept: text/event-stream\r\n\r\n".encode()
         )
 
-    def data_received(self, data: bytes) -> None:
+    def received(self, data: bytes) -> None:
         self.buffer += data
+        if self.head:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.head, self.buffer = False, rest
+            status, *fields = head.split(b"\r\n")
+            if status.split(b" ", 2)[1] != b"200":
+                self.failed = True
+                self.worker.rejected += 1
+                for field in fields:
+                    name, _, value = field.partition(b":")
+                    if name.strip().lower() == b"retry-after":
+                        self.retry_after = value.strip().decode()
+                assert self.transport is not None
+                self.transport.abort()
+                return
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             if line.startswith(b"id: "):
                 self.last_id = line[4:].decode()
-                self.ids.add(self.last_id)
+                if not self.named:  # an announcement's (a control event's id is a position)
+                    self.repeats += self.last_id in self.ids
+                    self.ids.add(self.last_id)
+            elif line.startswith(b"data: "):
+                self.delivered |= not self.named  # an announcement, not a control event
+                if self.worker.marker and self.worker.marker in line:
+                    self.worker.saw_marker(self)
+            elif not line:
+                self.named = False  # the end of an event
             elif line.startswith(b"retry: "):
-                self.retry_s = int(line[7:]) / 1000
+                self.backoff.set_retry_ms(int(line[7:]))
             elif line.startswith(b"event: connected"):
+                self.named = True
                 self.connected.set()
+                self.worker.served.append(time.monotonic())
+            elif line.startswith(b"event: ") and line != b"event: close":
+                self.named = True
             elif line.startswith(b"event: close") or line == b"0\r":  # the end of the stream
                 assert self.transport is not None
                 self.transport.abort()  # then reconnect, as after EOF
                 return
-            elif self.worker.marker and self.worker.marker in line:
-                self.worker.saw_marker(self)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def lost(self) -> None:
         self.transport = None
         self.connected.clear()
-        if not self.worker.closing:
-            delay = self.retry_s * random.uniform(1.0, 1.25)
-            asyncio.get_running_loop().call_later(delay, lambda: self.worker.spawn(self.connect()))
+        if self.worker.closing:
+            return
+        if self.failed:
+            delay = self.backoff.after_failure(self.retry_after)
+        elif self.delivered or time.monotonic() - self.opened_at >= STABLE_STREAM:
+            delay = self.backoff.after_success()
+        else:  # ended at once with nothing delivered
+            delay = self.backoff.after_failure()
+        asyncio.get_running_loop().call_later(delay, lambda: self.worker.spawn(self.connect()))
 
 
 class _Worker:
@@ -261,6 +356,9 @@ class _Worker:
         self.last_arrival = 0.0
         self.closing = False
         self.tasks: set[asyncio.Task[None]] = set()
+        self.served: list[float] = []  # when each stream's ``event: connected`` arrived
+        self.refused = 0  # connects refused or timed out
+        self.rejected = 0  # responses that were not 200 (503 at the cap...)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -315,10 +413,13 @@ class _Worker:
     async def _cmd_wait_ids(self, arg: dict[str, Any]) -> tuple[str, Any]:
         """Wait until every connection holds every expected id (or the deadline)."""
         expected, deadline = set(arg["ids"]), time.monotonic() + arg["timeout"]
+        connected = arg.get("connected", False)  # and every connection's stream open again
         while time.monotonic() < deadline:
-            if all(expected <= c.ids for c in self.conns):
+            if all(expected <= c.ids for c in self.conns) and (
+                not connected or all(c.connected.is_set() for c in self.conns)
+            ):
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
         done_at = time.monotonic()
         lacking = [c for c in self.conns if not expected <= c.ids]
         return (
@@ -329,6 +430,21 @@ class _Worker:
                 "clients_connected": sum(c.connected.is_set() for c in self.conns),
                 "done_at": done_at,
                 "connects": sum(c.connects for c in self.conns),
+            },
+        )
+
+    async def _cmd_stats(self, since: float) -> tuple[str, Any]:
+        """What the server saw of this worker's clients since ``since`` (monotonic): when each
+        stream was served (``event: connected``), connects refused or timed out, responses
+        refused (503...), and announcements a client received twice (ever)."""
+        return (
+            "stats",
+            {
+                "served": [t for t in self.served if t >= since],
+                "refused": self.refused,
+                "rejected": self.rejected,
+                "repeats": sum(c.repeats for c in self.conns),
+                "connected": sum(c.connected.is_set() for c in self.conns),
             },
         )
 

@@ -6,7 +6,9 @@ listen backlog, the same stream head and ping interval).
 connected`` with an ``id:``, then ``: ping`` every --ping-interval seconds from the stream's own
 task. ``POST /announcements`` writes one event to every open stream and answers ``{"id"}``.
 It prints ``listening on http://127.0.0.1:PORT`` like ``python -m app server``, so
-:class:`bench._common.ServerProc` starts either one.
+:class:`bench._common.ServerProc` starts either one. With ``--reuse-port`` (several processes
+on one port) each also listens on a port of its own, printed first as ``admin on ...``, so that
+a benchmark can publish to every one of them.
 
     .venv/bin/python -m bench.bare_server [--port P] [--ping-interval S] [--reuse-port]
 """
@@ -74,6 +76,11 @@ async def serve(port: int, ping_interval: float, reuse_port: bool) -> None:
         runner, "127.0.0.1", port, backlog=128, reuse_address=True, reuse_port=reuse_port or None
     )
     await site.start()
+    if reuse_port:  # several processes share the port: each also listens on one of its own,
+        # so that a benchmark can reach every one of them (a broadcast is one POST to each)
+        admin = web.TCPSite(runner, "127.0.0.1", 0)
+        await admin.start()
+        print(f"admin on http://127.0.0.1:{runner.addresses[1][1]}", flush=True)
     print(f"listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
