@@ -83,18 +83,11 @@ def to_stream_event(raw: RawEvent) -> StreamEvent:
             log.warning("event %r carries malformed JSON; shown as plain text", last_id or event)
     if type(obj) is dict:  # (json makes plain dicts)
         kind = obj.get("type")
-        if kind == "revoke" and obj.get("id") not in (None, ""):
-            return Revoke(str(obj["id"]))
-        if kind == "remind" and obj.get("id") not in (None, ""):
-            return Remind(str(obj["id"]))
-        if kind == "update" and obj.get("id") not in (None, ""):
-            update = _update(obj)
-            if update is not None:
-                return update
+        # the usual event first: its kind is none of the three below, so the order of the
+        # tests changes only the time they take
         if kind == "announcement" or (kind is None and ("title" in obj or "body" in obj)):
-            own = last_id if own_id else ""
             try:
-                ann = Announcement.from_json(obj, fallback_id=own)
+                ann = Announcement.from_json(obj, fallback_id=last_id if own_id else "")
             except ValueError as exc:
                 log.warning("event %r is not a valid announcement (%s); shown as text", raw.id, exc)
             else:
@@ -102,6 +95,14 @@ def to_stream_event(raw: RawEvent) -> StreamEvent:
                     if ann.id:
                         return ann
                     return dataclasses.replace(ann, id=anonymous_id(), anonymous=True)
+        elif kind == "revoke" and obj.get("id") not in (None, ""):
+            return Revoke(str(obj["id"]))
+        elif kind == "remind" and obj.get("id") not in (None, ""):
+            return Remind(str(obj["id"]))
+        elif kind == "update" and obj.get("id") not in (None, ""):
+            update = _update(obj)
+            if update is not None:
+                return update
         envelope = from_envelope(obj, raw)
         if envelope is not None:
             return envelope

@@ -72,3 +72,33 @@ def test_load_json_refuses_what_json_loads_refuses(text: str) -> None:
     with pytest.raises(ValueError) as got:
         load_json(text)
     assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # issue 24 tests the announcement's kind first: a kind it is not still reads as itself
+        ('{"type":"revoke","id":"3","title":"t","body":"b"}', Revoke("3")),
+        ('{"type":"remind","id":"3","title":"t","body":"b"}', Remind("3")),
+        ('{"type":"announcement","id":"3","title":"t"}', Announcement("3", "t", "")),
+        ('{"id":"3","body":"b"}', Announcement("3", "", "b")),
+        # a kind without its id, or an invalid announcement: the envelope, else the text
+        ('{"type":"revoke","title":"t"}', None),
+        ('{"type":"remind","id":""}', None),
+        ('{"type":"update","id":"3","title":5}', None),
+        ('{"type":"announcement","id":"3","title":5}', None),
+        ('{"type":"announcement","id":"3","title":""}', None),
+        ('{"type":"revoke","msg":"m","data":"d"}', Announcement("4", "m", "d")),
+        ('{"type":"announcement","title":[],"msg":"m","data":"d"}', Announcement("4", "m", "d")),
+        ('{"type":"news","id":"3","title":"t"}', None),
+    ],
+)
+def test_each_kind_is_read_whatever_the_order_of_the_tests(
+    data: str, expected: Announcement | Revoke | Remind | None
+) -> None:
+    raw = RawEvent(data=data, id="4")
+    got = to_stream_event(raw)
+    if expected is None:  # shown as its text
+        expected = Announcement("4", "", data, legacy=True)
+    assert got == expected
+    assert type(got) is type(expected)

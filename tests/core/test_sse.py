@@ -10,7 +10,7 @@ import re
 import pytest
 
 from app.core.model import RawEvent
-from app.core.sse import BOM, SSEDecoder
+from app.core.sse import _SIMPLE_EVENT, BOM, SSEDecoder
 
 
 def decode(*chunks: bytes, decoder: SSEDecoder | None = None) -> list[RawEvent]:
@@ -380,3 +380,46 @@ def test_an_event_at_the_cap_keeps_an_id_split_across_reads() -> None:
     got = decode(b"data: 12345678\nid: 1234567890123456789", b"0\n\n", decoder=decoder)
     assert got == [RawEvent(data="12345678", id="12345678901234567890")]
     assert decoder.dropped == 0
+
+
+# Issue 24: the pattern of the usual event has possessive quantifiers (no backtracking into a
+# part that matched). The pattern as it was, with ordinary quantifiers, must match exactly the
+# same bytes at every position, with the same groups.
+_BACKTRACKING = re.compile(
+    rb"(?:(id|event): ?([^\n\x00]*)\n)?(?:(id|event): ?([^\n\x00]*)\n)?data: ?([^\n]*)\n\n"
+)
+_PATTERN_LINES = [
+    *_LINES,
+    b"id: 1\x00",
+    b"event: a\x00b",
+    b"data: a\x00b",
+    b"data:",
+    b"data:  ",
+    b"datax: y",
+    b"ids: 3",
+    b"event",
+    b"id:  spaced",
+    b"event: id: data: x",
+    b"data: \r",
+]
+
+
+def test_possessive_pattern_is_the_backtracking_one_less_its_marks() -> None:
+    assert _SIMPLE_EVENT.pattern.replace(b"*+", b"*").replace(b")?+", b")?") == (
+        _BACKTRACKING.pattern
+    )
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_usual_events_pattern_matches_as_the_backtracking_one(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(200):
+        block = b"".join(
+            rng.choice(_PATTERN_LINES) + rng.choice([b"\n", b"\n", b"\n", b"\r"])
+            for _ in range(rng.randint(1, 6))
+        )
+        for pos in range(len(block) + 1):
+            got, expected = _SIMPLE_EVENT.match(block, pos), _BACKTRACKING.match(block, pos)
+            assert (got and (got.groups(), got.end())) == (
+                expected and (expected.groups(), expected.end())
+            ), (block, pos)
