@@ -26,12 +26,15 @@ Python's thresholds, as for the sync at start, which runs before the tuning).
 Memory: the growth of the process's peak RSS over its RSS just before the sync (the kernel's
 high-water mark, reset through ``/proc/self/clear_refs``), and the peak of Python's heap
 (``tracemalloc``) over one more sync, or over one more bare search; the stored size is
-SQLite's pages of the ``directory_people`` table and its index (``dbstat``), or Redis's
-``MEMORY USAGE`` of the directory hash. "people read" is ``broker.list_users()``, which every
-publish and every reach calls to name the recipients; then, on an :class:`EmbeddedServer` over
-the store the syncs filled, a publish to ``all-staff`` (everyone) and one to a department of
-``--per-department``, 5 of each alternated, the median; against a publish to a group on a
-server of the same backend without a directory.
+SQLite's pages of the ``directory_people`` table, its index and its group index
+``person_groups`` (``dbstat``), or Redis's ``MEMORY USAGE`` of the directory hash and of its
+group index ``directory-groups``. "people read" is ``broker.list_users()`` (the reach and ``GET
+/directory`` read every user); "audience looked up" is ``broker.audience_members()``, which a
+publish calls to check the audience and name the recipients (issue 24; before it, every publish
+read every user), for ``all-staff`` and for one department, the median of 5 each; then, on an
+:class:`EmbeddedServer` over the store the syncs filled, a publish to ``all-staff`` (everyone)
+and one to a department of ``--per-department``, 5 of each alternated, the median; against a
+publish to a group on a server of the same backend without a directory.
 
     .venv/bin/python -m bench.directory_sync                     # 10,000 people, 3 repetitions
     .venv/bin/python -m bench.directory_sync --people 20000 --backends sqlite
@@ -234,6 +237,7 @@ def _publishes(spec: dict[str, Any], rounds: int = 5) -> dict[str, Any]:
 async def _sync(spec: dict[str, Any]) -> dict[str, Any]:
     from app.server.config import ServerConfig
     from app.server.directory import DirectorySync, read_directory
+    from app.server.model import Audience
     from app.server.runtime import open_broker
 
     settings = _settings(spec)
@@ -264,6 +268,12 @@ async def _sync(spec: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         users = await broker.list_users()
         list_users = time.perf_counter() - started
+        lookups: dict[str, list[float]] = {"all-staff": [], "dept-001": []}
+        for _ in range(5):
+            for group, times in lookups.items():
+                started = time.perf_counter()
+                await broker.audience_members(Audience(groups=frozenset({group})))
+                times.append(time.perf_counter() - started)
         loop = asyncio.get_running_loop()
         gc.collect()
         tracemalloc.start()
@@ -279,6 +289,8 @@ async def _sync(spec: dict[str, Any]) -> dict[str, Any]:
         "read_s": reads[0],  # the first sync's (the warm-up read above was not through it)
         "resync_s": resync,
         "list_users_ms": list_users * 1000,
+        "lookup_all_ms": statistics.median(lookups["all-staff"]) * 1000,
+        "lookup_dept_ms": statistics.median(lookups["dept-001"]) * 1000,
         "people": status.people,
         "groups": status.groups,
         "users_listed": len(users),
@@ -289,14 +301,14 @@ async def _sync(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_bytes(config: Any) -> int:
-    """The stored copy of the directory: SQLite pages of its table and index, or Redis's
-    memory for its hash."""
+    """The stored copy of the directory: SQLite pages of its table, its index and its group
+    index, or Redis's memory for its hash and its group index."""
     if config.redis_url is None:
         db = sqlite3.connect(config.database)
         try:
             row = db.execute(
                 "SELECT SUM(pgsize) FROM dbstat WHERE name IN"
-                " ('directory_people', 'sqlite_autoindex_directory_people_1')"
+                " ('directory_people', 'sqlite_autoindex_directory_people_1', 'person_groups')"
             ).fetchone()
         finally:
             db.close()
@@ -304,7 +316,10 @@ def _stored_bytes(config: Any) -> int:
     import redis
 
     with redis.Redis.from_url(config.redis_url) as client:
-        return int(client.memory_usage("tray-notifier:directory", samples=0) or 0)
+        return sum(
+            int(client.memory_usage(f"tray-notifier:{key}", samples=0) or 0)
+            for key in ("directory", "directory-groups")
+        )
 
 
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -398,7 +413,8 @@ def main() -> int:
         }
         print(
             f"{'rep':<4}{'kind':<8}{'sync s':>8}{'read s':>8}{'resync s':>9}{'RSS peak+':>11}"
-            f"{'heap peak':>11}{'stored':>9}{'people read':>12}{'publish all/dept':>18}"
+            f"{'heap peak':>11}{'stored':>9}{'people read':>12}{'lookup all/dept':>18}"
+            f"{'publish all/dept':>18}"
             f"{'load':>6}",
             flush=True,
         )
@@ -425,7 +441,12 @@ def main() -> int:
                     + (f"{r['stored_mib']:>5.1f} MiB" if "stored_mib" in r else f"{'':>9}")
                     + (f"{r['list_users_ms']:>9.0f} ms" if "list_users_ms" in r else f"{'':>12}")
                     + (
-                        f"{r['publish_all_ms']:>9.0f} /{r['publish_dept_ms']:>4.0f} ms"
+                        f"{r['lookup_all_ms']:>9.1f} /{r['lookup_dept_ms']:>4.1f} ms"
+                        if "lookup_all_ms" in r
+                        else f"{'':>18}"
+                    )
+                    + (
+                        f"{r['publish_all_ms']:>9.1f} /{r['publish_dept_ms']:>4.1f} ms"
                         if "publish_all_ms" in r
                         else f"{'':>18}"
                     )
@@ -490,11 +511,23 @@ def main() -> int:
     )
     print(
         _row(
+            "audience looked up, broker.audience_members(), all-staff / one department (ms)",
+            [
+                "",
+                *(
+                    f"{med(k, 'lookup_all_ms'):.1f} / {med(k, 'lookup_dept_ms'):.2f}"
+                    for k in stores
+                ),
+            ],
+        )
+    )
+    print(
+        _row(
             "a publish to all-staff / to one department / without a directory (ms)",
             [
                 "",
                 *(
-                    f"{med(k, 'publish_all_ms'):.0f} / {med(k, 'publish_dept_ms'):.0f}"
+                    f"{med(k, 'publish_all_ms'):.1f} / {med(k, 'publish_dept_ms'):.1f}"
                     f" / {med(k, 'publish_plain_ms'):.1f}"
                     for k in stores
                 ),

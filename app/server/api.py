@@ -409,18 +409,18 @@ class Api:
         used by ``author`` returns the first announcement instead."""
         now = self._now()
         draft = parse_draft(payload, now=now)
-        users = await self.broker.list_users()
-        unknown = reach.unknown_names(draft.audience, users)
-        if unknown:
+        members = await self.broker.audience_members(draft.audience)
+        if members.unknown:
             raise BadInput(
-                f"the audience names what does not exist: {', '.join(unknown)}", "audience"
+                f"the audience names what does not exist: {', '.join(members.unknown)}",
+                "audience",
             )
         record = await self.broker.publish(
             draft,
             author=author,
             now=now,
             idempotency_key=idempotency_key,
-            recipients=reach.recipients(draft.audience, users),
+            recipients=members.recipients,
         )
         if record.created_at != now:
             log.info("publish by %r repeated with its idempotency key: %s", author, record.id)

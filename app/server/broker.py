@@ -28,6 +28,9 @@ Rules every backend keeps (the contract test suite in ``tests/server`` checks th
   include_revoked=True)`` still return it, with when and by whom it was revoked.
 - Visibility is :meth:`~app.server.model.Audience.includes`: everyone listed, members of a
   listed group, and publishers (who manage announcements and see all of them).
+- ``audience_members`` answers, by indexed lookups, exactly what filtering every user of
+  ``list_users`` would (``tests/server/test_audience_members.py`` compares the two over a
+  population of every kind of user); a publish asks it, never ``list_users``.
 - A person of the identity provider is keyed by their subject, never by name: a local
   account's name is never given to them, nor theirs to another.
 - Refresh tokens are stored only as hashes, are single use, and presenting a used one again
@@ -45,6 +48,8 @@ from datetime import datetime
 from app.server.hub import Hub, Subscription
 from app.server.model import (
     Ack,
+    Audience,
+    AudienceMembers,
     BrokerStats,
     Change,
     Correction,
@@ -94,6 +99,20 @@ class Broker(abc.ABC):
         people of the identity provider, and people of the organisation's directory, who
         need never have signed in (:func:`~app.server.model.with_directory`; ``get_user``
         answers the same way)."""
+
+    @abc.abstractmethod
+    async def audience_members(self, audience: Audience) -> AudienceMembers:
+        """Who ``audience`` names now among the users :meth:`list_users` lists (merged as
+        :func:`~app.server.model.with_directory` merges them), found by group and by name
+        rather than by reading every user (a publish asks, on the event loop): every user when
+        it is everyone (their names only), each user in one of its groups, and each of its
+        users that exists; and the groups no user is in and the users that do not exist
+        (:class:`~app.server.model.AudienceMembers`)."""
+
+    @abc.abstractmethod
+    async def local_accounts(self) -> set[str]:
+        """The names of the local accounts (``server add-user``: no subject), without reading
+        every user: a directory sync leaves out the directory people who have one's name."""
 
     @abc.abstractmethod
     async def sign_in_person(

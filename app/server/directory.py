@@ -333,7 +333,7 @@ class DirectorySync:
             since = _when(last.synced_at)
             log.warning("%s; keeping the directory as last read (%s)", exc, since)
             raise DirectoryUnreachable(str(exc)) from None
-        local = {u.name for u in await self.broker.list_users() if u.local}
+        local = await self.broker.local_accounts()
         conflicts = tuple(p.name for p in snapshot.people if p.name in local)
         status = DirectoryStatus(
             synced_at=now,

@@ -102,6 +102,24 @@ class Audience:
 
 
 @dataclass(frozen=True, slots=True)
+class AudienceMembers:
+    """Who an audience names now (``Broker.audience_members``): ``recipients``, the user ids
+    of every user it names, sorted; and what it names that does not exist, sorted: the groups
+    no user is in and the users no user is called."""
+
+    recipients: tuple[str, ...] = ()
+    unknown_groups: tuple[str, ...] = ()
+    unknown_users: tuple[str, ...] = ()
+
+    @property
+    def unknown(self) -> list[str]:
+        """What does not exist in words (``group x``, then ``user y``): a publish's refusal."""
+        return [f"group {g}" for g in self.unknown_groups] + [
+            f"user {u}" for u in self.unknown_users
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """A validated announcement before it has an id (see ``app/server/validation.py``)."""
 

@@ -1,6 +1,7 @@
 """Who an announcement reached: recipients, receipts and the directory, as the API's JSON and
 CSV (``GET /announcements/{id}/reach``, ``/reach.csv``, ``GET /directory``). Pure functions of
-the broker's values; the HTTP layer fetches them.
+the broker's values; the HTTP layer fetches them. Who an audience names when it is published
+is the broker's lookup (``Broker.audience_members``: by group and by name, in the store).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from app.core.model import Priority
 from app.server.codec import iso, revoked_at_json
-from app.server.model import Audience, Principal, Receipt, Record, User
+from app.server.model import Principal, Receipt, Record, User
 
 CSV_COLUMNS = (
     "user_id",
@@ -31,25 +32,6 @@ CSV_COLUMNS = (
 # a spreadsheet runs a cell starting with one of these as a formula (CSV injection), also
 # after blanks or control characters, and in their full-width forms (＝ U+FF1D...)
 _FORMULA_START = frozenset("=+-@")
-
-
-def unknown_names(audience: Audience, users: Iterable[User]) -> list[str]:
-    """The groups and users ``audience`` names that do not exist (``group x``, ``user y``)."""
-    users = list(users)
-    names = {u.name for u in users}
-    groups = {g for u in users for g in u.groups}
-    return [f"group {g}" for g in sorted(audience.groups - groups)] + [
-        f"user {u}" for u in sorted(audience.users - names)
-    ]
-
-
-def recipients(audience: Audience, users: Iterable[User]) -> list[str]:
-    """The user ids ``audience`` names now: every user, the members of its groups, its users."""
-    return sorted(
-        u.name
-        for u in users
-        if audience.everyone or u.name in audience.users or not audience.groups.isdisjoint(u.groups)
-    )
 
 
 def requires_ack(record: Record) -> bool:

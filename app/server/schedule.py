@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.core.model import parse_time
-from app.server import audit, reach
+from app.server import audit
 from app.server.broker import Broker
 from app.server.codec import iso
 from app.server.config import HttpSettings
@@ -80,7 +80,7 @@ async def schedule_payload(
     draft = parse_draft(body, now=now)
     if draft.expires_at is not None and draft.expires_at <= send_at:
         raise BadInput("expires_at is not after send_at: it would never be shown", "expires_at")
-    unknown = reach.unknown_names(draft.audience, await broker.list_users())
+    unknown = (await broker.audience_members(draft.audience)).unknown
     if unknown:
         raise BadInput(f"the audience names what does not exist: {', '.join(unknown)}", "audience")
     schedule, new = await broker.add_schedule(

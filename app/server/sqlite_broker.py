@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from app.core.files import private_path
 from app.core.model import parse_time
@@ -41,6 +42,7 @@ from app.server.model import (
     Ack,
     AlreadyRevoked,
     Audience,
+    AudienceMembers,
     BrokerStats,
     Change,
     Correction,
@@ -76,6 +78,35 @@ CREATE TABLE IF NOT EXISTS directory_people ( -- the last directory sync (docs/d
     display_name TEXT NOT NULL,
     groups TEXT NOT NULL                -- JSON list, nested groups resolved
 );
+-- the groups of each row of users and of directory_people, one row each, found by group (an
+-- audience's members: audience_members). user_groups is kept by the triggers below, whatever
+-- program writes a user; person_groups by replace_directory, which writes the people whole
+-- (row triggers made storing a sync of 10,000 people four times as long: 0.12 s, not 0.03 s,
+-- on the event loop)
+CREATE TABLE IF NOT EXISTS user_groups (
+    grp TEXT NOT NULL,
+    name TEXT NOT NULL,                 -- users.name
+    PRIMARY KEY (grp, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS user_groups_name ON user_groups (name);
+CREATE TABLE IF NOT EXISTS person_groups (
+    grp TEXT NOT NULL,
+    name TEXT NOT NULL,                 -- directory_people.name
+    PRIMARY KEY (grp, name)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS users_groups_insert AFTER INSERT ON users BEGIN
+    DELETE FROM user_groups WHERE name = NEW.name;  -- a REPLACE fires no delete trigger
+    INSERT OR IGNORE INTO user_groups (grp, name)
+        SELECT value, NEW.name FROM json_each(NEW.groups);
+END;
+CREATE TRIGGER IF NOT EXISTS users_groups_update AFTER UPDATE OF name, groups ON users BEGIN
+    DELETE FROM user_groups WHERE name = OLD.name;
+    INSERT OR IGNORE INTO user_groups (grp, name)
+        SELECT value, NEW.name FROM json_each(NEW.groups);
+END;
+CREATE TRIGGER IF NOT EXISTS users_groups_delete AFTER DELETE ON users BEGIN
+    DELETE FROM user_groups WHERE name = OLD.name;
+END;
 CREATE TABLE IF NOT EXISTS directory_status (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     status TEXT NOT NULL                -- JSON (DirectoryStatus)
@@ -176,8 +207,10 @@ CREATE TABLE IF NOT EXISTS receipts (        -- delivered, displayed, read; ackn
 # the schema's version (PRAGMA user_version) once _migrate has brought a database to _SCHEMA:
 # 1 = the receipts table takes "displayed", announcements have revoked_by; 2 = users have a
 # subject (people of the identity provider), unique; 3 = announcements have a revision and
-# updated_at (corrections; the changes and reminded tables are new)
-_SCHEMA_VERSION = 3
+# updated_at (corrections; the changes and reminded tables are new); 4 = the groups of users and
+# of directory people indexed by group (user_groups, person_groups: filled here once, then kept
+# by user_groups' triggers and by replace_directory)
+_SCHEMA_VERSION = 4
 _SUBJECT_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_subject ON users (subject)"
 
 # rebuilding a table is how SQLite changes a CHECK constraint (its "ALTER TABLE" procedure)
@@ -193,6 +226,39 @@ INSERT INTO receipts_new (announcement_id, user_id, kind, at)
     SELECT announcement_id, user_id, kind, at FROM receipts;
 DROP TABLE receipts;
 ALTER TABLE receipts_new RENAME TO receipts;
+"""
+
+# the (group, name) pairs of the members of the groups {groups} (SQL giving group names), as
+# list_users merges the users (with_directory): a users row's own groups for a local account and
+# for a person of the provider who is not in the directory; the directory's groups for a
+# directory person, unless their name is a local account's (left out)
+_MEMBERS = """
+SELECT g.grp, g.name FROM user_groups g JOIN users u ON u.name = g.name
+WHERE g.grp IN ({groups})
+  AND (COALESCE(u.subject, '') = ''
+       OR NOT EXISTS (SELECT 1 FROM directory_people d WHERE d.name = g.name))
+UNION ALL
+SELECT g.grp, g.name FROM person_groups g
+WHERE g.grp IN ({groups})
+  AND NOT EXISTS (SELECT 1 FROM users u WHERE u.name = g.name AND COALESCE(u.subject, '') = '')
+"""
+
+# Broker.audience_members: every name (everyone), the members of the groups, the users named
+# that exist; then the groups with no member, the users named that do not exist
+_AUDIENCE_NAMES = """
+SELECT name FROM users WHERE :everyone
+UNION SELECT name FROM directory_people WHERE :everyone
+UNION SELECT name FROM ({members})
+UNION SELECT name FROM users WHERE name IN (SELECT value FROM json_each(:users))
+UNION SELECT name FROM directory_people WHERE name IN (SELECT value FROM json_each(:users))
+"""
+_UNKNOWN_GROUPS = """
+SELECT w.value FROM json_each(:groups) w WHERE NOT EXISTS ({members})
+"""
+_UNKNOWN_USERS = """
+SELECT w.value FROM json_each(:users) w
+WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.name = w.value)
+  AND NOT EXISTS (SELECT 1 FROM directory_people d WHERE d.name = w.value)
 """
 
 _VISIBLE = """
@@ -290,6 +356,12 @@ class SqliteBroker(SqliteOfficer, Broker):
             if "subject" not in {row["name"] for row in db.execute("PRAGMA table_info(users)")}:
                 db.execute("ALTER TABLE users ADD COLUMN subject TEXT")
             db.execute(_SUBJECT_INDEX)
+            db.execute("DELETE FROM user_groups")
+            db.execute(
+                "INSERT OR IGNORE INTO user_groups (grp, name)"
+                " SELECT j.value, u.name FROM users u, json_each(u.groups) j"
+            )
+            _index_people(db)
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     async def start(self) -> None:
@@ -413,6 +485,31 @@ class SqliteBroker(SqliteOfficer, Broker):
         merged = (with_directory(stored.get(n), people.get(n)) for n in {*stored, *people})
         return sorted((u for u in merged if u is not None), key=lambda u: u.name)
 
+    async def audience_members(self, audience: Audience) -> AudienceMembers:
+        params = {
+            "everyone": audience.everyone,
+            "groups": json.dumps(sorted(audience.groups)),
+            "users": json.dumps(sorted(audience.users)),
+        }
+        members = _MEMBERS.format(groups="SELECT value FROM json_each(:groups)")
+        names = self._names(_AUDIENCE_NAMES.format(members=members), params)
+        no_group: tuple[str, ...] = ()
+        no_user: tuple[str, ...] = ()
+        if audience.groups:
+            members = _MEMBERS.format(groups="w.value")
+            no_group = self._names(_UNKNOWN_GROUPS.format(members=members), params)
+        if audience.users:
+            no_user = self._names(_UNKNOWN_USERS, params)
+        return AudienceMembers(names, no_group, no_user)
+
+    async def local_accounts(self) -> set[str]:
+        rows = self._db.execute("SELECT name FROM users WHERE COALESCE(subject, '') = ''")
+        return {row[0] for row in rows}
+
+    def _names(self, sql: str, params: dict[str, Any]) -> tuple[str, ...]:
+        """The first column of each row of ``sql``, sorted (as Python sorts: by code point)."""
+        return tuple(sorted(row[0] for row in self._db.execute(sql, params)))
+
     async def sign_in_person(
         self, subject: str, username: str, *, groups: frozenset[str], publisher: bool
     ) -> User:
@@ -466,6 +563,7 @@ class SqliteBroker(SqliteOfficer, Broker):
                 " VALUES (?, ?, ?)",
                 [(p.name, p.display_name, json.dumps(sorted(p.groups))) for p in people],
             )
+            _index_people(db)
             db.executemany(
                 "UPDATE users SET groups = '[]' WHERE name = ? AND subject IS NOT NULL",
                 [(name,) for name in removed],
@@ -921,6 +1019,15 @@ _REMINDED = "reminded"  # (a key of receipts(): when the last reminder was sent)
 _ERROR_LOG_INTERVAL = 60.0  # seconds: a failing database is logged once per interval
 _WATCH_INTERVAL = 1.0  # seconds between two looks for sessions ended by another program
 _SIDE_FILES = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the database
+
+
+def _index_people(db: sqlite3.Connection) -> None:
+    """person_groups from directory_people, whole (in the caller's transaction)."""
+    db.execute("DELETE FROM person_groups")
+    db.execute(
+        "INSERT OR IGNORE INTO person_groups (grp, name)"
+        " SELECT j.value, p.name FROM directory_people p, json_each(p.groups) j"
+    )
 
 
 def _identity(db_path: Path) -> dict[str, tuple[int, int] | None]:

@@ -137,7 +137,8 @@ INSERT INTO acks VALUES (1, 'bob', '2030-01-31T17:06:00Z');
 async def test_a_database_of_an_older_version_takes_displayed_receipts(tmp_path: Path) -> None:
     """Issue 22, point 10: the receipts table's CHECK constraint allowed delivered and read
     only; the server opens databases created by older versions and migrates them, keeping
-    every receipt (and revocations gain who revoked, unknown for the old ones)."""
+    every receipt (and revocations gain who revoked, unknown for the old ones; issue 24: the
+    users' groups are indexed for an audience's lookup)."""
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as old:
         old.executescript(_OLD_SCHEMA)
@@ -174,12 +175,14 @@ async def test_a_database_of_an_older_version_takes_displayed_receipts(tmp_path:
                 )
             local = await broker.get_user("p")
             assert local is not None and local.publisher and local.subject == ""
+            comms = await broker.audience_members(Audience(groups=frozenset({"comms"})))
+            assert comms.recipients == ("p",)  # its groups indexed (version 4)
             with pytest.raises(NameTaken):  # a local account is never given to a provider person
                 await broker.sign_in_person('["i","s"]', "p", groups=frozenset(), publisher=False)
         finally:
             await broker.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     db.close()
