@@ -266,7 +266,9 @@ class _Conn:
             attempt = _Attempt(self)
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
-                    await loop.create_connection(attempt, "127.0.0.1", self.port)
+                    await loop.create_connection(
+                        attempt, "127.0.0.1", self.port, local_addr=(self.worker.source, 0)
+                    )
                 return
             except (OSError, TimeoutError):
                 attempt.give_up()
@@ -347,8 +349,12 @@ class _Conn:
 class _Worker:
     """One worker process's loop: opens connections and answers the parent's commands."""
 
-    def __init__(self, pipe: multiprocessing.connection.Connection) -> None:
+    def __init__(self, pipe: multiprocessing.connection.Connection, source: str) -> None:
         self.pipe = pipe
+        # the address its connections come from: one of its own in 127.0.0.0/8, since the
+        # connections to one port from one address are bounded by the ephemeral port range
+        # (28,232 here), which a fleet on one shared port would exhaust
+        self.source = source
         self.conns: list[_Conn] = []
         self.marker = b""
         self.round = 0
@@ -449,9 +455,9 @@ class _Worker:
         )
 
 
-def _worker_main(pipe: multiprocessing.connection.Connection, nofile: int) -> None:
+def _worker_main(pipe: multiprocessing.connection.Connection, nofile: int, source: str) -> None:
     raise_nofile(nofile)
-    asyncio.run(_Worker(pipe).run())
+    asyncio.run(_Worker(pipe, source).run())
 
 
 @dataclass
@@ -464,9 +470,10 @@ class ClientPool:
         ctx = multiprocessing.get_context("spawn")
         self._pipes: list[multiprocessing.connection.Connection] = []
         self._procs: list[Any] = []
-        for _ in range(self.workers):
+        for i in range(self.workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, 20_000), daemon=True)
+            source = f"127.0.1.{i + 1}"
+            proc = ctx.Process(target=_worker_main, args=(child, 20_000, source), daemon=True)
             proc.start()
             child.close()  # a dead worker then reads as EOFError here, not a hang
             self._pipes.append(parent)
