@@ -15,6 +15,7 @@ import multiprocessing.connection
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,8 @@ _URL = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 _ADMIN = re.compile(r"admin on http://127\.0\.0\.1:(\d+)")
 _TICK = os.sysconf("SC_CLK_TCK")
 CONNECT_TIMEOUT = StreamSettings().connect_timeout  # the engine's, 10 s
+HEARTBEAT_TIMEOUT = StreamSettings().heartbeat_timeout  # the engine's read timeout, 45 s
+_IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux 4.2
 
 
 def cpu_seconds(pid: int) -> float:
@@ -201,6 +204,17 @@ def publish(url: str, token: str, title: str) -> str:
 # ---------------------------------------------------------------- client workers
 
 
+def _source_socket(source: str) -> socket.socket:
+    """A non-blocking TCP socket bound to ``source``, its port chosen at connect: bound with
+    port 0 the kernel must find a port free for every destination, a search that grows with
+    the ports in use (a client process of 17,000 connections spent its CPU there)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+    sock.setblocking(False)
+    sock.bind((source, 0))
+    return sock
+
+
 class _Attempt(asyncio.Protocol):
     """One connection attempt of a :class:`_Conn`: an attempt given up (its connect timed out
     just as it was made) is stale and never reaches the client, which has at most one stream."""
@@ -251,7 +265,7 @@ class _Conn:
         self.failed = False  # this response was refused (not 200)
         self.delivered = False  # an announcement on this response
         self.named = False  # the event being read has an ``event:`` name (a control event)
-        self.opened_at = 0.0
+        self.opened_at = self.heard_at = 0.0  # when the stream opened, when a byte last came
         self.last_id = ""
         self.ids: set[str] = set()
         self.repeats = 0
@@ -264,14 +278,15 @@ class _Conn:
         loop = asyncio.get_running_loop()
         while not self.worker.closing:
             attempt = _Attempt(self)
+            sock = _source_socket(self.worker.source)
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
-                    await loop.create_connection(
-                        attempt, "127.0.0.1", self.port, local_addr=(self.worker.source, 0)
-                    )
+                    await loop.sock_connect(sock, ("127.0.0.1", self.port))
+                    await loop.create_connection(attempt, sock=sock)
                 return
             except (OSError, TimeoutError):
                 attempt.give_up()
+                sock.close()
                 self.worker.refused += 1
                 await asyncio.sleep(self.backoff.after_failure())
 
@@ -279,7 +294,7 @@ class _Conn:
         self.transport, self.buffer, self.head = transport, b"", True
         self.failed = self.delivered = self.named = False
         self.retry_after = None
-        self.opened_at = time.monotonic()
+        self.opened_at = self.heard_at = time.monotonic()
         self.connects += 1
         resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id else ""
         transport.write(
@@ -289,6 +304,7 @@ class _Conn:
         )
 
     def received(self, data: bytes) -> None:
+        self.heard_at = time.monotonic()
         self.buffer += data
         if self.head:
             head, sep, rest = self.buffer.partition(b"\r\n\r\n")
@@ -378,8 +394,20 @@ class _Worker:
             if self.pending == 0:
                 self.last_arrival = time.monotonic()
 
+    async def _read_timeouts(self) -> None:
+        """The engine's read timeout: a stream silent for HEARTBEAT_TIMEOUT (no response head
+        from a server that accepted but never answered, or no ping) is dropped, then the
+        client reconnects by its rule."""
+        while not self.closing:
+            await asyncio.sleep(1.0)
+            silent = time.monotonic() - HEARTBEAT_TIMEOUT
+            for conn in self.conns:
+                if conn.transport is not None and conn.heard_at < silent:
+                    conn.transport.abort()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        self.spawn(self._read_timeouts())
         while True:
             cmd, arg = await loop.run_in_executor(None, self.pipe.recv)
             if cmd == "close":
@@ -478,6 +506,10 @@ class ClientPool:
             child.close()  # a dead worker then reads as EOFError here, not a hang
             self._pipes.append(parent)
             self._procs.append(proc)
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs]
 
     def call(self, cmd: str, args: list[Any]) -> list[Any]:
         for pipe, arg in zip(self._pipes, args, strict=True):

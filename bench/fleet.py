@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import math
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -75,7 +77,7 @@ class Service:
         rest = [self._spawn(port=self.port, demo_users=False) for _ in range(args.processes - 1)]
         self.procs = [first, *(p.ready() for p in rest)]
 
-    def _spawn(self, *, port: int, demo_users: bool) -> ServerProc:
+    def _spawn(self, *, port: int, demo_users: bool, profile: Path | None = None) -> ServerProc:
         return ServerProc(
             self.tmp,
             redis_url=self.redis_url,
@@ -85,6 +87,7 @@ class Service:
             bare=self.kind == "bare",
             extra=("--reuse-port",),
             wait=False,
+            profile=profile,
         )
 
     @property
@@ -107,7 +110,15 @@ class Service:
         """Stop every process, start as many on the same port at once; returns when the first
         and when the last of them listened again (monotonic)."""
         self.stop()
-        new = [self._spawn(port=self.port, demo_users=False) for _ in self.procs]
+        profiles = self.args.profile
+        new = [
+            self._spawn(
+                port=self.port,
+                demo_users=False,
+                profile=Path(f"{profiles}.{i}") if profiles else None,
+            )
+            for i in range(len(self.procs))
+        ]
         first = new[0].ready()
         first_at = time.monotonic()
         self.procs = [first, *(p.ready() for p in new[1:])]
@@ -203,12 +214,14 @@ def _restart(
         raise SystemExit("some streams lack the announcement sent before the restart")
     total = sum(r["clients_connected"] for r in replies)
     stopped_at = time.monotonic()
+    sampler = CpuSampler(service, pool)
     first_at, all_at = service.restart()
     missed = [publish(service.url, boss, f"missed {k}") for k in range(args.missed)]
     replies = pool.call_all(
         "wait_ids", {"ids": missed, "timeout": args.deadline, "connected": True}
     )
     done_at = max(r["done_at"] for r in replies)
+    busy = sampler.stop()
     stats = pool.call_all("stats", stopped_at)
     served = sorted(t for s in stats for t in s["served"])
     per_second = [0] * (int(max(served, default=first_at) - first_at) + 1)
@@ -233,7 +246,43 @@ def _restart(
         "restart_rate_p99_per_s": percentile([float(n) for n in per_second], 99),
         "restart_rate_p50_per_s": percentile([float(n) for n in per_second], 50),
         "restart_rate_per_s": per_second,
+        # the CPU (share of one core) of the servers and of the clients, each second from
+        # the stop: a second in which they stay idle while clients wait is time lost
+        "restart_server_cpu_per_s": busy["servers"],
+        "restart_client_cpu_per_s": busy["clients"],
     }
+
+
+class CpuSampler:
+    """The servers' and the clients' CPU each second, on a thread, until :meth:`stop`."""
+
+    def __init__(self, service: Service, pool: ClientPool) -> None:
+        self.service, self.pool = service, pool
+        self.samples: dict[str, list[float]] = {"servers": [], "clients": []}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _cpu(self) -> tuple[float, float]:
+        servers = 0.0
+        for proc in list(self.service.procs):
+            with contextlib.suppress(OSError, IndexError):
+                servers += cpu_seconds(proc.pid)
+        return servers, sum(cpu_seconds(pid) for pid in self.pool.pids)
+
+    def _run(self) -> None:
+        last = self._cpu()
+        while not self._stop.wait(1.0):
+            now = self._cpu()
+            # a restarted process starts again from 0: its share of that second is lost
+            self.samples["servers"].append(round(max(now[0] - last[0], 0.0), 2))
+            self.samples["clients"].append(round(now[1] - last[1], 2))
+            last = now
+
+    def stop(self) -> dict[str, list[float]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
 
 
 def main() -> int:
@@ -249,6 +298,9 @@ def main() -> int:
     parser.add_argument("--restart", action="store_true", help="then restart the service")
     parser.add_argument("--missed", type=int, default=3, help="published during the restart")
     parser.add_argument("--deadline", type=float, default=180.0, help="give up after (s)")
+    parser.add_argument(
+        "--profile", default=None, help="run the restarted processes under cProfile: PROFILE.N"
+    )
     args = parser.parse_args()
     raise_nofile(20_000)
     rows = []

@@ -111,8 +111,13 @@ class HttpSettings:
     max_streams_per_user: int = 8
     max_streams_per_session: int = 4
     fd_reserve: int = 64  # fds kept free under the limit by the cap (files, Redis pool)
-    backlog: int = 128  # the listen backlog, also connections accepted per wake-up (at most
-    # an eighth of the fd limit): kept free under the limit too, as closes land just after
+    backlog: int = 128  # connections accepted per wake-up (at most an eighth of the fd
+    # limit): kept free under the limit too, as closes land just after
+    # connections the kernel holds until they are accepted (the listen queue; the kernel
+    # bounds it by net.core.somaxconn): a fleet coming back after a restart waits there,
+    # where with a queue of `backlog` the kernel dropped its handshakes and every client
+    # tried again 1, 3, 7 seconds later in step, the processes idle in between
+    listen_queue: int = 4096
     header_timeout: float = 10.0  # a new connection's request must arrive (headers) in this
     body_timeout: float = 10.0  # a request body must arrive in this
     keepalive_timeout: float = 15.0  # an idle kept-alive (non-stream) connection is closed

@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 import ssl
 import stat
 import time
@@ -289,6 +290,7 @@ class Runtime:
         except BaseException:
             await broker.close()
             raise
+        deepen_listen_queue(server, settings.listen_queue)
         port = int(server.sockets[0].getsockname()[1])
         log.info(
             "announcement server listening on %s:%d (%s; at most %d connections, fd limit %s%s)",
@@ -370,6 +372,18 @@ def access_log(config: ServerConfig) -> logging.Logger | None:
     aiohttp builds a formatter for every connection while it has one, a stream's too."""
     logger = logging.getLogger("aiohttp.access")
     return logger if config.access_log and logger.isEnabledFor(logging.INFO) else None
+
+
+def deepen_listen_queue(server: asyncio.Server, depth: int) -> None:
+    """Let the kernel hold ``depth`` connections not yet accepted on each listening socket.
+
+    asyncio gives ``listen()`` the same number it accepts per wake-up (``backlog``), which
+    also decides how many descriptors the cap keeps free; the queue can be deeper without
+    taking a descriptor. ``listen()`` again on the same socket (through a duplicate of its
+    descriptor, closed at once) changes only the queue's depth."""
+    for listening in server.sockets:
+        with socket.socket(fileno=os.dup(listening.fileno())) as sock:
+            sock.listen(depth)
 
 
 def is_loopback(host: str) -> bool:
