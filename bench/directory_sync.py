@@ -28,13 +28,17 @@ high-water mark, reset through ``/proc/self/clear_refs``), and the peak of Pytho
 (``tracemalloc``) over one more sync, or over one more bare search; the stored size is
 SQLite's pages of the ``directory_people`` table, its index and its group index
 ``person_groups`` (``dbstat``), or Redis's ``MEMORY USAGE`` of the directory hash and of its
-group index ``directory-groups``. "people read" is ``broker.list_users()`` (the reach and ``GET
-/directory`` read every user); "audience looked up" is ``broker.audience_members()``, which a
-publish calls to check the audience and name the recipients (issue 24; before it, every publish
-read every user), for ``all-staff`` and for one department, the median of 5 each; then, on an
-:class:`EmbeddedServer` over the store the syncs filled, a publish to ``all-staff`` (everyone)
-and one to a department of ``--per-department``, 5 of each alternated, the median; against a
-publish to a group on a server of the same backend without a directory.
+group index ``directory-groups``. "people read" is ``broker.list_users()`` (``GET /directory``
+reads every user); "audience looked up" is ``broker.audience_members()``, which a publish calls
+to check the audience and name the recipients (issue 24; before it, every publish read every
+user), for ``all-staff`` and for one department, the median of 5 each; "users read by name" is
+``broker.users_named()`` of those recipients, which the reach calls for its rows' users (before
+it, every reach read every user), the median of 5 in a row each. Then, on an :class:`EmbeddedServer`
+over the store the syncs filled, a publish to ``all-staff`` (everyone) and one to a department
+of ``--per-department``, 5 of each alternated, the median, against a publish to a group on a
+server of the same backend without a directory; and the reach of the last of each (``GET
+/announcements/{id}/reach`` over HTTP on loopback, as a publisher's console asks it, its JSON
+read), 5 of each in a row (one department's first), the median.
 
     .venv/bin/python -m bench.directory_sync                     # 10,000 people, 3 repetitions
     .venv/bin/python -m bench.directory_sync --people 20000 --backends sqlite
@@ -221,17 +225,50 @@ def _publishes(spec: dict[str, Any], rounds: int = 5) -> dict[str, Any]:
             server.publish(f"Notice {n}", "To the group.", audience={"groups": ["it"]})
             times["it"].append(time.perf_counter() - started)
     options: dict[str, Any] = {"redis_url": redis_url} if redis_url else {}
+    published: dict[str, str] = {}
     with EmbeddedServer(data_dir=Path(spec["data_dir"]), ldap=_settings(spec), **options) as server:
         for n in range(rounds):
             for group in ("all-staff", "dept-001"):
                 started = time.perf_counter()
-                server.publish(f"Notice {n}", "To the group.", audience={"groups": [group]})
+                published[group] = server.publish(
+                    f"Notice {n}", "To the group.", audience={"groups": [group]}
+                )
                 times[group].append(time.perf_counter() - started)
+        reaches = _reaches(server, published, rounds)
     return {
         "publish_all_ms": statistics.median(times["all-staff"]) * 1000,
         "publish_dept_ms": statistics.median(times["dept-001"]) * 1000,
         "publish_plain_ms": statistics.median(times["it"]) * 1000,
+        "reach_all_ms": statistics.median(reaches["all-staff"]) * 1000,
+        "reach_dept_ms": statistics.median(reaches["dept-001"]) * 1000,
     }
+
+
+def _reaches(server: Any, published: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """``GET /announcements/{id}/reach`` of each announcement of ``published`` (group -> id) as
+    a publisher's console asks it (a local publisher account added for it, over HTTP on
+    loopback, the JSON read), ``rounds`` times in a row, all-staff's last: the seconds of each.
+    Not alternated: the request after an all-staff reach collects its garbage (at 50,000
+    people, a department's reach then took 20 ms instead of 3, most of it the collector)."""
+    import httpx
+
+    server.add_user("bench-publisher", "bench-password", publisher=True)
+    times: dict[str, list[float]] = {group: [] for group in published}
+    with httpx.Client(base_url=server.url, timeout=60.0) as client:
+        login = client.post(
+            "/auth/login", json={"username": "bench-publisher", "password": "bench-password"}
+        )
+        login.raise_for_status()
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        for group in sorted(published, key=lambda g: g == "all-staff"):
+            for _ in range(rounds):
+                started = time.perf_counter()
+                reply = client.get(f"/announcements/{published[group]}/reach", headers=headers)
+                reply.raise_for_status()
+                body = reply.json()
+                times[group].append(time.perf_counter() - started)
+                assert len(body["users"]) == body["recipients"] > 0, group
+    return times
 
 
 async def _sync(spec: dict[str, Any]) -> dict[str, Any]:
@@ -269,11 +306,20 @@ async def _sync(spec: dict[str, Any]) -> dict[str, Any]:
         users = await broker.list_users()
         list_users = time.perf_counter() - started
         lookups: dict[str, list[float]] = {"all-staff": [], "dept-001": []}
+        members: dict[str, tuple[str, ...]] = {}
         for _ in range(5):
             for group, times in lookups.items():
                 started = time.perf_counter()
-                await broker.audience_members(Audience(groups=frozenset({group})))
+                found = await broker.audience_members(Audience(groups=frozenset({group})))
                 times.append(time.perf_counter() - started)
+                members[group] = found.recipients
+        named: dict[str, list[float]] = {group: [] for group in members}
+        for group in ("dept-001", "all-staff"):  # in a row, as the reaches below (_reaches)
+            for _ in range(5):
+                started = time.perf_counter()
+                users_named = await broker.users_named(members[group])
+                named[group].append(time.perf_counter() - started)
+                assert len(users_named) == len(members[group]), group
         loop = asyncio.get_running_loop()
         gc.collect()
         tracemalloc.start()
@@ -291,6 +337,8 @@ async def _sync(spec: dict[str, Any]) -> dict[str, Any]:
         "list_users_ms": list_users * 1000,
         "lookup_all_ms": statistics.median(lookups["all-staff"]) * 1000,
         "lookup_dept_ms": statistics.median(lookups["dept-001"]) * 1000,
+        "named_all_ms": statistics.median(named["all-staff"]) * 1000,
+        "named_dept_ms": statistics.median(named["dept-001"]) * 1000,
         "people": status.people,
         "groups": status.groups,
         "users_listed": len(users),
@@ -414,7 +462,7 @@ def main() -> int:
         print(
             f"{'rep':<4}{'kind':<8}{'sync s':>8}{'read s':>8}{'resync s':>9}{'RSS peak+':>11}"
             f"{'heap peak':>11}{'stored':>9}{'people read':>12}{'lookup all/dept':>18}"
-            f"{'publish all/dept':>18}"
+            f"{'publish all/dept':>18}{'reach all/dept':>18}"
             f"{'load':>6}",
             flush=True,
         )
@@ -448,6 +496,11 @@ def main() -> int:
                     + (
                         f"{r['publish_all_ms']:>9.1f} /{r['publish_dept_ms']:>4.1f} ms"
                         if "publish_all_ms" in r
+                        else f"{'':>18}"
+                    )
+                    + (
+                        f"{r['reach_all_ms']:>9.0f} /{r['reach_dept_ms']:>4.1f} ms"
+                        if "reach_all_ms" in r
                         else f"{'':>18}"
                     )
                     + f"{os.getloadavg()[0]:>6.2f}",
@@ -523,6 +576,15 @@ def main() -> int:
     )
     print(
         _row(
+            "their users read by name, broker.users_named(), all-staff / one department (ms)",
+            [
+                "",
+                *(f"{med(k, 'named_all_ms'):.1f} / {med(k, 'named_dept_ms'):.2f}" for k in stores),
+            ],
+        )
+    )
+    print(
+        _row(
             "a publish to all-staff / to one department / without a directory (ms)",
             [
                 "",
@@ -531,6 +593,15 @@ def main() -> int:
                     f" / {med(k, 'publish_plain_ms'):.1f}"
                     for k in stores
                 ),
+            ],
+        )
+    )
+    print(
+        _row(
+            "the reach of an announcement to all-staff / to one department, GET over HTTP (ms)",
+            [
+                "",
+                *(f"{med(k, 'reach_all_ms'):.0f} / {med(k, 'reach_dept_ms'):.1f}" for k in stores),
             ],
         )
     )

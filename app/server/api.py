@@ -667,8 +667,10 @@ class Api:
     async def _reach_of(self, record: Record) -> dict[str, Any]:
         named = await self.broker.recipients(record.id)
         receipts = await self.broker.receipts(record.id)
-        users = {u.name: u for u in await self.broker.list_users()}
+        # its rows are its recipients and those who sent receipts (someone who joined one of
+        # its groups since): only their users are read, by name, not every user
         everyone = set(named) | {r.user_id for r in receipts}
+        users = await self.broker.users_named(everyone)
         never = await self.broker.never_connected(everyone)
         return reach.reach_json(record, named, receipts, users, self.broker.online(everyone), never)
 

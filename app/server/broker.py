@@ -30,7 +30,9 @@ Rules every backend keeps (the contract test suite in ``tests/server`` checks th
   listed group, and publishers (who manage announcements and see all of them).
 - ``audience_members`` answers, by indexed lookups, exactly what filtering every user of
   ``list_users`` would (``tests/server/test_audience_members.py`` compares the two over a
-  population of every kind of user); a publish asks it, never ``list_users``.
+  population of every kind of user); a publish asks it, never ``list_users``. Likewise
+  ``users_named`` reads by name exactly the users of ``list_users`` that have those names
+  (the same test); the reach asks it for its rows' users, never ``list_users``.
 - A person of the identity provider is keyed by their subject, never by name: a local
   account's name is never given to them, nor theirs to another.
 - Refresh tokens are stored only as hashes, are single use, and presenting a used one again
@@ -108,6 +110,13 @@ class Broker(abc.ABC):
         it is everyone (their names only), each user in one of its groups, and each of its
         users that exists; and the groups no user is in and the users that do not exist
         (:class:`~app.server.model.AudienceMembers`)."""
+
+    @abc.abstractmethod
+    async def users_named(self, names: Collection[str]) -> dict[str, User]:
+        """The users called one of ``names``, by name, each as :meth:`list_users` lists them
+        (merged as :func:`~app.server.model.with_directory` merges them); a name no user has
+        is left out. Read by name rather than by reading every user (the reach of an
+        announcement asks for its rows' users, on the event loop)."""
 
     @abc.abstractmethod
     async def local_accounts(self) -> set[str]:

@@ -1,7 +1,8 @@
 """Who an announcement reached: recipients, receipts and the directory, as the API's JSON and
 CSV (``GET /announcements/{id}/reach``, ``/reach.csv``, ``GET /directory``). Pure functions of
 the broker's values; the HTTP layer fetches them. Who an audience names when it is published
-is the broker's lookup (``Broker.audience_members``: by group and by name, in the store).
+is the broker's lookup (``Broker.audience_members``: by group and by name, in the store); the
+users of a reach's rows are read by name (``Broker.users_named``), never every user.
 """
 
 from __future__ import annotations

@@ -592,6 +592,27 @@ class RedisBroker(RedisOfficer, Broker):
             tuple(sorted(map(str, no_user))),
         )
 
+    async def users_named(self, names: Collection[str]) -> dict[str, User]:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return {}
+        # two HMGETs in one round trip, as list_users's two HGETALLs (a script joining the rows
+        # into one JSON reply took 77 ms instead of 86 for 10,000 names: not worth one)
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(self._k_users, wanted)
+                pipe.hmget(self._k_directory, wanted)
+                rows, people = await pipe.execute()
+        out: dict[str, User] = {}
+        for name, raw, person in zip(wanted, rows, people, strict=True):
+            user = with_directory(
+                None if raw is None else _user(name, raw),
+                None if person is None else _person(name, person),
+            )
+            if user is not None:
+                out[name] = user
+        return out
+
     async def local_accounts(self) -> set[str]:
         with self._unavailable():
             return {str(name) for name in await self._redis.smembers(self._k_local)}

