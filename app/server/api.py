@@ -41,9 +41,11 @@ from app.server.directory import DirectorySync, DirectoryUnreachable
 from app.server.errors import http_error
 from app.server.hub import REPLACED, SESSION_ENDED, SHUTDOWN, TOKEN_EXPIRED
 from app.server.metrics import Metrics
+from app.server.middleware import error_answer
 from app.server.model import (
     RECEIPT_KINDS,
     AlreadyRevoked,
+    BrokerUnavailable,
     InvalidCursor,
     NameTaken,
     Principal,
@@ -325,13 +327,25 @@ class Api:
 
     # streams ----------------------------------------------------------------------------
     async def connect(self, request: web.Request) -> web.StreamResponse:
-        claims = self._same_user(request)
-        self._take_stream_slot()
-        try:  # not a context manager: an idle stream would hold its frame for its life
-            self._make_room(claims.principal)
-            return await serve_stream(self.stream_context, request, claims)
+        """The stream. It does itself what the error middleware does for the other handlers
+        (which passes it by, see ``answers_itself``): the same error answers, and the
+        connection guard told that its connection is busy meanwhile."""
+        guard, protocol = self.guard, request.protocol
+        if guard is not None:
+            guard.request_started(protocol)
+        try:  # (no context managers: an idle stream would hold their frames for its life)
+            claims = self._same_user(request)
+            self._take_stream_slot()
+            try:
+                self._make_room(claims.principal)
+                return await serve_stream(self.stream_context, request, claims)
+            finally:
+                self._give_stream_slot()
+        except (BadInput, BrokerUnavailable) as exc:
+            return error_answer(request, exc, retry_after=self.settings.retry_after)
         finally:
-            self._give_stream_slot()
+            if guard is not None:
+                guard.request_ended(protocol)
 
     def _take_stream_slot(self) -> None:
         """Counts a long-lived response (a stream) in the connection guard, until
@@ -354,6 +368,8 @@ class Api:
         stolen token or a runaway client cannot take the server's connections from others."""
         settings = self.settings
         mine = self.broker.streams_of(viewer.user_id)
+        if len(mine) < min(settings.max_streams_per_session, settings.max_streams_per_user):
+            return  # room for one more either way (the usual case: its first stream)
         same = [sub for sub in mine if sub.viewer.session_id == viewer.session_id]
         extra = same[: max(len(same) - settings.max_streams_per_session + 1, 0)]
         rest = [sub for sub in mine if sub not in extra]

@@ -55,8 +55,11 @@ def create_app(
         directory=directory,
     )
     # each middleware is a frame that every open stream holds for its life: only those
-    # that have something to do
-    middlewares: list[Middleware] = [answer_errors(retry_after=settings.retry_after, guard=guard)]
+    # that have something to do (the stream answers its own errors: the error middleware
+    # passes it by, and holds no frame of it)
+    middlewares: list[Middleware] = [
+        answer_errors(retry_after=settings.retry_after, guard=guard, answers_itself=api.connect)
+    ]
     if api.cors_origins:
         middlewares.append(cors_preflight(api.cors_origins))
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -160,6 +161,11 @@ class ConnectionGuard:
         # every connection of this socket, oldest first -> whether a request is in progress
         self._open: dict[RequestHandler, bool] = {}
         self._served: set[RequestHandler] = set()  # has had a request: keepalive rules it
+        # the connections whose first request is awaited, by deadline (loop time), oldest
+        # first: one timer for the oldest, not one per connection (a timer is a third of what
+        # accepting a connection costs here, and a fleet reconnects by the thousand)
+        self._first_due: deque[tuple[float, RequestHandler]] = deque()
+        self._first_timer: asyncio.TimerHandle | None = None
         self.refused = 0
         self.evicted = 0
         self.timed_out = 0
@@ -204,7 +210,10 @@ class ConnectionGuard:
         handler = self._server()
         self._open[handler] = False
         loop = asyncio.get_running_loop()
-        loop.call_later(self._header_timeout, self._check_first_request, handler)
+        due = loop.time() + self._header_timeout
+        self._first_due.append((due, handler))
+        if self._first_timer is None:
+            self._first_timer = loop.call_at(due, self._check_first_requests, due)
         return handler
 
     # called by the HTTP layer when a stream starts and ends
@@ -258,6 +267,23 @@ class ConnectionGuard:
                 )
                 return True
         return False
+
+    def _check_first_requests(self, due: float) -> None:
+        """The timer of the oldest connection awaiting its first request, due at ``due``:
+        check it and every other one due by now, then set the timer for the next."""
+        waiting = self._first_due
+        loop = asyncio.get_running_loop()
+        until = max(due, loop.time())  # (a timer may run a little before its time)
+        try:
+            while waiting and waiting[0][0] <= until:
+                self._check_first_request(waiting.popleft()[1])
+        finally:
+            next_due = waiting[0][0] if waiting else None
+            self._first_timer = (
+                loop.call_at(next_due, self._check_first_requests, next_due)
+                if next_due is not None
+                else None
+            )
 
     def _check_first_request(self, handler: RequestHandler) -> None:
         if handler not in self._open or handler in self._served or self._open[handler]:

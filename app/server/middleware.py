@@ -37,29 +37,52 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 
 OnPrepare = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 
-def answer_errors(*, retry_after: int, guard: ConnectionGuard | None = None) -> Middleware:
-    """BadInput as 400 ``{"error", "field"}``; BrokerUnavailable as 503 with ``Retry-After``.
-    With a connection ``guard``, also tells it a request is in progress on this connection
-    meanwhile (a busy connection is never closed to make room for a new one): one middleware
-    rather than two, as every open stream holds each middleware's frame for its life."""
+def error_answer(
+    request: web.Request, exc: BadInput | BrokerUnavailable, *, retry_after: int
+) -> web.Response:
+    """The answer to bad input (400 ``{"error", "field"}``) or an unreachable backend (503
+    ``{"error"}`` with ``Retry-After``), logging the latter: :func:`answer_errors`'s, and the
+    stream handler's, which answers its own (see ``answers_itself`` there)."""
+    if isinstance(exc, BadInput):
+        return web.json_response(exc.to_json(), status=400)
+    log.warning("%s %s refused: %s", request.method, request.path, exc)
+    return web.json_response(
+        {"error": str(exc)}, status=503, headers={"Retry-After": str(retry_after)}
+    )
 
-    @web.middleware
-    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+
+def answer_errors(
+    *,
+    retry_after: int,
+    guard: ConnectionGuard | None = None,
+    answers_itself: Handler | None = None,
+) -> Middleware:
+    """BadInput and BrokerUnavailable answered by :func:`error_answer`. With a connection
+    ``guard``, also tells it a request is in progress on this connection meanwhile (a busy
+    connection is never closed to make room for a new one): one middleware rather than two.
+
+    A request routed to ``answers_itself`` (the stream: it does all this itself) goes
+    straight on to its handler: every open stream would otherwise hold this middleware's
+    frame for its life, and a fleet's opens would each pass through it."""
+
+    async def answered(request: web.Request, handler: Handler) -> web.StreamResponse:
         protocol = request.protocol
         if guard is not None:
             guard.request_started(protocol)
         try:
             return await handler(request)
-        except BadInput as exc:
-            return web.json_response(exc.to_json(), status=400)
-        except BrokerUnavailable as exc:
-            log.warning("%s %s refused: %s", request.method, request.path, exc)
-            return web.json_response(
-                {"error": str(exc)}, status=503, headers={"Retry-After": str(retry_after)}
-            )
+        except (BadInput, BrokerUnavailable) as exc:
+            return error_answer(request, exc, retry_after=retry_after)
         finally:
             if guard is not None:
                 guard.request_ended(protocol)
+
+    @web.middleware
+    def errors(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # (not a coroutine: for the stream, the handler's own coroutine is what is awaited)
+        if answers_itself is not None and request.match_info.handler == answers_itself:
+            return handler(request)
+        return answered(request, handler)
 
     return errors
 

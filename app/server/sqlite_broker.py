@@ -769,6 +769,11 @@ class SqliteBroker(SqliteOfficer, Broker):
         return records if after is not None else records[::-1]
 
     async def newest_visible_id(self, viewer: Principal, *, upto: str, now: datetime) -> str | None:
+        # every announcement and change stored here went through the hub, in order, right
+        # after its commit: what the hub keeps of the last ones is the database's answer
+        known = self._hub.fanned.newest_visible(viewer, upto=upto, now=now)
+        if known is not None:
+            return known if known != NOTHING_YET else None
         if not _is_id(upto):
             raise InvalidCursor(f"{upto!r} is not an announcement id of this server")
         # the newest announcement, as the contract says (DESIGN.md "Server API"); a change after
@@ -1024,12 +1029,16 @@ class SqliteBroker(SqliteOfficer, Broker):
     ) -> Subscription:
         sub = self._hub.subscribe(viewer, queue_size=queue_size, on_overflow=on_overflow)
         # publish (and every change) commits and fans out with no await in between: all
-        # committed was fanned out
-        row = self._db.execute(
-            "SELECT NULLIF(MAX(COALESCE((SELECT MAX(id) FROM announcements), 0),"
-            " COALESCE((SELECT MAX(position) FROM changes), 0)), 0)"
-        ).fetchone()
-        sub.horizon = str(row[0]) if row[0] is not None else NOTHING_YET
+        # committed was fanned out, so the newest position fanned out is the database's, once
+        # the hub knows what the database held before (read once)
+        fanned = self._hub.fanned
+        if fanned.head is None:
+            row = self._db.execute(
+                "SELECT NULLIF(MAX(COALESCE((SELECT MAX(id) FROM announcements), 0),"
+                " COALESCE((SELECT MAX(position) FROM changes), 0)), 0)"
+            ).fetchone()
+            fanned.begin(str(row[0]) if row[0] is not None else NOTHING_YET)
+        sub.horizon = fanned.head or NOTHING_YET
         return sub
 
     async def close_streams(self, user_id: str, *, session_id: str | None) -> None:

@@ -265,6 +265,38 @@ def test_a_request_that_does_not_arrive_is_closed(server_factory: ServerFactory)
     assert time.monotonic() - start < 5
 
 
+def test_each_connection_has_the_whole_time_for_its_first_request(
+    server_factory: ServerFactory,
+) -> None:
+    """One timer serves every connection awaiting its first request, each at its own time:
+    a connection opened later is given as long as the first, and one that was served (kept
+    alive) or streams is never closed for it."""
+    server = server_factory(header_timeout=3.0, demo_users=True, ping_interval=0.5)
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        token = login(client, "alice")["access_token"]
+    guard = server._running().guard
+    early = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    served = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    served.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    stream = _open_stream(server.port, "alice", token)
+    late = None
+    try:
+        assert not _closed_within(early, 1.5)[0]  # half its time
+        late = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        opened_late = time.monotonic()
+        assert _closed_within(early, 10)[0]
+        assert not _closed_within(late, 0.5)[0]  # about 1.5 s of its time left
+        assert _closed_within(late, 10)[0]
+        assert 2.5 < time.monotonic() - opened_late < 10
+        assert guard.timed_out == 2
+        assert not _closed_within(served, 0.1)[0]
+        assert not _closed_within(stream, 0.1)[0]  # (its pings arrive meanwhile)
+    finally:
+        for sock in (early, served, stream, late):
+            if sock is not None:
+                sock.close()
+
+
 def test_a_body_that_does_not_arrive_is_a_408_and_closed(server_factory: ServerFactory) -> None:
     server = server_factory(body_timeout=0.5)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:

@@ -92,6 +92,40 @@ def test_revoke_on_b_reaches_streams_on_a(clients, streams) -> None:
     ]
 
 
+def test_a_fresh_stream_on_a_starts_where_what_b_did_has_reached_a(clients, streams) -> None:
+    """A new stream's start position on A while B publishes and revokes: what A had read of
+    Redis when the stream subscribed. An announcement of B's is at or before that position
+    or delivered live, never both and never neither; once A has read a publish or a revoke,
+    every new stream on A starts from it."""
+    a, b = clients
+    boss = login(b, "publisher")
+    # bob's stream on A shows what A has read (he is in hr and sees announcements to all)
+    watcher = _connected(streams(a, "bob", login(a, "bob")["access_token"]))
+
+    def start(user: str) -> Stream:
+        stream = streams(a, user, login(a, user)["access_token"])
+        first = stream.next()
+        assert first.event == "connected"
+        return stream
+
+    first = publish(b, boss)
+    racing = start("alice")  # at once: A may not have read it yet
+    marker = publish(b, boss)
+    if racing.parser.last_id == first:
+        assert _ids(racing.until(lambda e: e.id == marker)) == [marker]
+    else:
+        assert racing.parser.last_id == "0"
+        assert _ids(racing.until(lambda e: e.id == marker)) == [first, marker]
+    watcher.until(lambda e: e.id == marker)  # A has read both
+    assert start("alice").parser.last_id == marker
+    for_hr = publish(b, boss, audience={"groups": ["hr"]})
+    watcher.until(lambda e: e.id == for_hr)
+    assert (start("alice").parser.last_id, start("bob").parser.last_id) == (marker, for_hr)
+    assert b.delete(f"/announcements/{for_hr}", headers=bearer(boss)).status_code == 200
+    watcher.until(lambda e: json.loads(e.data) == {"type": "revoke", "id": for_hr})
+    assert start("bob").parser.last_id == marker  # the revoked one no longer
+
+
 def test_refresh_token_rotated_on_a_is_refused_on_b(clients) -> None:
     a, b = clients
     first = login(a, "alice")

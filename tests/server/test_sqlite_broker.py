@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.core.model import Priority
+from app.server.hub import FANNED_KEPT, Fanned
 from app.server.model import (
     NOTHING_YET,
     AlreadyRevoked,
@@ -245,3 +248,93 @@ async def test_an_upgraded_database_continues_its_ids_with_the_changes(tmp_path:
         assert alice.reminders == 1 and alice.reminded_at == now
     finally:
         await again.close()
+
+
+_VIEWERS = (
+    Principal("alice", frozenset({"it"})),
+    Principal("bob", frozenset({"hr"})),
+    Principal("carol"),  # in no group
+    Principal("dave", frozenset({"it", "hr"})),
+    Principal("boss", publisher=True),
+)
+_AUDIENCES = (
+    Audience(everyone=True),
+    Audience(groups=frozenset({"it"})),
+    Audience(groups=frozenset({"hr"})),
+    Audience(groups=frozenset({"it", "hr"})),
+    Audience(users=frozenset({"carol"})),
+    Audience(groups=frozenset({"ops"}), users=frozenset({"bob"})),
+    Audience(groups=frozenset({"ops"})),  # nobody but publishers
+)
+
+
+@pytest.mark.parametrize("kept", [FANNED_KEPT, 4], ids=["kept-default", "kept-4"])
+async def test_a_new_streams_start_position_from_memory_is_the_databases(
+    tmp_path: Path, kept: int
+) -> None:
+    """What the hub keeps of what it fanned out answers ``newest_visible_id`` without a query:
+    the same answer as the database's, whatever was published to whom, revoked, corrected
+    (expiry), reminded, expired by then, and across restarts (what was stored before is
+    asked of the database until the hub knows better). The oracle is a second broker on the
+    same file whose hub never fanned anything out, so it always asks the database."""
+    rng = random.Random(24)
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    expiries = (None, t0 + timedelta(hours=1), t0 + timedelta(days=1), t0 + timedelta(days=3))
+    nows = (t0, t0 + timedelta(hours=2), t0 + timedelta(days=2), t0 + timedelta(days=4))
+    path = tmp_path / "s.db"
+
+    def opened() -> SqliteBroker:
+        broker = SqliteBroker(path)
+        broker._hub.fanned = Fanned(kept=kept)
+        return broker
+
+    broker, oracle = opened(), SqliteBroker(path)
+    ids: list[str] = []
+    horizons: list[str] = []
+    answered = asked = 0
+    try:
+        for _ in range(160):
+            op = rng.random()
+            if op < 0.5 or not ids:
+                audience, expires_at = rng.choice(_AUDIENCES), rng.choice(expiries)
+                draft = Draft("t", "b", Priority.NORMAL, audience, expires_at=expires_at)
+                ids.append((await broker.publish(draft, author="p", now=t0)).id)
+            elif op < 0.65:
+                await broker.revoke(rng.choice(ids), by="p", now=t0)
+            elif op < 0.8:
+                fix = Correction(frozenset({"expires_at"}), expires_at=rng.choice(expiries))
+                with contextlib.suppress(AlreadyRevoked):
+                    await broker.correct(rng.choice(ids), fix, by="p", now=t0)
+            elif op < 0.93:
+                with contextlib.suppress(AlreadyRevoked):
+                    await broker.remind(rng.choice(ids), {"alice", "bob"}, by="p", now=t0)
+            else:  # a restart: what was stored before is the database's to say
+                await broker.close()
+                broker = opened()
+            with contextlib.closing(sqlite3.connect(path)) as db:  # the newest position stored
+                (stored,) = db.execute(
+                    "SELECT MAX(COALESCE((SELECT MAX(id) FROM announcements), 0),"
+                    " COALESCE((SELECT MAX(position) FROM changes), 0))"
+                ).fetchone()
+            for viewer in _VIEWERS:
+                sub = broker.subscribe(viewer, queue_size=1, on_overflow=lambda: None)
+                assert sub.horizon == str(stored)
+                horizons.append(sub.horizon)
+                broker.unsubscribe(sub)
+            for upto in {*horizons[-3:], rng.choice(horizons)}:
+                for viewer in _VIEWERS:
+                    for now in nows:
+                        expected = await oracle.newest_visible_id(viewer, upto=upto, now=now)
+                        known = broker._hub.fanned.newest_visible(viewer, upto=upto, now=now)
+                        if known is None:
+                            asked += 1
+                        else:
+                            answered += 1
+                            assert known == (expected or NOTHING_YET), (viewer, upto, now)
+                        got = await broker.newest_visible_id(viewer, upto=upto, now=now)
+                        assert got == expected, (viewer, upto, now)
+    finally:
+        await broker.close()
+        await oracle.close()
+    print(f"\nanswered from memory {answered}, asked of the database {asked}")
+    assert answered > 1000  # the memory is what is tested here

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from datetime import UTC, datetime
 
 import httpx
 
+from app.server import wire
 from app.server.embedded import EmbeddedServer
+from app.server.streams import connected_event
 from tests.fixtures.server import ManualClock
 from tests.fixtures.wait import wait_until
 from tests.server.conftest import (
+    TIMEOUT,
     Event,
     Stream,
     bearer,
@@ -351,3 +355,84 @@ def test_a_replay_cut_short_ends_the_response(http: httpx.Client, server_factory
         assert [e.id for e in _announcements(rest)] == [*ids[5:], live]
         assert json.loads(rest[-1].data)["more"] is False
         assert not second.ended  # caught up: the stream goes live
+
+
+def test_a_fresh_clients_start_follows_revokes_expiry_corrections_and_a_restart(
+    server_factory, server_clock: ManualClock, streams
+) -> None:
+    """``connected``'s id for a client that sent none: the newest announcement it may see
+    now (not revoked, not expired on the server's clock, addressed to it), before anything
+    was published, as things change, and after a restart (from what was stored)."""
+
+    def start(server: EmbeddedServer, user: str) -> str:
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as http:
+            stream = streams(http, user, login(http, user)["access_token"])
+            first = stream.next()
+            assert first.event == "connected"
+            stream.close()
+            return first.id
+
+    def in_hours(hours: float) -> str:
+        when = datetime.fromtimestamp(server_clock() + hours * 3600, UTC)
+        return when.isoformat().replace("+00:00", "Z")
+
+    server = server_factory(demo_users=True, ping_interval=0.5, clock=server_clock)
+    assert start(server, "alice") == "0"  # nothing yet
+    for_all = server.publish("All", "x")
+    hr_only = server.publish("HR", "x", audience={"groups": ["hr"]})
+    expiring = server.publish("Soon over", "x", expires_at=in_hours(1))
+    assert (start(server, "alice"), start(server, "bob")) == (expiring, expiring)
+    server_clock.advance(2 * 3600)  # expired
+    assert (start(server, "alice"), start(server, "bob")) == (for_all, hr_only)
+    server.revoke(hr_only)
+    assert start(server, "bob") == for_all
+    server.correct(expiring, expires_at=in_hours(24))  # seen again until then
+    assert (start(server, "alice"), start(server, "bob")) == (expiring, expiring)
+    server.stop()
+    again = server_factory(
+        data_dir=server.data_dir, demo_users=True, ping_interval=0.5, clock=server_clock
+    )
+    assert start(again, "alice") == expiring  # what was stored before the start
+    again.revoke(expiring)
+    assert (start(again, "alice"), start(again, "bob")) == (for_all, for_all)
+    it_only = again.publish("IT", "x", audience={"groups": ["it"]})
+    assert (start(again, "alice"), start(again, "bob")) == (it_only, for_all)
+
+
+def test_the_connected_event_is_written_as_the_json_event_would_be() -> None:
+    """``connected`` is written by hand on every open; byte for byte what
+    ``wire.json_event`` gives, whatever the user id holds."""
+    names = ["alice", "", "a\nb\rc", "é漢字😀", "\u2028\u2029", 'q"uo\\te', "\0\x1f\x7f", "</x>"]
+    for user_id in names:
+        for position in (None, "0", "42", "1700000000000-3", "é"):
+            for replay in (False, True):
+                for conn_id in ("0123456789abcdef", user_id):
+                    expected = wire.json_event(
+                        {"connection_id": conn_id, "user_id": user_id, "replay": replay},
+                        name="connected",
+                        event_id=position,
+                    )
+                    assert connected_event(conn_id, user_id, replay, position) == expected
+
+
+def test_the_streams_refusals_are_the_apis(http: httpx.Client) -> None:
+    """The stream answers its own errors (the error middleware passes it by): the same status,
+    JSON body and headers as any other handler's."""
+
+    def answer(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+        headers = {k: v for k, v in response.headers.items() if k != "date"}
+        return response.status_code, response.content, headers
+
+    no_token = answer(http.get("/sse/connect/alice"))
+    assert no_token == answer(http.get("/announcements"))
+    assert no_token[0] == 401 and json.loads(no_token[1])["error"]
+    assert no_token[2]["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert no_token[2]["x-content-type-options"] == "nosniff"
+    bad = {"Authorization": "Bearer not.a.token"}
+    assert answer(http.get("/sse/connect/alice", headers=bad)) == answer(
+        http.get("/announcements", headers=bad)
+    )
+    alices = bearer(login(http, "alice"))
+    other = answer(http.get("/sse/connect/bob", headers=alices))
+    assert other == answer(http.get("/sse/close/bob", headers=alices))
+    assert other[0] == 403
