@@ -854,6 +854,9 @@ class Api:
         )
 
     async def on_shutdown(self, app: web.Application) -> None:
+        # the streams' clients are asked to come back spread over a window that grows with
+        # how many there are (app/server/returns.py)
+        self.stream_context.returns.begin(self.metrics.connections)
         self.broker.close_local_streams(SHUTDOWN)
         for queue in list(self._console_queues):
             with contextlib.suppress(asyncio.QueueFull):

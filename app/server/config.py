@@ -89,6 +89,11 @@ class HttpSettings:
     refresh_ttl: float = 30 * 86400.0  # refresh token lifetime, seconds
     ping_interval: float = 15.0  # a ": ping" comment after this long without a write
     retry_ms: int = 3000  # the stream's "retry:" advice
+    # after a shutdown, the clients of the closed streams are asked to come back spread over
+    # a window of one second per this many streams, at most return_window seconds
+    # (app/server/returns.py)
+    return_rate: float = 1000.0
+    return_window: float = 20.0
     queue_size: int = 256  # deliveries a stream may fall behind before it is dropped
     replay_limit: int = 1000  # announcements replayed on connect, then "event: sync"
     replay_write_batch: int = 64  # replayed events per write to the socket

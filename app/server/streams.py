@@ -26,9 +26,10 @@ from app.server import wire
 from app.server.auth import AccessClaims
 from app.server.broker import Broker
 from app.server.config import HttpSettings
-from app.server.hub import OVERFLOW, TOKEN_EXPIRED, Sink, Subscription
+from app.server.hub import OVERFLOW, SHUTDOWN, TOKEN_EXPIRED, Sink, Subscription
 from app.server.metrics import Metrics
 from app.server.model import NOTHING_YET, BrokerUnavailable, Delivery, InvalidCursor, Record
+from app.server.returns import ReturnSpread
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class StreamContext:
     clock: Callable[[], float]  # epoch seconds, the token issuer's: expiry is measured on it
     direct: DirectStreams  # the live streams the hub writes to, pinged from one task
     retry: bytes  # every stream's first line (``retry:``)
+    returns: ReturnSpread  # after a shutdown, when each stream's client is to come back
 
     @classmethod
     def create(
@@ -113,10 +115,18 @@ class StreamContext:
         clock: Callable[[], float],
     ) -> StreamContext:
         direct = DirectStreams(settings, clock)
-        return cls(broker, settings, metrics, clock, direct, wire.retry(settings.retry_ms))
+        retry = wire.retry(settings.retry_ms)
+        return cls(broker, settings, metrics, clock, direct, retry, ReturnSpread(settings))
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
+
+
+def _close_event(reason: str, context: StreamContext) -> bytes:
+    """``event: close``; after a shutdown, preceded by this stream's own ``retry:`` time, so
+    that the fleet comes back spread out (app/server/returns.py)."""
+    close = wire.json_event({"reason": reason}, name="close")
+    return wire.retry(context.returns.retry_ms()) + close if reason == SHUTDOWN else close
 
 
 def connected_event(connection_id: str, user_id: str, replay: bool, position: str | None) -> bytes:
@@ -230,7 +240,7 @@ class SseStream:
                 if reason == OVERFLOW:
                     break  # the socket is already aborted
                 if reason is not None:
-                    await self._write(chunk + wire.json_event({"reason": reason}, name="close"))
+                    await self._write(chunk + _close_event(reason, context))
                     break
                 if chunk:
                     await self._write(chunk)

@@ -234,6 +234,31 @@ def test_shutdown_closes_streams(server_factory, streams) -> None:
     assert [(e.event, json.loads(e.data)) for e in rest] == [("close", {"reason": "shutdown"})]
 
 
+def test_a_shutdown_asks_each_client_to_come_back_at_its_own_time(server_factory, streams) -> None:
+    # issue 24: one retry for all brought a fleet back within a quarter of it, a spike; each
+    # stream closed by a shutdown gets its own, spread over a second per return_rate streams
+    server = server_factory(demo_users=True, return_rate=1.0)  # 3 streams: a 3 s window
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        opened = [
+            streams(client, user, login(client, user)["access_token"])
+            for user in ("alice", "bob", "publisher")
+        ]
+        for stream in opened:
+            _connected(stream)
+        server.stop()
+        for stream in opened:
+            stream.rest()
+    waits = []
+    for stream in opened:
+        head, _, tail = bytes(stream.raw).rpartition(b"retry: ")
+        assert head.startswith(b"retry: 3000\n\n")  # the stream's own, at its start
+        value, _, close = tail.partition(b"\n\n")
+        assert close == b'event: close\ndata: {"reason":"shutdown"}\n\n'
+        waits.append(int(value))
+    assert all(3000 <= wait < 6000 for wait in waits), waits
+    assert max(waits) > 3000  # (all three at 3000: a chance of one in 27 billion)
+
+
 def test_slow_client_is_dropped_and_memory_stays_bounded(server_factory) -> None:
     server = server_factory(demo_users=True, queue_size=8)
     with httpx.Client(base_url=server.url, timeout=10) as client:
