@@ -190,8 +190,8 @@ def login(url: str, user: str) -> str:
         return str(response.json()["access_token"])
 
 
-def publish(url: str, token: str, title: str) -> str:
-    with httpx.Client(base_url=url, timeout=30) as client:
+def publish(url: str, token: str, title: str, *, timeout: float = 30) -> str:
+    with httpx.Client(base_url=url, timeout=timeout) as client:
         response = client.post(
             "/announcements",
             json={"title": title, "body": "x", "audience": {"all": True}},

@@ -216,7 +216,9 @@ def _restart(
     stopped_at = time.monotonic()
     sampler = CpuSampler(service, pool)
     first_at, all_at = service.restart()
-    missed = [publish(service.url, boss, f"missed {k}") for k in range(args.missed)]
+    # published while the fleet is coming back: the publish waits its turn in the listen
+    # queue behind the streams' opens (a publisher's client would wait as long)
+    missed = [publish(service.url, boss, f"missed {k}", timeout=120) for k in range(args.missed)]
     replies = pool.call_all(
         "wait_ids", {"ids": missed, "timeout": args.deadline, "connected": True}
     )
@@ -268,7 +270,11 @@ class CpuSampler:
         for proc in list(self.service.procs):
             with contextlib.suppress(OSError, IndexError):
                 servers += cpu_seconds(proc.pid)
-        return servers, sum(cpu_seconds(pid) for pid in self.pool.pids)
+        clients = 0.0
+        for pid in self.pool.pids:
+            with contextlib.suppress(OSError, IndexError):  # (a client process gone at the end)
+                clients += cpu_seconds(pid)
+        return servers, clients
 
     def _run(self) -> None:
         last = self._cpu()
