@@ -527,6 +527,20 @@ def test_complete_sign_in_names_the_tabs_when_none_is_on_the_provider(
     open_in_browser(chromium, f"{oidc_provider.issuer}/auth?{urlencode(query)}&scope=openid")
     wait_until(lambda: bool(callback.queries), WAIT, "the refusal sent back to the client")
     assert callback.queries[0]["error"] == "invalid_request"
+
+    def left_the_provider() -> bool:
+        tabs = httpx.get(f"{chromium.http_url}/json/list", timeout=WAIT).json()
+        urls = [str(tab["url"]) for tab in tabs]
+        on_callback = any(url.startswith(callback.url) for url in urls)
+        return on_callback and not any(url.startswith(oidc_provider.issuer) for url in urls)
+
+    # the callback server answers before Chromium commits the navigation: until then the tab
+    # list still names the provider's address
+    wait_until(
+        left_the_provider,
+        WAIT,
+        "the tab on the client's callback, none left on the provider",
+    )
     with pytest.raises(
         AssertionError, match=r"no Chromium tab on .*/callback\?error=invalid_request"
     ):
