@@ -304,6 +304,9 @@ class RedisBroker(RedisOfficer, RedisPeople, Broker):
         self._closing = True  # redis-py may turn the cancellation into a ConnectionError
         if self._loop_task is not None:
             self._loop_task.cancel()
+            # a cancel that lands while redis-py reads a reply does not end its XREAD: closing
+            # the connection does (without it, a stop waited out ``block_ms``)
+            await self._redis.connection_pool.disconnect(inuse_connections=True)
             done, _ = await asyncio.wait([self._loop_task], timeout=self._settings.timeout)
             if not done:
                 log.error(

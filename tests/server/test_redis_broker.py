@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -48,6 +49,34 @@ async def test_start_fails_clearly_when_redis_is_unreachable() -> None:
     with pytest.raises(BrokerUnavailable, match=r"Redis at 127\.0\.0\.1:1\) cannot be reached"):
         await broker.start()
     await broker.close()
+
+
+async def test_close_does_not_wait_out_the_blocking_read(redis_url: str) -> None:
+    """A stop right after the fan-out loop delivered something (any busy process) must not
+    wait out the loop's next ``XREAD BLOCK``: a cancel alone did not end it, and such a stop
+    took ``block_ms`` longer."""
+    settings = RedisSettings(url=redis_url, prefix="blk:", block_ms=4000, timeout=5.0)
+    broker, publisher = RedisBroker(settings), RedisBroker(settings)
+    await broker.start()
+    await publisher.start()
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task[None]] = []
+
+    def sink(item: object, data: bytes) -> bool:  # the loop's delivery starts the stop
+        closing.append(loop.create_task(broker.close()))
+        return True
+
+    sub = broker.subscribe(ALICE, queue_size=8, on_overflow=lambda: None)
+    sub.go_live(sink, ())
+    try:  # published by another process: only the fan-out loop delivers it here
+        await publisher.publish(_draft(), author="", now=datetime.now(UTC))
+        deadline = loop.time() + 5.0
+        while not closing:
+            assert loop.time() < deadline, "the fan-out loop never delivered"
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(closing[0], timeout=2.0)  # half the block
+    finally:
+        await publisher.close()
 
 
 async def test_publish_returns_once_fanned_out_locally(broker: RedisBroker) -> None:
