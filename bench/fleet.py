@@ -106,10 +106,11 @@ class Service:
         for proc in self.procs:
             proc.stop()
 
-    def restart(self) -> tuple[float, float]:
-        """Stop every process, start as many on the same port at once; returns when the first
-        and when the last of them listened again (monotonic)."""
+    def restart(self) -> tuple[float, float, float]:
+        """Stop every process, start as many on the same port at once; returns when the last
+        one had exited, and when the first and the last new one listened (monotonic)."""
         self.stop()
+        exited_at = time.monotonic()
         profiles = self.args.profile
         new = [
             self._spawn(
@@ -122,7 +123,7 @@ class Service:
         first = new[0].ready()
         first_at = time.monotonic()
         self.procs = [first, *(p.ready() for p in new[1:])]
-        return first_at, time.monotonic()
+        return exited_at, first_at, time.monotonic()
 
 
 def _broadcast(service: Service, boss: str, title: str) -> str | None:
@@ -215,7 +216,7 @@ def _restart(
     total = sum(r["clients_connected"] for r in replies)
     stopped_at = time.monotonic()
     sampler = CpuSampler(service, pool)
-    first_at, all_at = service.restart()
+    exited_at, first_at, all_at = service.restart()
     # published while the fleet is coming back: the publish waits its turn in the listen
     # queue behind the streams' opens (a publisher's client would wait as long)
     missed = [publish(service.url, boss, f"missed {k}", timeout=120) for k in range(args.missed)]
@@ -235,6 +236,7 @@ def _restart(
     return {
         "restart_clients": total,
         "restart_stop_to_first_listening_s": first_at - stopped_at,
+        "restart_stopping_s": exited_at - stopped_at,
         "restart_all_listening_after_s": all_at - first_at,
         "restart_back_and_resumed_s": done_at - first_at,
         "restart_clients_back": back,
