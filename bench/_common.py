@@ -131,15 +131,24 @@ class ServerProc:
 
 
 @contextlib.contextmanager
-def redis_server(data_dir: Path) -> Iterator[str]:
-    """A throwaway ``redis-server`` (the test fixture's), yielding its URL."""
+def redis_server(data_dir: Path, *, appendfsync: str = "always", nice: int = 0) -> Iterator[str]:
+    """A throwaway ``redis-server`` (the test fixture's), yielding its URL. ``appendfsync``:
+    the fixture's ``always``, or Redis's default ``everysec``, as a deployment runs it;
+    ``nice``: the scheduling priority it gets (below 0 needs root: a Redis with a core of
+    its own, when the benchmark's clients share the machine's cores)."""
     from tests.fixtures.redis import RedisServer
 
     binary = "/usr/bin/redis-server"
     if not Path(binary).exists():
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    server = RedisServer(binary, data_dir)
+    server = RedisServer(binary, data_dir, appendfsync=appendfsync)
     server.start()
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, server.pid, nice)
+        except PermissionError:
+            server.stop()
+            raise SystemExit(f"cannot give redis-server priority {nice}: run as root") from None
     try:
         yield server.url
     finally:

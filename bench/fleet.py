@@ -26,6 +26,10 @@ machine's hard limit is 20,000 open files per process):
   long after the servers' return that took, how many announcements were lost (must be 0) or
   received twice, and the reconnects the servers served per second (peak, p99, median).
 
+Redis persists as a deployment runs it (``appendonly yes``, Redis's default ``appendfsync
+everysec``; the tests' ``always`` with ``--appendfsync always``); ``--redis-nice -15`` (root)
+gives it the priority a core of its own would, since the simulated trays share these cores.
+
     .venv/bin/python -m bench.fleet --streams 100000 --processes 6 --restart
     .venv/bin/python -m bench.fleet --streams 10000 --processes 2 --burst 2000 --restart
 """
@@ -151,7 +155,9 @@ def _measure(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         key = seed_signing_key(tmp)
         redis = None
         if kind == "product":
-            redis = stack.enter_context(redis_server(tmp / "redis"))
+            redis = stack.enter_context(
+                redis_server(tmp / "redis", appendfsync=args.appendfsync, nice=args.redis_nice)
+            )
         service = Service(kind, tmp, redis, args)
         stack.callback(lambda: service.stop())
         people = fleet_tokens(key, args.streams + args.burst)
@@ -304,6 +310,18 @@ def main() -> int:
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--only", choices=KINDS, default=None, help="measure one kind only")
     parser.add_argument("--restart", action="store_true", help="then restart the service")
+    parser.add_argument(
+        "--appendfsync",
+        choices=("always", "everysec"),
+        default="everysec",
+        help="Redis's fsync policy (everysec: its default, as docs/scale-out.md deploys it)",
+    )
+    parser.add_argument(
+        "--redis-nice",
+        type=int,
+        default=0,
+        help="Redis's scheduling priority, e.g. -15 (root): a core of its own in effect",
+    )
     parser.add_argument("--missed", type=int, default=3, help="published during the restart")
     parser.add_argument("--deadline", type=float, default=180.0, help="give up after (s)")
     parser.add_argument(
