@@ -25,6 +25,8 @@ machine's hard limit is 20,000 open files per process):
   run waits until every client is connected again and holds every announcement, and prints how
   long after the servers' return that took, how many announcements were lost (must be 0) or
   received twice, and the reconnects the servers served per second (peak, p99, median).
+  ``--replace``: the new processes are started on the shared port first and the old ones
+  stopped then (the port never closes), timed from the old ones' signal.
 
 Redis persists as a deployment runs it (``appendonly yes``, Redis's default ``appendfsync
 everysec``; the tests' ``always`` with ``--appendfsync always``); ``--redis-nice -15`` (root)
@@ -105,16 +107,31 @@ class Service:
         return sum(cpu_seconds(p.pid) for p in self.procs)
 
     def stop(self) -> None:
-        for proc in self.procs:
-            proc.proc.terminate()
-        for proc in self.procs:
-            proc.stop()
+        _stop(self.procs)
 
     def restart(self) -> tuple[float, float, float]:
         """Stop every process, start as many on the same port at once; returns when the last
         one had exited, and when the first and the last new one listened (monotonic)."""
         self.stop()
         exited_at = time.monotonic()
+        self.procs, first_at, all_at = self._start_new()
+        return exited_at, first_at, all_at
+
+    def replace(self) -> tuple[float, float, float, float]:
+        """Start as many new processes on the shared port, then stop the old ones (a
+        replacement with ``SO_REUSEPORT``: the port is never closed); returns when the first
+        and the last new one listened, when the old ones were signalled and when the last of
+        them had exited (monotonic)."""
+        old = self.procs
+        new, first_at, all_at = self._start_new()
+        self.procs = [*old, *new]  # the CPU sampler sees both while the old ones stop
+        signalled_at = time.monotonic()
+        _stop(old)
+        exited_at = time.monotonic()
+        self.procs = new
+        return first_at, all_at, signalled_at, exited_at
+
+    def _start_new(self) -> tuple[list[ServerProc], float, float]:
         profiles = self.args.profile
         new = [
             self._spawn(
@@ -126,8 +143,15 @@ class Service:
         ]
         first = new[0].ready()
         first_at = time.monotonic()
-        self.procs = [first, *(p.ready() for p in new[1:])]
-        return exited_at, first_at, time.monotonic()
+        ready = [first, *(p.ready() for p in new[1:])]
+        return ready, first_at, time.monotonic()
+
+
+def _stop(procs: list[ServerProc]) -> None:
+    for proc in procs:
+        proc.proc.terminate()
+    for proc in procs:
+        proc.stop()
 
 
 def _broadcast(service: Service, boss: str, title: str) -> str | None:
@@ -222,7 +246,11 @@ def _restart(
     total = sum(r["clients_connected"] for r in replies)
     stopped_at = time.monotonic()
     sampler = CpuSampler(service, pool)
-    exited_at, first_at, all_at = service.restart()
+    if args.replace:  # the clients' wait starts when the old processes are signalled
+        first_at, all_at, back_from, exited_at = service.replace()
+    else:  # ... when the first new process listens
+        exited_at, first_at, all_at = service.restart()
+        back_from = first_at
     # published while the fleet is coming back: the publish waits its turn in the listen
     # queue behind the streams' opens (a publisher's client would wait as long)
     missed = [publish(service.url, boss, f"missed {k}", timeout=120) for k in range(args.missed)]
@@ -233,18 +261,20 @@ def _restart(
     busy = sampler.stop()
     stats = pool.call_all("stats", stopped_at)
     served = sorted(t for s in stats for t in s["served"])
-    per_second = [0] * (int(max(served, default=first_at) - first_at) + 1)
+    per_second = [0] * (int(max(served, default=back_from) - back_from) + 1)
     for t in served:
-        if t >= first_at:
-            per_second[int(t - first_at)] += 1
+        if t >= back_from:
+            per_second[int(t - back_from)] += 1
     lost = sum(r["missing"] for r in replies)
     back = sum(r["clients_connected"] for r in replies)
     return {
         "restart_clients": total,
-        "restart_stop_to_first_listening_s": first_at - stopped_at,
-        "restart_stopping_s": exited_at - stopped_at,
+        "restart_replaced": bool(args.replace),
+        "restart_stop_to_first_listening_s": None if args.replace else first_at - stopped_at,
+        "restart_stopping_s": exited_at - (back_from if args.replace else stopped_at),
         "restart_all_listening_after_s": all_at - first_at,
-        "restart_back_and_resumed_s": done_at - first_at,
+        # after the first new process listened; with --replace, after the old were signalled
+        "restart_back_and_resumed_s": done_at - back_from,
         "restart_clients_back": back,
         "restart_clients_lacking": sum(r["clients_lacking"] for r in replies),
         "restart_lost": lost,
@@ -310,6 +340,11 @@ def main() -> int:
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--only", choices=KINDS, default=None, help="measure one kind only")
     parser.add_argument("--restart", action="store_true", help="then restart the service")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --restart: start the new processes on the shared port before stopping the old",
+    )
     parser.add_argument(
         "--appendfsync",
         choices=("always", "everysec"),
@@ -378,10 +413,15 @@ def _summary(rows: list[dict[str, Any]]) -> None:
                 and row["restart_back_and_resumed_s"] <= 60
                 else "FAIL"
             )
+            listening = f"{row['restart_all_listening_after_s']:.1f} s until all did"
+            since = (
+                f"the old processes were signalled (the new listened first, {listening}),"
+                if row["restart_replaced"]
+                else f"the first process listened again ({listening}),"
+            )
             print(
                 f"restart: {row['restart_clients_back']} of {row['restart_clients']} clients back"
-                f" and resumed {row['restart_back_and_resumed_s']:.1f} s after the first process"
-                f" listened again ({row['restart_all_listening_after_s']:.1f} s until all did),"
+                f" and resumed {row['restart_back_and_resumed_s']:.1f} s after {since}"
                 f" {row['restart_lost']} lost, {row['restart_repeated']} received twice;"
                 f" reconnects served per second: peak {row['restart_rate_peak_per_s']},"
                 f" p99 {row['restart_rate_p99_per_s']:.0f}, median"
