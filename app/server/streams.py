@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import encode_basestring
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -127,21 +126,6 @@ def _close_event(reason: str, context: StreamContext) -> bytes:
     that the fleet comes back spread out (app/server/returns.py)."""
     close = wire.json_event({"reason": reason}, name="close")
     return wire.retry(context.returns.retry_ms()) + close if reason == SHUTDOWN else close
-
-
-def connected_event(connection_id: str, user_id: str, replay: bool, position: str | None) -> bytes:
-    """``event: connected`` with ``position`` as its ``id:`` (none when None; it is one line
-    without NUL), byte for byte what ``wire.json_event({"connection_id", "user_id",
-    "replay"}, name="connected", event_id=position)`` writes, without building and encoding a
-    dictionary on every open (json.dumps took most of the event's 4 µs): the JSON strings
-    are written by the encoder ``json.dumps(..., ensure_ascii=False)`` uses, which escapes
-    every line break (so the data is one line)."""
-    id_line = "" if position is None else f"id: {position}\n"
-    return (
-        f"event: connected\n{id_line}"
-        f'data: {{"connection_id":{encode_basestring(connection_id)},'
-        f'"user_id":{encode_basestring(user_id)},"replay":{"true" if replay else "false"}}}\n\n'
-    ).encode()
 
 
 def serve_stream(
@@ -270,11 +254,11 @@ class SseStream:
             # nothing fanned out before it subscribed (NOTHING_YET): nothing it may see yet
             horizon = sub.horizon
             position = horizon if horizon == NOTHING_YET else await self._start_position()
-        if position != NOTHING_YET and not wire.valid_id(position):
+        if not wire.valid_id(position):
             position = None  # a hand-made query that no SSE id can hold: nothing to echo
         await self._write(
             self._context.retry
-            + connected_event(sub.conn_id, sub.viewer.user_id, cursor is not None, position)
+            + wire.connected(sub.conn_id, sub.viewer.user_id, cursor is not None, position)
         )
         replayed: set[str] = set()
         if cursor is not None:

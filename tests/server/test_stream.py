@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from app.server import wire
 from app.server.embedded import EmbeddedServer
-from app.server.streams import connected_event
 from tests.fixtures.server import ManualClock
 from tests.fixtures.wait import wait_until
 from tests.server.conftest import (
@@ -422,22 +420,6 @@ def test_a_fresh_clients_start_follows_revokes_expiry_corrections_and_a_restart(
     assert (start(again, "alice"), start(again, "bob")) == (for_all, for_all)
     it_only = again.publish("IT", "x", audience={"groups": ["it"]})
     assert (start(again, "alice"), start(again, "bob")) == (it_only, for_all)
-
-
-def test_the_connected_event_is_written_as_the_json_event_would_be() -> None:
-    """``connected`` is written by hand on every open; byte for byte what
-    ``wire.json_event`` gives, whatever the user id holds."""
-    names = ["alice", "", "a\nb\rc", "é漢字😀", "\u2028\u2029", 'q"uo\\te', "\0\x1f\x7f", "</x>"]
-    for user_id in names:
-        for position in (None, "0", "42", "1700000000000-3", "é"):
-            for replay in (False, True):
-                for conn_id in ("0123456789abcdef", user_id):
-                    expected = wire.json_event(
-                        {"connection_id": conn_id, "user_id": user_id, "replay": replay},
-                        name="connected",
-                        event_id=position,
-                    )
-                    assert connected_event(conn_id, user_id, replay, position) == expected
 
 
 def test_the_streams_refusals_are_the_apis(http: httpx.Client) -> None:

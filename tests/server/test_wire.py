@@ -42,3 +42,19 @@ def test_an_id_with_nul_is_refused() -> None:
 def test_a_chunk_is_framed_as_http11_chunked() -> None:
     assert wire.chunk(b": ping\n\n") == b"8\r\n: ping\n\n\r\n"
     assert wire.chunk(b"x" * 255) == b"ff\r\n" + b"x" * 255 + b"\r\n"
+
+
+def test_the_connected_event_is_written_as_the_json_event_would_be() -> None:
+    """``connected`` is written by hand on every open; byte for byte what
+    ``wire.json_event`` gives, whatever the user id holds."""
+    names = ["alice", "", "a\nb\rc", "é漢字😀", "\u2028\u2029", 'q"uo\\te', "\0\x1f\x7f", "</x>"]
+    for user_id in names:
+        for position in (None, "0", "42", "1700000000000-3", "é"):
+            for replay in (False, True):
+                for conn_id in ("0123456789abcdef", user_id):
+                    expected = wire.json_event(
+                        {"connection_id": conn_id, "user_id": user_id, "replay": replay},
+                        name="connected",
+                        event_id=position,
+                    )
+                    assert wire.connected(conn_id, user_id, replay, position) == expected
